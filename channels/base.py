@@ -1,0 +1,98 @@
+"""What every channel is: one small class that sends one delivery through one vendor.
+
+A channel only talks to its vendor. It never retries, never falls back, never
+decides who gets what: it sends, returns a ``Receipt``, or raises one of the
+errors below, which say whose fault a failure is::
+
+    ChannelError
+    ├── TransientError        try again later (5xx, timeouts, resets); may carry retry_after
+    │   └── RateLimited       refused before processing; retry after exactly retry_after
+    ├── PermanentError        this contact point will not work; reason is for a coordinator
+    └── NotConfigured         the channel has no credentials here
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from dispatcher.models import ChannelName, Language, Urgency
+
+
+class ChannelError(Exception):
+    """Root of every error a channel raises."""
+
+
+class TransientError(ChannelError):
+    """The send did not go through this time; it may on another attempt."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The provider refused the send before processing it; safe to retry after ``retry_after``."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class PermanentError(ChannelError):
+    """The contact point cannot be reached on this channel; ``reason`` is plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotConfigured(ChannelError):
+    """The channel has no credentials in this deployment."""
+
+
+class ReceiptStatus(StrEnum):
+    SENT = "sent"  # handed to the provider; its callbacks tell the rest
+    DELIVERED = "delivered"  # the channel itself is the end of the road
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One delivery, ready to go: who, where, what, in which language."""
+
+    delivery_id: str
+    alert_id: str
+    member_id: str
+    channel: ChannelName
+    address: str
+    language: Language
+    urgency: Urgency
+    subject: str
+    text: str
+
+    def __repr__(self) -> str:  # the address is personal data: keep it out of reprs
+        return f"OutboundMessage(delivery_id={self.delivery_id!r}, channel={self.channel.value!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the provider answered: its id for the message, and how far it got."""
+
+    provider_id: str
+    status: ReceiptStatus
+
+
+class Channel(Protocol):
+    """A way to reach members, through one vendor."""
+
+    name: ClassVar[str]
+    #: Longest text the channel carries in one message, if it has a limit.
+    max_text_length: ClassVar[int | None]
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Send one message. Raises a ``ChannelError`` subclass when it does not go."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the channel is not used afterwards."""
+        ...

@@ -1,0 +1,153 @@
+"""The service's settings: read once from the environment, validated, frozen.
+
+No other module reads ``os.environ``; everything else receives a ``Settings``.
+Every field is documented in the README's configuration reference.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # readable on a terminal, JSON otherwise
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class WorkerKind(StrEnum):
+    SIMPLE = "simple"  # runs jobs in the worker process: lowest latency
+    FORK = "fork"  # forks a child per job (RQ's default): isolation over speed
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one process of the service."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_URL"),
+        description="Redis to use; unset starts the embedded Redis under the data folder.",
+    )
+    key_prefix: str = Field(
+        default="plp:",
+        validation_alias=_env("PLP_KEY_PREFIX"),
+        pattern=r"^[A-Za-z0-9_.-]{1,32}:$",
+        description="Prefix of every Redis key the service writes (RQ's own keys excepted).",
+    )
+    queue_prefix: str = Field(
+        default="plp",
+        validation_alias=_env("PLP_QUEUE_PREFIX"),
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="Prefix of the RQ queue names (<prefix>-urgent, <prefix>-general).",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        validation_alias=_env("PLP_DATA_DIR"),
+        description="Local folder for the embedded Redis and the outbox.",
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=_env("PLP_HOST"))
+    port: int = Field(default=8080, ge=1, le=65535, validation_alias=_env("PLP_PORT"))
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        validation_alias=_env("PLP_PUBLIC_BASE_URL"),
+        description="URL at which the service is reached from outside (links, webhooks).",
+    )
+    log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PLP_LOG_FORMAT"))
+    log_level: str = Field(
+        default="INFO",
+        validation_alias=_env("PLP_LOG_LEVEL"),
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+    )
+    default_region: str = Field(
+        default="BE",
+        validation_alias=_env("PLP_DEFAULT_REGION"),
+        pattern=r"^[A-Z]{2}$",
+        description="Region used to read phone numbers written without a country code.",
+    )
+    worker_kind: WorkerKind = Field(default=WorkerKind.SIMPLE, validation_alias=_env("PLP_WORKER_KIND"))
+    fanout_chunk: int = Field(
+        default=1000,
+        ge=10,
+        le=20000,
+        validation_alias=_env("PLP_FANOUT_CHUNK"),
+        description="Members resolved per Redis round trip during fan-out.",
+    )
+    send_batch_size: int = Field(
+        default=250,
+        ge=1,
+        le=5000,
+        validation_alias=_env("PLP_SEND_BATCH_SIZE"),
+        description="Deliveries per send job.",
+    )
+    send_concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=2000,
+        validation_alias=_env("PLP_SEND_CONCURRENCY"),
+        description="Sends in flight at once inside one send job.",
+    )
+    send_job_timeout: int = Field(
+        default=600, ge=10, validation_alias=_env("PLP_SEND_JOB_TIMEOUT"), description="Seconds."
+    )
+    outbox_path: Path | None = Field(
+        default=None,
+        validation_alias=_env("PLP_OUTBOX_PATH"),
+        description="File the outbox channel appends to (default: <data dir>/outbox.jsonl).",
+    )
+    outbox_latency_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60000,
+        validation_alias=_env("PLP_OUTBOX_LATENCY_MS"),
+        description="Simulated provider latency of the outbox channel (demos, load tests).",
+    )
+    idempotency_ttl: int = Field(
+        default=86400,
+        ge=60,
+        validation_alias=_env("PLP_IDEMPOTENCY_TTL"),
+        description="Seconds an Idempotency-Key is remembered.",
+    )
+    max_import_rows: int = Field(default=10000, ge=1, validation_alias=_env("PLP_MAX_IMPORT_ROWS"))
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias=_env("PLP_MAX_BODY_BYTES")
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def outbox_file(self) -> Path:
+        """Where the outbox channel writes."""
+        return self.outbox_path or self.data_dir / "outbox.jsonl"
+
+    @property
+    def urgent_queue(self) -> str:
+        return f"{self.queue_prefix}-urgent"
+
+    @property
+    def general_queue(self) -> str:
+        return f"{self.queue_prefix}-general"
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Return the process's settings, read from the environment on first use.
+
+    Raises ``pydantic.ValidationError`` naming the variable that is wrong.
+    """
+    return Settings()

@@ -1,0 +1,120 @@
+"""Fan-out: from an alert and its target PLPs to one delivery per member and channel.
+
+For each PLP, members are read a chunk at a time. For each member the charter's plan
+for the alert's urgency, the member's accepted channels and contact points give the
+channels; the deliveries of a chunk and the send jobs that carry them are written in
+one transaction. A member already planned for this alert (through another PLP) is
+planned once, atomically, so overlapping PLPs never send twice to one person.
+
+Running the fan-out again after a crash is safe: members already planned are skipped,
+and their send jobs were enqueued in the same transaction as their deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import structlog
+from rq import Queue
+
+from dispatcher.models import Alert, AlertStatus, ClassPlan, Member, MemberStatus, Plp
+from dispatcher.runtime import Runtime
+from dispatcher.store import delivery_ref, now_ts
+
+log = structlog.get_logger(__name__)
+
+SEND_JOB = "workers.jobs.send_batch"
+
+
+def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str]) -> int:
+    """Plan and enqueue the deliveries of an alert for the given PLPs; return how many were planned."""
+    redis, keys = rt.sync_redis, rt.keys
+    raw = redis.get(keys.alert(alert_id))
+    if raw is None:
+        log.error("fanout.alert_missing", alert_id=alert_id)
+        return 0
+    alert = Alert.model_validate_json(raw)
+    bound = log.bind(alert_id=alert_id, urgency=alert.urgency.value)
+    _advance(rt, alert_id, AlertStatus.FANNING_OUT)
+    planned = 0
+    for plp_id in plp_ids:
+        plp_raw = redis.get(keys.plp(plp_id))
+        if plp_raw is not None:
+            planned += _fan_out_plp(rt, alert, Plp.model_validate_json(plp_raw))
+        status = rt.sync_scripts.fanout_done(
+            keys=[keys.alert_fanouts(alert_id), keys.alert_state(alert_id), keys.alert_counts(alert_id), keys.events()],
+            args=[alert_id, plp_id, now_ts()],
+        )
+        bound.info("fanout.plp_done", plp_id=plp_id, alert_status=status.decode())
+    return planned
+
+
+def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
+    redis, keys, chunk = rt.sync_redis, rt.keys, rt.settings.fanout_chunk
+    plan = plp.charter.plan_for(alert.urgency)
+    queue = rt.queue_for(alert.urgency)
+    low, planned = "-", 0
+    while member_ids := redis.zrange(keys.plp_members(plp.id), low, "+", bylex=True, offset=0, num=chunk):
+        raws = redis.mget([keys.member(m) for m in member_ids])
+        opted_out = redis.smismember(keys.optouts(), member_ids)
+        members = [
+            Member.model_validate_json(raw)
+            for raw, out in zip(raws, opted_out, strict=True)
+            if raw is not None and not out
+        ]
+        skipped = [m for m, raw, out in zip(member_ids, raws, opted_out, strict=True) if raw is None or out]
+        planned += _plan_chunk(rt, alert, plp, plan, queue, members, skipped)
+        low = f"({member_ids[-1]}"
+    return planned
+
+
+def _plan_chunk(
+    rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, queue: Queue, members: list[Member], skipped: list[str]
+) -> int:
+    keys, now = rt.keys, now_ts()
+    script_keys = [
+        keys.alert_members(alert.id),
+        keys.alert_counts(alert.id),
+        keys.alert_deliveries(alert.id),
+        keys.delivery(alert.id, ""),
+        keys.alert_deliveries_in(alert.id, ""),
+    ]
+    refs: list[str] = []
+    with rt.rq_connection.pipeline(transaction=True) as pipe:
+        pipe.multi()  # explicit, so that RQ enqueues inside this transaction
+        for member_id in skipped:
+            rt.sync_scripts.plan_member(keys=script_keys, args=[member_id, now, "opted_out"], client=pipe)
+        for member in members:
+            channels = [c.value for c in member.reachable_channels(plan)]
+            outcome = "plan" if channels and member.status is MemberStatus.ACTIVE else "unreachable"
+            if member.status is not MemberStatus.ACTIVE:
+                outcome = "opted_out"
+            rt.sync_scripts.plan_member(keys=script_keys, args=[member.id, now, outcome, *channels], client=pipe)
+            if outcome == "plan":
+                refs.extend(delivery_ref(c, member.id) for c in channels)
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(
+                    SEND_JOB,
+                    args=(alert.id, plp.id, batch),
+                    timeout=rt.settings.send_job_timeout,
+                    result_ttl=0,
+                    description=f"send {len(batch)} deliveries of alert {alert.id}",
+                )
+                for batch in _batches(refs, rt.settings.send_batch_size)
+            ],
+            pipeline=pipe,
+        )
+        results = pipe.execute()
+    return sum(max(int(r), 0) for r in results[: len(skipped) + len(members)] if isinstance(r, int))
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _advance(rt: Runtime, alert_id: str, status: AlertStatus) -> None:
+    rt.sync_scripts.advance_alert(
+        keys=[rt.keys.alert_state(alert_id), rt.keys.events()], args=[alert_id, status.value, now_ts()]
+    )

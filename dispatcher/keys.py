@@ -1,0 +1,114 @@
+"""Every Redis key the service writes, built in this one place.
+
+All keys start with the configured prefix (``plp:`` by default). RQ's own keys
+(``rq:*``) are RQ's business. Layout:
+
+=====================================  ======  =================================================
+key                                    type    holds
+=====================================  ======  =================================================
+``plps``                               zset    every PLP id (lexicographic)
+``plp:<id>``                           string  the PLP and its charter, JSON
+``zone:<zone>:plps``                   set     PLP ids of one police zone
+``plp:<id>:members``                   zset    member ids of a PLP (lexicographic)
+``plp:<id>:alerts``                    zset    alert ids targeting a PLP, by creation time
+``member:<id>``                        string  a member, JSON (personal data: erased on leave)
+``contact:<digest>``                   string  member id owning a phone or e-mail (digest only)
+``optouts``                            set     ids of members who opted out
+``actor:<id>``                         string  an API user, JSON
+``actors``                             zset    every actor id
+``token:<sha256>``                     string  the actor a bearer token belongs to (hash only)
+``alerts``                             zset    every alert id, by creation time
+``alert:<id>``                         string  what was asked: texts, targets, author, JSON
+``alert:<id>:state``                   hash    status, ``t_<status>`` times, expiry, pending work
+``alert:<id>:relays``                  hash    PLP id -> relay decision, JSON
+``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals
+``alert:<id>:members``                 set     members already planned (one delivery set each)
+``alert:<id>:fanouts``                 set     PLP ids whose fan-out is still to finish
+``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
+``alert:<id>:d:<status>``              zset    the same refs, per current status
+``delivery:<alert>:<member>:<chan>``   hash    status, ``t_<status>`` times, attempts, ids, error
+``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
+``events``                             pubsub  alert status changes, JSON
+=====================================  ======  =================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builders under one prefix."""
+
+    prefix: str
+
+    def plps(self) -> str:
+        return f"{self.prefix}plps"
+
+    def plp(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}"
+
+    def zone_plps(self, zone: str) -> str:
+        return f"{self.prefix}zone:{zone}:plps"
+
+    def plp_members(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:members"
+
+    def plp_alerts(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:alerts"
+
+    def member(self, member_id: str) -> str:
+        return f"{self.prefix}member:{member_id}"
+
+    def contact(self, digest: str) -> str:
+        return f"{self.prefix}contact:{digest}"
+
+    def optouts(self) -> str:
+        return f"{self.prefix}optouts"
+
+    def actor(self, actor_id: str) -> str:
+        return f"{self.prefix}actor:{actor_id}"
+
+    def actors(self) -> str:
+        return f"{self.prefix}actors"
+
+    def token(self, token_hash: str) -> str:
+        return f"{self.prefix}token:{token_hash}"
+
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    def alert(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}"
+
+    def alert_state(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:state"
+
+    def alert_relays(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:relays"
+
+    def alert_counts(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:counts"
+
+    def alert_members(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:members"
+
+    def alert_fanouts(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:fanouts"
+
+    def alert_deliveries(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:d"
+
+    def alert_deliveries_in(self, alert_id: str, status: str) -> str:
+        return f"{self.alert_deliveries(alert_id)}:{status}"
+
+    def delivery(self, alert_id: str, ref: str) -> str:
+        """Key of the delivery ``ref`` (``<channel>:<member>``) of an alert."""
+        return f"{self.prefix}delivery:{alert_id}:{ref}"
+
+    def idempotency(self, actor_id: str, key: str) -> str:
+        return f"{self.prefix}idem:{actor_id}:{key}"
+
+    def events(self) -> str:
+        return f"{self.prefix}events"

@@ -1,0 +1,94 @@
+"""Structured logging: JSON in production, readable on a terminal, personal data masked.
+
+Masking is a processor, so no call site has to remember it: every string value of
+every event (the message included) has its phone numbers and e-mail addresses
+replaced by masked forms before it is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from config import LogFormat, Settings
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
+
+
+def mask_address(value: str) -> str:
+    """Mask one contact point: ``+32470123456`` -> ``+3247*****56``, ``ann@x.be`` -> ``a***@x.be``."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    digits = value.strip()
+    if len(digits) <= 6:
+        return "*" * len(digits)
+    return digits[:5] + "*" * (len(digits) - 7) + digits[-2:]
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if sum(ch.isdigit() for ch in text) < 8:  # dates, amounts, ids: not a phone number
+        return text
+    return mask_address(re.sub(r"[ ./-]", "", text))
+
+
+def mask_text(text: str) -> str:
+    """Mask every e-mail address and phone number found in a text."""
+    text = _EMAIL.sub(lambda m: mask_address(m.group(0)), text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_value(v) for v in value]
+    return value
+
+
+def mask_personal_data(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask contact points in every value of the event."""
+    return {key: _mask_value(value) for key, value in event_dict.items()}
+
+
+def configure_logging(settings: Settings) -> None:
+    """Set up structlog (and the standard library's logging, for libraries) once per process."""
+    json_output = settings.log_format is LogFormat.JSON or (
+        settings.log_format is LogFormat.AUTO and not sys.stderr.isatty()
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.format_exc_info,
+        mask_personal_data,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)

@@ -1,0 +1,69 @@
+"""The process-wide handles on Redis and the work queues, built from the settings.
+
+Urgent and non-urgent work never share a queue: each urgency has its own lane,
+served first (or only) by its own worker process. RQ talks to Redis synchronously
+and needs a client that does not decode responses; the service's own synchronous
+reads use a second, decoding client on the same server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+from redis.asyncio import Redis as AsyncRedis
+from rq import Queue
+
+from config import Settings
+from dispatcher.keys import Keys
+from dispatcher.models import Urgency
+from dispatcher.redis_server import resolve_redis_url
+from dispatcher.scripts import Scripts
+
+
+@dataclass
+class Runtime:
+    """Settings plus the clients derived from them; cheap to build, clients made on first use."""
+
+    settings: Settings
+    redis_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """Resolve the Redis to use (starting the embedded one if none is configured)."""
+        return cls(settings=settings, redis_url=resolve_redis_url(settings))
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix)
+
+    @cached_property
+    def rq_connection(self) -> redis.Redis:
+        """Synchronous, non-decoding client: RQ's, and for writes that enqueue work."""
+        return redis.Redis.from_url(self.redis_url)
+
+    @cached_property
+    def sync_redis(self) -> redis.Redis:
+        """Synchronous, decoding client for the workers' reads."""
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    @cached_property
+    def sync_scripts(self) -> Scripts:
+        return Scripts.register(self.rq_connection)
+
+    @cached_property
+    def urgent_queue(self) -> Queue:
+        return Queue(self.settings.urgent_queue, connection=self.rq_connection)
+
+    @cached_property
+    def general_queue(self) -> Queue:
+        return Queue(self.settings.general_queue, connection=self.rq_connection)
+
+    def queue_for(self, urgency: Urgency) -> Queue:
+        """The lane of an urgency: urgent work never waits behind non-urgent work."""
+        return self.urgent_queue if urgency is Urgency.URGENT else self.general_queue
+
+    def async_redis(self) -> AsyncRedis:
+        """A new asyncio client; one per event loop (RQ runs each async job in a fresh loop)."""
+        return AsyncRedis.from_url(self.redis_url, decode_responses=True)

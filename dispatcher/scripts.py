@@ -1,0 +1,211 @@
+"""Lua scripts that change deliveries and alerts atomically inside Redis.
+
+Each status change is one script, so that the checks (statuses only move forward,
+nothing starts after a cancel, an expiry or an opt-out) and the bookkeeping (the
+per-status sets, the counters, the alert's completion) can never disagree, whatever
+number of workers and webhooks run at once.
+
+Key names are built by ``dispatcher.keys`` and passed in; where a script must reach
+a key per status, it is given the key's prefix and appends the status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.models import ALERT_RANK, DELIVERY_RANK
+
+
+def _lua_table(ranks: dict[Any, int]) -> str:
+    return "{" + ", ".join(f"{status.value}={rank}" for status, rank in ranks.items()) + "}"
+
+
+_PRELUDE = f"""
+local RANK = {_lua_table(DELIVERY_RANK)}
+local ALERT_RANK = {_lua_table(ALERT_RANK)}
+
+local function advance_alert(state_key, events_key, alert_id, new, now)
+  local old = redis.call('HGET', state_key, 'status')
+  if not old or ALERT_RANK[new] <= ALERT_RANK[old] then return false end
+  redis.call('HSET', state_key, 'status', new, 't_' .. new, now)
+  redis.call('PUBLISH', events_key, cjson.encode({{alert_id=alert_id, status=new, at=tonumber(now)}}))
+  return true
+end
+
+local function maybe_complete(state_key, counts_key, events_key, alert_id, now)
+  if tonumber(redis.call('HGET', state_key, 'fanouts_pending') or '0') > 0 then return end
+  if tonumber(redis.call('HGET', state_key, 'relays_awaiting') or '0') > 0 then return end
+  local planned = tonumber(redis.call('HGET', counts_key, 'planned') or '0')
+  local final = tonumber(redis.call('HGET', counts_key, 'final') or '0')
+  if final < planned then return end
+  local expired = tonumber(redis.call('HGET', counts_key, 's:expired') or '0')
+  if planned > 0 and expired == planned then
+    advance_alert(state_key, events_key, alert_id, 'expired', now)
+  else
+    advance_alert(state_key, events_key, alert_id, 'completed', now)
+  end
+end
+
+-- Move a delivery from old to new status: record, re-file, count, maybe complete the alert.
+local function move(k, alert_id, ref, channel, old, new, now)
+  redis.call('HSET', k.delivery, 'status', new, 't_' .. new, now)
+  redis.call('ZREM', k.by_status .. old, ref)
+  redis.call('ZADD', k.by_status .. new, 0, ref)
+  redis.call('HINCRBY', k.counts, 's:' .. old, -1)
+  redis.call('HINCRBY', k.counts, 's:' .. new, 1)
+  redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. old, -1)
+  redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. new, 1)
+  if RANK[new] == 3 then
+    redis.call('HINCRBY', k.counts, 'final', 1)
+    maybe_complete(k.state, k.counts, k.events, alert_id, now)
+  end
+end
+
+local function delivery_keys()
+  return {{delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5]}}
+end
+"""
+
+# KEYS: alert members set, counts, all deliveries zset, delivery key prefix, by-status prefix
+# ARGV: member id, now, outcome (plan | opted_out | unreachable), channel...
+PLAN_MEMBER = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return -1 end
+if ARGV[3] ~= 'plan' then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  return 0
+end
+local created = 0
+for i = 4, #ARGV do
+  local ref = ARGV[i] .. ':' .. ARGV[1]
+  local key = KEYS[4] .. ref
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'status', 'queued', 't_queued', ARGV[2], 'attempts', 0)
+    redis.call('ZADD', KEYS[3], 0, ref)
+    redis.call('ZADD', KEYS[5] .. 'queued', 0, ref)
+    redis.call('HINCRBY', KEYS[2], 'planned', 1)
+    redis.call('HINCRBY', KEYS[2], 's:queued', 1)
+    redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i] .. ':queued', 1)
+    created = created + 1
+  end
+end
+return created
+"""
+
+# KEYS: delivery, alert state, counts, by-status prefix, events, opt-outs set
+# ARGV: alert id, ref, channel, member id, now
+# Returns the status the delivery is in afterwards: 'sending' means the caller owns the send.
+CLAIM = (
+    _PRELUDE
+    + """
+local k = delivery_keys()
+local status = redis.call('HGET', k.delivery, 'status')
+if status ~= 'queued' then return status or 'missing' end
+local target, cause = 'sending', nil
+if redis.call('HGET', k.state, 'status') == 'cancelled' then
+  target, cause = 'cancelled', 'alert cancelled'
+elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
+  target, cause = 'expired', 'time-to-live passed before it could be sent'
+elseif redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1 then
+  target, cause = 'cancelled', 'member opted out'
+end
+if cause then redis.call('HSET', k.delivery, 'cause', cause) end
+if target == 'sending' then redis.call('HINCRBY', k.delivery, 'attempts', 1) end
+move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5])
+return target
+"""
+)
+
+# KEYS: delivery, alert state, counts, by-status prefix, events
+# ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or ''
+# Returns the status afterwards; a move backwards (a late or repeated report) changes nothing.
+RECORD = (
+    _PRELUDE
+    + """
+local k = delivery_keys()
+local old = redis.call('HGET', k.delivery, 'status')
+if not old then return 'missing' end
+if RANK[ARGV[4]] <= RANK[old] then return old end
+if ARGV[6] ~= '' then redis.call('HSET', k.delivery, 'provider_id', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', k.delivery, 'last_error', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', k.delivery, 'cause', ARGV[8]) end
+move(k, ARGV[1], ARGV[2], ARGV[3], old, ARGV[4], ARGV[5])
+return ARGV[4]
+"""
+)
+
+# KEYS: delivery, counts; ARGV: channel the receipt came by, now
+# Returns 1 the first time a delivery is acknowledged, 0 after.
+ACKNOWLEDGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[1], 'ack_at', ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'ack_channel', ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'acknowledged', 1)
+return 1
+"""
+
+# KEYS: alert state, events; ARGV: alert id, new status, now. Returns 1 if the alert moved.
+ADVANCE_ALERT = (
+    _PRELUDE
+    + """
+if advance_alert(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return 1 end
+return 0
+"""
+)
+
+# KEYS: alert fan-outs set, alert state, counts, events; ARGV: alert id, PLP id, now
+# Marks one PLP's fan-out finished (once), then moves the alert to sending or completes it.
+FANOUT_DONE = (
+    _PRELUDE
+    + """
+if redis.call('SREM', KEYS[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'fanouts_pending', -1)
+end
+advance_alert(KEYS[2], KEYS[4], ARGV[1], 'sending', ARGV[3])
+maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3])
+return redis.call('HGET', KEYS[2], 'status')
+"""
+)
+
+# KEYS: alert state, counts, events; ARGV: alert id, now, '1' if some PLP receives the alert
+# After a relay decision: all declined -> declined; otherwise complete if nothing is left.
+SETTLE_RELAYS = (
+    _PRELUDE
+    + """
+if tonumber(redis.call('HGET', KEYS[1], 'relays_awaiting') or '0') > 0 then
+  return redis.call('HGET', KEYS[1], 'status')
+end
+if ARGV[3] == '0' then
+  advance_alert(KEYS[1], KEYS[3], ARGV[1], 'declined', ARGV[2])
+else
+  maybe_complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+end
+return redis.call('HGET', KEYS[1], 'status')
+"""
+)
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """The scripts registered on one Redis client (sync or asyncio)."""
+
+    plan_member: Any
+    claim: Any
+    record: Any
+    acknowledge: Any
+    advance_alert: Any
+    fanout_done: Any
+    settle_relays: Any
+
+    @classmethod
+    def register(cls, client: Any) -> Scripts:
+        """Register every script on ``client``; works for ``redis.Redis`` and ``redis.asyncio.Redis``."""
+        return cls(
+            plan_member=client.register_script(PLAN_MEMBER),
+            claim=client.register_script(CLAIM),
+            record=client.register_script(RECORD),
+            acknowledge=client.register_script(ACKNOWLEDGE),
+            advance_alert=client.register_script(ADVANCE_ALERT),
+            fanout_done=client.register_script(FANOUT_DONE),
+            settle_relays=client.register_script(SETTLE_RELAYS),
+        )

@@ -1,0 +1,29 @@
+"""The functions RQ runs. Each is a thin entry point: the policy lives in ``dispatcher``.
+
+RQ imports these by dotted path, so their names and arguments are part of the queue
+format: jobs already queued must still run after a deploy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from config import load_settings
+from dispatcher import fanout, sending
+from dispatcher.runtime import Runtime
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """The worker process's runtime, built on first use (never at import time)."""
+    return Runtime.from_settings(load_settings())
+
+
+def fan_out(alert_id: str, plp_ids: list[str]) -> int:
+    """Plan one delivery per member and channel for these PLPs, and enqueue their sends."""
+    return fanout.fan_out(runtime(), alert_id, plp_ids)
+
+
+async def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
+    """Send a batch of deliveries concurrently (RQ runs the coroutine in a fresh event loop)."""
+    return await sending.send_batch(runtime(), alert_id, plp_id, refs)

@@ -1,0 +1,39 @@
+"""Worker processes: the urgent lane serves urgent work only; the general lane serves urgent first.
+
+An urgent alert therefore always has a process of its own, whatever the non-urgent
+backlog, and the general workers help with urgent work whenever they are free.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import structlog
+from rq import SimpleWorker, Worker
+
+from channels import describe_channels
+from config import Settings, WorkerKind
+from dispatcher.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+class Lane(StrEnum):
+    URGENT = "urgent"
+    GENERAL = "general"
+
+
+def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
+    """Run a worker for a lane until stopped (or, with ``burst``, until its queues are empty)."""
+    rt = Runtime.from_settings(settings)
+    queues = [rt.urgent_queue] if lane is Lane.URGENT else [rt.urgent_queue, rt.general_queue]
+    worker_class = SimpleWorker if settings.worker_kind is WorkerKind.SIMPLE else Worker
+    worker = worker_class(queues, connection=rt.rq_connection, name=None)
+    log.info(
+        "worker.starting",
+        lane=lane.value,
+        queues=[q.name for q in queues],
+        kind=settings.worker_kind.value,
+        channels=describe_channels(settings),
+    )
+    return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -91,15 +91,6 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
     return AlertStatus(rt.rq_connection.hget(keys.alert_state(alert.id), "status").decode())
 
 
-def cancel_alert(rt: Runtime, alert_id: str) -> bool:
-    """Cancel an alert: no send that has not started will start. False if it had already ended."""
-    moved = rt.sync_scripts.advance_alert(
-        keys=[rt.keys.alert_state(alert_id), rt.keys.events()],
-        args=[alert_id, AlertStatus.CANCELLED.value, now_ts()],
-    )
-    return int(moved) == 1
-
-
 def _advance(rt: Runtime, pipe: object, alert_id: str, status: AlertStatus) -> None:
     rt.sync_scripts.advance_alert(
         keys=[rt.keys.alert_state(alert_id), rt.keys.events()],

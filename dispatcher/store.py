@@ -340,6 +340,14 @@ class Store:
             acknowledged_by=raw.get("ack_channel"),
         )
 
+    async def cancel_alert(self, alert_id: str) -> bool:
+        """Cancel an alert: no send that has not started will start. False if it had already ended."""
+        moved = await self.scripts.advance_alert(
+            keys=[self.keys.alert_state(alert_id), self.keys.events()],
+            args=[alert_id, AlertStatus.CANCELLED.value, now_ts()],
+        )
+        return int(moved) == 1
+
     async def acknowledge(self, alert_id: str, ref: str, *, via: str) -> bool:
         """Record that the member acknowledged this delivery; True the first time only."""
         result = await self.scripts.acknowledge(

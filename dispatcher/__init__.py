@@ -1,0 +1,1 @@
+"""plp-dispatch: the policy of the service (who gets what, when, over which channel)."""

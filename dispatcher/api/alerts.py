@@ -1,0 +1,230 @@
+"""Alerts: send, follow, list deliveries, cancel; and the coordinator's relay of police messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from dispatcher import intake, policy
+from dispatcher.api.problems import Problem
+from dispatcher.api.routing import Call, Reply
+from dispatcher.api.services import alert_or_404, api, services
+from dispatcher.api.views import AlertList, AlertListQuery, AlertView, DeliveryPage, DeliveryQuery, DeliveryView
+from dispatcher.models import (
+    Actor,
+    Alert,
+    AlertIn,
+    Plp,
+    Relay,
+    RelayDecision,
+    RelayDecline,
+    RelayMode,
+    RelayState,
+    Role,
+    Urgency,
+)
+from dispatcher.store import new_id
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def _view(call: Call, alert: Alert) -> AlertView:
+    return AlertView.build(alert, await services(call).store.get_progress(alert.id))
+
+
+async def _target_plps(call: Call, body: AlertIn) -> list[Plp]:
+    found = await services(call).store.get_plps(body.plp_ids)
+    errors = [
+        {"field": f"body.plp_ids[{i}]", "reason": f"unknown PLP {plp_id!r}"}
+        for i, plp_id in enumerate(body.plp_ids)
+        if found[plp_id] is None
+    ]
+    if errors:
+        raise Problem(422, "Invalid request", "some target PLPs do not exist", errors=errors)
+    return [p for p in found.values() if p is not None]
+
+
+def _relays(actor: Actor, urgency: Urgency, plps: list[Plp]) -> list[Relay]:
+    """Urgent alerts and coordinators' messages go at once; police advice waits where the charter says."""
+
+    def waits(plp: Plp) -> bool:
+        return urgency is Urgency.NON_URGENT and actor.role is Role.POLICE and plp.charter.relay is RelayMode.COORDINATOR
+
+    return [Relay(plp_id=p.id, state=RelayState.AWAITING if waits(p) else RelayState.AUTO) for p in plps]
+
+
+async def _reserve(call: Call, key: str, digest: str) -> str | Reply:
+    """Reserve a new Idempotency-Key and return the alert id it stands for, or replay the earlier answer."""
+    svc = services(call)
+    redis_key = svc.runtime.keys.idempotency(call.who.id, key)
+    alert_id = new_id()
+    reservation = json.dumps({"digest": digest, "alert_id": alert_id})
+    if await svc.store.redis.set(redis_key, reservation, nx=True, ex=svc.runtime.settings.idempotency_ttl):
+        return alert_id
+    earlier = json.loads(await svc.store.redis.get(redis_key) or reservation)
+    if earlier["digest"] != digest:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used with a different request body; use a new key for a new alert",
+            errors=[{"field": "header.Idempotency-Key", "reason": "already used with another body"}],
+        )
+    alert = await svc.store.get_alert(earlier["alert_id"])
+    if alert is None:
+        raise Problem(409, "In progress", "the first request with this Idempotency-Key is still being processed; retry")
+    return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}", "Idempotent-Replayed": "true"})
+
+
+def _idempotency_key(call: Call) -> str | None:
+    key = call.request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+        raise Problem(
+            422, "Invalid request", "Idempotency-Key must be 1 to 200 printable characters",
+            errors=[{"field": "header.Idempotency-Key", "reason": "1 to 200 printable characters"}],
+        )
+    return key
+
+
+@api.operation(
+    "POST",
+    "/v1/alerts",
+    summary="Send an alert (Idempotency-Key header: the same key and body never send twice)",
+    tag="alerts",
+    body=AlertIn,
+    responses={202: AlertView},
+)
+async def create_alert(call: Call) -> Reply:
+    body: AlertIn = call.body
+    actor, svc = call.who, services(call)
+    plps = await _target_plps(call, body)
+    policy.can_send(actor, body.urgency, plps)
+    key = _idempotency_key(call)
+    alert_id = new_id()
+    if key is not None:
+        reserved = await _reserve(call, key, hashlib.sha256(body.model_dump_json().encode()).hexdigest())
+        if isinstance(reserved, Reply):
+            return reserved
+        alert_id = reserved
+    alert = Alert(
+        id=alert_id,
+        author_id=actor.id,
+        author_role=actor.role,
+        urgency=body.urgency,
+        category=body.category,
+        plp_ids=body.plp_ids,
+        texts=body.texts,
+        ttl_seconds=body.ttl_seconds or min(p.charter.plan_for(body.urgency).ttl_seconds for p in plps),
+        created_at=datetime.now(UTC),
+    )
+    try:
+        await svc.blocking(intake.accept_alert, svc.runtime, alert, _relays(actor, body.urgency, plps))
+    except BaseException:
+        if key is not None:
+            await svc.store.redis.delete(svc.runtime.keys.idempotency(actor.id, key))
+        raise
+    return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}"})
+
+
+@api.operation(
+    "GET", "/v1/alerts", summary="List the alerts of your part, newest first", tag="alerts", query=AlertListQuery, responses={200: AlertList}
+)
+async def list_alerts(call: Call) -> Reply:
+    store, actor = services(call).store, call.who
+    if actor.role is Role.ADMIN:
+        scope = None
+    elif actor.role is Role.POLICE:
+        scope = await store.zone_plp_ids(actor.police_zone or "")
+    else:
+        scope = list(actor.plp_ids)
+    ids = await store.list_alert_ids(plp_ids=scope, limit=call.query.limit, before=call.query.before)
+    alerts = [a for a in [await store.get_alert(i) for i in ids] if a is not None]
+    return Reply(200, AlertList(items=[await _view(call, a) for a in alerts]))
+
+
+@api.operation("GET", "/v1/alerts/{alert_id}", summary="Read an alert and its delivery counts", tag="alerts", responses={200: AlertView})
+async def get_alert(call: Call) -> Reply:
+    alert, plps = await alert_or_404(call, call.path("alert_id"))
+    policy.can_read_alert(call.who, plps)
+    return Reply(200, await _view(call, alert))
+
+
+@api.operation(
+    "GET",
+    "/v1/alerts/{alert_id}/deliveries",
+    summary="List an alert's deliveries, by status and channel",
+    tag="alerts",
+    query=DeliveryQuery,
+    responses={200: DeliveryPage},
+)
+async def list_deliveries(call: Call) -> Reply:
+    alert, plps = await alert_or_404(call, call.path("alert_id"))
+    policy.can_read_alert(call.who, plps)
+    q: DeliveryQuery = call.query
+    page = await services(call).store.list_deliveries(
+        alert.id, status=q.status, channel=q.channel, cursor=q.cursor, limit=q.limit
+    )
+    return Reply(200, DeliveryPage(items=[DeliveryView.build(d) for d in page.items], next_cursor=page.next_cursor))
+
+
+@api.operation(
+    "POST", "/v1/alerts/{alert_id}/cancel", summary="Cancel an alert: no send that has not started will start", tag="alerts", responses={200: AlertView}
+)
+async def cancel_alert(call: Call) -> Reply:
+    alert, plps = await alert_or_404(call, call.path("alert_id"))
+    policy.can_read_alert(call.who, plps)
+    policy.can_cancel(call.who, alert, plps)
+    if not await services(call).store.cancel_alert(alert.id):
+        progress = await services(call).store.get_progress(alert.id)
+        raise Problem(409, "Conflict", f"the alert is already {progress.status.value}")
+    return Reply(200, await _view(call, alert))
+
+
+async def _decide(call: Call, relay: Relay) -> Reply:
+    alert, plps = await alert_or_404(call, call.path("alert_id"))
+    plp = next((p for p in plps if p.id == relay.plp_id), None)
+    if plp is None:
+        raise Problem(404, "Not found", f"the alert does not target PLP {relay.plp_id!r}")
+    policy.can_decide_relay(call.who, plp)
+    svc = services(call)
+    await svc.blocking(intake.decide_relay, svc.runtime, alert, relay)
+    return Reply(200, await _view(call, alert))
+
+
+@api.operation(
+    "POST",
+    "/v1/alerts/{alert_id}/relays/{plp_id}/approve",
+    summary="Relay a police message to the PLP's members, possibly with edited or added texts",
+    tag="relay",
+    body=RelayDecision,
+    responses={200: AlertView},
+)
+async def approve_relay(call: Call) -> Reply:
+    body: RelayDecision = call.body
+    relay = Relay(
+        plp_id=call.path("plp_id"),
+        state=RelayState.APPROVED,
+        decided_by=call.who.id,
+        decided_at=datetime.now(UTC),
+        texts=dict(body.texts) if body.texts else None,
+    )
+    return await _decide(call, relay)
+
+
+@api.operation(
+    "POST",
+    "/v1/alerts/{alert_id}/relays/{plp_id}/decline",
+    summary="Decline to relay a police message to the PLP, with a reason the police will see",
+    tag="relay",
+    body=RelayDecline,
+    responses={200: AlertView},
+)
+async def decline_relay(call: Call) -> Reply:
+    relay = Relay(
+        plp_id=call.path("plp_id"),
+        state=RelayState.DECLINED,
+        decided_by=call.who.id,
+        decided_at=datetime.now(UTC),
+        reason=call.body.reason,
+    )
+    return await _decide(call, relay)

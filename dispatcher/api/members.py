@@ -1,0 +1,158 @@
+"""A PLP's members: add, read, change, remove, list, and import in bulk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from dispatcher import membership, policy
+from dispatcher.api.problems import Problem
+from dispatcher.api.routing import Call, Reply, read_json
+from dispatcher.api.services import api, plp_or_404, services
+from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, RejectedRow
+from dispatcher.contacts import InvalidContact
+from dispatcher.models import Actor, Member, MemberIn, MemberPatch, Plp, Role
+
+
+class ImportRequest(BaseModel):
+    """Members to import; each row is checked on its own. CSV (text/csv) is accepted too."""
+
+    members: list[dict[str, Any]] = Field(description="Rows with the fields of MemberIn")
+
+
+def view(member: Member, actor: Actor) -> MemberView:
+    """The member as this actor may see them: only the memberships of the actor's PLPs."""
+    data = member.model_dump()
+    if actor.role is Role.COORDINATOR:
+        data["plp_ids"] = [p for p in member.plp_ids if p in actor.plp_ids]
+    return MemberView.model_validate(data)
+
+
+async def _plp_for_members(call: Call) -> Plp:
+    plp = await plp_or_404(call, call.path("plp_id"))
+    policy.can_manage_members(call.who, plp)
+    return plp
+
+
+async def _member_in(call: Call, plp: Plp) -> Member:
+    member_id = call.path("member_id")
+    member = await services(call).store.get_member(member_id)
+    if member is None or plp.id not in member.plp_ids:
+        raise Problem(404, "Not found", f"no member {member_id!r} in PLP {plp.id}")
+    return member
+
+
+def _invalid_phone(exc: InvalidContact) -> Problem:
+    return Problem(422, "Invalid request", f"body.phone: {exc}", errors=[{"field": "body.phone", "reason": str(exc)}])
+
+
+@api.operation(
+    "POST",
+    "/v1/plps/{plp_id}/members",
+    summary="Add a member (an existing person with the same phone or e-mail is linked, 200)",
+    tag="members",
+    body=MemberIn,
+    responses={200: MemberView, 201: MemberView},
+)
+async def create_member(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    svc = services(call)
+    try:
+        member, existed = await membership.enroll(svc.store, plp, call.body, region=svc.runtime.settings.default_region)
+    except InvalidContact as exc:
+        raise _invalid_phone(exc) from None
+    location = {"Location": f"/v1/plps/{plp.id}/members/{member.id}"}
+    return Reply(200 if existed else 201, view(member, call.who), location)
+
+
+@api.operation(
+    "GET", "/v1/plps/{plp_id}/members", summary="List a PLP's members", tag="members", query=PageQuery, responses={200: MemberPage}
+)
+async def list_members(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    page = await services(call).store.list_members(plp.id, cursor=call.query.cursor, limit=call.query.limit)
+    return Reply(200, MemberPage(items=[view(m, call.who) for m in page.items], next_cursor=page.next_cursor))
+
+
+@api.operation(
+    "GET", "/v1/plps/{plp_id}/members/{member_id}", summary="Read a member", tag="members", responses={200: MemberView}
+)
+async def get_member(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    return Reply(200, view(await _member_in(call, plp), call.who))
+
+
+@api.operation(
+    "PATCH",
+    "/v1/plps/{plp_id}/members/{member_id}",
+    summary="Change a member",
+    tag="members",
+    body=MemberPatch,
+    responses={200: MemberView},
+)
+async def update_member(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    member = await _member_in(call, plp)
+    svc = services(call)
+    try:
+        updated = await membership.change(svc.store, member, call.body, region=svc.runtime.settings.default_region)
+    except InvalidContact as exc:
+        raise _invalid_phone(exc) from None
+    return Reply(200, view(updated, call.who))
+
+
+@api.operation(
+    "DELETE",
+    "/v1/plps/{plp_id}/members/{member_id}",
+    summary="Remove a member from the PLP; their personal data is erased when they are in no PLP any more",
+    tag="members",
+    responses={204: None},
+)
+async def delete_member(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    member = await _member_in(call, plp)
+    await services(call).store.remove_member(member, plp.id)
+    return Reply(204)
+
+
+async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
+    """Rows of a JSON or CSV import, numbered: array index for JSON, line number for CSV."""
+    if request.content_type == "text/csv":
+        try:
+            return membership.csv_rows(await request.text())
+        except membership.RowError as exc:
+            raise Problem(422, "Invalid CSV", str(exc), errors=exc.errors) from None
+    data = await read_json(request)
+    if not isinstance(data, dict) or not isinstance(data.get("members"), list) or set(data) - {"members"}:
+        raise Problem(
+            422, "Invalid request", "expected {\"members\": [...]}", errors=[{"field": "body.members", "reason": "a list of rows is required"}]
+        )
+    return list(enumerate(data["members"]))
+
+
+@api.operation(
+    "POST",
+    "/v1/plps/{plp_id}/members/import",
+    summary="Import many members; the report says which rows were imported and which were rejected, and why",
+    tag="members",
+    body=ImportRequest,
+    body_reader=_import_body,
+    extra_content={"text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}},
+    responses={200: ImportReport},
+)
+async def import_members(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    svc, rows = services(call), call.body
+    limit = svc.runtime.settings.max_import_rows
+    if len(rows) > limit:
+        raise Problem(413, "Too many rows", f"{len(rows)} rows; import at most {limit} at once")
+    imported, rejected = await membership.import_rows(svc.store, plp, rows, region=svc.runtime.settings.default_region)
+    return Reply(
+        200,
+        ImportReport(
+            imported=[ImportedRow(row=row, member_id=m.id, existing=existed) for row, m, existed in imported],
+            rejected=[RejectedRow(row=row, errors=errors) for row, errors in rejected],
+        ),
+    )

@@ -1,0 +1,239 @@
+"""Declaring API operations once: the route, its input and output models, its document.
+
+Every operation of the API is registered here with ``Api.operation``. The same
+declaration installs the aiohttp route, parses and validates the request before the
+handler runs, and writes the OpenAPI document, so the document cannot drift from
+the routes (a test checks the app's router against it all the same).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from dispatcher.api.problems import Problem, ProblemModel, validation_problem
+from dispatcher.models import Actor
+
+ACTOR = web.RequestKey("actor", Actor)
+
+
+@dataclass
+class Call:
+    """One validated request, as a handler receives it."""
+
+    request: web.Request
+    actor: Actor | None
+    body: Any = None
+    query: Any = None
+
+    def path(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    @property
+    def who(self) -> Actor:
+        assert self.actor is not None, "public operations have no actor"
+        return self.actor
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a handler returns: a status, a model (or JSON-ready data), headers."""
+
+    status: int
+    content: BaseModel | dict[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+BodyReader = Callable[[web.Request], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    responses: Mapping[int, type[BaseModel] | None]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    public: bool = False
+    body_reader: BodyReader | None = None
+    extra_content: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+class Api:
+    """The registry of operations, and the OpenAPI document built from it."""
+
+    def __init__(self, *, title: str, version: str, description: str) -> None:
+        self.title, self.version, self.description = title, version, description
+        self.operations: list[Operation] = []
+
+    def operation(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        responses: Mapping[int, type[BaseModel] | None],
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        public: bool = False,
+        body_reader: BodyReader | None = None,
+        extra_content: Mapping[str, dict[str, Any]] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    handler=handler,
+                    summary=summary,
+                    tag=tag,
+                    responses=responses,
+                    body=body,
+                    query=query,
+                    public=public,
+                    body_reader=body_reader,
+                    extra_content=extra_content or {},
+                )
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, _endpoint(op), name=op.operation_id)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every registered operation."""
+        models = _models(self.operations)
+        _, defs = models_json_schema(
+            [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+        )
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            paths.setdefault(op.path, {})[op.method.lower()] = _describe(op)
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version, "description": self.description},
+            "paths": paths,
+            "components": {
+                "schemas": defs.get("$defs", {}),
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+            "security": [{"bearer": []}],
+        }
+
+
+def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        actor = None if op.public else request[ACTOR]
+        call = Call(request=request, actor=actor)
+        if op.query is not None:
+            call.query = _validate(op.query, dict(request.query), "query")
+        if op.body_reader is not None:
+            call.body = await op.body_reader(request)
+        elif op.body is not None:
+            call.body = _validate(op.body, await read_json(request), "body")
+        reply = await op.handler(call)
+        return render(reply)
+
+    endpoint.__name__ = op.operation_id
+    return endpoint
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; raises a 400/415 problem naming what is wrong."""
+    if request.content_type != "application/json":
+        raise Problem(415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {request.content_type!r}")
+    text = await request.text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Problem(
+            400, "Malformed JSON", "the body is not valid JSON", errors=[{"field": "body", "reason": str(exc)}]
+        ) from None
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc, where) from None
+
+
+def render(reply: Reply) -> web.Response:
+    if reply.content is None:
+        return web.Response(status=reply.status, headers=dict(reply.headers))
+    text = (
+        reply.content.model_dump_json()
+        if isinstance(reply.content, BaseModel)
+        else json.dumps(reply.content, ensure_ascii=False)
+    )
+    return web.Response(status=reply.status, text=text, content_type="application/json", headers=dict(reply.headers))
+
+
+def _models(operations: list[Operation]) -> list[type[BaseModel]]:
+    seen: dict[str, type[BaseModel]] = {"ProblemModel": ProblemModel}
+    for op in operations:
+        for model in (op.body, *op.responses.values()):
+            if model is not None:
+                seen[model.__name__] = model
+    return list(seen.values())
+
+
+_PATH_PARAM = re.compile(r"{([a-z_]+)}")
+
+
+def _describe(op: Operation) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema()
+        for name, prop in schema.get("properties", {}).items():
+            parameters.append(
+                {"name": name, "in": "query", "required": name in schema.get("required", []), "schema": prop}
+            )
+    doc: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": parameters,
+        "responses": {
+            str(status): _response(model) for status, model in sorted(op.responses.items())
+        }
+        | {"default": _response(ProblemModel, problem=True)},
+    }
+    if op.public:
+        doc["security"] = []
+    if op.body is not None:
+        content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}
+        doc["requestBody"] = {"required": True, "content": content | dict(op.extra_content)}
+    return doc
+
+
+def _response(model: type[BaseModel] | None, *, problem: bool = False) -> dict[str, Any]:
+    if model is None:
+        return {"description": "No content"}
+    media = "application/problem+json" if problem else "application/json"
+    return {
+        "description": (model.__doc__ or model.__name__).strip().splitlines()[0],
+        "content": {media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+    }

@@ -1,0 +1,227 @@
+"""What the API returns: response models built from the stored domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatcher.models import (
+    Actor,
+    Alert,
+    AlertStatus,
+    Category,
+    ChannelName,
+    DeliveryStatus,
+    Language,
+    Member,
+    Plp,
+    Relay,
+    Role,
+    Urgency,
+)
+from dispatcher.store import AlertProgress, DeliveryRecord
+
+Limit = Annotated[int, Field(ge=1, le=1000)]
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(Query):
+    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
+    limit: Limit = 100
+
+
+class PlpListQuery(Query):
+    q: str | None = Field(default=None, max_length=100, description="Part of the name or commune")
+
+
+class DeliveryQuery(PageQuery):
+    status: DeliveryStatus | None = None
+    channel: ChannelName | None = None
+
+
+class AlertListQuery(Query):
+    limit: Limit = 50
+    before: float | None = Field(default=None, description="List alerts created before this Unix time")
+
+
+class PlpView(Plp):
+    """A PLP and its charter."""
+
+
+class PlpList(BaseModel):
+    """PLPs within the caller's part."""
+
+    items: list[PlpView]
+
+
+class MemberView(Member):
+    """A member, with their PLP memberships limited to the caller's PLPs."""
+
+
+class MemberPage(BaseModel):
+    """One page of a PLP's members."""
+
+    items: list[MemberView]
+    next_cursor: str | None
+
+
+class ImportedRow(BaseModel):
+    row: int
+    member_id: str
+    existing: bool = Field(description="True if the person was already a member elsewhere and was linked")
+
+
+class RejectedRow(BaseModel):
+    row: int
+    errors: list[dict[str, str]]
+
+
+class ImportReport(BaseModel):
+    """Which rows were imported and which were rejected, and why."""
+
+    imported: list[ImportedRow]
+    rejected: list[RejectedRow]
+
+
+class StatusCounts(BaseModel):
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    expired: int = 0
+    cancelled: int = 0
+
+
+class AlertCounts(BaseModel):
+    total: int = Field(description="Deliveries planned")
+    by_status: StatusCounts
+    by_channel: dict[ChannelName, StatusCounts]
+    acknowledged: int
+    members_unreachable: int = Field(description="Members with no channel of the plan they can be reached on")
+    members_opted_out: int = Field(description="Members skipped because they opted out")
+
+
+class AlertView(BaseModel):
+    """An alert, where it stands, and its delivery counts."""
+
+    id: str
+    author_id: str
+    author_role: Role
+    urgency: Urgency
+    category: Category
+    plp_ids: list[str]
+    texts: dict[Language, str]
+    ttl_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    status: AlertStatus
+    status_times: dict[str, datetime]
+    relays: list[Relay]
+    counts: AlertCounts
+
+    @classmethod
+    def build(cls, alert: Alert, progress: AlertProgress) -> AlertView:
+        return cls(
+            **alert.model_dump(),
+            expires_at=progress.expires_at,
+            status=progress.status,
+            status_times=progress.times,
+            relays=sorted(progress.relays, key=lambda r: alert.plp_ids.index(r.plp_id)),
+            counts=_counts(progress.counts),
+        )
+
+
+class AlertList(BaseModel):
+    """Alerts visible to the caller, newest first."""
+
+    items: list[AlertView]
+
+
+def _counts(raw: dict[str, int]) -> AlertCounts:
+    by_channel: dict[ChannelName, StatusCounts] = {}
+    for key, value in raw.items():
+        if key.startswith("c:") and value:
+            _, channel, status = key.split(":")
+            counts = by_channel.setdefault(ChannelName(channel), StatusCounts())
+            setattr(counts, status, value)
+    return AlertCounts(
+        total=raw.get("planned", 0),
+        by_status=StatusCounts(**{s.value: raw.get(f"s:{s.value}", 0) for s in DeliveryStatus}),
+        by_channel=by_channel,
+        acknowledged=raw.get("acknowledged", 0),
+        members_unreachable=raw.get("unreachable", 0),
+        members_opted_out=raw.get("opted_out", 0),
+    )
+
+
+class DeliveryView(BaseModel):
+    """One delivery: an alert, to a member, on a channel."""
+
+    id: str
+    alert_id: str
+    member_id: str
+    channel: ChannelName
+    status: DeliveryStatus
+    status_times: dict[str, datetime]
+    attempts: int
+    provider_id: str | None
+    last_error: str | None
+    cause: str | None
+    acknowledged_at: datetime | None
+    acknowledged_via: str | None
+
+    @classmethod
+    def build(cls, record: DeliveryRecord) -> DeliveryView:
+        return cls(
+            id=record.id,
+            alert_id=record.alert_id,
+            member_id=record.member_id,
+            channel=record.channel,
+            status=record.status,
+            status_times=record.times,
+            attempts=record.attempts,
+            provider_id=record.provider_id,
+            last_error=record.last_error,
+            cause=record.cause,
+            acknowledged_at=record.acknowledged_at,
+            acknowledged_via=record.acknowledged_by,
+        )
+
+
+class DeliveryPage(BaseModel):
+    """One page of an alert's deliveries."""
+
+    items: list[DeliveryView]
+    next_cursor: str | None
+
+
+class ActorView(Actor):
+    """Someone who uses the API."""
+
+
+class IssuedToken(BaseModel):
+    """A bearer token, shown this once: only its hash is kept."""
+
+    actor: ActorView
+    token: str
+
+
+class Health(BaseModel):
+    """Liveness: the web process answers."""
+
+    status: str
+
+
+class Readiness(BaseModel):
+    """Readiness: Redis answers; workers seen per lane; channels in use."""
+
+    status: str
+    redis: str
+    workers: dict[str, int]
+    channels: dict[str, str]

@@ -1,0 +1,166 @@
+"""Joining, changing and importing members: contact points checked, one person per phone or e-mail.
+
+A person is identified by their mobile number and e-mail address: enrolling someone
+whose phone or e-mail a member already has adds a membership to that member rather
+than creating a second person, so an alert to overlapping PLPs reaches them once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dispatcher.contacts import InvalidContact, normalise_mobile
+from dispatcher.models import Member, MemberIn, MemberPatch, MemberStatus, Plp
+from dispatcher.store import Conflict, Store, new_id
+from dispatcher.validation import field_errors
+
+CSV_COLUMNS = ("name", "phone", "email", "language", "channels")
+
+
+class RowError(Exception):
+    """A row that cannot be imported, with its field errors."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+        self.errors = errors
+
+
+async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tuple[Member, bool]:
+    """Add a person to a PLP; return the member and whether they already existed.
+
+    Raises ``InvalidContact`` for an unusable phone number and ``Conflict`` when the
+    person is already a member of this PLP or their contact points belong to two people.
+    """
+    phone = normalise_mobile(data.phone, region=region) if data.phone else None
+    email = str(data.email) if data.email else None
+    existing_id = await store.find_member_by_contact(phone=phone, email=email)
+    if existing_id is not None:
+        member = await store.get_member(existing_id)
+        if member is not None:
+            if plp.id in member.plp_ids:
+                raise Conflict("this person is already a member of this PLP")
+            joined = member.model_copy(update={"plp_ids": [*member.plp_ids, plp.id], "updated_at": _now()})
+            await store.save_member(joined, previous=member)
+            return joined, True
+    now = _now()
+    member = Member(
+        id=new_id(),
+        name=data.name,
+        phone=phone,
+        email=email,
+        language=data.language,
+        channels=data.channels,
+        consent_at=data.consent_at or now,
+        plp_ids=[plp.id],
+        created_at=now,
+        updated_at=now,
+    )
+    await store.save_member(member)
+    return member, False
+
+
+async def change(store: Store, member: Member, patch: MemberPatch, *, region: str) -> Member:
+    """Apply a coordinator's changes; raises ``InvalidContact`` or ``Conflict`` like ``enroll``."""
+    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
+    if changes.get("phone"):
+        changes["phone"] = normalise_mobile(changes["phone"], region=region)
+    if "email" in changes and changes["email"] is not None:
+        changes["email"] = str(changes["email"])
+    if changes.get("status") is MemberStatus.OPTED_OUT and member.status is not MemberStatus.OPTED_OUT:
+        changes["opted_out_at"] = _now()
+    elif changes.get("status") is MemberStatus.ACTIVE:
+        changes["opted_out_at"] = None
+    updated = member.model_copy(update={**changes, "updated_at": _now()})
+    if not updated.phone and not updated.email and updated.telegram_chat_id is None:
+        raise Conflict("a member needs at least one contact point")
+    await store.save_member(updated, previous=member)
+    return updated
+
+
+def csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV export as ``(line number, fields)``; blank cells are left out.
+
+    ``channels`` is a list separated by ``;`` or ``|``. Raises ``RowError`` if the header
+    names no known column.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if not header or unknown:
+        reason = f"unknown column(s) {', '.join(unknown)}; " if unknown else ""
+        raise RowError([{"field": "header", "reason": f"{reason}expected some of: {', '.join(CSV_COLUMNS)}"}])
+    reader.fieldnames = header
+    rows = []
+    for fields in reader:
+        row: dict[str, Any] = {k: v.strip() for k, v in fields.items() if k is not None and v and v.strip()}
+        if None in fields:  # more cells than columns
+            row["_extra"] = fields[None]
+        if "channels" in row:
+            row["channels"] = [c.strip().lower() for c in row["channels"].replace("|", ";").split(";") if c.strip()]
+        rows.append((reader.line_num, row))
+    return rows
+
+
+async def import_rows(
+    store: Store, plp: Plp, rows: list[tuple[int, Any]], *, region: str
+) -> tuple[list[tuple[int, Member, bool]], list[tuple[int, list[dict[str, str]]]]]:
+    """Enroll every valid row; a bad row is reported and never stops the others.
+
+    Returns ``(imported, rejected)``: ``(row, member, existed)`` and ``(row, errors)``.
+    """
+    imported: list[tuple[int, Member, bool]] = []
+    rejected: list[tuple[int, list[dict[str, str]]]] = []
+    seen: dict[str, int] = {}
+    for row, fields in rows:
+        try:
+            data = _row_member(fields)
+            for key in _contact_keys(data, region):
+                if key in seen:
+                    raise RowError([{"field": key.split(":")[0], "reason": f"same as row {seen[key]}"}])
+            member, existed = await enroll(store, plp, data, region=region)
+        except RowError as exc:
+            rejected.append((row, exc.errors))
+            continue
+        except InvalidContact as exc:
+            rejected.append((row, [{"field": "phone", "reason": str(exc)}]))
+            continue
+        except Conflict as exc:
+            rejected.append((row, [{"field": "row", "reason": str(exc)}]))
+            continue
+        for key in _contact_keys(data, region):
+            seen[key] = row
+        imported.append((row, member, existed))
+    return imported, rejected
+
+
+def _row_member(fields: Any) -> MemberIn:
+    if not isinstance(fields, dict):
+        raise RowError([{"field": "row", "reason": "each row must be an object with the member's fields"}])
+    if "_extra" in fields:
+        raise RowError([{"field": "row", "reason": "more cells than columns"}])
+    try:
+        return MemberIn.model_validate(fields)
+    except ValidationError as exc:
+        raise RowError(field_errors(exc, "")) from None
+
+
+def _contact_keys(data: MemberIn, region: str) -> list[str]:
+    keys = []
+    if data.phone:
+        try:
+            keys.append(f"phone:{normalise_mobile(data.phone, region=region)}")
+        except InvalidContact:
+            pass  # reported by enroll, with the reason
+    if data.email:
+        keys.append(f"email:{str(data.email).lower()}")
+    return keys
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+

@@ -32,7 +32,7 @@ def _env(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Everything configurable about one process of the service."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True)
 
     redis_url: str | None = Field(
         default=None,

@@ -157,3 +157,7 @@ Send a first urgent alert, from another terminal in this folder:
 Then follow it with GET {base}/v1/alerts/<id>; the messages land in {settings.outbox_file}.
 """
     )
+
+
+if __name__ == "__main__":
+    main()

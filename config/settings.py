@@ -119,9 +119,7 @@ class Settings(BaseSettings):
         description="Seconds an Idempotency-Key is remembered.",
     )
     max_import_rows: int = Field(default=10000, ge=1, validation_alias=_env("PLP_MAX_IMPORT_ROWS"))
-    max_body_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=1024, validation_alias=_env("PLP_MAX_BODY_BYTES")
-    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias=_env("PLP_MAX_BODY_BYTES"))
 
     @field_validator("redis_url")
     @classmethod

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from aiohttp import web
@@ -16,6 +17,10 @@ from pydantic import ValidationError
 from config import Settings, load_settings
 from dispatcher.logging import configure_logging
 from dispatcher.models import ActorIn, Role
+
+if TYPE_CHECKING:
+    from dispatcher.demo import Demo
+    from dispatcher.runtime import Runtime
 
 
 def _settings() -> Settings:
@@ -28,7 +33,7 @@ def _settings() -> Settings:
     return settings
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings) -> Runtime:
     from dispatcher.redis_server import EmbeddedRedisError
     from dispatcher.runtime import Runtime
 
@@ -50,7 +55,6 @@ def serve_web() -> None:
 
     settings = _settings()
     web.run_app(create_app(_runtime(settings)), host=settings.host, port=settings.port, print=None)
-
 
 
 @main.command()
@@ -112,7 +116,7 @@ def dev(procfile: Path) -> None:
     settings = _settings()
     rt = _runtime(settings)
 
-    async def seed():  # type: ignore[no-untyped-def]
+    async def seed() -> Demo:
         redis = rt.async_redis()
         try:
             return await seed_demo(Store(redis, rt.keys), region=settings.default_region)
@@ -124,7 +128,12 @@ def dev(procfile: Path) -> None:
     tokens_file.write_text("".join(f"export PLP_{role.value.upper()}_TOKEN={t}\n" for role, t in demo.tokens.items()))
     tokens_file.chmod(0o600)
     _print_welcome(settings, rt.redis_url, demo, tokens_file)
-    env = {"PLP_LOG_FORMAT": "console", **os.environ, "REDIS_URL": rt.redis_url, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        "PLP_LOG_FORMAT": "console",
+        **os.environ,
+        "REDIS_URL": rt.redis_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     honcho = shutil.which("honcho", path=env["PATH"]) or "honcho"
     try:
         code = subprocess.call([honcho, "-f", str(procfile), "start"], env=env)
@@ -136,7 +145,7 @@ def dev(procfile: Path) -> None:
     sys.exit(code)
 
 
-def _print_welcome(settings: Settings, redis_url: str, demo, tokens_file: Path) -> None:  # type: ignore[no-untyped-def]
+def _print_welcome(settings: Settings, redis_url: str, demo: Demo, tokens_file: Path) -> None:
     base = f"http://{settings.host}:{settings.port}"
     click.echo(
         f"""

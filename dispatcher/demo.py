@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dispatcher.models import Actor, Language, MemberIn, Plp, Role
 from dispatcher.membership import enroll
+from dispatcher.models import Actor, Language, MemberIn, Plp, Role
 from dispatcher.store import Conflict, Store
 
 DEMO_PLP_ID = "demo"

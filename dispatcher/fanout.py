@@ -13,6 +13,7 @@ and their send jobs were enqueued in the same transaction as their deliveries.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import structlog
 from rq import Queue
@@ -54,7 +55,8 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     plan = plp.charter.plan_for(alert.urgency)
     queue = rt.queue_for(alert.urgency)
     low, planned = "-", 0
-    while member_ids := redis.zrange(keys.plp_members(plp.id), low, "+", bylex=True, offset=0, num=chunk):
+    members_key = keys.plp_members(plp.id)
+    while member_ids := cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk)):
         raws = redis.mget([keys.member(m) for m in member_ids])
         opted_out = redis.smismember(keys.optouts(), member_ids)
         members = [

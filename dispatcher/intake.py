@@ -64,16 +64,19 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
         state = pipe.hgetall(keys.alert_state(alert.id))
         if current is None or Relay.model_validate_json(current).state is not RelayState.AWAITING:
             raise Conflict("this PLP's relay was already decided")
-        status = AlertStatus(state[b"status"].decode())
+        status = AlertStatus(state[b"status"].decode())  # type: ignore[union-attr]
         if status in (AlertStatus.CANCELLED, AlertStatus.EXPIRED, AlertStatus.DECLINED):
             raise Conflict(f"the alert is {status.value}")
         if decided.state is RelayState.APPROVED and now_ts() > float(state[b"expires_at"]):
             raise Conflict("the alert's time-to-live has passed: it can no longer be relayed")
-        going = any(
-            Relay.model_validate_json(raw).state in (RelayState.AUTO, RelayState.APPROVED)
-            for plp_id, raw in pipe.hgetall(keys.alert_relays(alert.id)).items()
-            if plp_id.decode() != decided.plp_id
-        ) or decided.state is RelayState.APPROVED
+        going = (
+            any(
+                Relay.model_validate_json(raw).state in (RelayState.AUTO, RelayState.APPROVED)
+                for plp_id, raw in pipe.hgetall(keys.alert_relays(alert.id)).items()
+                if plp_id.decode() != decided.plp_id  # type: ignore[union-attr]
+            )
+            or decided.state is RelayState.APPROVED
+        )
         pipe.multi()
         pipe.hset(keys.alert_relays(alert.id), decided.plp_id, decided.model_dump_json())
         pipe.hincrby(keys.alert_state(alert.id), "relays_awaiting", -1)
@@ -88,7 +91,7 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
             client=pipe,
         )
         pipe.execute()
-    return AlertStatus(rt.rq_connection.hget(keys.alert_state(alert.id), "status").decode())
+    return AlertStatus(str(rt.sync_redis.hget(keys.alert_state(alert.id), "status")))
 
 
 def _advance(rt: Runtime, pipe: object, alert_id: str, status: AlertStatus) -> None:

@@ -66,9 +66,7 @@ def configure_logging(settings: Settings) -> None:
     json_output = settings.log_format is LogFormat.JSON or (
         settings.log_format is LogFormat.AUTO and not sys.stderr.isatty()
     )
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

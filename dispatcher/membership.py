@@ -163,4 +163,3 @@ def _contact_keys(data: MemberIn, region: str) -> list[str]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-

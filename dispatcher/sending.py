@@ -132,7 +132,9 @@ def _message(ctx: BatchContext, ref: str, channel: ChannelName, member_id: str) 
         address=address,
         language=language,
         urgency=ctx.alert.urgency,
-        subject=subject(plp_name=ctx.plp.name, urgency=ctx.alert.urgency, category=ctx.alert.category, language=language),
+        subject=subject(
+            plp_name=ctx.plp.name, urgency=ctx.alert.urgency, category=ctx.alert.category, language=language
+        ),
         text=ctx.alert.text_for(language, ctx.relay, ctx.plp.default_language),
     )
 

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -139,10 +139,10 @@ class Store:
         return {i: Plp.model_validate_json(r) if r else None for i, r in zip(ids, raws, strict=True)}
 
     async def all_plp_ids(self) -> list[str]:
-        return list(await self.redis.zrange(self.keys.plps(), 0, -1))
+        return cast(list[str], await self.redis.zrange(self.keys.plps(), 0, -1))
 
     async def zone_plp_ids(self, zone: str) -> list[str]:
-        return sorted(await self.redis.smembers(self.keys.zone_plps(zone)))
+        return sorted(cast(set[str], await self.redis.smembers(self.keys.zone_plps(zone))))
 
     async def set_charter(self, plp: Plp, charter: Charter) -> Plp:
         updated = plp.model_copy(update={"charter": charter})
@@ -198,7 +198,7 @@ class Store:
         return [Member.model_validate_json(r) if r else None for r in raws]
 
     async def list_members(self, plp_id: str, *, cursor: str | None, limit: int) -> Page:
-        ids = await self.redis.zrange(
+        ids: list[str] = await self.redis.zrange(  # type: ignore[assignment]
             self.keys.plp_members(plp_id),
             f"({cursor}" if cursor else "-",
             "+",
@@ -250,12 +250,12 @@ class Store:
         """Create a bearer token for the actor. The token is returned once; only its hash is kept."""
         token = f"plp_{secrets.token_urlsafe(32)}"
         record = {"actor_id": actor.id, "issued_at": now_ts()}
-        await self.redis.hset(self.keys.token(hash_token(token)), mapping=record)
+        await self.redis.hset(self.keys.token(hash_token(token)), mapping=record)  # type: ignore[arg-type]
         return token
 
     async def actor_for_token(self, token: str) -> Actor | None:
         actor_id = await self.redis.hget(self.keys.token(hash_token(token)), "actor_id")
-        return await self.get_actor(actor_id) if actor_id else None
+        return await self.get_actor(str(actor_id)) if actor_id else None
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -281,17 +281,17 @@ class Store:
         """Newest first; all alerts, or those targeting any of ``plp_ids``."""
         top = f"({before}" if before is not None else "+inf"
         if plp_ids is None:
-            return list(await self.redis.zrange(self.keys.alerts(), top, "-inf", desc=True, byscore=True, offset=0, num=limit))
+            newest = await self.redis.zrange(
+                self.keys.alerts(), top, "-inf", desc=True, byscore=True, offset=0, num=limit
+            )
+            return cast(list[str], newest)
         scored: dict[str, float] = {}
         for plp_id in plp_ids:
             rows = await self.redis.zrange(
                 self.keys.plp_alerts(plp_id), top, "-inf", desc=True, byscore=True, offset=0, num=limit, withscores=True
             )
-            scored.update(dict(rows))
+            scored.update(cast(list[tuple[str, float]], rows))
         return sorted(scored, key=lambda i: scored[i], reverse=True)[:limit]
-
-    async def alert_created_ts(self, alert_id: str) -> float | None:
-        return await self.redis.zscore(self.keys.alerts(), alert_id)
 
     async def list_deliveries(
         self,
@@ -308,7 +308,7 @@ class Store:
         high = f"[{channel.value}:\xff" if channel else "+"
         if cursor:
             low = f"({cursor}"
-        refs = await self.redis.zrange(key, low, high, bylex=True, offset=0, num=limit + 1)
+        refs: list[str] = await self.redis.zrange(key, low, high, bylex=True, offset=0, num=limit + 1)  # type: ignore[assignment]
         more = len(refs) > limit
         refs = refs[:limit]
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -319,7 +319,7 @@ class Store:
         return Page(items=items, next_cursor=refs[-1] if more else None)
 
     async def get_delivery(self, alert_id: str, ref: str) -> DeliveryRecord | None:
-        raw = await self.redis.hgetall(self.keys.delivery(alert_id, ref))
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.delivery(alert_id, ref)))
         return self._delivery(alert_id, ref, raw) if raw else None
 
     @staticmethod

@@ -10,7 +10,12 @@ _URGENCY: dict[Urgency, dict[Language, str]] = {
 }
 
 _CATEGORY: dict[Category, dict[Language, str]] = {
-    Category.BURGLARY: {Language.FR: "cambriolage", Language.NL: "inbraak", Language.DE: "Einbruch", Language.EN: "burglary"},
+    Category.BURGLARY: {
+        Language.FR: "cambriolage",
+        Language.NL: "inbraak",
+        Language.DE: "Einbruch",
+        Language.EN: "burglary",
+    },
     Category.SUSPECT_VEHICLE: {
         Language.FR: "véhicule suspect",
         Language.NL: "verdacht voertuig",
@@ -23,14 +28,24 @@ _CATEGORY: dict[Category, dict[Language, str]] = {
         Language.DE: "verdächtige Person",
         Language.EN: "suspect person",
     },
-    Category.INCIVILITY: {Language.FR: "incivilité", Language.NL: "overlast", Language.DE: "Belästigung", Language.EN: "incivility"},
+    Category.INCIVILITY: {
+        Language.FR: "incivilité",
+        Language.NL: "overlast",
+        Language.DE: "Belästigung",
+        Language.EN: "incivility",
+    },
     Category.PREVENTION_ADVICE: {
         Language.FR: "conseil de prévention",
         Language.NL: "preventieadvies",
         Language.DE: "Präventionshinweis",
         Language.EN: "prevention advice",
     },
-    Category.OTHER: {Language.FR: "information", Language.NL: "informatie", Language.DE: "Information", Language.EN: "information"},
+    Category.OTHER: {
+        Language.FR: "information",
+        Language.NL: "informatie",
+        Language.DE: "Information",
+        Language.EN: "information",
+    },
 }
 
 

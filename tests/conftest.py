@@ -140,4 +140,3 @@ def workers(settings: Settings) -> Iterator[Workers]:
     pool = Workers(settings, python=sys.executable)
     yield pool
     pool.stop()
-

@@ -14,12 +14,18 @@ from dispatcher.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import Workers, get_json, member_rows, post_json, wait_for_alert
 
-URGENT = {"urgency": "urgent", "category": "burglary", "texts": {"fr": "Cambriolage rue X", "nl": "Inbraak in straat X"}}
+URGENT = {
+    "urgency": "urgent",
+    "category": "burglary",
+    "texts": {"fr": "Cambriolage rue X", "nl": "Inbraak in straat X"},
+}
 
 
 async def _import(client: TestClient, cast: Cast, plp_id: str, count: int, **fields: object) -> None:
     rows = member_rows(count, start=100_000 if plp_id == cast.plp_b else 0, **fields)
-    report = await post_json(client, f"/v1/plps/{plp_id}/members/import", {"members": rows}, headers=cast.auth("admin"), expect=200)
+    report = await post_json(
+        client, f"/v1/plps/{plp_id}/members/import", {"members": rows}, headers=cast.auth("admin"), expect=200
+    )
     assert len(report["imported"]) == count, report["rejected"][:3]
 
 
@@ -29,7 +35,9 @@ async def test_an_urgent_alert_reaches_every_member_in_their_language(
     """Each member gets the alert on each charter channel they have, in their language, and the alert completes."""
     await _import(client, cast, cast.plp_a, 3, language="nl")
     workers.start("urgent")
-    alert = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert await wait_for_alert(runtime, alert["id"]) is AlertStatus.COMPLETED
     seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert seen["counts"]["by_status"]["delivered"] == seen["counts"]["total"] == 9
@@ -48,11 +56,18 @@ async def test_an_urgent_alert_completes_while_a_large_non_urgent_alert_is_still
     slow = {"PLP_OUTBOX_LATENCY_MS": "20", "PLP_SEND_CONCURRENCY": "4", "PLP_SEND_BATCH_SIZE": "100"}
     workers.start("urgent", **slow)
     workers.start("general", **slow)
-    advice = {"urgency": "non_urgent", "category": "prevention_advice", "plp_ids": [cast.plp_b], "texts": {"fr": "Conseil"}}
+    advice = {
+        "urgency": "non_urgent",
+        "category": "prevention_advice",
+        "plp_ids": [cast.plp_b],
+        "texts": {"fr": "Conseil"},
+    }
     backlog = await post_json(client, "/v1/alerts", advice, headers=cast.auth("coordinator_b"), expect=202)
     assert await wait_for_alert(runtime, backlog["id"], {AlertStatus.SENDING}) is AlertStatus.SENDING
 
-    urgent = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    urgent = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert await wait_for_alert(runtime, urgent["id"], timeout=30) is AlertStatus.COMPLETED
 
     behind = await get_json(client, f"/v1/alerts/{backlog['id']}", headers=cast.auth("coordinator_b"))
@@ -72,12 +87,18 @@ async def test_an_alert_to_a_plp_of_5000_members_is_fanned_out_and_sent(
     workers.start("urgent")
     workers.start("general")
     posted = time.perf_counter()
-    alert = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert await wait_for_alert(runtime, alert["id"], timeout=240) is AlertStatus.COMPLETED
     done = time.perf_counter() - posted
     seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert seen["counts"]["total"] == seen["counts"]["by_status"]["delivered"] == 15_000
-    assert {c: s["delivered"] for c, s in seen["counts"]["by_channel"].items()} == {"sms": 5000, "email": 5000, "voice": 5000}
+    assert {c: s["delivered"] for c, s in seen["counts"]["by_channel"].items()} == {
+        "sms": 5000,
+        "email": 5000,
+        "voice": 5000,
+    }
     times = {k: datetime.fromisoformat(v) for k, v in seen["status_times"].items()}
     fanned = (times["sending"] - times["accepted"]).total_seconds()
     print(

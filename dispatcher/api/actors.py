@@ -11,7 +11,12 @@ from dispatcher.models import ActorIn
 
 
 @api.operation(
-    "POST", "/v1/actors", summary="Create an actor and issue their first token (admin)", tag="access", body=ActorIn, responses={201: IssuedToken}
+    "POST",
+    "/v1/actors",
+    summary="Create an actor and issue their first token (admin)",
+    tag="access",
+    body=ActorIn,
+    responses={201: IssuedToken},
 )
 async def create_actor(call: Call) -> Reply:
     policy.require_admin(call.who, "create actors and issue tokens")
@@ -23,7 +28,11 @@ async def create_actor(call: Call) -> Reply:
 
 
 @api.operation(
-    "POST", "/v1/actors/{actor_id}/tokens", summary="Issue another token to an actor (admin)", tag="access", responses={201: IssuedToken}
+    "POST",
+    "/v1/actors/{actor_id}/tokens",
+    summary="Issue another token to an actor (admin)",
+    tag="access",
+    responses={201: IssuedToken},
 )
 async def issue_token(call: Call) -> Reply:
     policy.require_admin(call.who, "issue tokens")
@@ -31,7 +40,9 @@ async def issue_token(call: Call) -> Reply:
     actor = await store.get_actor(call.path("actor_id"))
     if actor is None:
         raise Problem(404, "Not found", f"no actor {call.path('actor_id')!r}")
-    return Reply(201, IssuedToken(actor=ActorView.model_validate(actor.model_dump()), token=await store.issue_token(actor)))
+    return Reply(
+        201, IssuedToken(actor=ActorView.model_validate(actor.model_dump()), token=await store.issue_token(actor))
+    )
 
 
 @api.operation("GET", "/v1/me", summary="The actor this token belongs to", tag="access", responses={200: ActorView})

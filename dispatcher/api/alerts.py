@@ -49,7 +49,9 @@ def _relays(actor: Actor, urgency: Urgency, plps: list[Plp]) -> list[Relay]:
     """Urgent alerts and coordinators' messages go at once; police advice waits where the charter says."""
 
     def waits(plp: Plp) -> bool:
-        return urgency is Urgency.NON_URGENT and actor.role is Role.POLICE and plp.charter.relay is RelayMode.COORDINATOR
+        return (
+            urgency is Urgency.NON_URGENT and actor.role is Role.POLICE and plp.charter.relay is RelayMode.COORDINATOR
+        )
 
     return [Relay(plp_id=p.id, state=RelayState.AWAITING if waits(p) else RelayState.AUTO) for p in plps]
 
@@ -80,7 +82,9 @@ def _idempotency_key(call: Call) -> str | None:
     key = call.request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
         raise Problem(
-            422, "Invalid request", "Idempotency-Key must be 1 to 200 printable characters",
+            422,
+            "Invalid request",
+            "Idempotency-Key must be 1 to 200 printable characters",
             errors=[{"field": "header.Idempotency-Key", "reason": "1 to 200 printable characters"}],
         )
     return key
@@ -127,7 +131,12 @@ async def create_alert(call: Call) -> Reply:
 
 
 @api.operation(
-    "GET", "/v1/alerts", summary="List the alerts of your part, newest first", tag="alerts", query=AlertListQuery, responses={200: AlertList}
+    "GET",
+    "/v1/alerts",
+    summary="List the alerts of your part, newest first",
+    tag="alerts",
+    query=AlertListQuery,
+    responses={200: AlertList},
 )
 async def list_alerts(call: Call) -> Reply:
     store, actor = services(call).store, call.who
@@ -142,7 +151,13 @@ async def list_alerts(call: Call) -> Reply:
     return Reply(200, AlertList(items=[await _view(call, a) for a in alerts]))
 
 
-@api.operation("GET", "/v1/alerts/{alert_id}", summary="Read an alert and its delivery counts", tag="alerts", responses={200: AlertView})
+@api.operation(
+    "GET",
+    "/v1/alerts/{alert_id}",
+    summary="Read an alert and its delivery counts",
+    tag="alerts",
+    responses={200: AlertView},
+)
 async def get_alert(call: Call) -> Reply:
     alert, plps = await alert_or_404(call, call.path("alert_id"))
     policy.can_read_alert(call.who, plps)
@@ -168,7 +183,11 @@ async def list_deliveries(call: Call) -> Reply:
 
 
 @api.operation(
-    "POST", "/v1/alerts/{alert_id}/cancel", summary="Cancel an alert: no send that has not started will start", tag="alerts", responses={200: AlertView}
+    "POST",
+    "/v1/alerts/{alert_id}/cancel",
+    summary="Cancel an alert: no send that has not started will start",
+    tag="alerts",
+    responses={200: AlertView},
 )
 async def cancel_alert(call: Call) -> Reply:
     alert, plps = await alert_or_404(call, call.path("alert_id"))

@@ -25,7 +25,12 @@ def _workers_per_lane(call: Call) -> dict[str, int]:
 
 
 @api.operation(
-    "GET", "/v1/ready", summary="Readiness: Redis answers", tag="operations", public=True, responses={200: Readiness, 503: Readiness}
+    "GET",
+    "/v1/ready",
+    summary="Readiness: Redis answers",
+    tag="operations",
+    public=True,
+    responses={200: Readiness, 503: Readiness},
 )
 async def ready(call: Call) -> Reply:
     svc = services(call)
@@ -35,7 +40,9 @@ async def ready(call: Call) -> Reply:
     except (RedisError, OSError) as exc:
         body = Readiness(status="unavailable", redis=f"unreachable: {type(exc).__name__}", workers={}, channels={})
         return Reply(503, body)
-    return Reply(200, Readiness(status="ok", redis="ok", workers=workers, channels=describe_channels(svc.runtime.settings)))
+    return Reply(
+        200, Readiness(status="ok", redis="ok", workers=workers, channels=describe_channels(svc.runtime.settings))
+    )
 
 
 @api.operation("GET", "/v1/openapi.json", summary="This document", tag="operations", public=True, responses={200: None})

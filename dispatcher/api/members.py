@@ -68,7 +68,12 @@ async def create_member(call: Call) -> Reply:
 
 
 @api.operation(
-    "GET", "/v1/plps/{plp_id}/members", summary="List a PLP's members", tag="members", query=PageQuery, responses={200: MemberPage}
+    "GET",
+    "/v1/plps/{plp_id}/members",
+    summary="List a PLP's members",
+    tag="members",
+    query=PageQuery,
+    responses={200: MemberPage},
 )
 async def list_members(call: Call) -> Reply:
     plp = await _plp_for_members(call)
@@ -127,7 +132,10 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
     data = await read_json(request)
     if not isinstance(data, dict) or not isinstance(data.get("members"), list) or set(data) - {"members"}:
         raise Problem(
-            422, "Invalid request", "expected {\"members\": [...]}", errors=[{"field": "body.members", "reason": "a list of rows is required"}]
+            422,
+            "Invalid request",
+            'expected {"members": [...]}',
+            errors=[{"field": "body.members", "reason": "a list of rows is required"}],
         )
     return list(enumerate(data["members"]))
 
@@ -139,7 +147,9 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
     tag="members",
     body=ImportRequest,
     body_reader=_import_body,
-    extra_content={"text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}},
+    extra_content={
+        "text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}
+    },
     responses={200: ImportReport},
 )
 async def import_members(call: Call) -> Reply:

@@ -21,7 +21,9 @@ async def create_plp(call: Call) -> Reply:
     return Reply(201, PlpView.model_validate(plp.model_dump()), {"Location": f"/v1/plps/{plp.id}"})
 
 
-@api.operation("GET", "/v1/plps", summary="List the PLPs of your part", tag="plps", query=PlpListQuery, responses={200: PlpList})
+@api.operation(
+    "GET", "/v1/plps", summary="List the PLPs of your part", tag="plps", query=PlpListQuery, responses={200: PlpList}
+)
 async def list_plps(call: Call) -> Reply:
     store, actor = services(call).store, call.who
     if actor.role is Role.POLICE:
@@ -33,7 +35,9 @@ async def list_plps(call: Call) -> Reply:
     plps = [p for p in (await store.get_plps(ids)).values() if p is not None]
     needle = (call.query.q or "").casefold()
     found = [p for p in plps if needle in p.name.casefold() or needle in p.commune.casefold()]
-    return Reply(200, PlpList(items=[PlpView.model_validate(p.model_dump()) for p in sorted(found, key=lambda p: p.name)]))
+    return Reply(
+        200, PlpList(items=[PlpView.model_validate(p.model_dump()) for p in sorted(found, key=lambda p: p.name)])
+    )
 
 
 @api.operation("GET", "/v1/plps/{plp_id}", summary="Read a PLP and its charter", tag="plps", responses={200: PlpView})
@@ -44,7 +48,12 @@ async def get_plp(call: Call) -> Reply:
 
 
 @api.operation(
-    "PUT", "/v1/plps/{plp_id}/charter", summary="Replace a PLP's charter", tag="plps", body=Charter, responses={200: PlpView}
+    "PUT",
+    "/v1/plps/{plp_id}/charter",
+    summary="Replace a PLP's charter",
+    tag="plps",
+    body=Charter,
+    responses={200: PlpView},
 )
 async def put_charter(call: Call) -> Reply:
     plp = await plp_or_404(call, call.path("plp_id"))

@@ -12,7 +12,6 @@ from dispatcher.policy import Denied
 from dispatcher.store import Conflict
 from dispatcher.validation import field_errors
 
-
 log = structlog.get_logger(__name__)
 
 
@@ -35,7 +34,13 @@ class Problem(Exception):
     """Raised anywhere in a request to answer with a problem detail."""
 
     def __init__(
-        self, status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
@@ -80,4 +85,3 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
     except Exception:
         log.exception("api.unexpected_error", method=request.method, path=request.path)
         return Problem(500, "Internal error", "the service failed; the error is logged").response()
-

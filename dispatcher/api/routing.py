@@ -122,9 +122,7 @@ class Api:
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every registered operation."""
         models = _models(self.operations)
-        _, defs = models_json_schema(
-            [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
-        )
+        _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
         paths: dict[str, dict[str, Any]] = {}
         for op in self.operations:
             paths.setdefault(op.path, {})[op.method.lower()] = _describe(op)
@@ -160,7 +158,11 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body; raises a 400/415 problem naming what is wrong."""
     if request.content_type != "application/json":
-        raise Problem(415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {request.content_type!r}")
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"send JSON with Content-Type: application/json, not {request.content_type!r}",
+        )
     text = await request.text()
     try:
         return json.loads(text)
@@ -216,9 +218,7 @@ def _describe(op: Operation) -> dict[str, Any]:
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": parameters,
-        "responses": {
-            str(status): _response(model) for status, model in sorted(op.responses.items())
-        }
+        "responses": {str(status): _response(model) for status, model in sorted(op.responses.items())}
         | {"default": _response(ProblemModel, problem=True)},
     }
     if op.public:

@@ -45,7 +45,9 @@ def services(call: Call) -> Services:
 async def plp_or_404(call: Call, plp_id: str) -> Plp:
     plp = await services(call).store.get_plp(plp_id)
     if plp is None:
-        raise Problem(404, "Not found", f"no PLP {plp_id!r}", errors=[{"field": "path.plp_id", "reason": "unknown PLP"}])
+        raise Problem(
+            404, "Not found", f"no PLP {plp_id!r}", errors=[{"field": "path.plp_id", "reason": "unknown PLP"}]
+        )
     return plp
 
 
@@ -54,6 +56,8 @@ async def alert_or_404(call: Call, alert_id: str) -> tuple[Alert, list[Plp]]:
     store = services(call).store
     alert = await store.get_alert(alert_id)
     if alert is None:
-        raise Problem(404, "Not found", f"no alert {alert_id!r}", errors=[{"field": "path.alert_id", "reason": "unknown alert"}])
+        raise Problem(
+            404, "Not found", f"no alert {alert_id!r}", errors=[{"field": "path.alert_id", "reason": "unknown alert"}]
+        )
     plps = [p for p in (await store.get_plps(alert.plp_ids)).values() if p is not None]
     return alert, plps

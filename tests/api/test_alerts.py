@@ -14,7 +14,11 @@ from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json
 
 URGENT = {"urgency": "urgent", "category": "burglary", "texts": {"fr": "Cambriolage rue X, voiture grise 1-ABC-123"}}
-ADVICE = {"urgency": "non_urgent", "category": "prevention_advice", "texts": {"fr": "Fermez vos fenêtres", "nl": "Sluit uw ramen"}}
+ADVICE = {
+    "urgency": "non_urgent",
+    "category": "prevention_advice",
+    "texts": {"fr": "Fermez vos fenêtres", "nl": "Sluit uw ramen"},
+}
 
 
 async def _import(client: TestClient, cast: Cast, plp_id: str, rows: list[dict[str, Any]]) -> None:
@@ -36,7 +40,9 @@ async def _run_queued(runtime: Runtime) -> None:
                 await sending.send_batch(runtime, *args)
 
 
-async def test_the_same_idempotency_key_and_body_return_the_same_alert(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+async def test_the_same_idempotency_key_and_body_return_the_same_alert(
+    client: TestClient, cast: Cast, runtime: Runtime
+) -> None:
     """A double click sends once: the second POST replays the first alert and enqueues no second fan-out."""
     headers = {**cast.auth("police_a"), "Idempotency-Key": "click-1"}
     body = {**URGENT, "plp_ids": [cast.plp_a]}
@@ -62,8 +68,12 @@ async def test_the_same_idempotency_key_with_another_body_is_refused(client: Tes
 async def test_idempotency_keys_belong_to_their_author(client: TestClient, cast: Cast) -> None:
     """Two officers using the same key get two alerts: a key is scoped to the token's actor."""
     body = {**URGENT, "plp_ids": [cast.plp_a]}
-    first = await post_json(client, "/v1/alerts", body, headers={**cast.auth("police_a"), "Idempotency-Key": "k"}, expect=202)
-    second = await post_json(client, "/v1/alerts", body, headers={**cast.auth("admin"), "Idempotency-Key": "k"}, expect=202)
+    first = await post_json(
+        client, "/v1/alerts", body, headers={**cast.auth("police_a"), "Idempotency-Key": "k"}, expect=202
+    )
+    second = await post_json(
+        client, "/v1/alerts", body, headers={**cast.auth("admin"), "Idempotency-Key": "k"}, expect=202
+    )
     assert first["id"] != second["id"]
 
 
@@ -83,13 +93,19 @@ async def test_police_advice_waits_for_the_coordinator_and_is_relayed_as_edited(
 ) -> None:
     """Under a coordinator-relay charter, police advice waits; the approval sends the edited text."""
     await _import(client, cast, cast.plp_a, member_rows(3, language="nl"))
-    alert = await post_json(client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert alert["status"] == "awaiting_relay"
     assert alert["relays"][0]["state"] == "awaiting"
     assert runtime.general_queue.count == 0
     edited = {"texts": {"nl": "Sluit uw ramen en deuren", "de": "Schließen Sie Fenster und Türen"}}
     approved = await post_json(
-        client, f"/v1/alerts/{alert['id']}/relays/{cast.plp_a}/approve", edited, headers=cast.auth("coordinator_a"), expect=200
+        client,
+        f"/v1/alerts/{alert['id']}/relays/{cast.plp_a}/approve",
+        edited,
+        headers=cast.auth("coordinator_a"),
+        expect=200,
     )
     relay = approved["relays"][0]
     assert (relay["state"], relay["decided_by"]) == ("approved", cast.ids["coordinator_a"])
@@ -102,9 +118,13 @@ async def test_police_advice_waits_for_the_coordinator_and_is_relayed_as_edited(
     assert outbox.count("Sluit uw ramen en deuren") == 3
 
 
-async def test_a_declined_relay_is_shown_to_the_police_with_its_reason(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+async def test_a_declined_relay_is_shown_to_the_police_with_its_reason(
+    client: TestClient, cast: Cast, runtime: Runtime
+) -> None:
     """Declining records who, when and why; with every PLP declined the alert is declined and nothing is sent."""
-    alert = await post_json(client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     await post_json(
         client,
         f"/v1/alerts/{alert['id']}/relays/{cast.plp_a}/decline",
@@ -122,38 +142,54 @@ async def test_a_declined_relay_is_shown_to_the_police_with_its_reason(client: T
 
 async def test_a_relay_is_decided_once(client: TestClient, cast: Cast) -> None:
     """Approving after a decision (or twice) is a 409 conflict."""
-    alert = await post_json(client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     path = f"/v1/alerts/{alert['id']}/relays/{cast.plp_a}"
     await post_json(client, f"{path}/approve", {}, headers=cast.auth("coordinator_a"), expect=200)
     await post_json(client, f"{path}/approve", {}, headers=cast.auth("coordinator_a"), expect=409)
     await post_json(client, f"{path}/decline", {"reason": "x"}, headers=cast.auth("coordinator_a"), expect=409)
 
 
-async def test_urgent_alerts_and_auto_relay_charters_never_wait(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+async def test_urgent_alerts_and_auto_relay_charters_never_wait(
+    client: TestClient, cast: Cast, runtime: Runtime
+) -> None:
     """Urgent alerts, and advice to a PLP whose charter relays automatically, are accepted at once."""
-    urgent = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    urgent = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert urgent["status"] == "accepted"
-    response = await client.put(f"/v1/plps/{cast.plp_a}/charter", json={"relay": "auto"}, headers=cast.auth("coordinator_a"))
+    response = await client.put(
+        f"/v1/plps/{cast.plp_a}/charter", json={"relay": "auto"}, headers=cast.auth("coordinator_a")
+    )
     assert response.status == 200
-    advice = await post_json(client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    advice = await post_json(
+        client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     assert advice["status"] == "accepted" and advice["relays"][0]["state"] == "auto"
 
 
 async def test_coordinators_relay_their_own_advice_at_once(client: TestClient, cast: Cast) -> None:
     """A coordinator's own non-urgent message needs no approval."""
-    advice = await post_json(client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("coordinator_a"), expect=202)
+    advice = await post_json(
+        client, "/v1/alerts", {**ADVICE, "plp_ids": [cast.plp_a]}, headers=cast.auth("coordinator_a"), expect=202
+    )
     assert advice["status"] == "accepted"
 
 
 async def test_deliveries_are_listed_by_page_and_filtered(client: TestClient, cast: Cast, runtime: Runtime) -> None:
     """Pages follow next_cursor without repeats; filters by status and channel select exactly."""
     await _import(client, cast, cast.plp_a, member_rows(5))
-    alert = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
     await _run_queued(runtime)
     base = f"/v1/alerts/{alert['id']}/deliveries"
     seen, cursor = [], None
     while True:
-        page = await get_json(client, base + f"?limit=4{f'&cursor={cursor}' if cursor else ''}", headers=cast.auth("police_a"))
+        page = await get_json(
+            client, base + f"?limit=4{f'&cursor={cursor}' if cursor else ''}", headers=cast.auth("police_a")
+        )
         seen += [d["id"] for d in page["items"]]
         if not (cursor := page["next_cursor"]):
             break
@@ -167,11 +203,17 @@ async def test_deliveries_are_listed_by_page_and_filtered(client: TestClient, ca
     assert failed["items"] == []
 
 
-async def test_cancelling_stops_every_send_that_has_not_started(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+async def test_cancelling_stops_every_send_that_has_not_started(
+    client: TestClient, cast: Cast, runtime: Runtime
+) -> None:
     """After a cancel, the queued deliveries end cancelled and nothing reaches the outbox; a second cancel is 409."""
     await _import(client, cast, cast.plp_a, member_rows(4))
-    alert = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202)
-    cancelled = await post_json(client, f"/v1/alerts/{alert['id']}/cancel", None, headers=cast.auth("police_a"), expect=200)
+    alert = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
+    )
+    cancelled = await post_json(
+        client, f"/v1/alerts/{alert['id']}/cancel", None, headers=cast.auth("police_a"), expect=200
+    )
     assert cancelled["status"] == AlertStatus.CANCELLED
     await _run_queued(runtime)
     seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
@@ -192,5 +234,7 @@ async def test_the_time_to_live_defaults_to_the_shortest_charter(client: TestCli
     """Without ttl_seconds, an alert lives as long as the strictest target charter allows."""
     charter = {"urgent": {"channels": ["sms"], "ttl_seconds": 900}}
     await client.put(f"/v1/plps/{cast.plp_a}/charter", json=charter, headers=cast.auth("admin"))
-    alert = await post_json(client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a, cast.plp_b]}, headers=cast.auth("admin"), expect=202)
+    alert = await post_json(
+        client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a, cast.plp_b]}, headers=cast.auth("admin"), expect=202
+    )
     assert alert["ttl_seconds"] == 900

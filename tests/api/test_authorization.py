@@ -77,7 +77,12 @@ async def send_urgent(client: TestClient, cast: Cast, who: str) -> ClientRespons
 
 
 async def send_non_urgent(client: TestClient, cast: Cast, who: str) -> ClientResponse:
-    body = {"urgency": "non_urgent", "category": "prevention_advice", "plp_ids": [cast.plp_a], "texts": {"fr": "Conseil"}}
+    body = {
+        "urgency": "non_urgent",
+        "category": "prevention_advice",
+        "plp_ids": [cast.plp_a],
+        "texts": {"fr": "Conseil"},
+    }
     return await client.post("/v1/alerts", json=body, headers=cast.auth(who))
 
 

@@ -103,6 +103,7 @@ class RelayState(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     AUTO = "auto"
+    EXPIRED = "expired"  # the alert's time-to-live passed before anyone decided
 
 
 #: Rank of each delivery status: a delivery only moves to a higher rank.

@@ -184,6 +184,35 @@ return redis.call('HGET', KEYS[1], 'status')
 """
 )
 
+# KEYS: alert relays hash, alert state, counts, events; ARGV: alert id, now
+# Once the time-to-live has passed, relays still awaiting a decision expire; the alert then
+# completes with what went out, or expires if nothing went out.
+EXPIRE_RELAYS = (
+    _PRELUDE
+    + """
+if tonumber(ARGV[2]) <= tonumber(redis.call('HGET', KEYS[2], 'expires_at')) then return 0 end
+if tonumber(redis.call('HGET', KEYS[2], 'relays_awaiting') or '0') == 0 then return 0 end
+local going = false
+local relays = redis.call('HGETALL', KEYS[1])
+for i = 1, #relays, 2 do
+  local relay = cjson.decode(relays[i + 1])
+  if relay.state == 'awaiting' then
+    relay.state = 'expired'
+    redis.call('HSET', KEYS[1], relays[i], cjson.encode(relay))
+  elseif relay.state == 'auto' or relay.state == 'approved' then
+    going = true
+  end
+end
+redis.call('HSET', KEYS[2], 'relays_awaiting', 0)
+if going then
+  maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+else
+  advance_alert(KEYS[2], KEYS[4], ARGV[1], 'expired', ARGV[2])
+end
+return 1
+"""
+)
+
 
 @dataclass(frozen=True)
 class Scripts:
@@ -196,6 +225,7 @@ class Scripts:
     advance_alert: Any
     fanout_done: Any
     settle_relays: Any
+    expire_relays: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -208,4 +238,5 @@ class Scripts:
             advance_alert=client.register_script(ADVANCE_ALERT),
             fanout_done=client.register_script(FANOUT_DONE),
             settle_relays=client.register_script(SETTLE_RELAYS),
+            expire_relays=client.register_script(EXPIRE_RELAYS),
         )

@@ -264,6 +264,16 @@ class Store:
         return Alert.model_validate_json(raw) if raw else None
 
     async def get_progress(self, alert_id: str) -> AlertProgress:
+        """Where the alert stands. Relays still awaiting past the time-to-live expire on the way."""
+        await self.scripts.expire_relays(
+            keys=[
+                self.keys.alert_relays(alert_id),
+                self.keys.alert_state(alert_id),
+                self.keys.alert_counts(alert_id),
+                self.keys.events(),
+            ],
+            args=[alert_id, now_ts()],
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.alert_state(alert_id))
             pipe.hgetall(self.keys.alert_relays(alert_id))

@@ -238,3 +238,14 @@ async def test_the_time_to_live_defaults_to_the_shortest_charter(client: TestCli
         client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a, cast.plp_b]}, headers=cast.auth("admin"), expect=202
     )
     assert alert["ttl_seconds"] == 900
+
+
+async def test_a_relay_left_undecided_past_the_time_to_live_expires(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+    """Police advice nobody relayed within its TTL ends expired, and can no longer be approved."""
+    body = {**ADVICE, "plp_ids": [cast.plp_a], "ttl_seconds": 60}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("police_a"), expect=202)
+    runtime.sync_redis.hset(runtime.keys.alert_state(alert["id"]), "expires_at", 0)  # as if an hour had passed
+    seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
+    assert (seen["status"], seen["relays"][0]["state"]) == ("expired", "expired")
+    path = f"/v1/alerts/{alert['id']}/relays/{cast.plp_a}/approve"
+    await post_json(client, path, {}, headers=cast.auth("coordinator_a"), expect=409)

@@ -36,19 +36,34 @@ async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tupl
     Raises ``InvalidContact`` for an unusable phone number and ``Conflict`` when the
     person is already a member of this PLP or their contact points belong to two people.
     """
-    phone = normalise_mobile(data.phone, region=region) if data.phone else None
-    email = str(data.email) if data.email else None
+    phone, email = _contacts(data, region)
     existing_id = await store.find_member_by_contact(phone=phone, email=email)
     if existing_id is not None:
-        member = await store.get_member(existing_id)
-        if member is not None:
-            if plp.id in member.plp_ids:
-                raise Conflict("this person is already a member of this PLP")
-            joined = member.model_copy(update={"plp_ids": [*member.plp_ids, plp.id], "updated_at": _now()})
-            await store.save_member(joined, previous=member)
-            return joined, True
+        return await _join(store, plp, existing_id), True
+    member = _new_member(plp, data, phone, email)
+    await store.save_member(member)
+    return member, False
+
+
+async def _join(store: Store, plp: Plp, member_id: str) -> Member:
+    member = await store.get_member(member_id)
+    if member is None:
+        raise Conflict("this person's record is being erased; try again")
+    if plp.id in member.plp_ids:
+        raise Conflict("this person is already a member of this PLP")
+    joined = member.model_copy(update={"plp_ids": [*member.plp_ids, plp.id], "updated_at": _now()})
+    await store.save_member(joined, previous=member)
+    return joined
+
+
+def _contacts(data: MemberIn, region: str) -> tuple[str | None, str | None]:
+    phone = normalise_mobile(data.phone, region=region) if data.phone else None
+    return phone, str(data.email) if data.email else None
+
+
+def _new_member(plp: Plp, data: MemberIn, phone: str | None, email: str | None) -> Member:
     now = _now()
-    member = Member(
+    return Member(
         id=new_id(),
         name=data.name,
         phone=phone,
@@ -60,8 +75,6 @@ async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tupl
         created_at=now,
         updated_at=now,
     )
-    await store.save_member(member)
-    return member, False
 
 
 async def change(store: Store, member: Member, patch: MemberPatch, *, region: str) -> Member:
@@ -111,31 +124,43 @@ async def import_rows(
 ) -> tuple[list[tuple[int, Member, bool]], list[tuple[int, list[dict[str, str]]]]]:
     """Enroll every valid row; a bad row is reported and never stops the others.
 
-    Returns ``(imported, rejected)``: ``(row, member, existed)`` and ``(row, errors)``.
+    Rows are checked first (fields, phone number, duplicates within the import); then the
+    people nobody knows yet are written in bulk, and those already known are linked one
+    by one. Returns ``(imported, rejected)``: ``(row, member, existed)`` and ``(row, errors)``.
     """
-    imported: list[tuple[int, Member, bool]] = []
     rejected: list[tuple[int, list[dict[str, str]]]] = []
+    valid: list[tuple[int, MemberIn, str | None, str | None]] = []
     seen: dict[str, int] = {}
     for row, fields in rows:
         try:
             data = _row_member(fields)
-            for key in _contact_keys(data, region):
-                if key in seen:
-                    raise RowError([{"field": key.split(":")[0], "reason": f"same as row {seen[key]}"}])
-            member, existed = await enroll(store, plp, data, region=region)
+            phone, email = _contacts(data, region)
         except RowError as exc:
             rejected.append((row, exc.errors))
             continue
         except InvalidContact as exc:
             rejected.append((row, [{"field": "phone", "reason": str(exc)}]))
             continue
+        keys = [f"{kind}:{value.lower()}" for kind, value in (("phone", phone), ("email", email)) if value]
+        if twin := next((k for k in keys if k in seen), None):
+            rejected.append((row, [{"field": twin.split(":")[0], "reason": f"same as row {seen[twin]}"}]))
+            continue
+        seen.update(dict.fromkeys(keys, row))
+        valid.append((row, data, phone, email))
+    owners = await store.find_members_by_contacts([(phone, email) for _, _, phone, email in valid])
+    imported: list[tuple[int, Member, bool]] = []
+    fresh: list[tuple[int, Member]] = []
+    for (row, data, phone, email), owner in zip(valid, owners, strict=True):
+        if owner is None:
+            fresh.append((row, _new_member(plp, data, phone, email)))
+            continue
+        try:
+            imported.append((row, await _join(store, plp, owner), True))
         except Conflict as exc:
             rejected.append((row, [{"field": "row", "reason": str(exc)}]))
-            continue
-        for key in _contact_keys(data, region):
-            seen[key] = row
-        imported.append((row, member, existed))
-    return imported, rejected
+    await store.add_new_members([member for _, member in fresh])
+    imported += [(row, member, False) for row, member in fresh]
+    return sorted(imported, key=lambda i: i[0]), sorted(rejected, key=lambda r: r[0])
 
 
 def _row_member(fields: Any) -> MemberIn:
@@ -147,18 +172,6 @@ def _row_member(fields: Any) -> MemberIn:
         return MemberIn.model_validate(fields)
     except ValidationError as exc:
         raise RowError(field_errors(exc, "")) from None
-
-
-def _contact_keys(data: MemberIn, region: str) -> list[str]:
-    keys = []
-    if data.phone:
-        try:
-            keys.append(f"phone:{normalise_mobile(data.phone, region=region)}")
-        except InvalidContact:
-            pass  # reported by enroll, with the reason
-    if data.email:
-        keys.append(f"email:{str(data.email).lower()}")
-    return keys
 
 
 def _now() -> datetime:

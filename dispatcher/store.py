@@ -160,6 +160,33 @@ class Store:
                     return str(found)
         return None
 
+    async def find_members_by_contacts(self, contacts: list[tuple[str | None, str | None]]) -> list[str | None]:
+        """For each ``(phone, email)``, the id of the member who owns either, in one round trip."""
+        digests = [
+            [self.keys.contact(contact_digest(kind, value)) for kind, value in (("phone", p), ("email", e)) if value]
+            for p, e in contacts
+        ]
+        flat = [key for keys in digests for key in keys]
+        found = iter(await self.redis.mget(flat) if flat else [])
+        owners = []
+        for keys in digests:
+            ids = [next(found) for _ in keys]
+            owners.append(next((str(i) for i in ids if i), None))
+        return owners
+
+    async def add_new_members(self, members: list[Member], *, chunk: int = 500) -> None:
+        """Store members whose contact points nobody uses yet, a pipeline per chunk."""
+        for start in range(0, len(members), chunk):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for member in members[start : start + chunk]:
+                    pipe.set(self.keys.member(member.id), member.model_dump_json())
+                    for kind, value in (("phone", member.phone), ("email", member.email)):
+                        if value:
+                            pipe.set(self.keys.contact(contact_digest(kind, value)), member.id, nx=True)
+                    for plp_id in member.plp_ids:
+                        pipe.zadd(self.keys.plp_members(plp_id), {member.id: 0})
+                await pipe.execute()
+
     async def save_member(self, member: Member, *, previous: Member | None = None) -> None:
         """Store a member, its contact index and its PLP memberships.
 

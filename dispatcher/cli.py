@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,11 +135,19 @@ def dev(procfile: Path) -> None:
         "REDIS_URL": rt.redis_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    honcho = shutil.which("honcho", path=env["PATH"]) or "honcho"
+    honcho = subprocess.Popen(
+        [shutil.which("honcho", path=env["PATH"]) or "honcho", "-f", str(procfile), "start"], env=env
+    )
+    # Ctrl-C reaches honcho too (same process group); SIGTERM is passed on. Either way honcho
+    # stops the processes, and the embedded Redis is stopped once they are gone.
+    signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
     try:
-        code = subprocess.call([honcho, "-f", str(procfile), "start"], env=env)
-    except KeyboardInterrupt:
-        code = 0
+        while True:
+            try:
+                code = honcho.wait()
+                break
+            except KeyboardInterrupt:
+                continue
     finally:
         if not settings.redis_url:
             EmbeddedRedis(settings.data_dir / "redis").stop()

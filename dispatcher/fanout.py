@@ -57,14 +57,18 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     low, planned = "-", 0
     members_key = keys.plp_members(plp.id)
     while member_ids := cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk)):
-        raws = redis.mget([keys.member(m) for m in member_ids])
-        opted_out = redis.smismember(keys.optouts(), member_ids)
-        members = [
-            Member.model_validate_json(raw)
-            for raw, out in zip(raws, opted_out, strict=True)
-            if raw is not None and not out
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.mget([keys.member(m) for m in member_ids])
+            pipe.smismember(keys.optouts(), member_ids)
+            pipe.smismember(keys.alert_members(alert.id), member_ids)
+            raws, opted_out, already = pipe.execute()
+        # A member already planned through another PLP of this alert is left out here; the
+        # planning script checks again atomically, for fan-outs of two PLPs running at once.
+        rows = [
+            (m, raw, out) for m, raw, out, done in zip(member_ids, raws, opted_out, already, strict=True) if not done
         ]
-        skipped = [m for m, raw, out in zip(member_ids, raws, opted_out, strict=True) if raw is None or out]
+        members = [Member.model_validate_json(raw) for _, raw, out in rows if raw is not None and not out]
+        skipped = [m for m, raw, out in rows if raw is not None and out]
         planned += _plan_chunk(rt, alert, plp, plan, queue, members, skipped)
         low = f"({member_ids[-1]}"
     return planned
@@ -80,6 +84,7 @@ def _plan_chunk(
         keys.alert_deliveries(alert.id),
         keys.delivery(alert.id, ""),
         keys.alert_deliveries_in(alert.id, ""),
+        keys.alert_unreachable(alert.id),
     ]
     refs: list[str] = []
     with rt.rq_connection.pipeline(transaction=True) as pipe:

@@ -24,6 +24,7 @@ key                                    type    holds
 ``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals
 ``alert:<id>:members``                 set     members already planned (one delivery set each)
 ``alert:<id>:fanouts``                 set     PLP ids whose fan-out is still to finish
+``alert:<id>:unreachable``             set     members no target PLP's plan can reach
 ``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
 ``alert:<id>:d:<status>``              zset    the same refs, per current status
 ``delivery:<alert>:<member>:<chan>``   hash    status, ``t_<status>`` times, attempts, ids, error
@@ -93,6 +94,9 @@ class Keys:
 
     def alert_members(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:members"
+
+    def alert_unreachable(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:unreachable"
 
     def alert_fanouts(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:fanouts"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config import Settings
 
@@ -66,13 +68,17 @@ class EmbeddedRedis:
         """Ask the server to save and exit, if it runs."""
         if self._answers():
             try:
-                redis.Redis(unix_socket_path=str(self.socket)).shutdown(nosave=False)
+                self._client().shutdown(nosave=False)
             except redis.ConnectionError:
                 pass  # it closes the connection as it exits
 
+    def _client(self) -> redis.Redis:
+        # No retries: a server that does not answer at once is not running (yet).
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+
     def _answers(self) -> bool:
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+            return bool(self._client().ping())
         except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
             return False
 

@@ -67,12 +67,21 @@ local function delivery_keys()
 end
 """
 
-# KEYS: alert members set, counts, all deliveries zset, delivery key prefix, by-status prefix
+# KEYS: alert members set, counts, all deliveries zset, delivery key prefix, by-status prefix,
+#       alert unreachable set
 # ARGV: member id, now, outcome (plan | opted_out | unreachable), channel...
+# A member is planned once per alert. One unreachable through a PLP's plan stays a candidate
+# for the plans of the alert's other PLPs; they count as unreachable only if none reaches them.
 PLAN_MEMBER = """
+if ARGV[3] == 'unreachable' then
+  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
+  redis.call('SADD', KEYS[6], ARGV[1])
+  return 0
+end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return -1 end
-if ARGV[3] ~= 'plan' then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('SREM', KEYS[6], ARGV[1])
+if ARGV[3] == 'opted_out' then
+  redis.call('HINCRBY', KEYS[2], 'opted_out', 1)
   return 0
 end
 local created = 0

@@ -305,13 +305,14 @@ class Store:
             pipe.hgetall(self.keys.alert_state(alert_id))
             pipe.hgetall(self.keys.alert_relays(alert_id))
             pipe.hgetall(self.keys.alert_counts(alert_id))
-            state, relays, counts = await pipe.execute()
+            pipe.scard(self.keys.alert_unreachable(alert_id))
+            state, relays, counts, unreachable = await pipe.execute()
         return AlertProgress(
             status=AlertStatus(state["status"]),
             times=times_of(state),
             expires_at=from_ts(state["expires_at"]),  # type: ignore[arg-type]
             relays=[Relay.model_validate_json(r) for r in relays.values()],
-            counts={k: int(v) for k, v in counts.items()},
+            counts={k: int(v) for k, v in counts.items()} | {"unreachable": unreachable},
         )
 
     async def list_alert_ids(self, *, plp_ids: list[str] | None, limit: int, before: float | None) -> list[str]:

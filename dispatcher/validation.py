@@ -19,7 +19,11 @@ def field_errors(exc: ValidationError, where: str) -> list[dict[str, str]]:
     """One ``{field, reason}`` per error of a pydantic validation."""
     errors = []
     for error in exc.errors(include_url=False):
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "constrained-"))))
+        loc = tuple(
+            p
+            for p in error["loc"]
+            if not (isinstance(p, str) and (p == "[key]" or p.startswith(("function-", "constrained-"))))
+        )
         reason = error["msg"].removeprefix("Value error, ")
         errors.append({"field": field_path(where, loc) or where or "row", "reason": reason})
     return errors

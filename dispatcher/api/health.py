@@ -8,7 +8,7 @@ from rq import Worker
 from channels import describe_channels
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
-from dispatcher.api.views import Health, Readiness
+from dispatcher.api.views import Health, OpenApiDocument, Readiness
 
 
 @api.operation("GET", "/v1/health", summary="Liveness", tag="operations", public=True, responses={200: Health})
@@ -45,6 +45,8 @@ async def ready(call: Call) -> Reply:
     )
 
 
-@api.operation("GET", "/v1/openapi.json", summary="This document", tag="operations", public=True, responses={200: None})
+@api.operation(
+    "GET", "/v1/openapi.json", summary="This document", tag="operations", public=True, responses={200: OpenApiDocument}
+)
 async def openapi(call: Call) -> Reply:
     return Reply(200, api.openapi())

@@ -163,12 +163,12 @@ async def read_json(request: web.Request) -> Any:
             "Unsupported media type",
             f"send JSON with Content-Type: application/json, not {request.content_type!r}",
         )
-    text = await request.text()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return json.loads(await request.text())
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, integer too long
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else f"not readable: {type(exc).__name__}"
         raise Problem(
-            400, "Malformed JSON", "the body is not valid JSON", errors=[{"field": "body", "reason": str(exc)}]
+            400, "Malformed JSON", "the body is not valid JSON", errors=[{"field": "body", "reason": reason}]
         ) from None
 
 
@@ -193,7 +193,7 @@ def render(reply: Reply) -> web.Response:
 def _models(operations: list[Operation]) -> list[type[BaseModel]]:
     seen: dict[str, type[BaseModel]] = {"ProblemModel": ProblemModel}
     for op in operations:
-        for model in (op.body, *op.responses.values()):
+        for model in (op.body, op.query, *op.responses.values()):
             if model is not None:
                 seen[model.__name__] = model
     return list(seen.values())
@@ -208,7 +208,7 @@ def _describe(op: Operation) -> dict[str, Any]:
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema()
+        schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, prop in schema.get("properties", {}).items():
             parameters.append(
                 {"name": name, "in": "query", "required": name in schema.get("required", []), "schema": prop}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from dispatcher.models import (
     Actor,
@@ -46,7 +46,9 @@ class DeliveryQuery(PageQuery):
 
 class AlertListQuery(Query):
     limit: Limit = 50
-    before: float | None = Field(default=None, description="List alerts created before this Unix time")
+    before: float | None = Field(
+        default=None, allow_inf_nan=False, description="List alerts created before this Unix time"
+    )
 
 
 class PlpView(Plp):
@@ -225,3 +227,7 @@ class Readiness(BaseModel):
     redis: str
     workers: dict[str, int]
     channels: dict[str, str]
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """The OpenAPI 3.1 document of this API."""

@@ -240,7 +240,9 @@ async def test_the_time_to_live_defaults_to_the_shortest_charter(client: TestCli
     assert alert["ttl_seconds"] == 900
 
 
-async def test_a_relay_left_undecided_past_the_time_to_live_expires(client: TestClient, cast: Cast, runtime: Runtime) -> None:
+async def test_a_relay_left_undecided_past_the_time_to_live_expires(
+    client: TestClient, cast: Cast, runtime: Runtime
+) -> None:
     """Police advice nobody relayed within its TTL ends expired, and can no longer be approved."""
     body = {**ADVICE, "plp_ids": [cast.plp_a], "ttl_seconds": 60}
     alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("police_a"), expect=202)

@@ -19,25 +19,26 @@ from config import LogFormat, Settings
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
+_PHONE = re.compile(r"(?<![\w+])(?<!\d[:.])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
 
 
 def mask_address(value: str) -> str:
-    """Mask one contact point: ``+32470123456`` -> ``+3247*****56``, ``ann@x.be`` -> ``a***@x.be``."""
+    """Mask one contact point: ``+32470123456`` -> ``+324******56``, ``ann@x.be`` -> ``a***@x.be``."""
     if "@" in value:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain}"
-    digits = value.strip()
+    digits = re.sub(r"[ ./-]", "", value)
     if len(digits) <= 6:
         return "*" * len(digits)
-    return digits[:5] + "*" * (len(digits) - 7) + digits[-2:]
+    kept = 4 if digits.startswith("+") else 2  # the country code, or the national prefix
+    return digits[:kept] + "*" * (len(digits) - kept - 2) + digits[-2:]
 
 
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if sum(ch.isdigit() for ch in text) < 8:  # dates, amounts, ids: not a phone number
         return text
-    return mask_address(re.sub(r"[ ./-]", "", text))
+    return mask_address(text)
 
 
 def mask_text(text: str) -> str:
@@ -47,18 +48,20 @@ def mask_text(text: str) -> str:
 
 
 def _mask_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, dict):
         return {k: _mask_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_mask_value(v) for v in value]
-    return value
+    return mask_text(repr(value))  # exceptions and other objects are rendered by their repr
 
 
 def mask_personal_data(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask contact points in every value of the event."""
-    return {key: _mask_value(value) for key, value in event_dict.items()}
+    return {key: value if key.startswith("_") else _mask_value(value) for key, value in event_dict.items()}
 
 
 def configure_logging(settings: Settings) -> None:

@@ -103,7 +103,8 @@ return created
 
 # KEYS: delivery, alert state, counts, by-status prefix, events, opt-outs set
 # ARGV: alert id, ref, channel, member id, now
-# Returns the status the delivery is in afterwards: 'sending' means the caller owns the send.
+# Returns 'claimed' when the caller now owns the send; otherwise the status the delivery is in
+# (a delivery already 'sending' belongs to another worker).
 CLAIM = (
     _PRELUDE
     + """
@@ -121,6 +122,7 @@ end
 if cause then redis.call('HSET', k.delivery, 'cause', cause) end
 if target == 'sending' then redis.call('HINCRBY', k.delivery, 'attempts', 1) end
 move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5])
+if target == 'sending' then return 'claimed' end
 return target
 """
 )

@@ -22,6 +22,9 @@ from dispatcher.wording import subject
 
 log = structlog.get_logger(__name__)
 
+#: What the claim script answers to the one caller that now owns a send.
+CLAIMED = "claimed"
+
 
 class BatchContext:
     """What every delivery of one batch shares: the alert, its PLP, the members, the channels."""
@@ -95,7 +98,7 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
             args=[ctx.alert.id, ref, channel_name, member_id, now_ts()],
         )
-        if claimed != DeliveryStatus.SENDING.value:
+        if claimed != CLAIMED:
             bound.info("send.not_claimed", status=claimed)
             return str(claimed)
         message = _message(ctx, ref, ChannelName(channel_name), member_id)

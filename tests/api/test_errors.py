@@ -36,7 +36,12 @@ def fields_of(body: dict[str, Any]) -> list[str]:
 
 def alert(cast: Cast, **changes: Any) -> dict[str, Any]:
     """A valid urgent alert from police_a to PLP a, with some fields changed."""
-    return {"urgency": "urgent", "category": "burglary", "plp_ids": [cast.plp_a], "texts": {"fr": "Cambriolage"}} | changes
+    return {
+        "urgency": "urgent",
+        "category": "burglary",
+        "plp_ids": [cast.plp_a],
+        "texts": {"fr": "Cambriolage"},
+    } | changes
 
 
 @pytest.fixture
@@ -55,7 +60,9 @@ async def small_body_client(settings: Settings, client: TestClient) -> AsyncIter
 async def test_malformed_json_is_a_400_naming_the_body(client: TestClient, cast: Cast) -> None:
     """A body that is not JSON gives 400 with an error on the field ``body``."""
     response = await client.post(
-        "/v1/alerts", data=b'{"urgency": "urgent",', headers={**cast.auth("police_a"), "Content-Type": "application/json"}
+        "/v1/alerts",
+        data=b'{"urgency": "urgent",',
+        headers={**cast.auth("police_a"), "Content-Type": "application/json"},
     )
     body = await problem(response, 400)
     assert fields_of(body) == ["body"]
@@ -65,7 +72,9 @@ async def test_malformed_json_is_a_400_naming_the_body(client: TestClient, cast:
 async def test_a_body_that_is_not_json_is_a_415(client: TestClient, cast: Cast, content_type: str) -> None:
     """Sending anything but application/json to a JSON operation gives 415, saying what to send."""
     response = await client.post(
-        "/v1/alerts", data=json.dumps(alert(cast)).encode(), headers={**cast.auth("police_a"), "Content-Type": content_type}
+        "/v1/alerts",
+        data=json.dumps(alert(cast)).encode(),
+        headers={**cast.auth("police_a"), "Content-Type": content_type},
     )
     body = await problem(response, 415)
     assert "application/json" in body["detail"]
@@ -179,7 +188,7 @@ MALFORMED_ALERT_BODIES: list[Any] = [
     pytest.param(lambda c: json.dumps(alert(c, ttl_seconds=-1)), id="ttl-negative"),
     pytest.param(lambda c: json.dumps(alert(c, ttl_seconds=1.5e3 + 0.5)), id="ttl-fraction"),
     pytest.param(lambda c: json.dumps(alert(c, ttl_seconds="soon")), id="ttl-text"),
-    pytest.param(lambda c: json.dumps(alert(c)).replace("}", ', "ttl_seconds": NaN}', 1)[:-1] + "}", id="ttl-nan"),
+    pytest.param(lambda c: json.dumps(alert(c))[:-1] + ', "ttl_seconds": NaN}', id="ttl-nan"),
     pytest.param(lambda c: json.dumps(alert(c))[:-1] + ', "ttl_seconds": ' + "9" * 5000 + "}", id="ttl-5000-digits"),
     pytest.param(lambda c: json.dumps(alert(c, plp_ids=c.plp_a)), id="plp_ids-string"),
     pytest.param(lambda c: json.dumps(alert(c, plp_ids={"id": c.plp_a})), id="plp_ids-object"),

@@ -28,10 +28,7 @@ async def document(client: TestClient) -> dict[str, Any]:
 
 def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
-        if method in HTTP_METHODS
+        (method.upper(), path) for path, item in document["paths"].items() for method in item if method in HTTP_METHODS
     }
 
 
@@ -104,11 +101,26 @@ async def test_every_operation_has_a_unique_id_and_a_problem_default(document: d
         assert "application/problem+json" in op["responses"]["default"]["content"], op["operationId"]
 
 
+async def test_every_success_with_a_body_documents_its_content(document: dict[str, Any]) -> None:
+    """Each documented 2xx answer but 204 says what it returns, so that clients generated from it can read it."""
+    silent = sorted(
+        f"{method.upper()} {path} {status}"
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+        for status, response in op["responses"].items()
+        if status.startswith("2") and status != "204" and "content" not in response
+    )
+    assert silent == []
+
+
 async def test_every_reference_resolves_to_a_component(document: dict[str, Any]) -> None:
     """Each $ref in the document points at a schema in components.schemas."""
     schemas = document["components"]["schemas"]
     prefix = "#/components/schemas/"
-    dangling = sorted({ref for ref in refs_in(document) if not (ref.startswith(prefix) and ref[len(prefix):] in schemas)})
+    dangling = sorted(
+        {ref for ref in refs_in(document) if not (ref.startswith(prefix) and ref[len(prefix) :] in schemas)}
+    )
     assert dangling == []
 
 

@@ -46,6 +46,11 @@ def test_default_charter_is_valid() -> None:
     assert charter.non_urgent.mode is DeliveryMode.FIRST_THAT_WORKS
 
 
+def held(start: str, end: str) -> dict[str, Any]:
+    """A charter holding non-urgent messages during these quiet hours."""
+    return {"non_urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": start, "end": end}}}
+
+
 @pytest.mark.parametrize(
     ("charter", "complaint"),
     [
@@ -58,22 +63,10 @@ def test_default_charter_is_valid() -> None:
             {"urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": "22:00", "end": "07:00"}}},
             "urgent messages are never held",
         ),
-        (
-            {"non_urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": "24:00", "end": "07:00"}}},
-            "must be a time written HH:MM",
-        ),
-        (
-            {"non_urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": "7:00", "end": "08:00"}}},
-            "must be a time written HH:MM",
-        ),
-        (
-            {"non_urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": "21:00", "end": "07:60"}}},
-            "must be a time written HH:MM",
-        ),
-        (
-            {"non_urgent": {"channels": ["sms"], "ttl_seconds": 3600, "quiet_hours": {"start": "2100", "end": "0700"}}},
-            "must be a time written HH:MM",
-        ),
+        (held("24:00", "07:00"), "must be a time written HH:MM"),
+        (held("7:00", "08:00"), "must be a time written HH:MM"),
+        (held("21:00", "07:60"), "must be a time written HH:MM"),
+        (held("2100", "0700"), "must be a time written HH:MM"),
         ({"relay": "auto", "colour": "blue"}, "Extra inputs are not permitted"),
     ],
 )
@@ -223,8 +216,10 @@ ALL, FIRST = DeliveryMode.ALL, DeliveryMode.FIRST_THAT_WORKS
         ([TELEGRAM], ALL, member(telegram_chat_id=42, channels=[SMS, EMAIL]), []),
     ],
 )
-def test_reachable_channels(plan: list[ChannelName], mode: DeliveryMode, who: Member, reached_on: list[ChannelName]) -> None:
-    """A member is reached on the plan's channels, in its order, that they accept and have a contact for; first_that_works keeps one."""
+def test_reachable_channels(
+    plan: list[ChannelName], mode: DeliveryMode, who: Member, reached_on: list[ChannelName]
+) -> None:
+    """A member is reached on the plan's channels they accept and have a contact for, in plan order; or the first."""
     assert who.reachable_channels(ClassPlan(channels=plan, mode=mode, ttl_seconds=3600)) == reached_on
 
 

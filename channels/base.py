@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from config import Settings
 from dispatcher.models import ChannelName, Language, Urgency
 
 
@@ -58,17 +59,28 @@ class ReceiptStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """One delivery, ready to go: who, where, what, in which language."""
+    """One delivery, ready to go: who, where, and the content composed for its channel.
+
+    The dispatcher composes everything (texts in the member's language, links, hints);
+    a channel only puts the fields its vendor needs on the wire.
+    """
 
     delivery_id: str
     alert_id: str
     member_id: str
     channel: ChannelName
-    address: str
+    address: str  # E.164 phone, e-mail address, or Telegram chat id
     language: Language
     urgency: Urgency
     subject: str
-    text: str
+    text: str  # as the member reads it: the sender's words and our hints (SMS, Telegram, e-mail text part)
+    html: str | None = None  # e-mail: the HTML part
+    twiml: str | None = None  # voice: the TwiML the call plays
+    reply_to: tuple[str, ...] = ()  # e-mail: where replies go (the PLP's coordinators)
+    unsubscribe_url: str | None = None  # e-mail: List-Unsubscribe target, one-click (RFC 8058)
+    ack_label: str | None = None  # Telegram: label of the "received" button
+    ack_data: str | None = None  # Telegram: callback data of that button (at most 64 bytes)
+    status_callback: str | None = None  # Twilio: where status callbacks for this message go
 
     def __repr__(self) -> str:  # the address is personal data: keep it out of reprs
         return f"OutboundMessage(delivery_id={self.delivery_id!r}, channel={self.channel.value!r})"
@@ -95,4 +107,18 @@ class Channel(Protocol):
 
     async def close(self) -> None:
         """Release connections; the channel is not used afterwards."""
+        ...
+
+
+class VendorChannel(Channel, Protocol):
+    """A channel backed by a vendor account, built from the settings when they hold its credentials."""
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether the settings hold what this channel needs (credentials, sender)."""
+        ...
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VendorChannel:
+        """A channel ready to send; opens no connection before the first send."""
         ...

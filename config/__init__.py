@@ -1,5 +1,5 @@
 """Settings of plp-dispatch, read once from the environment."""
 
-from config.settings import LogFormat, Settings, WorkerKind, load_settings
+from config.settings import LogFormat, Settings, SmtpSecurity, WorkerKind, load_settings
 
-__all__ = ["LogFormat", "Settings", "WorkerKind", "load_settings"]
+__all__ = ["LogFormat", "Settings", "SmtpSecurity", "WorkerKind", "load_settings"]

@@ -6,18 +6,26 @@ Every field is documented in the README's configuration reference.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class LogFormat(StrEnum):
     AUTO = "auto"  # readable on a terminal, JSON otherwise
     CONSOLE = "console"
     JSON = "json"
+
+
+class SmtpSecurity(StrEnum):
+    NONE = "none"  # plain SMTP (a relay on a trusted network, tests)
+    STARTTLS = "starttls"
+    TLS = "tls"  # implicit TLS, usually port 465
 
 
 class WorkerKind(StrEnum):
@@ -120,6 +128,86 @@ class Settings(BaseSettings):
     )
     max_import_rows: int = Field(default=10000, ge=1, validation_alias=_env("PLP_MAX_IMPORT_ROWS"))
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias=_env("PLP_MAX_BODY_BYTES"))
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("PLP_SECRET_KEY"),
+        description="Signs the links sent to members; unset: a key kept in <data dir>/secret.key.",
+    )
+    link_ttl_days: int = Field(
+        default=30, ge=1, le=400, validation_alias=_env("PLP_LINK_TTL_DAYS"), description="Validity of member links."
+    )
+    provider_timeout: float = Field(
+        default=10.0, gt=0, le=120, validation_alias=_env("PLP_PROVIDER_TIMEOUT"), description="Seconds per call."
+    )
+    price_sms_segment: Decimal = Field(
+        default=Decimal("0.08"), ge=0, validation_alias=_env("PLP_PRICE_SMS_SEGMENT"), description="Per SMS segment."
+    )
+    price_voice_minute: Decimal = Field(
+        default=Decimal("0.12"), ge=0, validation_alias=_env("PLP_PRICE_VOICE_MINUTE"), description="Per call minute."
+    )
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", validation_alias=_env("PLP_CURRENCY"))
+
+    # -- Twilio (SMS and voice) --------------------------------------------------------------
+    twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_api_base_url: str = Field(default="https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    twilio_sms_from: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("TWILIO_SMS_FROM"),
+        description="Sender numbers (E.164), comma-separated; sends are spread over them.",
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_voice_from: str | None = Field(default=None, validation_alias=_env("TWILIO_VOICE_FROM"))
+
+    # -- SMTP (e-mail) -----------------------------------------------------------------------
+    smtp_host: str | None = Field(default=None, validation_alias=_env("SMTP_HOST"))
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"))
+    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.STARTTLS, validation_alias=_env("SMTP_SECURITY"))
+    smtp_username: str | None = Field(default=None, validation_alias=_env("SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(default=None, validation_alias=_env("SMTP_PASSWORD"))
+    smtp_from: str | None = Field(
+        default=None, validation_alias=_env("SMTP_FROM"), description='Sender, e.g. "PLP alerts <alerts@example.org>".'
+    )
+    smtp_pool_size: int = Field(default=4, ge=1, le=50, validation_alias=_env("SMTP_POOL_SIZE"))
+
+    # -- Telegram ----------------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_api_base_url: str = Field(
+        default="https://api.telegram.org", validation_alias=_env("TELEGRAM_API_BASE_URL")
+    )
+    telegram_bot_username: str | None = Field(
+        default=None, validation_alias=_env("TELEGRAM_BOT_USERNAME"), description="For members' t.me deep links."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
+
+    @field_validator("twilio_sms_from", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def sms_configured(self) -> bool:
+        return self.twilio_configured and bool(self.twilio_sms_from or self.twilio_messaging_service_sid)
+
+    @property
+    def voice_configured(self) -> bool:
+        return self.twilio_configured and bool(self.twilio_voice_from)
+
+    @property
+    def email_configured(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from)
+
+    @property
+    def telegram_configured(self) -> bool:
+        return self.telegram_bot_token is not None
 
     @field_validator("redis_url")
     @classmethod

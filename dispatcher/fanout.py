@@ -52,7 +52,7 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str]) -> int:
 
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     redis, keys, chunk = rt.sync_redis, rt.keys, rt.settings.fanout_chunk
-    plan = plp.charter.plan_for(alert.urgency)
+    plan = plp.charter.plan_of(alert.message_class)
     queue = rt.queue_for(alert.urgency)
     low, planned = "-", 0
     members_key = keys.plp_members(plp.id)

@@ -12,7 +12,9 @@ key                                    type    holds
 ``plp:<id>:members``                   zset    member ids of a PLP (lexicographic)
 ``plp:<id>:alerts``                    zset    alert ids targeting a PLP, by creation time
 ``member:<id>``                        string  a member, JSON (personal data: erased on leave)
-``contact:<digest>``                   string  member id owning a phone or e-mail (digest only)
+``contact:<digest>``                   string  member id owning a phone, e-mail or Telegram chat (digest only)
+``member:<id>:last:<channel>``         string  the last delivery sent to a member on SMS or Telegram
+``tglink:<token>``                     string  member id a Telegram deep link (``/start <token>``) links
 ``optouts``                            set     ids of members who opted out
 ``actor:<id>``                         string  an API user, JSON
 ``actors``                             zset    every actor id
@@ -62,6 +64,12 @@ class Keys:
     def member(self, member_id: str) -> str:
         return f"{self.prefix}member:{member_id}"
 
+    def member_last(self, member_id: str, channel: str) -> str:
+        return f"{self.prefix}member:{member_id}:last:{channel}"
+
+    def telegram_link(self, token: str) -> str:
+        return f"{self.prefix}tglink:{token}"
+
     def contact(self, digest: str) -> str:
         return f"{self.prefix}contact:{digest}"
 
@@ -110,6 +118,16 @@ class Keys:
     def delivery(self, alert_id: str, ref: str) -> str:
         """Key of the delivery ``ref`` (``<channel>:<member>``) of an alert."""
         return f"{self.prefix}delivery:{alert_id}:{ref}"
+
+    def delivery_move(self, alert_id: str, ref: str) -> list[str]:
+        """The keys the claim and record scripts need to move one delivery (see ``dispatcher.scripts``)."""
+        return [
+            self.delivery(alert_id, ref),
+            self.alert_state(alert_id),
+            self.alert_counts(alert_id),
+            self.alert_deliveries_in(alert_id, ""),
+            self.events(),
+        ]
 
     def idempotency(self, actor_id: str, key: str) -> str:
         return f"{self.prefix}idem:{actor_id}:{key}"

@@ -225,6 +225,11 @@ class Charter(Strict):
         """The plan of the message class an alert of this urgency belongs to."""
         return self.urgent if urgency is Urgency.URGENT else self.non_urgent
 
+    def plan_of(self, message_class: MessageClass) -> ClassPlan:
+        """The plan of a message class."""
+        plan: ClassPlan = getattr(self, message_class.value)
+        return plan
+
 
 class PlpIn(Strict):
     name: ShortText
@@ -234,6 +239,9 @@ class PlpIn(Strict):
     default_language: Language = Language.FR
     timezone: str = "Europe/Brussels"
     charter: Charter = Field(default_factory=Charter)
+    reply_to: list[EmailStr] = Field(
+        default_factory=list, max_length=10, description="Where members' e-mail replies go: the coordinators."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -352,6 +360,16 @@ class AlertIn(Strict):
     ttl_seconds: int | None = Field(
         default=None, ge=60, le=30 * 86400, description="Default: the shortest of the target charters'."
     )
+    about_alert_id: Identifier | None = Field(
+        default=None,
+        description="Police feedback: the earlier alert this message tells the PLP about (non-urgent only).",
+    )
+
+    @model_validator(mode="after")
+    def _feedback_is_not_urgent(self) -> AlertIn:
+        if self.about_alert_id is not None and self.urgency is Urgency.URGENT:
+            raise ValueError("police feedback about an earlier alert is sent as non_urgent")
+        return self
 
     @field_validator("plp_ids")
     @classmethod
@@ -384,6 +402,14 @@ class Alert(BaseModel):
     texts: dict[Language, str]
     ttl_seconds: int
     created_at: datetime
+    about_alert_id: str | None = None
+
+    @property
+    def message_class(self) -> MessageClass:
+        """Urgent, non-urgent, or police feedback about an earlier alert."""
+        if self.about_alert_id is not None:
+            return MessageClass.POLICE_FEEDBACK
+        return MessageClass.URGENT if self.urgency is Urgency.URGENT else MessageClass.NON_URGENT
 
     def text_for(self, language: Language, relay: Relay | None, fallback: Language) -> str:
         """The text for a member's language: the relay's edit first, then the alert's, then any."""

@@ -17,6 +17,7 @@ from rq import Queue
 
 from config import Settings
 from dispatcher.keys import Keys
+from dispatcher.links import Links
 from dispatcher.models import Urgency
 from dispatcher.redis_server import resolve_redis_url
 from dispatcher.scripts import Scripts
@@ -37,6 +38,10 @@ class Runtime:
     @cached_property
     def keys(self) -> Keys:
         return Keys(self.settings.key_prefix)
+
+    @cached_property
+    def links(self) -> Links:
+        return Links(self.settings)
 
     @cached_property
     def rq_connection(self) -> redis.Redis:

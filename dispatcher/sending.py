@@ -13,17 +13,19 @@ import asyncio
 import structlog
 
 from channels import Channel, ChannelError, PermanentError, ReceiptStatus, open_channels
-from channels.base import OutboundMessage
-from dispatcher.keys import Keys
+from dispatcher.compose import compose
+from dispatcher.links import Links
 from dispatcher.models import Alert, ChannelName, DeliveryStatus, Member, Plp, Relay
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store, delivery_id, now_ts
-from dispatcher.wording import subject
 
 log = structlog.get_logger(__name__)
 
 #: What the claim script answers to the one caller that now owns a send.
 CLAIMED = "claimed"
+
+#: Channels on which a member's reply carries no reference: it is matched to the last message.
+REPLYABLE = frozenset({ChannelName.SMS, ChannelName.TELEGRAM})
 
 
 class BatchContext:
@@ -38,22 +40,17 @@ class BatchContext:
         relay: Relay | None,
         members: dict[str, Member],
         channels: dict[ChannelName, Channel],
+        links: Links,
         concurrency: int,
     ) -> None:
         self.store, self.keys = store, store.keys
         self.alert, self.plp, self.relay = alert, plp, relay
-        self.members, self.channels = members, channels
+        self.members, self.channels, self.links = members, channels, links
         self.slots = asyncio.Semaphore(concurrency)
+        self.reply_window = max(alert.ttl_seconds, 7 * 86400)
 
     def delivery_keys(self, ref: str) -> list[str]:
-        k: Keys = self.keys
-        return [
-            k.delivery(self.alert.id, ref),
-            k.alert_state(self.alert.id),
-            k.alert_counts(self.alert.id),
-            k.alert_deliveries_in(self.alert.id, ""),
-            k.events(),
-        ]
+        return self.keys.delivery_move(self.alert.id, ref)
 
 
 async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
@@ -77,6 +74,7 @@ async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -
                 relay=Relay.model_validate_json(relay_raw) if relay_raw else None,
                 members=members,
                 channels=channels,
+                links=rt.links,
                 concurrency=rt.settings.send_concurrency,
             )
             outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
@@ -101,7 +99,13 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
         if claimed != CLAIMED:
             bound.info("send.not_claimed", status=claimed)
             return str(claimed)
-        message = _message(ctx, ref, ChannelName(channel_name), member_id)
+        member = ctx.members.get(member_id)
+        message = None
+        if member is not None:
+            channel = ChannelName(channel_name)
+            message = compose(
+                alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links
+            )
         if message is None:
             return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
         try:
@@ -118,28 +122,11 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             return await _record(ctx, ref, DeliveryStatus.FAILED, error=f"internal error: {type(exc).__name__}")
         status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
         bound.debug("send.done", status=status.value)
+        if message.channel in REPLYABLE:
+            await ctx.store.remember_last_delivery(
+                member_id, message.channel, message.delivery_id, ttl=ctx.reply_window
+            )
         return await _record(ctx, ref, status, provider_id=receipt.provider_id)
-
-
-def _message(ctx: BatchContext, ref: str, channel: ChannelName, member_id: str) -> OutboundMessage | None:
-    member = ctx.members.get(member_id)
-    address = member.address_for(channel) if member else None
-    if member is None or address is None:
-        return None
-    language = member.language
-    return OutboundMessage(
-        delivery_id=delivery_id(ctx.alert.id, ref),
-        alert_id=ctx.alert.id,
-        member_id=member_id,
-        channel=channel,
-        address=address,
-        language=language,
-        urgency=ctx.alert.urgency,
-        subject=subject(
-            plp_name=ctx.plp.name, urgency=ctx.alert.urgency, category=ctx.alert.category, language=language
-        ),
-        text=ctx.alert.text_for(language, ctx.relay, ctx.plp.default_language),
-    )
 
 
 async def _record(

@@ -386,6 +386,14 @@ class Store:
         )
         return int(moved) == 1
 
+    async def remember_last_delivery(self, member_id: str, channel: ChannelName, delivery: str, *, ttl: int) -> None:
+        """Note the last delivery on a channel whose replies carry no reference (SMS, Telegram)."""
+        await self.redis.set(self.keys.member_last(member_id, channel.value), delivery, ex=ttl)
+
+    async def last_delivery(self, member_id: str, channel: ChannelName) -> str | None:
+        found = await self.redis.get(self.keys.member_last(member_id, channel.value))
+        return str(found) if found else None
+
     async def acknowledge(self, alert_id: str, ref: str, *, via: str) -> bool:
         """Record that the member acknowledged this delivery; True the first time only."""
         result = await self.scripts.acknowledge(

@@ -43,7 +43,7 @@ async def test_an_urgent_alert_reaches_every_member_in_their_language(
     assert seen["counts"]["by_status"]["delivered"] == seen["counts"]["total"] == 9
     assert list(seen["status_times"]) == ["accepted", "fanning_out", "sending", "completed"]
     lines = [json.loads(line) for line in runtime.settings.outbox_file.read_text(encoding="utf-8").splitlines()]
-    assert {line["text"] for line in lines} == {"Inbraak in straat X"}
+    assert all(line["text"].startswith("Inbraak in straat X") for line in lines)
     assert {line["channel"] for line in lines} == {"sms", "email", "voice"}
 
 

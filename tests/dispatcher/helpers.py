@@ -37,7 +37,6 @@ from dispatcher.models import (
     Urgency,
 )
 from dispatcher.runtime import Runtime
-from dispatcher.sending import BatchContext
 from dispatcher.store import DeliveryRecord, Store, new_id, now_ts
 
 SMS, EMAIL, TELEGRAM, VOICE = ChannelName.SMS, ChannelName.EMAIL, ChannelName.TELEGRAM, ChannelName.VOICE
@@ -179,12 +178,12 @@ class Scripted:
     def __init__(self, store: Store, alert: Alert, plp: Plp) -> None:
         self.store = store
         self.alert = alert
-        self.ctx = BatchContext(store, alert=alert, plp=plp, relay=None, members={}, channels={}, concurrency=1)
+        self.keys = store.keys
 
     async def claim(self, ref: str, *, at: float | None = None) -> str:
         channel, member_id = ref.split(":", 1)
         result = await self.store.scripts.claim(
-            keys=[*self.ctx.delivery_keys(ref), self.store.keys.optouts()],
+            keys=[*self.keys.delivery_move(self.alert.id, ref), self.store.keys.optouts()],
             args=[self.alert.id, ref, channel, member_id, now_ts() if at is None else at],
         )
         return str(result)
@@ -194,7 +193,7 @@ class Scripted:
     ) -> str:
         channel = ref.split(":", 1)[0]
         result = await self.store.scripts.record(
-            keys=self.ctx.delivery_keys(ref),
+            keys=self.keys.delivery_move(self.alert.id, ref),
             args=[self.alert.id, ref, channel, status.value, now_ts() if at is None else at, provider_id, error, ""],
         )
         return str(result)

@@ -98,7 +98,7 @@ async def test_outbox_holds_one_line_per_delivery_in_the_members_language(
         address = member.phone if line["channel"] == "sms" else member.email
         assert address is not None
         assert line["to"] == mask_address(address)
-        assert line["text"] == TEXTS[member.language]
+        assert line["text"].startswith(TEXTS[member.language] + "\n")  # the sender's words first, then our hints
         assert line["language"] == member.language.value
         assert line["delivery_id"] == f"{alert.id}:{line['channel']}:{member.id}"
         assert line["alert_id"] == alert.id

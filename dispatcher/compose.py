@@ -1,0 +1,116 @@
+"""Composing what a member receives on each channel: the sender's text, then our words.
+
+The alert text always comes first and whole. Then, in the member's language: an SMS gets
+the longest acknowledgement hint that adds no segment; a call says the message twice and
+asks to press 1; an e-mail gets its receipt and unsubscribe links (text and HTML, the
+HTML escaped by Jinja); a Telegram message gets a "received" button.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from twilio.twiml.voice_response import VoiceResponse
+
+from channels.base import OutboundMessage
+from dispatcher import segments
+from dispatcher.links import Links
+from dispatcher.models import Alert, ChannelName, Language, Member, Plp, Relay
+from dispatcher.store import delivery_id
+from dispatcher.wording import VOICES, Words, say, subject
+
+#: Telegram callback data of a "received" button: ``ack:<delivery id>``.
+ACK_PREFIX = "ack:"
+
+
+@lru_cache(maxsize=1)
+def templates() -> Environment:
+    """The Jinja environment of the e-mails and pages; autoescaping on, so no text is markup."""
+    return Environment(loader=PackageLoader("dispatcher", "templates"), autoescape=select_autoescape(default=True))
+
+
+def compose(
+    *, alert: Alert, plp: Plp, relay: Relay | None, member: Member, channel: ChannelName, links: Links
+) -> OutboundMessage | None:
+    """The message for one delivery, or None if the member has no contact point on that channel."""
+    address = member.address_for(channel)
+    if address is None:
+        return None
+    language = member.language
+    did = delivery_id(alert.id, f"{channel.value}:{member.id}")
+    text = alert.text_for(language, relay, plp.default_language)
+    title = subject(
+        plp_name=plp.name,
+        urgency=alert.urgency,
+        category=alert.category,
+        language=language,
+        feedback=alert.about_alert_id is not None,
+    )
+    base = OutboundMessage(
+        delivery_id=did,
+        alert_id=alert.id,
+        member_id=member.id,
+        channel=channel,
+        address=address,
+        language=language,
+        urgency=alert.urgency,
+        subject=title,
+        text=text,
+    )
+    if channel is ChannelName.SMS:
+        hints = [say(Words.SMS_ACK_HINT, language), say(Words.SMS_ACK_HINT_SHORT, language)]
+        return replace(base, text=segments.with_hint(text, hints), status_callback=links.twilio_status_url(did))
+    if channel is ChannelName.VOICE:
+        twiml = voice_twiml(text, language, links.twilio_gather_url(did))
+        return replace(base, twiml=twiml, status_callback=links.twilio_status_url(did))
+    if channel is ChannelName.EMAIL:
+        return _email(base, plp=plp, member=member, links=links)
+    label = say(Words.TELEGRAM_ACK_BUTTON, language)
+    return replace(base, text=f"{title}\n\n{text}", ack_label=label, ack_data=f"{ACK_PREFIX}{did}")
+
+
+def voice_twiml(text: str, language: Language, gather_url: str) -> str:
+    """The call: an introduction, the message said twice, press 1 to acknowledge, goodbye."""
+    lang, voice = VOICES[language]
+    response = VoiceResponse()
+    gather = response.gather(num_digits=1, action=gather_url, method="POST", timeout=8)
+    gather.say(f"{say(Words.VOICE_INTRO, language)} {text}", language=lang, voice=voice)
+    gather.pause(length=1)
+    gather.say(text, language=lang, voice=voice)
+    gather.say(say(Words.VOICE_PRESS_1, language), language=lang, voice=voice)
+    response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
+    return str(response)
+
+
+def _email(base: OutboundMessage, *, plp: Plp, member: Member, links: Links) -> OutboundMessage:
+    language = base.language
+    receipt_url, unsubscribe_url = links.receipt_url(base.delivery_id), links.unsubscribe_url(member.id)
+    footer = say(Words.EMAIL_FOOTER, language, plp=plp.name)
+    plain = "\n\n".join(
+        [
+            base.text,
+            say(Words.EMAIL_ACK_LINK, language, url=receipt_url),
+            footer,
+            say(Words.EMAIL_UNSUBSCRIBE, language, url=unsubscribe_url),
+        ]
+    )
+    html = (
+        templates()
+        .get_template("email.html")
+        .render(
+            language=language.value,
+            plp_name=plp.name,
+            subject=base.subject,
+            text=base.text,
+            receipt_url=receipt_url,
+            ack_label=say(Words.PAGE_CONFIRM, language),
+            footer=footer,
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_label=say(Words.PAGE_UNSUBSCRIBE_TITLE, language),
+        )
+    )
+    return replace(
+        base, text=plain, html=html, reply_to=tuple(str(a) for a in plp.reply_to), unsubscribe_url=unsubscribe_url
+    )

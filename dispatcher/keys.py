@@ -30,6 +30,9 @@ key                                    type    holds
 ``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
 ``alert:<id>:d:<status>``              zset    the same refs, per current status
 ``delivery:<alert>:<member>:<chan>``   hash    status, ``t_<status>`` times, attempts, ids, error
+``feedback:<id>``                      string  a member's reply, JSON
+``alert:<id>:feedback``                zset    feedback ids on an alert, by time
+``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
 =====================================  ======  =================================================
@@ -128,6 +131,15 @@ class Keys:
             self.alert_deliveries_in(alert_id, ""),
             self.events(),
         ]
+
+    def feedback(self, feedback_id: str) -> str:
+        return f"{self.prefix}feedback:{feedback_id}"
+
+    def alert_feedback(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:feedback"
+
+    def plp_feedback(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:feedback"
 
     def idempotency(self, actor_id: str, key: str) -> str:
         return f"{self.prefix}idem:{actor_id}:{key}"

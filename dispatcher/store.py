@@ -104,6 +104,14 @@ def split_delivery_id(value: str) -> tuple[str, str, str]:
     return alert_id, ChannelName(channel).value, member_id
 
 
+def _contacts(member: Member | None) -> list[tuple[str, str | None]]:
+    """A member's contact points by kind, as the contact index knows them."""
+    if member is None:
+        return [("phone", None), ("email", None), ("telegram", None)]
+    chat = str(member.telegram_chat_id) if member.telegram_chat_id is not None else None
+    return [("phone", member.phone), ("email", member.email), ("telegram", chat)]
+
+
 def times_of(raw: dict[str, str]) -> dict[str, datetime]:
     return {k[2:]: from_ts(v) for k, v in raw.items() if k.startswith("t_")}  # type: ignore[misc]
 
@@ -192,7 +200,7 @@ class Store:
 
         Raises ``Conflict`` when its phone or e-mail belongs to another member.
         """
-        contacts = [("phone", member.phone), ("email", member.email)]
+        contacts = _contacts(member)
         for kind, value in contacts:
             if value:
                 owner = await self.redis.get(self.keys.contact(contact_digest(kind, value)))
@@ -200,8 +208,7 @@ class Store:
                     raise Conflict(f"{kind}: another member already uses this {kind}")
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.member(member.id), member.model_dump_json())
-            for kind, value in contacts:
-                old = getattr(previous, kind) if previous else None
+            for (kind, value), (_, old) in zip(contacts, _contacts(previous), strict=True):
                 if old and old != value:
                     pipe.delete(self.keys.contact(contact_digest(kind, old)))
                 if value:
@@ -253,7 +260,7 @@ class Store:
             else:
                 kept = None
                 pipe.delete(self.keys.member(member.id))
-                for kind, value in (("phone", member.phone), ("email", member.email)):
+                for kind, value in _contacts(member):
                     if value:
                         pipe.delete(self.keys.contact(contact_digest(kind, value)))
                 # Stays in the opt-out set only as an id, so that nothing queued reaches them.

@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from dispatcher.api import actors, alerts, health, members, plps  # noqa: F401  (they register operations)
+from dispatcher.api import actors, alerts, feedback, health, members, pages, plps, webhooks  # noqa: F401  (they register operations)
 from dispatcher.api.problems import Problem, problem_middleware
 from dispatcher.api.routing import ACTOR
 from dispatcher.api.services import SERVICES, Services, api

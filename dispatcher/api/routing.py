@@ -44,11 +44,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a handler returns: a status, a model (or JSON-ready data), headers."""
+    """What a handler returns: a status, a model (or JSON-ready data, or text of ``media_type``), headers."""
 
     status: int
-    content: BaseModel | dict[str, Any] | None = None
+    content: BaseModel | dict[str, Any] | str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
@@ -62,7 +63,7 @@ class Operation:
     handler: Handler
     summary: str
     tag: str
-    responses: Mapping[int, type[BaseModel] | None]
+    responses: Mapping[int, type[BaseModel] | str | None]
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     public: bool = False
@@ -88,7 +89,7 @@ class Api:
         *,
         summary: str,
         tag: str,
-        responses: Mapping[int, type[BaseModel] | None],
+        responses: Mapping[int, type[BaseModel] | str | None],
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         public: bool = False,
@@ -182,6 +183,10 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
 def render(reply: Reply) -> web.Response:
     if reply.content is None:
         return web.Response(status=reply.status, headers=dict(reply.headers))
+    if isinstance(reply.content, str):
+        return web.Response(
+            status=reply.status, text=reply.content, content_type=reply.media_type, headers=dict(reply.headers)
+        )
     text = (
         reply.content.model_dump_json()
         if isinstance(reply.content, BaseModel)
@@ -194,7 +199,7 @@ def _models(operations: list[Operation]) -> list[type[BaseModel]]:
     seen: dict[str, type[BaseModel]] = {"ProblemModel": ProblemModel}
     for op in operations:
         for model in (op.body, op.query, *op.responses.values()):
-            if model is not None:
+            if model is not None and not isinstance(model, str):
                 seen[model.__name__] = model
     return list(seen.values())
 
@@ -229,9 +234,11 @@ def _describe(op: Operation) -> dict[str, Any]:
     return doc
 
 
-def _response(model: type[BaseModel] | None, *, problem: bool = False) -> dict[str, Any]:
+def _response(model: type[BaseModel] | str | None, *, problem: bool = False) -> dict[str, Any]:
     if model is None:
         return {"description": "No content"}
+    if isinstance(model, str):  # a media type: an HTML page, TwiML
+        return {"description": f"A {model} document", "content": {model: {"schema": {"type": "string"}}}}
     media = "application/problem+json" if problem else "application/json"
     return {
         "description": (model.__doc__ or model.__name__).strip().splitlines()[0],

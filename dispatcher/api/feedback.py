@@ -1,0 +1,128 @@
+"""Members' replies, for the alert's author and the PLP's coordinators; Telegram links for members."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from dispatcher import policy
+from dispatcher.api.problems import Problem
+from dispatcher.api.routing import Call, Reply
+from dispatcher.api.services import alert_or_404, api, plp_or_404, services
+from dispatcher.api.views import Query
+from dispatcher.links import telegram_link_token
+from dispatcher.models import Actor, Role
+from dispatcher.receipts import Feedback, Receipts
+
+
+class FeedbackQuery(Query):
+    limit: int = Field(default=50, ge=1, le=500)
+    before: float | None = Field(
+        default=None, allow_inf_nan=False, description="Replies received before this Unix time"
+    )
+
+
+class FeedbackView(BaseModel):
+    """A member's reply: what they saw, or anything else they wrote back."""
+
+    id: str
+    alert_id: str | None
+    plp_ids: list[str]
+    member_id: str
+    member_name: str | None = Field(description="Shown to the PLP's coordinators only")
+    channel: str
+    text: str
+    received_at: datetime
+
+
+class FeedbackList(BaseModel):
+    """Replies, newest first."""
+
+    items: list[FeedbackView]
+
+
+class TelegramLink(BaseModel):
+    """A personal link that binds the member's Telegram chat to their membership, once."""
+
+    url: str | None = Field(description="t.me deep link (needs TELEGRAM_BOT_USERNAME)")
+    start_command: str = Field(description="What the member sends the bot if they cannot open the link")
+    expires_at: datetime
+
+
+async def _views(call: Call, items: list[Feedback]) -> FeedbackList:
+    actor: Actor = call.who
+    visible = [f for f in items if actor.role is not Role.COORDINATOR or set(f.plp_ids) & set(actor.plp_ids)]
+    names: dict[str, str] = {}
+    if actor.role is not Role.POLICE:
+        members = await services(call).store.get_members(sorted({f.member_id for f in visible}))
+        names = {m.id: m.name for m in members if m is not None}
+    return FeedbackList(
+        items=[
+            FeedbackView(**{**f.__dict__, "member_name": names.get(f.member_id)})
+            for f in visible  # erased: no name
+        ]
+    )
+
+
+@api.operation(
+    "GET",
+    "/v1/alerts/{alert_id}/feedback",
+    summary="Members' replies to an alert, newest first",
+    tag="feedback",
+    query=FeedbackQuery,
+    responses={200: FeedbackList},
+)
+async def alert_feedback(call: Call) -> Reply:
+    alert, plps = await alert_or_404(call, call.path("alert_id"))
+    policy.can_read_alert(call.who, plps)
+    svc = services(call)
+    items = await Receipts(svc.store).list_feedback(
+        svc.runtime.keys.alert_feedback(alert.id), limit=call.query.limit, before=call.query.before
+    )
+    return Reply(200, await _views(call, items))
+
+
+@api.operation(
+    "GET",
+    "/v1/plps/{plp_id}/feedback",
+    summary="Replies from a PLP's members, newest first",
+    tag="feedback",
+    query=FeedbackQuery,
+    responses={200: FeedbackList},
+)
+async def plp_feedback(call: Call) -> Reply:
+    plp = await plp_or_404(call, call.path("plp_id"))
+    policy.can_read_plp(call.who, plp)
+    svc = services(call)
+    items = await Receipts(svc.store).list_feedback(
+        svc.runtime.keys.plp_feedback(plp.id), limit=call.query.limit, before=call.query.before
+    )
+    return Reply(200, await _views(call, items))
+
+
+@api.operation(
+    "POST",
+    "/v1/plps/{plp_id}/members/{member_id}/telegram-link",
+    summary="Issue the member's personal Telegram link (valid once, for PLP_LINK_TTL_DAYS)",
+    tag="members",
+    responses={201: TelegramLink},
+)
+async def telegram_link(call: Call) -> Reply:
+    plp = await plp_or_404(call, call.path("plp_id"))
+    policy.can_manage_members(call.who, plp)
+    svc = services(call)
+    member = await svc.store.get_member(call.path("member_id"))
+    if member is None or plp.id not in member.plp_ids:
+        raise Problem(404, "Not found", f"no member {call.path('member_id')!r} in PLP {plp.id}")
+    token, ttl = telegram_link_token(), svc.runtime.settings.link_ttl_days * 86400
+    await Receipts(svc.store).issue_telegram_link(member, token, ttl=ttl)
+    username = svc.runtime.settings.telegram_bot_username
+    return Reply(
+        201,
+        TelegramLink(
+            url=f"https://t.me/{username}?start={token}" if username else None,
+            start_command=f"/start {token}",
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+        ),
+    )

@@ -1,0 +1,144 @@
+"""The pages behind the links in e-mails: confirm receipt or reply, and unsubscribe.
+
+Opening a link changes nothing: mail scanners follow links. Only the POST from the page's
+button acknowledges, sends feedback or unsubscribes (and the one-click POST of RFC 8058,
+which mail clients send to the List-Unsubscribe URL). Links are signed and expire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dispatcher.api.routing import Call, Reply
+from dispatcher.api.services import api, services
+from dispatcher.compose import templates
+from dispatcher.links import InvalidLink, Purpose
+from dispatcher.models import ChannelName, Language, Member
+from dispatcher.receipts import MAX_FEEDBACK, Receipts, page_language
+from dispatcher.store import split_delivery_id
+from dispatcher.wording import Words, say
+
+HTML = "text/html"
+
+
+def _page(status: int, language: Language, **values: Any) -> Reply:
+    body = templates().get_template("page.html").render(language=language.value, **values)
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+    return Reply(status, body, headers, media_type=HTML)
+
+
+def _expired(call: Call) -> Reply:
+    language = page_language(call.request.headers.get("Accept-Language"))
+    return _page(410, language, title=say(Words.PAGE_EXPIRED, language))
+
+
+async def _receipt_target(call: Call) -> tuple[str, Member] | None:
+    svc = services(call)
+    try:
+        delivery = svc.runtime.links.read(Purpose.RECEIPT, call.path("token"))
+    except InvalidLink:
+        return None
+    member = await svc.store.get_member(split_delivery_id(delivery)[2])
+    return (delivery, member) if member is not None else None
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.post()).items()}
+
+
+@api.operation(
+    "GET",
+    "/v1/r/{token}",
+    summary="The page of an e-mail's receipt link",
+    tag="members",
+    public=True,
+    responses={200: HTML},
+)
+async def receipt_page(call: Call) -> Reply:
+    target = await _receipt_target(call)
+    if target is None:
+        return _expired(call)
+    delivery, member = target
+    store, language = services(call).store, member.language
+    alert = await store.get_alert(split_delivery_id(delivery)[0])
+    return _page(
+        200,
+        language,
+        title=say(Words.PAGE_TITLE, language),
+        message=alert.text_for(language, None, language) if alert else None,
+        form="receipt",
+        confirm_label=say(Words.PAGE_CONFIRM, language),
+        feedback_label=say(Words.PAGE_FEEDBACK_LABEL, language),
+        send_label=say(Words.PAGE_SEND, language),
+    )
+
+
+@api.operation(
+    "POST",
+    "/v1/r/{token}",
+    summary="Confirm receipt (action=ack) or reply (action=feedback, text=...) from the receipt page",
+    tag="members",
+    public=True,
+    responses={200: HTML},
+)
+async def receipt_submit(call: Call) -> Reply:
+    target = await _receipt_target(call)
+    if target is None:
+        return _expired(call)
+    delivery, member = target
+    form = await _form(call.request)
+    receipts, language = Receipts(services(call).store), member.language
+    await receipts.acknowledge(delivery, via=ChannelName.EMAIL)  # either button proves a person read it
+    if form.get("action") == "feedback" and form.get("text", "").strip():
+        await receipts.feedback(member, form["text"][:MAX_FEEDBACK], via=ChannelName.EMAIL, delivery=delivery)
+        return _page(200, language, title=say(Words.FEEDBACK_THANKS, language))
+    return _page(200, language, title=say(Words.ACK_THANKS, language))
+
+
+async def _unsubscribe_target(call: Call) -> Member | None:
+    svc = services(call)
+    try:
+        member_id = svc.runtime.links.read(Purpose.UNSUBSCRIBE, call.path("token"))
+    except InvalidLink:
+        return None
+    return await svc.store.get_member(member_id)
+
+
+@api.operation(
+    "GET",
+    "/v1/u/{token}",
+    summary="The page of an e-mail's unsubscribe link",
+    tag="members",
+    public=True,
+    responses={200: HTML},
+)
+async def unsubscribe_page(call: Call) -> Reply:
+    member = await _unsubscribe_target(call)
+    if member is None:
+        return _expired(call)
+    language = member.language
+    return _page(
+        200,
+        language,
+        title=say(Words.PAGE_UNSUBSCRIBE_TITLE, language),
+        form="unsubscribe",
+        confirm_label=say(Words.PAGE_UNSUBSCRIBE_CONFIRM, language),
+    )
+
+
+@api.operation(
+    "POST",
+    "/v1/u/{token}",
+    summary="Unsubscribe: from the page, or one-click (RFC 8058) from the mail client",
+    tag="members",
+    public=True,
+    responses={200: HTML},
+)
+async def unsubscribe_submit(call: Call) -> Reply:
+    member = await _unsubscribe_target(call)
+    if member is None:
+        return _expired(call)
+    await Receipts(services(call).store).opt_out(member, via="email link")
+    return _page(200, member.language, title=say(Words.OPTED_OUT, member.language))

@@ -8,6 +8,7 @@ HTML escaped by Jinja); a Telegram message gets a "received" button.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import lru_cache
 
@@ -60,8 +61,7 @@ def compose(
         text=text,
     )
     if channel is ChannelName.SMS:
-        hints = [say(Words.SMS_ACK_HINT, language), say(Words.SMS_ACK_HINT_SHORT, language)]
-        return replace(base, text=segments.with_hint(text, hints), status_callback=links.twilio_status_url(did))
+        return replace(base, text=sms_text(text, language), status_callback=links.twilio_status_url(did))
     if channel is ChannelName.VOICE:
         twiml = voice_twiml(text, language, links.twilio_gather_url(did))
         return replace(base, twiml=twiml, status_callback=links.twilio_status_url(did))
@@ -69,6 +69,17 @@ def compose(
         return _email(base, plp=plp, member=member, links=links)
     label = say(Words.TELEGRAM_ACK_BUTTON, language)
     return replace(base, text=f"{title}\n\n{text}", ack_label=label, ack_data=f"{ACK_PREFIX}{did}")
+
+
+def sms_text(text: str, language: Language) -> str:
+    """The SMS: the sender's text whole, then the longest acknowledgement hint that adds no segment."""
+    return segments.with_hint(text, [say(Words.SMS_ACK_HINT, language), say(Words.SMS_ACK_HINT_SHORT, language)])
+
+
+def voice_minutes(text: str, language: Language) -> int:
+    """Estimated billed minutes of an alert call: the message said twice, at about 14 characters a second."""
+    spoken = len(say(Words.VOICE_INTRO, language)) + 2 * len(text) + len(say(Words.VOICE_PRESS_1, language))
+    return max(1, math.ceil((spoken / 14 + 10) / 60))  # plus ringing and the wait for a key
 
 
 def voice_twiml(text: str, language: Language, gather_url: str) -> str:

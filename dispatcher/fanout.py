@@ -18,7 +18,9 @@ from typing import cast
 import structlog
 from rq import Queue
 
-from dispatcher.models import Alert, AlertStatus, ClassPlan, Member, MemberStatus, Plp
+from dispatcher import segments
+from dispatcher.compose import sms_text, voice_minutes
+from dispatcher.models import Alert, AlertStatus, ChannelName, ClassPlan, Language, Member, MemberStatus, Plp, Relay
 from dispatcher.runtime import Runtime
 from dispatcher.store import delivery_ref, now_ts
 
@@ -113,7 +115,29 @@ def _plan_chunk(
             pipeline=pipe,
         )
         results = pipe.execute()
-    return sum(max(int(r), 0) for r in results[: len(skipped) + len(members)] if isinstance(r, int))
+    created = [int(r) for r in results[len(skipped) : len(skipped) + len(members)]]
+    _count_costs(rt, alert, plp, [m for m, n in zip(members, created, strict=True) if n > 0], plan)
+    return sum(max(n, 0) for n in created)
+
+
+def _count_costs(rt: Runtime, alert: Alert, plp: Plp, planned: list[Member], plan: ClassPlan) -> None:
+    """Add the SMS segments and call minutes of the members just planned to the alert's counters."""
+    raw = rt.sync_redis.hget(rt.keys.alert_relays(alert.id), plp.id)
+    relay = Relay.model_validate_json(str(raw)) if raw else None
+    sizes: dict[Language, tuple[int, int]] = {}
+    for language in {m.language for m in planned}:
+        text = alert.text_for(language, relay, plp.default_language)
+        sizes[language] = (segments.measure(sms_text(text, language)).segments, voice_minutes(text, language))
+    sms = voice = 0
+    for member in planned:
+        channels = member.reachable_channels(plan)
+        sms += sizes[member.language][0] if ChannelName.SMS in channels else 0
+        voice += sizes[member.language][1] if ChannelName.VOICE in channels else 0
+    if sms or voice:
+        with rt.sync_redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(rt.keys.alert_counts(alert.id), "sms_segments", sms)
+            pipe.hincrby(rt.keys.alert_counts(alert.id), "voice_minutes", voice)
+            pipe.execute()
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -76,6 +76,12 @@ def can_send(actor: Actor, urgency: Urgency, plps: Iterable[Plp]) -> None:
             raise Denied(f"you do not coordinate PLP {plp.id}")
 
 
+def can_send_police_feedback(actor: Actor) -> None:
+    """Feedback about an earlier alert (what became of it) comes from the police."""
+    if actor.role not in (Role.ADMIN, Role.POLICE):
+        raise Denied("feedback about an earlier alert comes from the police")
+
+
 def can_read_alert(actor: Actor, plps: Iterable[Plp]) -> None:
     """An alert is visible to whoever has one of its target PLPs in scope."""
     if not any(in_scope(actor, plp) for plp in plps):

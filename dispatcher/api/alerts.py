@@ -10,7 +10,18 @@ from dispatcher import intake, policy
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import alert_or_404, api, services
-from dispatcher.api.views import AlertList, AlertListQuery, AlertView, DeliveryPage, DeliveryQuery, DeliveryView
+from dispatcher.api.views import (
+    AlertCost,
+    AlertList,
+    AlertListQuery,
+    AlertPreview,
+    AlertView,
+    DeliveryPage,
+    DeliveryQuery,
+    DeliveryView,
+    SmsTextView,
+)
+from dispatcher.estimate import estimate, sms_texts
 from dispatcher.models import (
     Actor,
     Alert,
@@ -30,7 +41,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 async def _view(call: Call, alert: Alert) -> AlertView:
-    return AlertView.build(alert, await services(call).store.get_progress(alert.id))
+    svc = services(call)
+    return AlertView.build(alert, await svc.store.get_progress(alert.id), svc.runtime.settings)
 
 
 async def _target_plps(call: Call, body: AlertIn) -> list[Plp]:
@@ -45,13 +57,12 @@ async def _target_plps(call: Call, body: AlertIn) -> list[Plp]:
     return [p for p in found.values() if p is not None]
 
 
-def _relays(actor: Actor, urgency: Urgency, plps: list[Plp]) -> list[Relay]:
-    """Urgent alerts and coordinators' messages go at once; police advice waits where the charter says."""
+def _relays(actor: Actor, body: AlertIn, plps: list[Plp]) -> list[Relay]:
+    """Urgent alerts, police feedback and coordinators' messages go at once; police advice waits if the charter says."""
 
     def waits(plp: Plp) -> bool:
-        return (
-            urgency is Urgency.NON_URGENT and actor.role is Role.POLICE and plp.charter.relay is RelayMode.COORDINATOR
-        )
+        advice = body.urgency is Urgency.NON_URGENT and body.about_alert_id is None
+        return advice and actor.role is Role.POLICE and plp.charter.relay is RelayMode.COORDINATOR
 
     return [Relay(plp_id=p.id, state=RelayState.AWAITING if waits(p) else RelayState.AUTO) for p in plps]
 
@@ -101,8 +112,7 @@ def _idempotency_key(call: Call) -> str | None:
 async def create_alert(call: Call) -> Reply:
     body: AlertIn = call.body
     actor, svc = call.who, services(call)
-    plps = await _target_plps(call, body)
-    policy.can_send(actor, body.urgency, plps)
+    plps = await _checked_targets(call, body)
     key = _idempotency_key(call)
     alert_id = new_id()
     if key is not None:
@@ -110,6 +120,17 @@ async def create_alert(call: Call) -> Reply:
         if isinstance(reserved, Reply):
             return reserved
         alert_id = reserved
+    alert = _alert(alert_id, actor, body, plps)
+    try:
+        await svc.blocking(intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps))
+    except BaseException:
+        if key is not None:
+            await svc.store.redis.delete(svc.runtime.keys.idempotency(actor.id, key))
+        raise
+    return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}"})
+
+
+def _alert(alert_id: str, actor: Actor, body: AlertIn, plps: list[Plp]) -> Alert:
     alert = Alert(
         id=alert_id,
         author_id=actor.id,
@@ -118,16 +139,67 @@ async def create_alert(call: Call) -> Reply:
         category=body.category,
         plp_ids=body.plp_ids,
         texts=body.texts,
-        ttl_seconds=body.ttl_seconds or min(p.charter.plan_for(body.urgency).ttl_seconds for p in plps),
+        ttl_seconds=60,
         created_at=datetime.now(UTC),
+        about_alert_id=body.about_alert_id,
     )
-    try:
-        await svc.blocking(intake.accept_alert, svc.runtime, alert, _relays(actor, body.urgency, plps))
-    except BaseException:
-        if key is not None:
-            await svc.store.redis.delete(svc.runtime.keys.idempotency(actor.id, key))
-        raise
-    return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}"})
+    ttl = body.ttl_seconds or min(p.charter.plan_of(alert.message_class).ttl_seconds for p in plps)
+    return alert.model_copy(update={"ttl_seconds": ttl})
+
+
+async def _checked_targets(call: Call, body: AlertIn) -> list[Plp]:
+    """The target PLPs, once the actor may send there (and, for police feedback, the earlier alert fits)."""
+    plps = await _target_plps(call, body)
+    policy.can_send(call.who, body.urgency, plps)
+    if body.about_alert_id is not None:
+        policy.can_send_police_feedback(call.who)
+        earlier = await services(call).store.get_alert(body.about_alert_id)
+        if earlier is None:
+            error = {"field": "body.about_alert_id", "reason": "unknown alert"}
+            raise Problem(422, "Invalid request", "unknown earlier alert", errors=[error])
+        errors = [
+            {"field": f"body.plp_ids[{i}]", "reason": "the earlier alert did not target this PLP"}
+            for i, plp_id in enumerate(body.plp_ids)
+            if plp_id not in earlier.plp_ids
+        ]
+        if errors:
+            raise Problem(
+                422, "Invalid request", "police feedback goes to the PLPs of the earlier alert", errors=errors
+            )
+    return plps
+
+
+@api.operation(
+    "POST",
+    "/v1/alerts/preview",
+    summary="What an alert would do before it is sent: SMS per language, members reached, cost",
+    tag="alerts",
+    body=AlertIn,
+    responses={200: AlertPreview},
+)
+async def preview_alert(call: Call) -> Reply:
+    body: AlertIn = call.body
+    plps = await _checked_targets(call, body)
+    svc, settings = services(call), services(call).runtime.settings
+    alert = _alert("preview", call.who, body, plps)
+    found = await estimate(svc.store, alert, plps)
+    cost = AlertCost(
+        sms_segments=found.sms_segments,
+        voice_minutes=found.voice_minutes,
+        estimated=found.cost(settings),
+        currency=settings.currency,
+    )
+    return Reply(
+        200,
+        AlertPreview(
+            sms=[SmsTextView(**t.__dict__) for t in sms_texts(alert, plps)],
+            members_reached=found.members,
+            by_channel=found.by_channel,
+            members_unreachable=found.unreachable,
+            members_opted_out=found.opted_out,
+            cost=cost,
+        ),
+    )
 
 
 @api.operation(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from config import Settings
 from dispatcher.models import (
     Actor,
     Alert,
@@ -109,6 +111,15 @@ class AlertCounts(BaseModel):
     members_opted_out: int = Field(description="Members skipped because they opted out")
 
 
+class AlertCost(BaseModel):
+    """What the alert's planned SMS and calls cost the PLP, at the configured prices."""
+
+    sms_segments: int
+    voice_minutes: int
+    estimated: Decimal
+    currency: str
+
+
 class AlertView(BaseModel):
     """An alert, where it stands, and its delivery counts."""
 
@@ -126,9 +137,11 @@ class AlertView(BaseModel):
     status_times: dict[str, datetime]
     relays: list[Relay]
     counts: AlertCounts
+    cost: AlertCost
 
     @classmethod
-    def build(cls, alert: Alert, progress: AlertProgress) -> AlertView:
+    def build(cls, alert: Alert, progress: AlertProgress, settings: Settings) -> AlertView:
+        sms, voice = progress.counts.get("sms_segments", 0), progress.counts.get("voice_minutes", 0)
         return cls(
             **alert.model_dump(),
             expires_at=progress.expires_at,
@@ -136,7 +149,31 @@ class AlertView(BaseModel):
             status_times=progress.times,
             relays=sorted(progress.relays, key=lambda r: alert.plp_ids.index(r.plp_id)),
             counts=_counts(progress.counts),
+            cost=AlertCost(
+                sms_segments=sms,
+                voice_minutes=voice,
+                estimated=settings.price_sms_segment * sms + settings.price_voice_minute * voice,
+                currency=settings.currency,
+            ),
         )
+
+
+class SmsTextView(BaseModel):
+    language: Language
+    text: str = Field(description="The SMS as members of this language get it, hint included")
+    encoding: str = Field(description="gsm7 (160 a segment) or ucs2 (70 a segment)")
+    segments: int
+
+
+class AlertPreview(BaseModel):
+    """What an alert would do, before it is sent: the SMS per language, who it reaches, what it costs."""
+
+    sms: list[SmsTextView]
+    members_reached: int
+    by_channel: dict[ChannelName, int]
+    members_unreachable: int
+    members_opted_out: int
+    cost: AlertCost
 
 
 class AlertList(BaseModel):

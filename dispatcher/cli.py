@@ -52,9 +52,11 @@ def main() -> None:
 @main.command("web")
 def serve_web() -> None:
     """Run the HTTP API (PLP_HOST, PLP_PORT)."""
+    from channels import announce_channels
     from dispatcher.api.app import create_app
 
     settings = _settings()
+    announce_channels(settings)
     web.run_app(create_app(_runtime(settings)), host=settings.host, port=settings.port, print=None)
 
 

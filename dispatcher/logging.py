@@ -93,3 +93,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    # Vendor libraries log every request at INFO (httpx even with the Telegram bot token in the URL).
+    for noisy in ("twilio", "httpx", "httpcore", "telegram", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

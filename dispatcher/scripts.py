@@ -37,8 +37,8 @@ local function maybe_complete(state_key, counts_key, events_key, alert_id, now)
   if tonumber(redis.call('HGET', state_key, 'fanouts_pending') or '0') > 0 then return end
   if tonumber(redis.call('HGET', state_key, 'relays_awaiting') or '0') > 0 then return end
   local planned = tonumber(redis.call('HGET', counts_key, 'planned') or '0')
-  local final = tonumber(redis.call('HGET', counts_key, 'final') or '0')
-  if final < planned then return end
+  local settled = tonumber(redis.call('HGET', counts_key, 'settled') or '0')
+  if settled < planned then return end
   local expired = tonumber(redis.call('HGET', counts_key, 's:expired') or '0')
   if planned > 0 and expired == planned then
     advance_alert(state_key, events_key, alert_id, 'expired', now)
@@ -48,6 +48,8 @@ local function maybe_complete(state_key, counts_key, events_key, alert_id, now)
 end
 
 -- Move a delivery from old to new status: record, re-file, count, maybe complete the alert.
+-- A delivery is settled once handed to its provider (sent) or ended: the alert completes when
+-- all are settled; providers' later reports (delivered, undelivered) still update the counts.
 local function move(k, alert_id, ref, channel, old, new, now)
   redis.call('HSET', k.delivery, 'status', new, 't_' .. new, now)
   redis.call('ZREM', k.by_status .. old, ref)
@@ -56,8 +58,8 @@ local function move(k, alert_id, ref, channel, old, new, now)
   redis.call('HINCRBY', k.counts, 's:' .. new, 1)
   redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. old, -1)
   redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. new, 1)
-  if RANK[new] == 3 then
-    redis.call('HINCRBY', k.counts, 'final', 1)
+  if RANK[new] >= 2 and RANK[old] < 2 then
+    redis.call('HINCRBY', k.counts, 'settled', 1)
     maybe_complete(k.state, k.counts, k.events, alert_id, now)
   end
 end

@@ -11,7 +11,7 @@ from enum import StrEnum
 import structlog
 from rq import SimpleWorker, Worker
 
-from channels import describe_channels
+from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
 from dispatcher.runtime import Runtime
 
@@ -36,4 +36,5 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
         kind=settings.worker_kind.value,
         channels=describe_channels(settings),
     )
+    announce_channels(settings)
     return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

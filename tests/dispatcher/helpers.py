@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from dispatcher.fanout import fan_out
 from dispatcher.intake import accept_alert
 from dispatcher.models import (
-    FINAL_DELIVERY,
+    DELIVERY_RANK,
     Alert,
     AlertStatus,
     Category,
@@ -221,5 +221,5 @@ async def assert_books_balance(store: Store, alert_id: str) -> dict[str, int]:
             key = f"c:{channel.value}:{status.value}"
             assert counts.get(key, 0) == by_channel[channel.value, status.value], key
     assert sum(v for k, v in counts.items() if k.startswith("s:")) == counts.get("planned", 0) == len(records)
-    assert counts.get("final", 0) == sum(1 for r in records if r.status in FINAL_DELIVERY)
+    assert counts.get("settled", 0) == sum(1 for r in records if DELIVERY_RANK[r.status] >= 2)
     return counts

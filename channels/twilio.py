@@ -1,0 +1,303 @@
+"""Twilio: SMS and voice calls through one Twilio account.
+
+``TwilioSmsChannel`` creates Message resources; ``TwilioVoiceChannel`` creates Call resources
+that play the TwiML the dispatcher composed. Both only hand the message over: the receipt
+says ``SENT`` and Twilio's signed status callbacks tell the rest.
+
+Every failure of the library, of aiohttp and of the clock is translated in ``_translate``::
+
+    Twilio error 21211, 21610, 21614        PermanentError, with a reason of its own
+    Twilio error 20003, HTTP 401            NotConfigured (the credentials are refused)
+    Twilio error 20429, HTTP 429            RateLimited (Retry-After, else 1 s)
+    any other HTTP 4xx                      PermanentError, with Twilio's words
+    HTTP 5xx, timeouts, connection errors   TransientError
+
+The HTTP client is made on the first send, inside the event loop that sends (RQ runs each
+job in a fresh loop), and closed by ``close``. The auth token stays a ``SecretStr`` until
+the client is made, and appears in no repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+from pydantic import SecretStr
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from channels.base import (
+    ChannelError,
+    NotConfigured,
+    OutboundMessage,
+    PermanentError,
+    RateLimited,
+    Receipt,
+    ReceiptStatus,
+    TransientError,
+)
+from config import Settings
+
+#: Longest SMS body Twilio accepts; it splits it into segments on the way.
+SMS_MAX_BODY = 1600
+#: Call progress events asked for: without them Twilio only calls back when the call is over.
+CALL_PROGRESS_EVENTS = ("initiated", "ringing", "answered", "completed")
+#: Answering machine detection that waits for the end of the greeting, so a voicemail records the whole message.
+MACHINE_DETECTION = "DetectMessageEnd"
+#: Seconds to wait after a 429 that does not say how long.
+DEFAULT_RETRY_AFTER = 1.0
+
+# Twilio error codes (https://www.twilio.com/docs/api/errors) that say why a number will not work.
+_UNREACHABLE = {
+    21211: "number not valid",
+    21610: "replied STOP to the operator",
+    21614: "not a mobile number",
+}
+_AUTHENTICATION_FAILED = 20003
+_TOO_MANY_REQUESTS = 20429
+_VENDOR_ERRORS = (TwilioRestException, TwilioServiceException, TimeoutError, aiohttp.ClientError, ConnectionError)
+# The library falls back to os.environ (TWILIO_EDGE, TWILIO_REGION rewrite the API host) when it is
+# given no environment; configuration is read in config/ only, so it gets one that sets nothing.
+_NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+
+# Retry-After of the last 429 answered in this task. TwilioRestException carries no headers, so the
+# HTTP client keeps the delay here for _translate; a context variable keeps concurrent sends apart.
+_retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioAccount:
+    """The Twilio account the channels send through, and the bound on each API call (seconds)."""
+
+    sid: str
+    auth_token: SecretStr
+    api_base_url: str = "https://api.twilio.com"
+    timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioAccount:
+        """The account in the settings. Raises ``NotConfigured`` when the SID or the token is missing."""
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise NotConfigured("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not both set")
+        return cls(
+            sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base_url=settings.twilio_api_base_url,
+            timeout=settings.provider_timeout,
+        )
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """The library's aiohttp client, sending credentials as a header and keeping a 429's Retry-After."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        if auth is not None:
+            # aiohttp 3.14 deprecates auth= and BasicAuth (gone in 4.0): send the same header ourselves.
+            headers = {**(headers or {}), "Authorization": _basic_authorization(*auth)}
+        response = await super().request(
+            method, url, params=params, data=data, headers=headers, timeout=timeout, allow_redirects=allow_redirects
+        )
+        if response.status_code == 429:
+            _retry_after.set(_seconds(response.headers.get("Retry-After")))
+        return response
+
+
+def _basic_authorization(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in seconds; the HTTP-date form, which Twilio is not known to send, counts as absent."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else None
+    except ValueError:
+        return None
+
+
+def _translate(exc: Exception) -> ChannelError:
+    """The channel error that says whose fault ``exc`` is (see the table in the module docstring)."""
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        status, code = exc.status, exc.code
+        if code in _UNREACHABLE:
+            return PermanentError(_UNREACHABLE[code])
+        if code == _AUTHENTICATION_FAILED or status == 401:
+            return NotConfigured("Twilio refused the credentials")
+        if code == _TOO_MANY_REQUESTS or status == 429:
+            # Refused before processing: safe to send again once the delay is over.
+            delay = _retry_after.get()
+            return RateLimited(
+                "Twilio is rate limiting the account", retry_after=DEFAULT_RETRY_AFTER if delay is None else delay
+            )
+        if 400 <= status < 500:
+            return PermanentError(_plain_words(exc))
+        return TransientError(f"Twilio answered HTTP {status}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransientError("could not connect to Twilio; nothing was sent")
+    # A timeout or a broken connection after the request went out: Twilio may have accepted it,
+    # so the message may have gone, and sending again may deliver it twice.
+    if isinstance(exc, TimeoutError):
+        return TransientError("Twilio did not answer in time; the message may have gone out")
+    return TransientError(f"the connection to Twilio broke ({type(exc).__name__}); the message may have gone out")
+
+
+def _plain_words(exc: TwilioRestException | TwilioServiceException) -> str:
+    """Twilio's own message for a refusal, without the library's prefix, short enough for a coordinator."""
+    if isinstance(exc, TwilioServiceException):
+        words = exc.detail or exc.title
+    else:
+        words = str(exc.msg).removeprefix("Unable to create record: ")
+    return f"refused by Twilio (error {exc.code}): {words}"[:200]
+
+
+def _round_robin(numbers: tuple[str, ...]) -> Iterator[str]:
+    """Cycle through the numbers from a random one, so that short jobs do not all start on the first."""
+    start = random.randrange(len(numbers)) if numbers else 0
+    return itertools.cycle(numbers[start:] + numbers[:start])
+
+
+class _TwilioChannel:
+    """What both Twilio channels share: the account, the client made on first send, the bound on each call."""
+
+    name: ClassVar[str]
+    max_text_length: ClassVar[int | None]
+
+    def __init__(self, account: TwilioAccount) -> None:
+        self._account = account
+        self._http: _HttpClient | None = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(account_sid={self._account.sid!r}, api_base_url={self._account.api_base_url!r})"
+
+    async def close(self) -> None:
+        """Close the HTTP session if a send opened one; closing twice, or before any send, is harmless."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.close()
+
+    def _twilio(self) -> Any:
+        """The library's client, made on first use: aiohttp needs the running event loop."""
+        if self._client is None:
+            self._http = _HttpClient()
+            token = self._account.auth_token.get_secret_value()
+            self._client = Client(self._account.sid, token, http_client=self._http, environment=_NO_ENVIRONMENT)
+            self._client.api.base_url = self._account.api_base_url
+        return self._client
+
+    async def _create(self, create: Callable[..., Awaitable[Any]], **params: Any) -> Receipt:
+        """Create one resource through the library, bounded in time; its SID is the provider id."""
+        _retry_after.set(None)
+        try:
+            # The library's HTTP client applies no timeout: without this bound a hung provider hangs the send.
+            async with asyncio.timeout(self._account.timeout):
+                resource = await create(**params)
+        except _VENDOR_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Receipt(provider_id=resource.sid, status=ReceiptStatus.SENT)
+
+
+class TwilioSmsChannel(_TwilioChannel):
+    """SMS through Twilio's Messages resource, from a Messaging Service or spread over sender numbers."""
+
+    name: ClassVar[str] = "sms"
+    max_text_length: ClassVar[int | None] = SMS_MAX_BODY
+
+    def __init__(
+        self, account: TwilioAccount, *, senders: tuple[str, ...] = (), messaging_service_sid: str | None = None
+    ) -> None:
+        if not (senders or messaging_service_sid):
+            raise ValueError("an SMS channel needs sender numbers or a Messaging Service")
+        super().__init__(account)
+        self._messaging_service_sid = messaging_service_sid
+        self._senders = _round_robin(senders)
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether the settings hold the account and a sender number or a Messaging Service."""
+        return settings.sms_configured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioSmsChannel:
+        """A channel ready to send; opens no connection yet. Raises ``NotConfigured`` if not ``configured``."""
+        if not cls.configured(settings):
+            raise NotConfigured("SMS needs a Twilio account and TWILIO_SMS_FROM or TWILIO_MESSAGING_SERVICE_SID")
+        return cls(
+            TwilioAccount.from_settings(settings),
+            senders=settings.twilio_sms_from,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+        )
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Create the Message; the receipt holds its MessageSid. Raises a ``ChannelError`` subclass."""
+        return await self._create(
+            self._twilio().messages.create_async,
+            to=message.address,
+            body=message.text,
+            status_callback=message.status_callback,
+            **self._sender(),
+        )
+
+    def _sender(self) -> dict[str, str]:
+        # A Messaging Service picks the sender from its own pool; otherwise the load goes round our numbers.
+        if self._messaging_service_sid:
+            return {"messaging_service_sid": self._messaging_service_sid}
+        return {"from_": next(self._senders)}
+
+
+class TwilioVoiceChannel(_TwilioChannel):
+    """Voice calls through Twilio's Calls resource, playing the message's TwiML, with machine detection."""
+
+    name: ClassVar[str] = "voice"
+    max_text_length: ClassVar[int | None] = None
+
+    def __init__(self, account: TwilioAccount, *, caller_id: str) -> None:
+        super().__init__(account)
+        self._caller_id = caller_id
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether the settings hold the account and a caller number."""
+        return settings.voice_configured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioVoiceChannel:
+        """A channel ready to call; opens no connection yet. Raises ``NotConfigured`` if not ``configured``."""
+        if not cls.configured(settings) or settings.twilio_voice_from is None:
+            raise NotConfigured("voice needs a Twilio account and TWILIO_VOICE_FROM")
+        return cls(TwilioAccount.from_settings(settings), caller_id=settings.twilio_voice_from)
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Create the Call; the receipt holds its CallSid.
+
+        Raises ``ValueError`` when the message has no TwiML (a defect of the caller), else a
+        ``ChannelError`` subclass when the call is not placed.
+        """
+        if message.twiml is None:
+            raise ValueError(f"voice message {message.delivery_id} has no TwiML")
+        return await self._create(
+            self._twilio().calls.create_async,
+            to=message.address,
+            from_=self._caller_id,
+            twiml=message.twiml,
+            status_callback=message.status_callback,
+            status_callback_event=list(CALL_PROGRESS_EVENTS),
+            machine_detection=MACHINE_DETECTION,
+        )

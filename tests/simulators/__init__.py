@@ -1,0 +1,1 @@
+"""Vendors simulated as real servers on loopback, for tests driven by the real client libraries."""

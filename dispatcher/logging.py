@@ -1,8 +1,9 @@
 """Structured logging: JSON in production, readable on a terminal, personal data masked.
 
 Masking is a processor, so no call site has to remember it: every string value of
-every event (the message included) has its phone numbers and e-mail addresses
-replaced by masked forms before it is rendered.
+every event (the message included, and the records of libraries' loggers) has its
+phone numbers, e-mail addresses and secret tokens replaced by masked forms before it
+is rendered.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from structlog.typing import EventDict, WrappedLogger
 
 from config import LogFormat, Settings
 
+# Secrets that can end up in URLs or messages: Telegram bot tokens, our bearer tokens.
+_SECRET = re.compile(r"(bot\d{3,}:|plp_)[\w-]{20,}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
 _PHONE = re.compile(r"(?<![\w+])(?<!\d[:.])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
@@ -42,7 +45,8 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every e-mail address and phone number found in a text."""
+    """Mask every e-mail address, phone number and secret token found in a text."""
+    text = _SECRET.sub(lambda m: f"{m.group(1)}***", text)
     text = _EMAIL.sub(lambda m: mask_address(m.group(0)), text)
     return _PHONE.sub(_mask_phone, text)
 

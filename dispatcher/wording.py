@@ -50,12 +50,12 @@ _EMERGENCY = {
 
 _WORDS: dict[Words, dict[Language, str]] = {
     Words.SMS_ACK_HINT: {
-        FR: "Répondez OK pour confirmer, STOP pour arrêter.",
+        FR: "Répondez OK pour confirmer, STOP pour vous désinscrire.",
         NL: "Antwoord OK om te bevestigen, STOP om te stoppen.",
         DE: "Antworten Sie OK zur Bestätigung, STOP zum Abmelden.",
         EN: "Reply OK to confirm, STOP to unsubscribe.",
     },
-    Words.SMS_ACK_HINT_SHORT: {FR: "OK=reçu", NL: "OK=ontvangen", DE: "OK=erhalten", EN: "OK=received"},
+    Words.SMS_ACK_HINT_SHORT: {FR: "Rép. OK=lu", NL: "OK=ontvangen", DE: "OK=erhalten", EN: "OK=received"},
     Words.TELEGRAM_ACK_BUTTON: {FR: "✅ Bien reçu", NL: "✅ Ontvangen", DE: "✅ Erhalten", EN: "✅ Received"},
     Words.EMAIL_ACK_LINK: {
         FR: "Confirmer la réception ou répondre : {url}",

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from config import Settings
+from dispatcher import fanout, sending
 from dispatcher.models import AlertStatus
 from dispatcher.runtime import Runtime
 
@@ -107,3 +108,16 @@ def member_rows(count: int, *, start: int = 0, **fields: Any) -> list[dict[str, 
         }
         for i in range(start, start + count)
     ]
+
+
+async def run_queued(runtime: Runtime, *, limit: int | None = None) -> None:
+    """Run what the queues hold in this process, the way the workers would: fan-outs, then their sends
+    (at most ``limit`` jobs: ``limit=1`` after posting an alert runs its fan-out only)."""
+    for queue in (runtime.urgent_queue, runtime.general_queue):
+        while limit != 0 and (found := queue.dequeue_any([queue], timeout=None, connection=runtime.rq_connection)):
+            limit = None if limit is None else limit - 1
+            job, _ = found
+            if job.func_name.endswith("fan_out"):
+                await asyncio.to_thread(fanout.fan_out, runtime, *job.args)
+            else:
+                await sending.send_batch(runtime, *job.args)

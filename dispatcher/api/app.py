@@ -23,7 +23,8 @@ _PUBLIC = frozenset(op.path for op in api.operations if op.public)
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to an actor; every route but the public ones needs one."""
-    if request.path in _PUBLIC or request.match_info.http_exception is not None:
+    resource = request.match_info.route.resource
+    if request.match_info.http_exception is not None or (resource is not None and resource.canonical in _PUBLIC):
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

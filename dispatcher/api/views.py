@@ -132,6 +132,7 @@ class AlertView(BaseModel):
     texts: dict[Language, str]
     ttl_seconds: int
     created_at: datetime
+    about_alert_id: str | None = Field(description="Police feedback: the earlier alert it is about")
     expires_at: datetime
     status: AlertStatus
     status_times: dict[str, datetime]

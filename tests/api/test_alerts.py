@@ -7,11 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from dispatcher import fanout, sending
 from dispatcher.models import AlertStatus
 from dispatcher.runtime import Runtime
 from tests.conftest import Cast
-from tests.support import get_json, member_rows, post_json
+from tests.support import get_json, member_rows, post_json, run_queued
 
 URGENT = {"urgency": "urgent", "category": "burglary", "texts": {"fr": "Cambriolage rue X, voiture grise 1-ABC-123"}}
 ADVICE = {
@@ -26,18 +25,6 @@ async def _import(client: TestClient, cast: Cast, plp_id: str, rows: list[dict[s
         client, f"/v1/plps/{plp_id}/members/import", {"members": rows}, headers=cast.auth("admin"), expect=200
     )
     assert not report["rejected"], report["rejected"]
-
-
-async def _run_queued(runtime: Runtime) -> None:
-    """Run what the queues hold, the way the workers would: fan-outs, then their send batches."""
-    for queue in (runtime.urgent_queue, runtime.general_queue):
-        while (job := queue.dequeue_any([queue], timeout=None, connection=runtime.rq_connection)) is not None:
-            found, _ = job
-            args = found.args
-            if found.func_name.endswith("fan_out"):
-                await asyncio.to_thread(fanout.fan_out, runtime, *args)
-            else:
-                await sending.send_batch(runtime, *args)
 
 
 async def test_the_same_idempotency_key_and_body_return_the_same_alert(
@@ -110,7 +97,7 @@ async def test_police_advice_waits_for_the_coordinator_and_is_relayed_as_edited(
     relay = approved["relays"][0]
     assert (relay["state"], relay["decided_by"]) == ("approved", cast.ids["coordinator_a"])
     assert approved["status"] == "accepted"
-    await _run_queued(runtime)
+    await run_queued(runtime)
     seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert seen["status"] == "completed"
     assert seen["counts"]["by_status"]["delivered"] == 3  # e-mail first, first that works
@@ -183,7 +170,7 @@ async def test_deliveries_are_listed_by_page_and_filtered(client: TestClient, ca
     alert = await post_json(
         client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
     )
-    await _run_queued(runtime)
+    await run_queued(runtime)
     base = f"/v1/alerts/{alert['id']}/deliveries"
     seen, cursor = [], None
     while True:
@@ -215,7 +202,7 @@ async def test_cancelling_stops_every_send_that_has_not_started(
         client, f"/v1/alerts/{alert['id']}/cancel", None, headers=cast.auth("police_a"), expect=200
     )
     assert cancelled["status"] == AlertStatus.CANCELLED
-    await _run_queued(runtime)
+    await run_queued(runtime)
     seen = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert seen["counts"]["by_status"]["cancelled"] == seen["counts"]["total"] == 12
     assert not runtime.settings.outbox_file.exists()

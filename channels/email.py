@@ -1,0 +1,231 @@
+"""E-mail through an SMTP server, over a small pool of reused connections.
+
+One message per delivery, sent with ``aiosmtplib``. Connections are opened on
+first use inside the running event loop, at most ``smtp_pool_size`` of them, and
+each carries many messages: opening a session (TCP, TLS, EHLO, AUTH) costs more
+than the message itself. A connection the server closed (a ``421``, an idle
+timeout) is opened again on its next use.
+
+The mail server's answers become the channel errors in one place, ``translate``:
+a recipient refused with ``5xx`` is permanent, ``4xx`` transient; a server that
+cannot be reached or does not answer in time is transient; a refused login is a
+configuration problem (``NotConfigured``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import ClassVar
+
+import aiosmtplib
+import structlog
+from pydantic import SecretStr
+
+from channels.base import (
+    ChannelError,
+    NotConfigured,
+    OutboundMessage,
+    PermanentError,
+    Receipt,
+    ReceiptStatus,
+    TransientError,
+)
+from config import Settings, SmtpSecurity
+
+log = structlog.get_logger(__name__)
+
+#: A pooled connection idle for longer than this (seconds) is checked with a NOOP before it
+#: carries a message. Servers drop idle sessions, and we may not have noticed yet; during a
+#: burst connections are reused within milliseconds and never pay for the check.
+PROBE_IDLE_AFTER = 5.0
+
+
+class SmtpChannel:
+    """Sends e-mails through one SMTP server (``SMTP_*`` settings)."""
+
+    name: ClassVar[str] = "email"
+    max_text_length: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: SmtpSecurity,
+        sender: str,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        pool_size: int = 4,
+        timeout: float = 10.0,
+        probe_idle_after: float = PROBE_IDLE_AFTER,
+    ) -> None:
+        envelope_from = parseaddr(sender)[1]
+        if "@" not in envelope_from:
+            raise NotConfigured("SMTP_FROM holds no e-mail address")
+        self._host, self._port, self._security = host, port, security
+        self._sender, self._envelope_from = sender, envelope_from
+        self._domain = envelope_from.rpartition("@")[2]
+        self._username, self._password = username, password
+        self._pool_size, self._timeout, self._probe_idle_after = pool_size, timeout, probe_idle_after
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (client, loop time it was last released)
+        self._clients: list[aiosmtplib.SMTP] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"SmtpChannel(host={self._host!r}, port={self._port}, security={self._security.value!r}, "
+            f"username={self._username!r}, pool_size={self._pool_size})"
+        )
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether the settings name a mail server and a sender."""
+        return settings.email_configured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpChannel:
+        """A channel for the configured server; opens no connection. Raises ``NotConfigured``."""
+        if not (settings.smtp_host and settings.smtp_from):
+            raise NotConfigured("SMTP_HOST and SMTP_FROM are required for e-mail")
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            pool_size=settings.smtp_pool_size,
+            timeout=settings.provider_timeout,
+        )
+
+    def message_id(self, delivery_id: str) -> str:
+        """The Message-ID of a delivery's e-mail: the same on every attempt, so duplicates can be told apart."""
+        return f"<{delivery_id.replace(':', '.')}@{self._domain}>"
+
+    def compose(self, message: OutboundMessage) -> EmailMessage:
+        """The e-mail for one delivery: text part, optional HTML alternative, reply and unsubscribe headers."""
+        mail = EmailMessage()
+        mail["From"] = self._sender
+        mail["To"] = message.address
+        mail["Subject"] = message.subject
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = self.message_id(message.delivery_id)
+        if message.reply_to:
+            mail["Reply-To"] = ", ".join(message.reply_to)
+        if message.unsubscribe_url:
+            mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 one-click
+        mail.set_content(message.text)
+        if message.html:
+            mail.add_alternative(message.html, subtype="html")
+        mail["Content-Language"] = message.language.value  # after the parts: set_content drops Content-* headers
+        return mail
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Send one e-mail; the receipt's id is its Message-ID, the status ``SENT``.
+
+        Raises ``PermanentError`` (address refused with 5xx), ``TransientError`` (4xx,
+        server unreachable or slower than the provider timeout) or ``NotConfigured``.
+        """
+        mail = self.compose(message)
+        try:
+            async with self._connection() as client:
+                async with asyncio.timeout(self._timeout):
+                    await client.send_message(mail, sender=self._envelope_from, recipients=[message.address])
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:  # TimeoutError is an OSError
+            raise translate(exc) from exc
+        return Receipt(provider_id=self.message_id(message.delivery_id), status=ReceiptStatus.SENT)
+
+    async def close(self) -> None:
+        """Say QUIT on every open connection (each bounded by the provider timeout)."""
+        clients, self._clients, self._idle = self._clients, [], []
+        await asyncio.gather(*(self._quit(client) for client in clients))
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
+        # Waiting for a free connection is not the provider's time: only the calls are bounded.
+        async with self._slots:
+            client, idle_since = self._idle.pop() if self._idle else (self._new_client(), None)
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._ready(client, idle_since)
+                yield client
+            except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+                raise  # the server answered and aiosmtplib reset the envelope: the session is usable
+            except BaseException:
+                client.close()  # a timeout or a broken pipe leaves the session out of step
+                raise
+            finally:
+                self._idle.append((client, asyncio.get_running_loop().time()))
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        login = self._username is not None and self._password is not None
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username if login else None,
+            password=self._password.get_secret_value() if login and self._password else None,
+            use_tls=self._security is SmtpSecurity.TLS,
+            start_tls=self._security is SmtpSecurity.STARTTLS,
+            timeout=self._timeout,
+        )
+        self._clients.append(client)
+        return client
+
+    async def _ready(self, client: aiosmtplib.SMTP, idle_since: float | None) -> None:
+        idle = asyncio.get_running_loop().time() - idle_since if idle_since is not None else 0.0
+        if client.is_connected and idle > self._probe_idle_after:
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException):
+                client.close()
+        if not client.is_connected:
+            await client.connect()
+            log.info("email.connected", host=self._host, port=self._port, security=self._security.value)
+
+    async def _quit(self, client: aiosmtplib.SMTP) -> None:
+        if not client.is_connected:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+
+
+def translate(exc: BaseException) -> ChannelError:
+    """The channel error for what the mail server (or the network) answered; the only such mapping."""
+    match exc:
+        case aiosmtplib.SMTPAuthenticationError():
+            return NotConfigured(f"the mail server refused the login: {exc.code}")
+        case aiosmtplib.SMTPRecipientsRefused(recipients=[first, *_]):
+            return _refused("address refused by the mail server", first.code)
+        case aiosmtplib.SMTPRecipientRefused():
+            return _refused("address refused by the mail server", exc.code)
+        case aiosmtplib.SMTPSenderRefused() if exc.code >= 500:
+            return NotConfigured(f"the mail server refused the sender address: {exc.code}")
+        case TimeoutError():
+            return TransientError("the mail server did not answer in time")
+        case OSError():  # refused, reset, disconnected, TLS failures
+            return TransientError(f"mail server unreachable: {type(exc).__name__}")
+        case aiosmtplib.SMTPResponseException():
+            return _refused("message refused by the mail server", exc.code)
+        case aiosmtplib.SMTPNotSupported() if "SMTPUTF8" in str(exc):
+            return PermanentError("the address needs SMTPUTF8, which the mail server does not offer")
+        case aiosmtplib.SMTPException():  # no AUTH or STARTTLS where the settings ask for them
+            return NotConfigured(f"the mail server does not fit the settings: {exc}")
+        case ValueError():  # aiosmtplib refuses an address it cannot put in an envelope
+            return PermanentError("the address cannot be used for e-mail")
+        case _:
+            return TransientError(f"mail server error: {type(exc).__name__}")
+
+
+def _refused(what: str, code: int) -> ChannelError:
+    if 500 <= code < 600:
+        return PermanentError(f"{what}: {code}")
+    return TransientError(f"{what}: {code}")

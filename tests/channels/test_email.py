@@ -1,0 +1,333 @@
+"""The e-mail channel: aiosmtplib against a real SMTP server on loopback (tests/simulators/smtp.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiosmtplib
+import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from channels.base import NotConfigured, OutboundMessage, PermanentError, Receipt, ReceiptStatus, TransientError
+from channels.email import SmtpChannel, translate
+from config import Settings, SmtpSecurity
+from dispatcher.models import ChannelName, Language, Urgency
+from tests.simulators.smtp import SmtpSimulator
+
+SENDER = "PLP Flagey <alerts@plp.example>"
+ANN = "ann.peeters@example.org"
+PASSWORD = "s3cret-smtp-pass"
+
+
+def message(
+    *,
+    address: str = ANN,
+    n: int = 1,
+    language: Language = Language.NL,
+    subject: str = "[PLP Flagey] DRINGEND: inbraak",
+    text: str = "Inbraak in de Baljuwstraat",
+    html: str | None = None,
+    reply_to: tuple[str, ...] = (),
+    unsubscribe_url: str | None = None,
+) -> OutboundMessage:
+    return OutboundMessage(
+        delivery_id=f"a1:email:m{n}",
+        alert_id="a1",
+        member_id=f"m{n}",
+        channel=ChannelName.EMAIL,
+        address=address,
+        language=language,
+        urgency=Urgency.URGENT,
+        subject=subject,
+        text=text,
+        html=html,
+        reply_to=reply_to,
+        unsubscribe_url=unsubscribe_url,
+    )
+
+
+def settings_for(
+    smtp: SmtpSimulator,
+    *,
+    pool_size: int = 4,
+    timeout: float = 2.0,
+    username: str | None = None,
+    password: str | None = None,
+) -> Settings:
+    return Settings(
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        smtp_security=SmtpSecurity.NONE,
+        smtp_from=SENDER,
+        smtp_pool_size=pool_size,
+        provider_timeout=timeout,
+        smtp_username=username,
+        smtp_password=SecretStr(password) if password else None,
+    )
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpSimulator]:
+    async with SmtpSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def email(smtp: SmtpSimulator) -> AsyncIterator[SmtpChannel]:
+    channel = SmtpChannel.from_settings(settings_for(smtp))
+    yield channel
+    await channel.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("host", "sender", "expected"),
+    [("smtp.example.org", SENDER, True), ("smtp.example.org", None, False), (None, SENDER, False), (None, None, False)],
+)
+def test_configured_needs_a_host_and_a_sender(host: str | None, sender: str | None, expected: bool) -> None:
+    """The channel counts as configured only with both a mail server and a sender."""
+    assert SmtpChannel.configured(Settings(smtp_host=host, smtp_from=sender)) is expected
+
+
+def test_a_sender_without_an_address_is_not_configured() -> None:
+    """A sender setting with no e-mail address in it is refused when the channel is built."""
+    with pytest.raises(NotConfigured):
+        SmtpChannel.from_settings(Settings(smtp_host="smtp.example.org", smtp_from="PLP alerts"))
+
+
+async def test_send_returns_the_message_id_as_a_sent_receipt(email: SmtpChannel) -> None:
+    """A message the server accepted gives a SENT receipt whose id is the e-mail's Message-ID."""
+    receipt = await email.send(message())
+    assert receipt == Receipt(provider_id="<a1.email.m1@plp.example>", status=ReceiptStatus.SENT)
+
+
+async def test_the_email_carries_every_header(email: SmtpChannel, smtp: SmtpSimulator) -> None:
+    """From, To, Subject, Message-ID, Date, Reply-To, one-click unsubscribe and Content-Language are set."""
+    await email.send(
+        message(reply_to=("coord@plp.example", "zone@police.example"), unsubscribe_url="https://plp.example/u/tok")
+    )
+    [mail] = await smtp.wait_for(1)
+    assert (mail.mail_from, mail.rcpt_tos) == ("alerts@plp.example", (ANN,))
+    headers = mail.message
+    assert headers["From"] == SENDER
+    assert headers["To"] == ANN
+    assert headers["Subject"] == "[PLP Flagey] DRINGEND: inbraak"
+    assert headers["Message-ID"] == "<a1.email.m1@plp.example>"
+    assert headers["Date"] is not None
+    assert headers["Reply-To"] == "coord@plp.example, zone@police.example"
+    assert headers["List-Unsubscribe"] == "<https://plp.example/u/tok>"
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["Content-Language"] == "nl"
+
+
+async def test_optional_headers_are_left_out(email: SmtpChannel, smtp: SmtpSimulator) -> None:
+    """Without reply-to, unsubscribe link or HTML, the e-mail is a single text part with none of those headers."""
+    await email.send(message())
+    [mail] = await smtp.wait_for(1)
+    assert mail.message["Reply-To"] is None
+    assert mail.message["List-Unsubscribe"] is None
+    assert mail.message["List-Unsubscribe-Post"] is None
+    assert mail.message.get_content_type() == "text/plain"
+    assert mail.message.get_content() == "Inbraak in de Baljuwstraat\n"
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "text"),
+    [
+        (Language.FR, "[PLP Ixelles] URGENT : cambriolage à l'Étang", "Été : un véhicule suspect, rue de l'Église."),
+        (
+            Language.NL,
+            "[BIN Gent] Café ‘De Vrede’ — inbraak",
+            "Verdachte persoon gezien aan de Sint-Pietersplein, ë ï.",
+        ),
+        (Language.DE, "[KPV Eupen] Einbruch in der Schulstraße", "Verdächtige Person, Größe etwa 1,80 m, grüne Jacke."),
+    ],
+)
+async def test_text_and_html_alternatives_keep_accents(
+    email: SmtpChannel, smtp: SmtpSimulator, language: Language, subject: str, text: str
+) -> None:
+    """The e-mail has a text part and an HTML alternative; accented French, Dutch and German arrive intact."""
+    html = f"<p>{text}</p>"
+    await email.send(message(language=language, subject=subject, text=text, html=html))
+    [mail] = await smtp.wait_for(1)
+    assert mail.message.get_content_type() == "multipart/alternative"
+    assert mail.message["Subject"] == subject
+    assert mail.message["Content-Language"] == language.value
+    plain, rich = mail.message.get_body(("plain",)), mail.message.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert plain.get_content() == text + "\n"
+    assert rich.get_content() == html + "\n"
+
+
+def test_message_id_is_the_same_on_every_attempt() -> None:
+    """The Message-ID follows from the delivery id and the sender's domain, so a retry carries the same one."""
+    settings = Settings(smtp_host="smtp.example.org", smtp_from=SENDER)
+    first, second = SmtpChannel.from_settings(settings), SmtpChannel.from_settings(settings)
+    assert first.message_id("a1:email:m7") == second.message_id("a1:email:m7") == "<a1.email.m7@plp.example>"
+
+
+async def test_sequential_sends_reuse_one_connection(email: SmtpChannel, smtp: SmtpSimulator) -> None:
+    """Messages sent one after another travel over the same connection."""
+    for n in range(3):
+        await email.send(message(n=n))
+    await smtp.wait_for(3)
+    assert smtp.connections_opened == 1
+
+
+async def test_concurrent_sends_share_the_pool(smtp: SmtpSimulator) -> None:
+    """Twenty e-mails sent at once through a pool of four use at most four connections."""
+    channel = SmtpChannel.from_settings(settings_for(smtp, pool_size=4))
+    receipts = await asyncio.gather(*(channel.send(message(n=n)) for n in range(20)))
+    await channel.close()
+    assert len({r.provider_id for r in receipts}) == 20
+    assert len(await smtp.wait_for(20)) == 20
+    assert 1 <= smtp.connections_opened <= 4
+
+
+async def test_a_connection_the_server_closed_is_opened_again(smtp: SmtpSimulator) -> None:
+    """When the server has dropped a pooled connection, the next send opens a new one and goes through."""
+    channel = SmtpChannel(host=smtp.host, port=smtp.port, security=SmtpSecurity.NONE, sender=SENDER, probe_idle_after=0)
+    await channel.send(message(n=1))
+    await smtp.drop_connections()
+    await channel.send(message(n=2))
+    await channel.close()
+    assert len(await smtp.wait_for(2)) == 2
+    assert smtp.connections_opened == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "reason"),
+    [
+        (550, PermanentError, "address refused by the mail server: 550"),
+        (553, PermanentError, "address refused by the mail server: 553"),
+        (451, TransientError, "address refused by the mail server: 451"),
+        (452, TransientError, "address refused by the mail server: 452"),
+    ],
+)
+async def test_a_refused_recipient_says_whose_fault(
+    email: SmtpChannel, smtp: SmtpSimulator, code: int, error: type[Exception], reason: str
+) -> None:
+    """A 5xx refusal of the address is permanent, a 4xx one transient; the original error is the cause."""
+    smtp.reject["gone@example.org"] = (code, "refused")
+    with pytest.raises(error, match=reason) as caught:
+        await email.send(message(address="gone@example.org"))
+    assert isinstance(caught.value.__cause__, aiosmtplib.SMTPException)
+
+
+async def test_a_refused_recipient_leaves_the_connection_usable(email: SmtpChannel, smtp: SmtpSimulator) -> None:
+    """After a refused address, the next message goes over the same connection."""
+    smtp.reject["gone@example.org"] = (550, "5.1.1 No such user")
+    with pytest.raises(PermanentError):
+        await email.send(message(address="gone@example.org"))
+    await email.send(message(n=2))
+    await smtp.wait_for(1)
+    assert smtp.connections_opened == 1
+
+
+async def test_421_closes_the_connection(email: SmtpChannel, smtp: SmtpSimulator) -> None:
+    """A 421 is transient and ends the session; the next send opens a new connection."""
+    smtp.reject["busy@example.org"] = (421, "4.3.2 Service shutting down")
+    with pytest.raises(TransientError):
+        await email.send(message(address="busy@example.org"))
+    await email.send(message(n=2))
+    await smtp.wait_for(1)
+    assert smtp.connections_opened == 2
+
+
+async def test_a_server_that_is_down_is_transient() -> None:
+    """Nothing listening on the mail server's port is a transient failure."""
+    channel = SmtpChannel(host="127.0.0.1", port=free_port(), security=SmtpSecurity.NONE, sender=SENDER, timeout=2)
+    with pytest.raises(TransientError, match="unreachable"):
+        await channel.send(message())
+    await channel.close()
+
+
+async def test_a_hung_server_is_transient_after_the_provider_timeout(smtp: SmtpSimulator) -> None:
+    """A server that stops answering fails the send as transient once the provider timeout is over."""
+    channel = SmtpChannel.from_settings(settings_for(smtp, timeout=0.3, pool_size=1))
+    smtp.stall.add("slow@example.org")
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="in time"):
+        await channel.send(message(address="slow@example.org"))
+    assert time.monotonic() - started < 2
+    await channel.send(message(n=2))  # the pool's only connection was given back, and reopened
+    await channel.close()
+    assert [m.rcpt_tos for m in await smtp.wait_for(1)] == [(ANN,)]
+
+
+async def test_login_with_the_configured_credentials() -> None:
+    """With a username and password, the channel logs in and sends."""
+    async with SmtpSimulator(credentials=("plp", PASSWORD)) as smtp:
+        channel = SmtpChannel.from_settings(settings_for(smtp, username="plp", password=PASSWORD))
+        await channel.send(message())
+        await channel.close()
+        assert len(await smtp.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("server_credentials", "match"),
+    [
+        (("plp", "another-password"), "refused the login: 535"),
+        (None, "does not fit the settings"),  # the server offers no AUTH at all
+    ],
+)
+async def test_a_refused_login_is_not_configured(server_credentials: tuple[str, str] | None, match: str) -> None:
+    """A wrong password, or a server without AUTH while the settings hold credentials, is a configuration problem."""
+    async with SmtpSimulator(credentials=server_credentials) as smtp:
+        channel = SmtpChannel.from_settings(settings_for(smtp, username="plp", password=PASSWORD))
+        with pytest.raises(NotConfigured, match=match) as caught:
+            await channel.send(message())
+        await channel.close()
+    assert PASSWORD not in str(caught.value)
+
+
+async def test_the_password_never_shows() -> None:
+    """Neither the channel's repr nor its log events show the password."""
+    async with SmtpSimulator(credentials=("plp", PASSWORD)) as smtp:
+        channel = SmtpChannel.from_settings(settings_for(smtp, username="plp", password=PASSWORD))
+        with capture_logs() as events:
+            await channel.send(message())
+        await channel.close()
+    expected = f"SmtpChannel(host='127.0.0.1', port={smtp.port}, security='none', username='plp', pool_size=4)"
+    assert repr(channel) == expected
+    assert [e["event"] for e in events] == ["email.connected"]
+    assert PASSWORD not in repr(events)
+
+
+async def test_close_quits_every_connection(smtp: SmtpSimulator) -> None:
+    """Closing the channel says QUIT on each connection it opened."""
+    channel = SmtpChannel.from_settings(settings_for(smtp, pool_size=3))
+    await asyncio.gather(*(channel.send(message(n=n)) for n in range(6)))
+    await channel.close()
+    assert smtp.quits == smtp.connections_opened >= 1
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "reason"),
+    [
+        (aiosmtplib.SMTPSenderRefused(550, "not allowed", "alerts@plp.example"), NotConfigured, "sender address: 550"),
+        (aiosmtplib.SMTPSenderRefused(451, "later", "alerts@plp.example"), TransientError, "refused"),
+        (aiosmtplib.SMTPDataError(554, "spam"), PermanentError, "message refused by the mail server: 554"),
+        (aiosmtplib.SMTPDataError(452, "full"), TransientError, "message refused by the mail server: 452"),
+        (aiosmtplib.SMTPServerDisconnected("gone"), TransientError, "unreachable"),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), TransientError, "in time"),
+        (aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported"), PermanentError, "SMTPUTF8"),
+        (aiosmtplib.SMTPNotSupported("STARTTLS extension not supported"), NotConfigured, "STARTTLS"),
+        (ValueError("bad address"), PermanentError, "cannot be used"),
+    ],
+)
+def test_translate_says_whose_fault(error: Exception, expected: type[Exception], reason: str) -> None:
+    """Each kind of SMTP failure maps to the channel error that says whose fault it is."""
+    translated = translate(error)
+    assert type(translated) is expected
+    assert reason in str(translated)

@@ -1,0 +1,336 @@
+"""The Telegram channel: python-telegram-bot against a Bot API simulator on loopback (tests/simulators/telegram.py)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from telegram import Bot, Message
+from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, NetworkError, TimedOut
+
+from channels.base import (
+    NotConfigured,
+    OutboundMessage,
+    PermanentError,
+    RateLimited,
+    Receipt,
+    ReceiptStatus,
+    TransientError,
+)
+from channels.telegram import TelegramChannel, deep_link, translate
+from config import Settings
+from dispatcher.models import ChannelName, Language, Urgency
+from tests.simulators.telegram import SECRET_HEADER, TelegramSimulator
+
+# python-telegram-bot 22 warns, when it builds a RetryAfter (on every 429), that retry_after will
+# become a timedelta; the channel reads both forms.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Deprecated since version v22.2. In a future major version attribute .retry_after."
+    ":telegram.warnings.PTBDeprecationWarning"
+)
+
+TOKEN = "123456:AAH-secret_token"
+CHAT = 4242
+
+
+def message(
+    *, address: str = str(CHAT), ack: bool = True, text: str = "Cambriolage rue Haute, soyez attentifs."
+) -> OutboundMessage:
+    return OutboundMessage(
+        delivery_id="a1:telegram:m1",
+        alert_id="a1",
+        member_id="m1",
+        channel=ChannelName.TELEGRAM,
+        address=address,
+        language=Language.FR,
+        urgency=Urgency.URGENT,
+        subject="[PLP Marolles] URGENT : cambriolage",
+        text=text,
+        ack_label="Bien reçu" if ack else None,
+        ack_data="ack:a1:m1" if ack else None,
+    )
+
+
+def channel_for(tg: TelegramSimulator, *, token: str = TOKEN, timeout: float = 2.0) -> TelegramChannel:
+    settings = Settings(telegram_bot_token=token, telegram_api_base_url=tg.base_url, provider_timeout=timeout)
+    return TelegramChannel.from_settings(settings)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramSimulator]:
+    async with TelegramSimulator(token=TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def telegram(tg: TelegramSimulator) -> AsyncIterator[TelegramChannel]:
+    channel = channel_for(tg)
+    yield channel
+    await channel.close()
+
+
+class Webhook:
+    """A small receiver standing for our webhook: records each update and checks the secret header."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.updates: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/telegram/webhook", self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        if request.headers.get(SECRET_HEADER) != self.secret:
+            return web.Response(status=401, text="wrong secret")
+        self.updates.append(await request.json())
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
+    receiver = Webhook("hook-s3cret")
+    async with TestServer(receiver.app, host="127.0.0.1") as server:
+        yield receiver, str(server.make_url("/telegram/webhook"))
+
+
+@pytest.mark.parametrize(("token", "expected"), [(TOKEN, True), (None, False)])
+def test_configured_needs_a_bot_token(token: str | None, expected: bool) -> None:
+    """The channel counts as configured when the settings hold a bot token."""
+    assert TelegramChannel.configured(Settings(telegram_bot_token=token)) is expected
+
+
+async def test_send_delivers_the_message_with_its_button(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """The message reaches the member's chat with the "received" button; the receipt is chat:message, DELIVERED."""
+    receipt = await telegram.send(message())
+    assert receipt == Receipt(provider_id=f"{CHAT}:1", status=ReceiptStatus.DELIVERED)
+    [call] = tg.calls("sendMessage")
+    assert call.params["chat_id"] == CHAT
+    assert call.params["text"] == "Cambriolage rue Haute, soyez attentifs."
+    assert call.params["reply_markup"] == {"inline_keyboard": [[{"text": "Bien reçu", "callback_data": "ack:a1:m1"}]]}
+
+
+async def test_receipts_follow_the_chat_s_message_ids(telegram: TelegramChannel) -> None:
+    """Each message in a chat gets the next message id, which the receipt carries."""
+    receipts = [await telegram.send(message()) for _ in range(3)]
+    assert [r.provider_id for r in receipts] == [f"{CHAT}:1", f"{CHAT}:2", f"{CHAT}:3"]
+
+
+async def test_a_message_without_button_has_no_keyboard(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """Without an ack label the message goes without reply markup."""
+    await telegram.send(message(ack=False))
+    [call] = tg.calls("sendMessage")
+    assert "reply_markup" not in call.params
+
+
+@pytest.mark.parametrize(
+    ("injection", "reason"),
+    [("blocked", "blocked the bot"), ("missing", "Telegram chat not found")],
+)
+async def test_a_chat_that_cannot_be_reached_is_permanent(
+    telegram: TelegramChannel, tg: TelegramSimulator, injection: str, reason: str
+) -> None:
+    """A member who blocked the bot, or a chat that does not exist, is a permanent failure with a plain reason."""
+    getattr(tg, injection).add(CHAT)
+    with pytest.raises(PermanentError) as caught:
+        await telegram.send(message())
+    assert caught.value.reason == reason
+    assert isinstance(caught.value.__cause__, Forbidden | BadRequest)
+
+
+async def test_flood_control_is_rate_limited_with_its_delay(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """A 429 becomes RateLimited carrying Telegram's retry_after; the next attempt goes through."""
+    tg.throttle_once[CHAT] = 7
+    with pytest.raises(RateLimited) as caught:
+        await telegram.send(message())
+    assert caught.value.retry_after == 7.0
+    assert (await telegram.send(message())).provider_id == f"{CHAT}:1"
+
+
+async def test_a_wrong_token_is_not_configured(tg: TelegramSimulator) -> None:
+    """A token the Bot API refuses (401) means the channel is not configured here."""
+    channel = channel_for(tg, token="999:wrong")
+    with pytest.raises(NotConfigured, match="refused the bot token"):
+        await channel.send(message())
+    await channel.close()
+    assert tg.ledger == []
+
+
+async def test_an_address_that_is_not_a_chat_id_is_permanent(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """A contact point that is not a numeric chat id fails permanently without calling Telegram."""
+    with pytest.raises(PermanentError, match="not a Telegram chat id"):
+        await telegram.send(message(address="@ann"))
+    assert tg.ledger == []
+
+
+async def test_answer_sends_a_plain_message(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """An automatic reply is a sendMessage to the chat, without any keyboard."""
+    await telegram.answer(CHAT, "Vous êtes inscrit·e aux alertes.")
+    [call] = tg.calls("sendMessage")
+    assert call.params == {"chat_id": CHAT, "text": "Vous êtes inscrit·e aux alertes."}
+
+
+async def test_confirm_button_answers_the_callback_query(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """Confirming a press is an answerCallbackQuery with the query's id and the text to show."""
+    await telegram.confirm_button("4000000000000000001", "Merci !")
+    [call] = tg.calls("answerCallbackQuery")
+    assert call.params == {"callback_query_id": "4000000000000000001", "text": "Merci !"}
+
+
+async def test_a_slow_api_is_transient_after_the_provider_timeout() -> None:
+    """A Bot API slower than the provider timeout fails the send as transient, in about that time."""
+    async with TelegramSimulator(token=TOKEN, latency=5.0) as tg:
+        channel = channel_for(tg, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            await channel.send(message())
+        await channel.close()
+    assert time.monotonic() - started < 2
+
+
+async def test_an_api_that_is_down_is_transient() -> None:
+    """Nothing listening at the Bot API's address is a transient failure."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(telegram_bot_token=TOKEN, telegram_api_base_url=f"http://127.0.0.1:{port}", provider_timeout=2)
+    channel = TelegramChannel.from_settings(settings)
+    with pytest.raises(TransientError, match="unreachable"):
+        await channel.send(message())
+    await channel.close()
+
+
+async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    """The token is in every request URL, yet neither the repr, nor the library logs, nor the errors show it."""
+    channel = channel_for(tg)
+    tg.blocked.add(CHAT)
+    with caplog.at_level(logging.DEBUG):
+        await channel.answer(CHAT + 1, "Bonjour")
+        with pytest.raises(PermanentError) as caught:
+            await channel.send(message())
+    await channel.close()
+    assert "/bot<token>/sendMessage" in caplog.text  # httpx logs each request's URL at INFO
+    assert TOKEN not in caplog.text
+    assert TOKEN.partition(":")[2] not in caplog.text
+    assert TOKEN not in repr(channel) + str(caught.value)
+
+
+async def test_close_before_any_send_is_harmless(tg: TelegramSimulator) -> None:
+    """A channel that never sent closes without calling Telegram."""
+    await channel_for(tg).close()
+    assert tg.ledger == []
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "reason"),
+    [
+        (Forbidden("Forbidden: user is deactivated"), PermanentError, "Telegram account deleted"),
+        (Forbidden("Forbidden: bot can't initiate conversation with a user"), PermanentError, "not started the bot"),
+        (BadRequest("Bad Request: message is too long"), PermanentError, "refused the message: Message is too long"),
+        (ChatMigrated(-100123), PermanentError, "supergroup"),
+        (TimedOut(), TransientError, "unreachable: TimedOut"),
+        (NetworkError("httpx.ConnectError: All connection attempts failed"), TransientError, "unreachable"),
+        (Conflict("terminated by other getUpdates request"), TransientError, "Telegram error: Conflict"),
+    ],
+)
+def test_translate_says_whose_fault(error: Exception, expected: type[Exception], reason: str) -> None:
+    """Each kind of Bot API failure maps to the channel error that says whose fault it is."""
+    translated = translate(error)
+    assert type(translated) is expected
+    assert reason in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("username", "token", "link"),
+    [
+        ("plp_alert_bot", "Zm9vYmFy_-12", "https://t.me/plp_alert_bot?start=Zm9vYmFy_-12"),
+        ("@plp_alert_bot", "abc", "https://t.me/plp_alert_bot?start=abc"),
+    ],
+)
+def test_deep_link_opens_the_bot_with_a_start_token(username: str, token: str, link: str) -> None:
+    """The deep link is t.me/<bot>?start=<token>, whether or not the username is written with '@'."""
+    assert deep_link(username, token) == link
+
+
+@pytest.mark.parametrize("token", ["", "a" * 65, "with space", "dots.are.not.allowed", "é"])
+def test_deep_link_refuses_what_telegram_would_not_pass(token: str) -> None:
+    """A start parameter must be 1 to 64 letters, digits, '_' or '-'; anything else is refused."""
+    with pytest.raises(ValueError, match="start parameter"):
+        deep_link("plp_alert_bot", token)
+
+
+# -- the simulator's members and webhook side ------------------------------------------------------
+
+
+async def test_member_sends_posts_a_message_update_with_the_secret(
+    tg: TelegramSimulator, webhook: tuple[Webhook, str]
+) -> None:
+    """A member writing /start <token> posts a private-chat message update, bot_command entity and secret header."""
+    receiver, url = webhook
+    status, body = await tg.member_sends(url, CHAT, "/start Zm9vYmFy", secret="hook-s3cret")
+    assert (status, body) == (200, {"ok": True})
+    [update] = receiver.updates
+    sent = update["message"]
+    assert sent["chat"] == {"id": CHAT, "type": "private", "first_name": "Ann"}
+    assert sent["from"]["id"] == CHAT and sent["from"]["is_bot"] is False
+    assert sent["text"] == "/start Zm9vYmFy"
+    assert sent["entities"] == [{"offset": 0, "length": 6, "type": "bot_command"}]
+
+
+async def test_member_text_without_command_has_no_entities(tg: TelegramSimulator, webhook: tuple[Webhook, str]) -> None:
+    """Plain text from a member carries no bot_command entity."""
+    receiver, url = webhook
+    await tg.member_sends(url, CHAT, "merci", secret="hook-s3cret")
+    assert "entities" not in receiver.updates[0]["message"]
+
+
+@pytest.mark.parametrize("secret", [None, "wrong"])
+async def test_a_missing_or_wrong_secret_reaches_the_webhook_as_such(
+    tg: TelegramSimulator, webhook: tuple[Webhook, str], secret: str | None
+) -> None:
+    """With secret=None no header is sent, with "wrong" a wrong one; the webhook's answer comes back as text."""
+    receiver, url = webhook
+    assert await tg.member_sends(url, CHAT, "/stop", secret=secret) == (401, "wrong secret")
+    assert receiver.updates == []
+
+
+async def test_member_presses_posts_a_callback_query_on_the_sent_message(
+    telegram: TelegramChannel, tg: TelegramSimulator, webhook: tuple[Webhook, str]
+) -> None:
+    """Pressing the button of a message we sent posts a callback query carrying its data and that message."""
+    receiver, url = webhook
+    receipt = await telegram.send(message())
+    message_id = int(receipt.provider_id.split(":")[1])
+    status, _ = await tg.member_presses(url, CHAT, "ack:a1:m1", message_id, secret="hook-s3cret")
+    assert status == 200
+    query = receiver.updates[0]["callback_query"]
+    assert query["data"] == "ack:a1:m1"
+    assert query["from"]["id"] == CHAT
+    assert query["message"]["message_id"] == message_id
+    assert query["message"]["reply_markup"]["inline_keyboard"][0][0]["text"] == "Bien reçu"
+
+
+async def test_the_simulator_speaks_the_webhook_and_edit_methods(
+    tg: TelegramSimulator, webhook: tuple[Webhook, str]
+) -> None:
+    """Through the real Bot: getMe, setWebhook (whose secret updates then carry), editMessageText, deleteWebhook."""
+    receiver, url = webhook
+    async with Bot(TOKEN, base_url=f"{tg.base_url}/bot") as bot:  # getMe first
+        assert bot.username == tg.username
+        assert await bot.set_webhook(url, secret_token="hook-s3cret")
+        assert (await tg.member_sends(url, CHAT, "/stop"))[0] == 200  # the registered secret by default
+        channel = channel_for(tg)
+        sent = await channel.send(message())
+        await channel.close()
+        message_id = int(sent.provider_id.split(":")[1])
+        edited = await bot.edit_message_text("Alerte terminée", chat_id=CHAT, message_id=message_id)
+        assert isinstance(edited, Message)
+        assert edited.text == "Alerte terminée" and edited.reply_markup is None  # the keyboard is gone
+        assert await bot.delete_webhook()
+    assert tg.webhook_url is None
+    assert [c.method for c in tg.ledger] == ["getMe", "setWebhook", "sendMessage", "editMessageText", "deleteWebhook"]
+    assert len(receiver.updates) == 1

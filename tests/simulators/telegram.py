@@ -1,0 +1,318 @@
+"""The Telegram Bot API on loopback (aiohttp), and members who write to the bot and press its buttons.
+
+    async with TelegramSimulator(token="123:ABC", blocked={42}) as tg:
+        settings = Settings(telegram_bot_token="123:ABC", telegram_api_base_url=tg.base_url)
+        ...
+        [call] = tg.calls("sendMessage")
+        status, body = await tg.member_sends(webhook_url, chat_id=7, text="/start tok", secret="s3cret")
+
+It speaks the subset of the Bot API the service uses (``getMe``, ``sendMessage``,
+``answerCallbackQuery``, ``editMessageText``, ``setWebhook``, ``deleteWebhook``), with
+bodies as python-telegram-bot sends them (form fields, objects JSON-encoded) or as JSON,
+and answers with the API's shapes. Every call is written to ``ledger``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import ClientSession, web
+
+HOST = "127.0.0.1"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+_INT_FIELDS = frozenset({"chat_id", "message_id", "cache_time", "max_connections"})
+_BOOL_FIELDS = frozenset({"show_alert", "drop_pending_updates", "disable_notification", "protect_content"})
+_JSON_FIELDS = frozenset({"reply_markup", "entities", "allowed_updates", "link_preview_options", "reply_parameters"})
+
+
+class _Secret(Enum):
+    REGISTERED = "registered"
+
+
+#: Default of ``secret=``: the secret token the bot registered with ``setWebhook`` (none: no header).
+REGISTERED: Literal[_Secret.REGISTERED] = _Secret.REGISTERED
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One Bot API method call: its name, its parameters (decoded), the HTTP status answered."""
+
+    method: str
+    params: dict[str, Any]
+    status: int
+
+
+class TelegramSimulator:
+    """A Bot API server on 127.0.0.1 (a free port) for one bot, for one test.
+
+    Error injection per chat id, changeable while it runs: ``blocked`` (403 "bot was blocked
+    by the user"), ``missing`` (400 "chat not found"), ``throttle_once`` (chat id -> seconds:
+    one 429 with ``parameters.retry_after``, then normal). ``latency`` (seconds) delays every
+    answer. A wrong token gets 401, an unknown method 404, as from Telegram.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "123:ABC",
+        username: str = "plp_alert_bot",
+        latency: float = 0.0,
+        blocked: set[int] | None = None,
+        missing: set[int] | None = None,
+        throttle_once: dict[int, int] | None = None,
+    ) -> None:
+        self.token = token
+        self.username = username
+        self.latency = latency
+        self.blocked: set[int] = set(blocked or ())
+        self.missing: set[int] = set(missing or ())
+        self.throttle_once: dict[int, int] = dict(throttle_once or {})
+        self.ledger: list[ApiCall] = []
+        self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        self.base_url = ""
+        self.bot_user = {
+            "id": int(token.partition(":")[0] or 1),
+            "is_bot": True,
+            "first_name": "PLP alerts",
+            "username": username,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._update_ids = itertools.count(100_000)
+        self._query_ids = itertools.count(4_000_000_000_000_000)
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+        self._methods: dict[str, Callable[[dict[str, Any]], web.Response]] = {
+            "getMe": lambda _: _ok(self.bot_user),
+            "sendMessage": self._send_message,
+            "editMessageText": self._edit_message_text,
+            "answerCallbackQuery": lambda _: _ok(True),
+            "setWebhook": self._set_webhook,
+            "deleteWebhook": self._delete_webhook,
+        }
+
+    async def __aenter__(self) -> TelegramSimulator:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, HOST, 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://{HOST}:{port}"
+        self._session = ClientSession()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()  # ends the simulated latency of answers still pending
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def calls(self, method: str) -> list[ApiCall]:
+        """The ledger's calls of one method, in order."""
+        return [call for call in self.ledger if call.method == method]
+
+    # -- members ---------------------------------------------------------------------------------
+
+    async def member_sends(
+        self,
+        url: str,
+        chat_id: int,
+        text: str,
+        *,
+        secret: str | Literal[_Secret.REGISTERED] | None = REGISTERED,
+        first_name: str = "Ann",
+        language_code: str = "nl",
+    ) -> tuple[int, Any]:
+        """Post the update of a member writing ``text`` in their private chat with the bot.
+
+        A text starting with ``/`` (``/start <token>``, ``/stop``) carries its ``bot_command``
+        entity. ``secret``: the header's value; ``None`` sends none, ``"wrong"`` a wrong one.
+        Returns the webhook's status and body (parsed JSON, or text).
+        """
+        user = _member(chat_id, first_name, language_code)
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "from": user,
+            "chat": _private_chat(chat_id, first_name),
+            "date": int(time.time()),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"offset": 0, "length": len(command), "type": "bot_command"}]
+        return await self._post_update(url, {"update_id": next(self._update_ids), "message": message}, secret)
+
+    async def member_presses(
+        self,
+        url: str,
+        chat_id: int,
+        callback_data: str,
+        message_id: int,
+        *,
+        secret: str | Literal[_Secret.REGISTERED] | None = REGISTERED,
+        first_name: str = "Ann",
+        language_code: str = "nl",
+    ) -> tuple[int, Any]:
+        """Post the update of a member pressing a button carrying ``callback_data`` under message ``message_id``.
+
+        ``secret`` as for ``member_sends``. Returns the webhook's status and body.
+        """
+        message = self._messages.get((chat_id, message_id)) or {
+            "message_id": message_id,
+            "from": self.bot_user,
+            "chat": _private_chat(chat_id, first_name),
+            "date": int(time.time()),
+            "text": "",
+        }
+        query = {
+            "id": str(next(self._query_ids)),
+            "from": _member(chat_id, first_name, language_code),
+            "message": message,
+            "chat_instance": str(-chat_id * 7919),
+            "data": callback_data,
+        }
+        return await self._post_update(url, {"update_id": next(self._update_ids), "callback_query": query}, secret)
+
+    async def _post_update(
+        self, url: str, update: dict[str, Any], secret: str | Literal[_Secret.REGISTERED] | None
+    ) -> tuple[int, Any]:
+        assert self._session is not None, "use the simulator inside `async with`"
+        value = self.webhook_secret if secret is REGISTERED else secret
+        headers = {SECRET_HEADER: value} if value is not None else {}
+        async with self._session.post(url, json=update, headers=headers) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    # -- the Bot API -------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await self._delay()
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        endpoint = self._methods.get(method)
+        if endpoint is None:
+            return _error(404, "Not Found")
+        params = await _params(request)
+        response = endpoint(params)
+        self.ledger.append(ApiCall(method, params, response.status))
+        return response
+
+    async def _delay(self) -> None:
+        if self.latency <= 0:
+            return
+        try:
+            async with asyncio.timeout(self.latency):
+                await self._closing.wait()
+        except TimeoutError:
+            pass
+
+    def _send_message(self, params: dict[str, Any]) -> web.Response:
+        chat_id = params["chat_id"]
+        if (refusal := self._refusal(chat_id)) is not None:
+            return refusal
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "from": self.bot_user,
+            "chat": _private_chat(chat_id, "Ann"),
+            "date": int(time.time()),
+            "text": params["text"],
+        }
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        self._messages[(chat_id, message["message_id"])] = message
+        return _ok(message)
+
+    def _edit_message_text(self, params: dict[str, Any]) -> web.Response:
+        chat_id, message_id = params["chat_id"], params["message_id"]
+        if (refusal := self._refusal(chat_id)) is not None:
+            return refusal
+        if (chat_id, message_id) not in self._messages:
+            return _error(400, "Bad Request: message to edit not found")
+        message = {**self._messages[(chat_id, message_id)], "text": params["text"], "edit_date": int(time.time())}
+        message.pop("reply_markup", None)  # without a reply_markup, the keyboard goes
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        self._messages[(chat_id, message_id)] = message
+        return _ok(message)
+
+    def _set_webhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook_url = params["url"]
+        self.webhook_secret = params.get("secret_token")
+        return _ok(True, description="Webhook was set")
+
+    def _delete_webhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook_url = self.webhook_secret = None
+        return _ok(True, description="Webhook was deleted")
+
+    def _refusal(self, chat_id: int) -> web.Response | None:
+        if chat_id in self.blocked:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.missing:
+            return _error(400, "Bad Request: chat not found")
+        if chat_id in self.throttle_once:
+            seconds = self.throttle_once.pop(chat_id)
+            return _error(429, f"Too Many Requests: retry after {seconds}", parameters={"retry_after": seconds})
+        return None
+
+    def _next_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        raw: dict[str, Any] = await request.json()
+    elif request.can_read_body:
+        raw = dict(await request.post())
+    else:
+        raw = dict(request.query)
+    return {name: _decode(name, value) for name, value in raw.items()}
+
+
+def _decode(name: str, value: Any) -> Any:
+    """A form field as the Bot API reads it: numbers, booleans and objects arrive as text."""
+    if not isinstance(value, str):
+        return value
+    if name in _JSON_FIELDS:
+        return json.loads(value)
+    if name in _INT_FIELDS and value.lstrip("-").isdigit():
+        return int(value)
+    if name in _BOOL_FIELDS:
+        return value == "true"
+    return value
+
+
+def _member(chat_id: int, first_name: str, language_code: str) -> dict[str, Any]:
+    return {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code}
+
+
+def _private_chat(chat_id: int, first_name: str) -> dict[str, Any]:
+    return {"id": chat_id, "type": "private", "first_name": first_name}
+
+
+def _ok(result: Any, **extra: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result, **extra})
+
+
+def _error(status: int, description: str, **extra: Any) -> web.Response:
+    return web.json_response({"ok": False, "error_code": status, "description": description, **extra}, status=status)

@@ -1,0 +1,447 @@
+"""The four real channels end to end: the service, driven by the real vendor libraries, talks to
+simulators of Twilio, an SMTP server and the Telegram Bot API on loopback, and they talk back.
+
+Each test builds the same neighbourhood: a PLP whose urgent plan uses every channel, and four
+members who between them use all of them, in French, Dutch, German and English.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from config import Settings
+from dispatcher.accounts import create_actor
+from dispatcher.api.app import create_app
+from dispatcher.api.services import SERVICES
+from dispatcher.models import ActorIn, Role
+from dispatcher.runtime import Runtime
+from tests.simulators.smtp import SmtpSimulator
+from tests.simulators.telegram import TelegramSimulator
+from tests.simulators.twilio import TwilioSimulator
+from tests.support import get_json, post_json, run_queued
+
+ACCOUNT, AUTH_TOKEN = "AC" + "7" * 32, "twilio-auth-token-e2e"
+BOT_TOKEN, WEBHOOK_SECRET = "4242:bot-token-e2e", "telegram-webhook-secret-e2e"
+SMS_FROM, VOICE_FROM = "+3225550001", "+3225550009"
+TEXTS = {
+    "fr": "Cambriolage rue du Parc il y a 10 minutes, voiture grise 1-ABC-123.",
+    "nl": "Inbraak in de Parkstraat 10 minuten geleden, grijze wagen 1-ABC-123.",
+    "de": "Einbruch in der Parkstraße vor 10 Minuten, grauer Wagen 1-ABC-123.",
+    "en": "Burglary in Park Street ten minutes ago, grey car 1-ABC-123.",
+}
+EVERY_CHANNEL = {"urgent": {"channels": ["sms", "email", "telegram", "voice"], "ttl_seconds": 3600}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    client: TestClient
+    runtime: Runtime
+    twilio: TwilioSimulator
+    smtp: SmtpSimulator
+    telegram: TelegramSimulator
+    tokens: dict[str, str]
+    plp: str
+    members: dict[str, dict[str, Any]]
+    base: str
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    @property
+    def telegram_webhook(self) -> str:
+        return f"{self.base}/v1/webhooks/telegram"
+
+    @property
+    def sms_webhook(self) -> str:
+        return f"{self.base}/v1/webhooks/twilio/sms"
+
+    async def alert(self, body: dict[str, Any] | None = None, *, who: str = "police") -> dict[str, Any]:
+        payload = body or {"urgency": "urgent", "category": "burglary", "plp_ids": [self.plp], "texts": TEXTS}
+        return dict(await post_json(self.client, "/v1/alerts", payload, headers=self.auth(who), expect=202))
+
+    async def deliveries(self, alert_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        page = await get_json(self.client, f"/v1/alerts/{alert_id}/deliveries", headers=self.auth("admin"))
+        names = {m["id"]: name for name, m in self.members.items()}
+        return {(d["channel"], names[d["member_id"]]): d for d in page["items"]}
+
+    async def member(self, name: str) -> dict[str, Any]:
+        path = f"/v1/plps/{self.plp}/members/{self.members[name]['id']}"
+        return dict(await get_json(self.client, path, headers=self.auth("coordinator")))
+
+
+@pytest.fixture
+async def world(redis_url: str, tmp_path: Any) -> AsyncIterator[World]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with (
+        TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN) as twilio,
+        SmtpSimulator() as smtp,
+        TelegramSimulator(token=BOT_TOKEN) as telegram,
+    ):
+        settings = Settings(
+            redis_url=redis_url,
+            key_prefix="plptest:",
+            queue_prefix="plptest",
+            data_dir=tmp_path,
+            public_base_url=base,
+            twilio_account_sid=ACCOUNT,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+            twilio_sms_from=(SMS_FROM,),
+            twilio_voice_from=VOICE_FROM,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security="none",
+            smtp_from="PLP alerts <alerts@plp.example>",
+            telegram_bot_token=BOT_TOKEN,
+            telegram_api_base_url=telegram.base_url,
+            telegram_bot_username="plp_alert_bot",
+            telegram_webhook_secret=WEBHOOK_SECRET,
+        )
+        runtime = Runtime.from_settings(settings)
+        runtime.rq_connection.flushdb()
+        try:
+            async with TestServer(create_app(runtime), port=port) as server, TestClient(server) as client:
+                yield await _neighbourhood(client, runtime, twilio, smtp, telegram, base)
+        finally:
+            runtime.rq_connection.flushdb()
+
+
+async def _neighbourhood(
+    client: TestClient,
+    runtime: Runtime,
+    twilio: TwilioSimulator,
+    smtp: SmtpSimulator,
+    telegram: TelegramSimulator,
+    base: str,
+) -> World:
+    store = client.server.app[SERVICES].store
+    _, admin = await create_actor(store, ActorIn(name="Admin", role=Role.ADMIN))
+    _, police = await create_actor(store, ActorIn(name="Inspecteur", role=Role.POLICE, police_zone="5340"))
+    headers = {"Authorization": f"Bearer {admin}"}
+    plp_body = {"name": "PLP Parc", "commune": "Uccle", "police_zone": "5340", "charter": EVERY_CHANNEL}
+    plp = (
+        await post_json(
+            client, "/v1/plps", {**plp_body, "reply_to": ["coordination@plp.example"]}, headers=headers, expect=201
+        )
+    )["id"]
+    _, coordinator = await create_actor(store, ActorIn(name="Coordinatrice", role=Role.COORDINATOR, plp_ids=[plp]))
+    world = World(
+        client,
+        runtime,
+        twilio,
+        smtp,
+        telegram,
+        {"admin": admin, "police": police, "coordinator": coordinator},
+        plp,
+        {},
+        base,
+    )
+    people = {
+        "anne": {"name": "Anne Dubois", "phone": "0470 11 11 11", "email": "anne@example.org", "language": "fr"},
+        "piet": {"name": "Piet Janssens", "phone": "0470 22 22 22", "language": "nl"},
+        "lea": {"name": "Lea Schmitz", "email": "lea@example.org", "language": "de"},
+        "john": {"name": "John Smith", "phone": "+32 470 44 44 44", "email": "john@example.org", "language": "en"},
+    }
+    for name, body in people.items():
+        world.members[name] = await post_json(
+            client, f"/v1/plps/{plp}/members", body, headers=world.auth("coordinator"), expect=201
+        )
+    for name, chat in (("piet", 1001), ("john", 1002)):
+        link = await post_json(
+            client,
+            f"/v1/plps/{plp}/members/{world.members[name]['id']}/telegram-link",
+            None,
+            headers=world.auth("coordinator"),
+            expect=201,
+        )
+        assert link["url"].startswith("https://t.me/plp_alert_bot?start=")
+        status, answer = await telegram.member_sends(
+            world.telegram_webhook, chat, link["start_command"], secret=WEBHOOK_SECRET
+        )
+        assert status == 200 and answer["method"] == "sendMessage"
+        world.members[name] = await world.member(name)
+        assert world.members[name]["telegram_chat_id"] == chat
+    return world
+
+
+async def _sent_alert(world: World) -> dict[str, Any]:
+    alert = await world.alert()
+    await run_queued(world.runtime)
+    await world.twilio.callbacks_done()
+    return alert
+
+
+async def test_an_urgent_alert_reaches_every_member_on_every_channel_in_their_language(world: World) -> None:
+    """SMS, calls, e-mails and Telegram messages reach the right addresses, in each language, with the
+    acknowledgement hint; the deliveries carry the providers' ids and reach "delivered" from the callbacks."""
+    alert = await _sent_alert(world)
+    phones = {"anne": "+32470111111", "piet": "+32470222222", "john": "+32470444444"}
+    sms = {m.to: m for m in world.twilio.messages}
+    assert set(sms) == set(phones.values())
+    for name, language, hint in (
+        ("anne", "fr", "Répondez OK"),
+        ("piet", "nl", "Antwoord OK"),
+        ("john", "en", "Reply OK"),
+    ):
+        body = sms[phones[name]].body or ""
+        assert body.startswith(TEXTS[language]) and hint in body
+        assert sms[phones[name]].from_ == SMS_FROM
+    calls = {c.to: c for c in world.twilio.calls}
+    assert set(calls) == set(phones.values())
+    assert 'language="nl-BE"' in (calls[phones["piet"]].twiml or "")
+    assert TEXTS["nl"] in (calls[phones["piet"]].twiml or "")
+    mails = {m.message["To"]: m.message for m in await world.smtp.wait_for(3)}
+    assert set(mails) == {"anne@example.org", "lea@example.org", "john@example.org"}
+    lea = mails["lea@example.org"]
+    assert lea["Content-Language"] == "de" and lea["Reply-To"] == "coordination@plp.example"
+    assert lea["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Einbruch" in lea["Subject"]
+    assert TEXTS["de"] in lea.get_body(("plain",)).get_content()
+    chats = {c.params["chat_id"]: c.params for c in world.telegram.calls("sendMessage") if "reply_markup" in c.params}
+    assert {int(chat) for chat in chats} == {1001, 1002}
+
+    deliveries = await world.deliveries(alert["id"])
+    assert len(deliveries) == 11
+    for (channel, _), delivery in deliveries.items():
+        expected = {"sms": "delivered", "voice": "delivered", "telegram": "delivered", "email": "sent"}[channel]
+        assert delivery["status"] == expected, delivery
+        assert delivery["provider_id"]
+    assert deliveries["sms", "anne"]["provider_id"].startswith("SM")
+    assert deliveries["voice", "anne"]["provider_id"].startswith("CA")
+    seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
+    assert seen["status"] == "completed"
+    assert seen["cost"]["sms_segments"] == 3 and seen["cost"]["voice_minutes"] >= 3
+
+
+async def test_every_acknowledgement_path_is_recorded_on_its_delivery(world: World) -> None:
+    """An SMS "ok", key 1 in the call, the Telegram button and the e-mail page's POST each acknowledge once."""
+    alert = await _sent_alert(world)
+    status, twiml = await world.twilio.incoming_sms(world.sms_webhook, "+32470111111", SMS_FROM, "Ok.")
+    assert status == 200 and "Merci, réception confirmée" in twiml
+
+    call = next(c for c in world.twilio.calls if c.to == "+32470222222")
+    gather = re.search(r'action="([^"]+)"', call.twiml or "")
+    assert gather is not None
+    status, twiml = await world.twilio.press_digits(
+        gather.group(1).replace("&amp;", "&"), call.sid, "1", VOICE_FROM, call.to
+    )
+    assert status == 200 and "Bedankt, ontvangst bevestigd" in twiml
+
+    button = next(
+        c
+        for c in world.telegram.calls("sendMessage")
+        if int(c.params["chat_id"]) == 1002 and "reply_markup" in c.params
+    )
+    data = _callback_data(button.params["reply_markup"])
+    status, answer = await world.telegram.member_presses(world.telegram_webhook, 1002, data, 1, secret=WEBHOOK_SECRET)
+    assert (
+        status == 200
+        and answer["method"] == "answerCallbackQuery"
+        and answer["text"] == "Thank you, receipt confirmed."
+    )
+
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    link = _receipt_link(mail)
+    page = await world.client.get(link.removeprefix(world.base))
+    assert page.status == 200 and "Ich bestätige den Empfang" in await page.text()
+    before = await world.deliveries(alert["id"])
+    assert before["email", "lea"]["acknowledged_at"] is None  # opening the link (a mail scanner) does not count
+    confirmed = await world.client.post(link.removeprefix(world.base), data={"action": "ack"})
+    assert confirmed.status == 200
+
+    after = await world.deliveries(alert["id"])
+    acknowledged = {key: d["acknowledged_via"] for key, d in after.items() if d["acknowledged_at"]}
+    assert acknowledged == {
+        ("sms", "anne"): "sms",
+        ("voice", "piet"): "voice",
+        ("telegram", "john"): "telegram",
+        ("email", "lea"): "email",
+    }
+    seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
+    assert seen["counts"]["acknowledged"] == 4
+
+
+async def test_forged_signatures_and_tokens_are_refused_and_change_nothing(world: World) -> None:
+    """A forged Twilio signature, a wrong Telegram secret and a tampered e-mail link are refused."""
+    alert = await _sent_alert(world)
+    status, _ = await world.twilio.incoming_sms(world.sms_webhook, "+32470111111", SMS_FROM, "STOP", forge=True)
+    assert status == 403
+    sms = next(m for m in world.twilio.messages if m.to == "+32470111111")
+    status, _ = await world.twilio.post_signed(
+        f"{world.base}/v1/webhooks/twilio/status?d={alert['id']}:sms:{world.members['anne']['id']}",
+        {"MessageSid": sms.sid, "MessageStatus": "failed", "AccountSid": ACCOUNT},
+        forge=True,
+    )
+    assert status == 403
+    status, _ = await world.telegram.member_sends(world.telegram_webhook, 1001, "/stop", secret="wrong")
+    assert status == 403
+    status, _ = await world.telegram.member_sends(world.telegram_webhook, 1001, "/stop", secret=None)
+    assert status == 403
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    tampered = _receipt_link(mail)[:-3] + "xyz"
+    response = await world.client.post(tampered.removeprefix(world.base), data={"action": "ack"})
+    assert response.status == 410
+
+    assert (await world.member("anne"))["status"] == "active"
+    assert (await world.member("piet"))["status"] == "active"
+    deliveries = await world.deliveries(alert["id"])
+    assert deliveries["sms", "anne"]["status"] == "delivered"
+    assert not any(d["acknowledged_at"] for d in deliveries.values())
+
+
+async def test_replies_are_feedback_for_the_author_and_coordinators_with_the_emergency_reminder(world: World) -> None:
+    """Other replies are stored as feedback on the alert (newest first) and answered with 101 / 112."""
+    alert = await _sent_alert(world)
+    status, twiml = await world.twilio.incoming_sms(
+        world.sms_webhook, "+32470111111", SMS_FROM, "J'ai vu la voiture grise rue Vanderkindere"
+    )
+    assert status == 200 and "101" in twiml and "112" in twiml
+    status, answer = await world.telegram.member_sends(
+        world.telegram_webhook, 1001, "Grijze wagen reed richting Ukkel-centrum", secret=WEBHOOK_SECRET
+    )
+    assert status == 200 and "112" in answer["text"]
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    page = await world.client.post(
+        _receipt_link(mail).removeprefix(world.base), data={"action": "feedback", "text": "Zwei Männer, <b>dunkel</b>"}
+    )
+    assert page.status == 200 and "112" in await page.text()
+
+    listed = await get_json(world.client, f"/v1/alerts/{alert['id']}/feedback", headers=world.auth("coordinator"))
+    assert [(f["channel"], f["member_name"]) for f in listed["items"]] == [
+        ("email", "Lea Schmitz"),
+        ("telegram", "Piet Janssens"),
+        ("sms", "Anne Dubois"),
+    ]
+    assert listed["items"][0]["text"] == "Zwei Männer, <b>dunkel</b>"
+    by_police = await get_json(world.client, f"/v1/alerts/{alert['id']}/feedback", headers=world.auth("police"))
+    assert {f["member_name"] for f in by_police["items"]} == {None}  # the police read what was seen, not who
+    per_plp = await get_json(world.client, f"/v1/plps/{world.plp}/feedback", headers=world.auth("coordinator"))
+    assert len(per_plp["items"]) == 3
+
+
+async def test_every_opt_out_path_stops_all_messages_at_once(world: World) -> None:
+    """STOP by SMS, /stop on Telegram and the e-mail's one-click unsubscribe opt out; nothing more is sent to them."""
+    await _sent_alert(world)
+    status, twiml = await world.twilio.incoming_sms(world.sms_webhook, "+32470111111", SMS_FROM, "ARRET")
+    assert status == 200 and "Vous ne recevrez plus de messages" in twiml
+    status, answer = await world.telegram.member_sends(world.telegram_webhook, 1001, "/stop", secret=WEBHOOK_SECRET)
+    assert status == 200 and "U ontvangt geen berichten meer" in answer["text"]
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    unsubscribe = mail["List-Unsubscribe"].strip("<>").removeprefix(world.base)
+    response = await world.client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert response.status == 200
+    for name in ("anne", "piet", "lea"):
+        member = await world.member(name)
+        assert member["status"] == "opted_out" and member["opted_out_at"]
+
+    sent_before = len(world.twilio.ledger), len(world.smtp.messages), len(world.telegram.calls("sendMessage"))
+    second = await world.alert()
+    await run_queued(world.runtime, limit=1)  # the fan-out: John's sends are queued
+    status, _ = await world.twilio.incoming_sms(world.sms_webhook, "+32470444444", SMS_FROM, "stop")
+    await run_queued(world.runtime)
+    await world.twilio.callbacks_done()
+    assert (len(world.twilio.ledger), len(world.smtp.messages), len(world.telegram.calls("sendMessage"))) == sent_before
+    seen = await get_json(world.client, f"/v1/alerts/{second['id']}", headers=world.auth("police"))
+    assert seen["counts"]["members_opted_out"] == 3
+    assert seen["counts"]["by_status"]["cancelled"] == seen["counts"]["total"] == 4  # John's, dropped from the queue
+    deliveries = await world.deliveries(second["id"])
+    assert {d["cause"] for d in deliveries.values()} == {"member opted out"}
+
+
+async def test_provider_reports_move_deliveries_forward_only(world: World) -> None:
+    """Undelivered SMS fail with the error; voicemail is delivered unacknowledged; no answer fails; a late
+    or repeated report changes nothing."""
+    world.twilio.undelivered.add("+32470111111")
+    world.twilio.answered_by["+32470222222"] = "machine_end_beep"
+    world.twilio.call_outcomes["+32470444444"] = "no-answer"
+    alert = await _sent_alert(world)
+    deliveries = await world.deliveries(alert["id"])
+    assert (deliveries["sms", "anne"]["status"], deliveries["sms", "anne"]["last_error"]) == (
+        "failed",
+        "Twilio error 30005",
+    )
+    voicemail = deliveries["voice", "piet"]
+    assert (voicemail["status"], voicemail["cause"], voicemail["acknowledged_at"]) == (
+        "delivered",
+        "left on voicemail",
+        None,
+    )
+    assert (deliveries["voice", "john"]["status"], deliveries["voice", "john"]["cause"]) == ("failed", "no answer")
+
+    sms = next(m for m in world.twilio.messages if m.to == "+32470444444")
+    delivery = f"{alert['id']}:sms:{world.members['john']['id']}"
+    late = {"MessageSid": sms.sid, "MessageStatus": "sent", "AccountSid": ACCOUNT}
+    status, _ = await world.twilio.post_signed(f"{world.base}/v1/webhooks/twilio/status?d={delivery}", late)
+    assert status == 204
+    again = await world.deliveries(alert["id"])
+    assert again["sms", "john"] == deliveries["sms", "john"]
+
+
+async def test_police_feedback_goes_out_under_its_own_charter_plan(world: World) -> None:
+    """Feedback about an earlier alert follows the police-feedback plan (e-mail, then Telegram), linked to it."""
+    first = await _sent_alert(world)
+    body = {
+        "urgency": "non_urgent",
+        "category": "burglary",
+        "plp_ids": [world.plp],
+        "about_alert_id": first["id"],
+        "texts": {"fr": "Les suspects ont été interpellés grâce à vos signalements. Merci !"},
+    }
+    feedback = await world.alert(body)
+    assert feedback["about_alert_id"] == first["id"] and feedback["status"] == "accepted"
+    mails_before = len(world.smtp.messages)
+    await run_queued(world.runtime)
+    deliveries = await world.deliveries(feedback["id"])
+    assert {key[0] for key in deliveries} == {"email", "telegram"}  # first that works: e-mail, else Telegram
+    assert ("telegram", "piet") in deliveries and ("email", "anne") in deliveries
+    mail = (await world.smtp.wait_for(mails_before + 3))[-1].message
+    assert any(
+        word in mail["Subject"] for word in ("Retour de la police", "Police feedback", "Rückmeldung", "Terugkoppeling")
+    )
+    refused = await world.client.post("/v1/alerts", json=body, headers=world.auth("coordinator"))
+    assert refused.status == 403
+
+
+async def test_the_preview_shows_segments_reach_and_cost_before_sending(world: World) -> None:
+    """The preview counts SMS segments per language (accents and all), members per channel, and the price."""
+    texts = {
+        "fr": "Cambriolage : fenêtre forcée rue du Parc, soyez vigilants ce soir." * 2,
+        "en": "Burglary in Park Street.",
+    }
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts}
+    preview = await post_json(world.client, "/v1/alerts/preview", body, headers=world.auth("police"), expect=200)
+    sms = {s["language"]: s for s in preview["sms"]}
+    assert (sms["fr"]["encoding"], sms["fr"]["segments"]) == ("ucs2", 3)  # ê is not in the GSM alphabet
+    assert (sms["en"]["encoding"], sms["en"]["segments"]) == ("gsm7", 1)
+    assert preview["members_reached"] == 4
+    assert preview["by_channel"] == {"sms": 3, "email": 3, "telegram": 2, "voice": 3}
+    assert preview["cost"]["currency"] == "EUR"
+    assert float(preview["cost"]["estimated"]) > 0
+    assert world.twilio.ledger == []  # nothing was sent
+
+
+def _callback_data(markup: Any) -> str:
+    import json
+
+    data = json.loads(markup) if isinstance(markup, str) else markup
+    return str(data["inline_keyboard"][0][0]["callback_data"])
+
+
+def _receipt_link(mail: Any) -> str:
+    found = re.search(r"https?://\S+/v1/r/\S+", mail.get_body(("plain",)).get_content())
+    assert found is not None
+    return found.group(0)

@@ -122,13 +122,11 @@ class TelegramChannel:
         sent = await self._call(lambda bot: bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup))
         return Receipt(provider_id=f"{chat_id}:{sent.message_id}", status=ReceiptStatus.DELIVERED)
 
-    async def answer(self, chat_id: int, text: str) -> None:
-        """Send a plain message to a chat (automatic replies). Raises like ``send``."""
-        await self._call(lambda bot: bot.send_message(chat_id=chat_id, text=text))
-
-    async def confirm_button(self, callback_query_id: str, text: str) -> None:
-        """Answer a button press (``answerCallbackQuery``): the member sees ``text`` briefly. Raises like ``send``."""
-        await self._call(lambda bot: bot.answer_callback_query(callback_query_id, text=text))
+    async def set_webhook(self, url: str, secret: str) -> None:
+        """Have Telegram post the bot's updates to ``url`` with ``secret`` in their header. Raises like ``send``."""
+        await self._call(
+            lambda bot: bot.set_webhook(url=url, secret_token=secret, allowed_updates=["message", "callback_query"])
+        )
 
     async def close(self) -> None:
         """Close the HTTP connections."""

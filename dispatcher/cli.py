@@ -15,6 +15,7 @@ import click
 from aiohttp import web
 from pydantic import ValidationError
 
+from channels.base import ChannelError
 from config import Settings, load_settings
 from dispatcher.logging import configure_logging
 from dispatcher.models import ActorIn, Role
@@ -106,6 +107,30 @@ def issue(name: str, role: str, zone: str | None, plps: tuple[str, ...]) -> None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"actor {actor_id} ({role})\ntoken (shown once, keep it secret): {secret}")
+
+
+@main.command("telegram-webhook")
+def telegram_webhook() -> None:
+    """Register <PLP_PUBLIC_BASE_URL>/v1/webhooks/telegram as the bot's webhook, with TELEGRAM_WEBHOOK_SECRET."""
+    from channels.telegram import TelegramChannel
+
+    settings = _settings()
+    if not settings.telegram_configured or settings.telegram_webhook_secret is None:
+        raise click.ClickException("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
+    url = f"{settings.public_base_url.rstrip('/')}/v1/webhooks/telegram"
+
+    async def register() -> None:
+        channel = TelegramChannel.from_settings(settings)
+        try:
+            await channel.set_webhook(url, settings.telegram_webhook_secret.get_secret_value())  # type: ignore[union-attr]
+        finally:
+            await channel.close()
+
+    try:
+        asyncio.run(register())
+    except ChannelError as exc:
+        raise click.ClickException(f"Telegram refused the webhook: {exc}") from None
+    click.echo(f"Telegram now posts the bot's updates to {url}")
 
 
 @main.command()

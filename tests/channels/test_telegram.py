@@ -167,18 +167,12 @@ async def test_an_address_that_is_not_a_chat_id_is_permanent(telegram: TelegramC
     assert tg.ledger == []
 
 
-async def test_answer_sends_a_plain_message(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
-    """An automatic reply is a sendMessage to the chat, without any keyboard."""
-    await telegram.answer(CHAT, "Vous êtes inscrit·e aux alertes.")
-    [call] = tg.calls("sendMessage")
-    assert call.params == {"chat_id": CHAT, "text": "Vous êtes inscrit·e aux alertes."}
-
-
-async def test_confirm_button_answers_the_callback_query(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
-    """Confirming a press is an answerCallbackQuery with the query's id and the text to show."""
-    await telegram.confirm_button("4000000000000000001", "Merci !")
-    [call] = tg.calls("answerCallbackQuery")
-    assert call.params == {"callback_query_id": "4000000000000000001", "text": "Merci !"}
+async def test_set_webhook_registers_the_url_and_its_secret(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """Registering the webhook tells Telegram where to post updates and which secret header to send."""
+    await telegram.set_webhook("https://plp.example/v1/webhooks/telegram", "s3cret-header")
+    [call] = tg.calls("setWebhook")
+    assert call.params["url"] == "https://plp.example/v1/webhooks/telegram"
+    assert (tg.webhook_url, tg.webhook_secret) == ("https://plp.example/v1/webhooks/telegram", "s3cret-header")
 
 
 async def test_a_slow_api_is_transient_after_the_provider_timeout() -> None:
@@ -209,7 +203,7 @@ async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCa
     channel = channel_for(tg)
     tg.blocked.add(CHAT)
     with caplog.at_level(logging.DEBUG):
-        await channel.answer(CHAT + 1, "Bonjour")
+        await channel.set_webhook("https://plp.example/v1/webhooks/telegram", "s3cret")
         with pytest.raises(PermanentError) as caught:
             await channel.send(message())
     await channel.close()

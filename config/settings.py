@@ -147,6 +147,40 @@ class Settings(BaseSettings):
     )
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", validation_alias=_env("PLP_CURRENCY"))
 
+    # -- delivery guarantees -----------------------------------------------------------------
+    max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        validation_alias=_env("PLP_MAX_ATTEMPTS"),
+        description="Transient failures per delivery.",
+    )
+    retry_base_urgent: float = Field(
+        default=2.0, gt=0, validation_alias=_env("PLP_RETRY_BASE_URGENT"), description="First backoff, seconds."
+    )
+    retry_base: float = Field(
+        default=30.0, gt=0, validation_alias=_env("PLP_RETRY_BASE"), description="First backoff of non-urgent, s."
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=2,
+        le=600,
+        validation_alias=_env("PLP_LEASE_SECONDS"),
+        description="Work in a worker that stops renewing its lease this long is taken up again.",
+    )
+    clock_interval: float = Field(
+        default=0.5, gt=0, le=10, validation_alias=_env("PLP_CLOCK_INTERVAL"), description="Seconds between sweeps."
+    )
+    limit_sms_per_second: float = Field(
+        default=10.0, gt=0, validation_alias=_env("PLP_LIMIT_SMS_PER_SECOND"), description="Per SMS sender."
+    )
+    limit_voice_per_second: float = Field(default=1.0, gt=0, validation_alias=_env("PLP_LIMIT_VOICE_PER_SECOND"))
+    limit_telegram_per_second: float = Field(default=30.0, gt=0, validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_SECOND"))
+    limit_telegram_per_chat_per_second: float = Field(
+        default=1.0, gt=0, validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_CHAT_PER_SECOND")
+    )
+    limit_email_per_minute: float = Field(default=600.0, gt=0, validation_alias=_env("PLP_LIMIT_EMAIL_PER_MINUTE"))
+
     # -- Twilio (SMS and voice) --------------------------------------------------------------
     twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))

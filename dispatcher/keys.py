@@ -35,6 +35,9 @@ key                                    type    holds
 ``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
+``limit:<name>``                       string  a provider limit's next free time (GCRA), see ``dispatcher.limits``
+``leases``                             zset    ``<alert>|<ref>`` of deliveries being worked on, by lease end
+``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
 =====================================  ======  =================================================
 """
 
@@ -146,3 +149,12 @@ class Keys:
 
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    def limit(self, name: str) -> str:
+        return f"{self.prefix}limit:{name}"
+
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    def timers(self) -> str:
+        return f"{self.prefix}timers"

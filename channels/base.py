@@ -5,7 +5,7 @@ decides who gets what: it sends, returns a ``Receipt``, or raises one of the
 errors below, which say whose fault a failure is::
 
     ChannelError
-    ├── TransientError        try again later (5xx, timeouts, resets); may carry retry_after
+    ├── TransientError        try again later (5xx, timeouts, resets); retry_after, may_have_sent
     │   └── RateLimited       refused before processing; retry after exactly retry_after
     ├── PermanentError        this contact point will not work; reason is for a coordinator
     └── NotConfigured         the channel has no credentials here
@@ -26,11 +26,16 @@ class ChannelError(Exception):
 
 
 class TransientError(ChannelError):
-    """The send did not go through this time; it may on another attempt."""
+    """The send did not go through this time; it may on another attempt.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``may_have_sent``: the request may have reached the provider (a timeout or a broken
+    connection after it was sent), so sending again may deliver the message twice.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, may_have_sent: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.may_have_sent = may_have_sent
 
 
 class RateLimited(TransientError):

@@ -210,7 +210,7 @@ def translate(exc: BaseException) -> ChannelError:
         case aiosmtplib.SMTPSenderRefused() if exc.code >= 500:
             return NotConfigured(f"the mail server refused the sender address: {exc.code}")
         case TimeoutError():
-            return TransientError("the mail server did not answer in time")
+            return TransientError("the mail server did not answer in time", may_have_sent=True)
         case OSError():  # refused, reset, disconnected, TLS failures
             return TransientError(f"mail server unreachable: {type(exc).__name__}")
         case aiosmtplib.SMTPResponseException():

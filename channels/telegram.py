@@ -30,6 +30,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
@@ -177,10 +178,12 @@ def translate(exc: BaseException) -> ChannelError:
             return PermanentError(_reason(exc.message))
         case ChatMigrated():
             return PermanentError("the chat moved to a supergroup")
-        case NetworkError():  # includes TimedOut
+        case TimedOut():
+            return TransientError("Telegram did not answer in time", may_have_sent=True)
+        case NetworkError():
             return TransientError(f"Telegram unreachable: {type(exc).__name__}")
         case TimeoutError():
-            return TransientError("Telegram did not answer in time")
+            return TransientError("Telegram did not answer in time", may_have_sent=True)
         case _:
             return TransientError(f"Telegram error: {type(exc).__name__}")
 

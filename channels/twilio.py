@@ -154,8 +154,10 @@ def _translate(exc: Exception) -> ChannelError:
     # A timeout or a broken connection after the request went out: Twilio may have accepted it,
     # so the message may have gone, and sending again may deliver it twice.
     if isinstance(exc, TimeoutError):
-        return TransientError("Twilio did not answer in time; the message may have gone out")
-    return TransientError(f"the connection to Twilio broke ({type(exc).__name__}); the message may have gone out")
+        return TransientError("Twilio did not answer in time; the message may have gone out", may_have_sent=True)
+    return TransientError(
+        f"the connection to Twilio broke ({type(exc).__name__}); the message may have gone out", may_have_sent=True
+    )
 
 
 def _plain_words(exc: TwilioRestException | TwilioServiceException) -> str:

@@ -226,7 +226,7 @@ async def test_close_before_any_send_is_harmless(tg: TelegramSimulator) -> None:
         (Forbidden("Forbidden: bot can't initiate conversation with a user"), PermanentError, "not started the bot"),
         (BadRequest("Bad Request: message is too long"), PermanentError, "refused the message: Message is too long"),
         (ChatMigrated(-100123), PermanentError, "supergroup"),
-        (TimedOut(), TransientError, "unreachable: TimedOut"),
+        (TimedOut(), TransientError, "did not answer in time"),
         (NetworkError("httpx.ConnectError: All connection attempts failed"), TransientError, "unreachable"),
         (Conflict("terminated by other getUpdates request"), TransientError, "Telegram error: Conflict"),
     ],

@@ -73,6 +73,15 @@ def worker(lane: str, burst: bool) -> None:
     run_worker(settings, Lane(lane), burst=burst)
 
 
+@main.command()
+def clock() -> None:
+    """Run the clock: due retries, work of dead workers, timers (escalations, checks, holds)."""
+    from dispatcher import clock as the_clock
+
+    settings = _settings()
+    the_clock.run(_runtime(settings))
+
+
 @main.group()
 def token() -> None:
     """Bearer tokens: shown once, stored only as a hash."""

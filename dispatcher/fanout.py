@@ -27,6 +27,8 @@ from dispatcher.store import delivery_ref, now_ts
 log = structlog.get_logger(__name__)
 
 SEND_JOB = "workers.jobs.send_batch"
+#: Prefix of a fan-out's lease reference, beside the deliveries' ``<channel>:<member>``.
+FANOUT_REF = "fanout:"
 
 
 def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str]) -> int:
@@ -48,8 +50,14 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str]) -> int:
             keys=[keys.alert_fanouts(alert_id), keys.alert_state(alert_id), keys.alert_counts(alert_id), keys.events()],
             args=[alert_id, plp_id, now_ts()],
         )
+        redis.zrem(keys.leases(), fanout_lease(alert_id, plp_id))
         bound.info("fanout.plp_done", plp_id=plp_id, alert_status=status.decode())
     return planned
+
+
+def fanout_lease(alert_id: str, plp_id: str) -> str:
+    """The lease a running fan-out holds on one PLP of an alert (in the same zset as deliveries)."""
+    return f"{alert_id}|{FANOUT_REF}{plp_id}"
 
 
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
@@ -58,7 +66,13 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     queue = rt.queue_for(alert.urgency)
     low, planned = "-", 0
     members_key = keys.plp_members(plp.id)
-    while member_ids := cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk)):
+    lease = fanout_lease(alert.id, plp.id)
+    while True:
+        # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
+        redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
+        member_ids = cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk))
+        if not member_ids:
+            break
         with redis.pipeline(transaction=False) as pipe:
             pipe.mget([keys.member(m) for m in member_ids])
             pipe.smismember(keys.optouts(), member_ids)
@@ -87,18 +101,22 @@ def _plan_chunk(
         keys.delivery(alert.id, ""),
         keys.alert_deliveries_in(alert.id, ""),
         keys.alert_unreachable(alert.id),
+        keys.leases(),
     ]
     refs: list[str] = []
     with rt.rq_connection.pipeline(transaction=True) as pipe:
         pipe.multi()  # explicit, so that RQ enqueues inside this transaction
         for member_id in skipped:
-            rt.sync_scripts.plan_member(keys=script_keys, args=[member_id, now, "opted_out"], client=pipe)
+            rt.sync_scripts.plan_member(
+                keys=script_keys, args=[alert.id, member_id, now, "opted_out", plp.id], client=pipe
+            )
         for member in members:
             channels = [c.value for c in member.reachable_channels(plan)]
             outcome = "plan" if channels and member.status is MemberStatus.ACTIVE else "unreachable"
             if member.status is not MemberStatus.ACTIVE:
                 outcome = "opted_out"
-            rt.sync_scripts.plan_member(keys=script_keys, args=[member.id, now, outcome, *channels], client=pipe)
+            args = [alert.id, member.id, now, outcome, plp.id, *channels]
+            rt.sync_scripts.plan_member(keys=script_keys, args=args, client=pipe)
             if outcome == "plan":
                 refs.extend(delivery_ref(c, member.id) for c in channels)
         queue.enqueue_many(

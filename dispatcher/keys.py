@@ -29,7 +29,7 @@ key                                    type    holds
 ``alert:<id>:unreachable``             set     members no target PLP's plan can reach
 ``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
 ``alert:<id>:d:<status>``              zset    the same refs, per current status
-``delivery:<alert>:<member>:<chan>``   hash    status, ``t_<status>`` times, attempts, ids, error
+``delivery:<alert>:<chan>:<member>``   hash    status, ``t_<status>`` times, PLP, attempts, failures, phase, ids, error
 ``feedback:<id>``                      string  a member's reply, JSON
 ``alert:<id>:feedback``                zset    feedback ids on an alert, by time
 ``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
@@ -133,6 +133,7 @@ class Keys:
             self.alert_counts(alert_id),
             self.alert_deliveries_in(alert_id, ""),
             self.events(),
+            self.leases(),
         ]
 
     def feedback(self, feedback_id: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dispatcher.contacts import InvalidContact, normalise_mobile
-from dispatcher.models import Member, MemberIn, MemberPatch, MemberStatus, Plp
+from dispatcher.models import ChannelName, Member, MemberIn, MemberPatch, MemberStatus, Plp
 from dispatcher.store import Conflict, Store, new_id
 from dispatcher.validation import field_errors
 
@@ -84,6 +84,11 @@ async def change(store: Store, member: Member, patch: MemberPatch, *, region: st
         changes["phone"] = normalise_mobile(changes["phone"], region=region)
     if "email" in changes and changes["email"] is not None:
         changes["email"] = str(changes["email"])
+    # A new contact point gets a new chance on the channels that failed with the old one.
+    cleared = {ChannelName.SMS, ChannelName.VOICE} if "phone" in changes else set()
+    cleared |= {ChannelName.EMAIL} if "email" in changes else set()
+    if cleared & member.unusable.keys():
+        changes["unusable"] = {c: r for c, r in member.unusable.items() if c not in cleared}
     if changes.get("status") is MemberStatus.OPTED_OUT and member.status is not MemberStatus.OPTED_OUT:
         changes["opted_out_at"] = _now()
     elif changes.get("status") is MemberStatus.ACTIVE:

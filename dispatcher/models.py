@@ -305,6 +305,9 @@ class Member(BaseModel):
     consent_at: datetime
     status: MemberStatus = MemberStatus.ACTIVE
     opted_out_at: datetime | None = None
+    unusable: dict[ChannelName, str] = Field(
+        default_factory=dict, description="Channels whose contact point failed for good, and why, in plain words"
+    )
     plp_ids: list[str]
     created_at: datetime
     updated_at: datetime
@@ -319,7 +322,7 @@ class Member(BaseModel):
 
     def reachable_channels(self, plan: ClassPlan) -> list[ChannelName]:
         """The plan's channels, in its order, that this member accepts and can be reached on."""
-        chosen = [c for c in plan.channels if c in self.channels and self.address_for(c)]
+        chosen = [c for c in plan.channels if c in self.channels and c not in self.unusable and self.address_for(c)]
         if plan.mode is DeliveryMode.FIRST_THAT_WORKS:
             return chosen[:1]
         return chosen

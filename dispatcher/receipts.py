@@ -163,7 +163,10 @@ class Receipts:
         member = await self.store.get_member(str(member_id)) if member_id else None
         if member is None:
             return None
-        linked = member.model_copy(update={"telegram_chat_id": chat_id, "updated_at": datetime.now(UTC)})
+        unusable = {c: r for c, r in member.unusable.items() if c is not ChannelName.TELEGRAM}
+        linked = member.model_copy(
+            update={"telegram_chat_id": chat_id, "unusable": unusable, "updated_at": datetime.now(UTC)}
+        )
         await self.store.save_member(linked, previous=member)
         log.info("receipt.telegram_linked", member_id=member.id)
         return linked

@@ -58,6 +58,9 @@ local function move(k, alert_id, ref, channel, old, new, now)
   redis.call('HINCRBY', k.counts, 's:' .. new, 1)
   redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. old, -1)
   redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. new, 1)
+  if RANK[new] >= 2 then
+    redis.call('ZREM', k.leases, alert_id .. '|' .. ref)  -- nobody works on it any more
+  end
   if RANK[new] >= 2 and RANK[old] < 2 then
     redis.call('HINCRBY', k.counts, 'settled', 1)
     maybe_complete(k.state, k.counts, k.events, alert_id, now)
@@ -65,71 +68,133 @@ local function move(k, alert_id, ref, channel, old, new, now)
 end
 
 local function delivery_keys()
-  return {{delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5]}}
+  return {{delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6]}}
+end
+
+-- Create a queued delivery (once); with due_at, it is put in the leases for the clock to dispatch.
+local function create_delivery(counts, all, prefix, by_status, leases, alert_id, member, channel, plp, now, due_at)
+  local ref = channel .. ':' .. member
+  local key = prefix .. ref
+  if redis.call('EXISTS', key) == 1 then return 0 end
+  redis.call('HSET', key, 'status', 'queued', 't_queued', now, 'attempts', 0, 'plp', plp)
+  redis.call('ZADD', all, 0, ref)
+  redis.call('ZADD', by_status .. 'queued', 0, ref)
+  redis.call('HINCRBY', counts, 'planned', 1)
+  redis.call('HINCRBY', counts, 's:queued', 1)
+  redis.call('HINCRBY', counts, 'c:' .. channel .. ':queued', 1)
+  if due_at then redis.call('ZADD', leases, due_at, alert_id .. '|' .. ref) end
+  return 1
 end
 """
 
 # KEYS: alert members set, counts, all deliveries zset, delivery key prefix, by-status prefix,
-#       alert unreachable set
-# ARGV: member id, now, outcome (plan | opted_out | unreachable), channel...
+#       alert unreachable set, leases
+# ARGV: alert id, member id, now, outcome (plan | opted_out | unreachable), PLP id, channel...
 # A member is planned once per alert. One unreachable through a PLP's plan stays a candidate
 # for the plans of the alert's other PLPs; they count as unreachable only if none reaches them.
-PLAN_MEMBER = """
-if ARGV[3] == 'unreachable' then
-  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
-  redis.call('SADD', KEYS[6], ARGV[1])
+PLAN_MEMBER = (
+    _PRELUDE
+    + """
+local member = ARGV[2]
+if ARGV[4] == 'unreachable' then
+  if redis.call('SISMEMBER', KEYS[1], member) == 1 then return -1 end
+  redis.call('SADD', KEYS[6], member)
   return 0
 end
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return -1 end
-redis.call('SREM', KEYS[6], ARGV[1])
-if ARGV[3] == 'opted_out' then
+if redis.call('SADD', KEYS[1], member) == 0 then return -1 end
+redis.call('SREM', KEYS[6], member)
+if ARGV[4] == 'opted_out' then
   redis.call('HINCRBY', KEYS[2], 'opted_out', 1)
   return 0
 end
 local created = 0
-for i = 4, #ARGV do
-  local ref = ARGV[i] .. ':' .. ARGV[1]
-  local key = KEYS[4] .. ref
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'status', 'queued', 't_queued', ARGV[2], 'attempts', 0)
-    redis.call('ZADD', KEYS[3], 0, ref)
-    redis.call('ZADD', KEYS[5] .. 'queued', 0, ref)
-    redis.call('HINCRBY', KEYS[2], 'planned', 1)
-    redis.call('HINCRBY', KEYS[2], 's:queued', 1)
-    redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i] .. ':queued', 1)
-    created = created + 1
-  end
+for i = 6, #ARGV do
+  created = created + create_delivery(
+    KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], ARGV[1], member, ARGV[i], ARGV[5], ARGV[3], nil)
 end
 return created
 """
+)
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, opt-outs set
-# ARGV: alert id, ref, channel, member id, now
-# Returns 'claimed' when the caller now owns the send; otherwise the status the delivery is in
-# (a delivery already 'sending' belongs to another worker).
+# KEYS: counts, all deliveries zset, delivery key prefix, by-status prefix, leases
+# ARGV: alert id, member id, channel, PLP id, now
+# A delivery added after the fan-out (a fallback, an escalation): queued, and due at once.
+ADD_DELIVERY = (
+    _PRELUDE
+    + """
+return create_delivery(
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[5])
+"""
+)
+
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, opt-outs set
+# ARGV: alert id, ref, channel, member id, now, lease end
+# Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
+# the worker that had it died). Returns 'claimed' when the caller now owns the send, else the
+# status the delivery is in (a delivery still leased belongs to someone else).
 CLAIM = (
     _PRELUDE
     + """
 local k = delivery_keys()
 local status = redis.call('HGET', k.delivery, 'status')
-if status ~= 'queued' then return status or 'missing' end
+local leased = ARGV[1] .. '|' .. ARGV[2]
+local taken_over = false
+if status == 'sending' then
+  local lease = redis.call('ZSCORE', k.leases, leased)
+  if lease and tonumber(lease) > tonumber(ARGV[5]) then return 'sending' end
+  taken_over = true
+elseif status ~= 'queued' then
+  return status or 'missing'
+end
 local target, cause = 'sending', nil
 if redis.call('HGET', k.state, 'status') == 'cancelled' then
   target, cause = 'cancelled', 'alert cancelled'
 elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
   target, cause = 'expired', 'time-to-live passed before it could be sent'
-elseif redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1 then
+elseif redis.call('SISMEMBER', KEYS[7], ARGV[4]) == 1 then
   target, cause = 'cancelled', 'member opted out'
 end
-if cause then redis.call('HSET', k.delivery, 'cause', cause) end
-if target == 'sending' then redis.call('HINCRBY', k.delivery, 'attempts', 1) end
-move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5])
-if target == 'sending' then return 'claimed' end
-return target
+if cause then
+  redis.call('HSET', k.delivery, 'cause', cause)
+  move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5])
+  return target
+end
+redis.call('HINCRBY', k.delivery, 'attempts', 1)
+if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
+  -- its worker died during a send: that send may have reached the provider
+  redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
+  redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
+end
+redis.call('HSET', k.delivery, 'phase', 'in_flight')
+redis.call('ZADD', k.leases, ARGV[6], leased)
+if not taken_over then move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5]) end
+return 'claimed'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases
+# ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
+#       '1' if the failed attempt may have reached the provider
+# The delivery stays "sending", waiting: its lease ends at the next attempt, when the clock
+# hands it to a worker again.
+RETRY = (
+    _PRELUDE
+    + """
+local k = delivery_keys()
+local status = redis.call('HGET', k.delivery, 'status')
+if status ~= 'sending' then return status or 'missing' end
+redis.call('HSET', k.delivery, 'phase', 'waiting', 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
+if ARGV[5] == '1' then redis.call('HINCRBY', k.delivery, 'failures', 1) end
+if ARGV[6] == '1' then
+  redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
+  redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
+end
+redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
+return 'waiting'
+"""
+)
+
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases
 # ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or ''
 # Returns the status afterwards; a move backwards (a late or repeated report) changes nothing.
 RECORD = (
@@ -227,29 +292,47 @@ return 1
 )
 
 
+# KEYS: a zset of due work (score = due time); ARGV: now, most to take, score to give them
+# Takes what is due and pushes it back to ARGV[3], so that another clock does not take it
+# too; whoever handles it removes it or pushes it further.
+TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+end
+return due
+"""
+
+
 @dataclass(frozen=True)
 class Scripts:
     """The scripts registered on one Redis client (sync or asyncio)."""
 
     plan_member: Any
+    add_delivery: Any
     claim: Any
+    retry: Any
     record: Any
     acknowledge: Any
     advance_alert: Any
     fanout_done: Any
     settle_relays: Any
     expire_relays: Any
+    take_due: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
         """Register every script on ``client``; works for ``redis.Redis`` and ``redis.asyncio.Redis``."""
         return cls(
             plan_member=client.register_script(PLAN_MEMBER),
+            add_delivery=client.register_script(ADD_DELIVERY),
             claim=client.register_script(CLAIM),
+            retry=client.register_script(RETRY),
             record=client.register_script(RECORD),
             acknowledge=client.register_script(ACKNOWLEDGE),
             advance_alert=client.register_script(ADVANCE_ALERT),
             fanout_done=client.register_script(FANOUT_DONE),
             settle_relays=client.register_script(SETTLE_RELAYS),
             expire_relays=client.register_script(EXPIRE_RELAYS),
+            take_due=client.register_script(TAKE_DUE),
         )

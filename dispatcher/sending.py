@@ -1,21 +1,32 @@
 """Sending one batch of deliveries, concurrently, each claimed before it goes.
 
-A delivery is claimed (queued -> sending) by an atomic script that refuses it if the
-alert was cancelled, its time-to-live has passed, or the member opted out, so two
-workers never send the same delivery and nothing starts too late or after a stop.
-The channel's answer, or its typed error, then moves the delivery forward.
+A delivery is claimed by an atomic script that refuses it if the alert was cancelled, its
+time-to-live has passed, or the member opted out, so nothing starts too late or after a
+stop. A claim is a lease: the batch renews it while it works, so if its worker dies, the
+clock (``dispatcher.clock``) hands the delivery to another worker once the lease runs out.
+Within the lease, exactly one worker owns the send.
+
+The channel's answer moves the delivery forward; its typed error decides what comes next:
+a permanent failure marks the contact point unusable and tries the charter's next channel
+(for "first that works" plans); a transient one is retried later (``dispatcher.retries``),
+which the clock also takes care of.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import structlog
 
-from channels import Channel, ChannelError, PermanentError, ReceiptStatus, open_channels
+from channels import Channel, ChannelError, PermanentError, ReceiptStatus, TransientError, open_channels
+from config import Settings
 from dispatcher.compose import compose
+from dispatcher.limits import ProviderLimits, limits_for
 from dispatcher.links import Links
-from dispatcher.models import Alert, ChannelName, DeliveryStatus, Member, Plp, Relay
+from dispatcher.models import Alert, ChannelName, DeliveryMode, DeliveryStatus, Member, Plp, Relay, Urgency
+from dispatcher.retries import RetryPolicy, Verdict
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store, delivery_id, now_ts
 
@@ -41,16 +52,25 @@ class BatchContext:
         members: dict[str, Member],
         channels: dict[ChannelName, Channel],
         links: Links,
-        concurrency: int,
+        settings: Settings,
     ) -> None:
         self.store, self.keys = store, store.keys
         self.alert, self.plp, self.relay = alert, plp, relay
         self.members, self.channels, self.links = members, channels, links
-        self.slots = asyncio.Semaphore(concurrency)
+        self.settings = settings
+        self.slots = asyncio.Semaphore(settings.send_concurrency)
         self.reply_window = max(alert.ttl_seconds, 7 * 86400)
+        self.urgent = alert.urgency is Urgency.URGENT
+        self.policy = RetryPolicy.for_urgency(settings, alert.urgency)
+        self.expires_at = alert.created_at.timestamp() + alert.ttl_seconds
+        self.limits = ProviderLimits(store.redis, store.keys)
+        self.held: set[str] = set()  # refs whose lease this batch renews
 
     def delivery_keys(self, ref: str) -> list[str]:
         return self.keys.delivery_move(self.alert.id, ref)
+
+    def leased(self, ref: str) -> str:
+        return f"{self.alert.id}|{ref}"
 
 
 async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
@@ -65,19 +85,19 @@ async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -
         relay_raw = await redis.hget(rt.keys.alert_relays(alert_id), plp_id)
         member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
         found = await store.get_members(member_ids)
-        members = {m.id: m for m in found if m is not None}
         async with open_channels(rt.settings) as channels:
             ctx = BatchContext(
                 store,
                 alert=alert,
                 plp=plp,
                 relay=Relay.model_validate_json(relay_raw) if relay_raw else None,
-                members=members,
+                members={m.id: m for m in found if m is not None},
                 channels=channels,
                 links=rt.links,
-                concurrency=rt.settings.send_concurrency,
+                settings=rt.settings,
             )
-            outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
+            async with _holding(ctx, refs):
+                outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
     finally:
         await redis.aclose()
     tally: dict[str, int] = {}
@@ -87,54 +107,136 @@ async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -
     return tally
 
 
+@contextlib.asynccontextmanager
+async def _holding(ctx: BatchContext, refs: list[str]) -> AsyncIterator[None]:
+    """Lease the batch's deliveries, and renew the lease of those not done yet until the batch ends."""
+    lease = ctx.settings.lease_seconds
+    ctx.held = set(refs)
+    # NX: a delivery waiting for its retry keeps its own time.
+    await ctx.store.redis.zadd(ctx.keys.leases(), {ctx.leased(r): now_ts() + lease for r in refs}, nx=True)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)  # a heartbeat, not a wait for an event
+            if ctx.held:
+                until = now_ts() + lease
+                await ctx.store.redis.zadd(
+                    ctx.keys.leases(), {ctx.leased(r): until for r in ctx.held}, xx=True, gt=True
+                )
+
+    heartbeat = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
 async def deliver(ctx: BatchContext, ref: str) -> str:
-    """Claim, send and record one delivery; return the status it is left in."""
+    """Claim, send and record one delivery; return the status it is left in (or "waiting" for a retry)."""
     channel_name, member_id = ref.split(":", 1)
     bound = log.bind(alert_id=ctx.alert.id, delivery_id=delivery_id(ctx.alert.id, ref), channel=channel_name)
-    async with ctx.slots:
-        claimed = await ctx.store.scripts.claim(
-            keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
-            args=[ctx.alert.id, ref, channel_name, member_id, now_ts()],
+    try:
+        async with ctx.slots:
+            claimed = await ctx.store.scripts.claim(
+                keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
+                args=[ctx.alert.id, ref, channel_name, member_id, now_ts(), now_ts() + ctx.settings.lease_seconds],
+            )
+            if claimed != CLAIMED:
+                bound.debug("send.not_claimed", status=claimed)
+                return str(claimed)
+            return await _attempt(ctx, ref, ChannelName(channel_name), member_id, bound)
+    finally:
+        ctx.held.discard(ref)
+
+
+async def _attempt(
+    ctx: BatchContext, ref: str, channel: ChannelName, member_id: str, bound: structlog.BoundLogger
+) -> str:
+    member = ctx.members.get(member_id)
+    message = None
+    if member is not None:
+        message = compose(
+            alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links
         )
-        if claimed != CLAIMED:
-            bound.info("send.not_claimed", status=claimed)
-            return str(claimed)
-        member = ctx.members.get(member_id)
-        message = None
-        if member is not None:
-            channel = ChannelName(channel_name)
-            message = compose(
-                alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links
+    if member is None or message is None:
+        return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
+    await ctx.limits.wait_turn(limits_for(ctx.settings, channel, message.address), urgent=ctx.urgent)
+    try:
+        receipt = await ctx.channels[channel].send(message)
+    except PermanentError as exc:
+        bound.warning("send.permanent_failure", reason=exc.reason)
+        await ctx.store.mark_unusable(member_id, channel, exc.reason)
+        return await _fail(ctx, ref, member, channel, exc.reason)
+    except TransientError as exc:
+        return await _retry_or_fail(ctx, ref, member, channel, exc, bound)
+    except ChannelError as exc:  # not configured: no retry will help
+        bound.error("send.not_configured", error=str(exc))
+        return await _fail(ctx, ref, member, channel, str(exc))
+    except Exception as exc:  # a defect in a channel must not leave the delivery in "sending"
+        bound.exception("send.crashed")
+        return await _fail(ctx, ref, member, channel, f"internal error: {type(exc).__name__}")
+    status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
+    if channel in REPLYABLE:
+        await ctx.store.remember_last_delivery(member_id, channel, message.delivery_id, ttl=ctx.reply_window)
+    return await _record(ctx, ref, status, provider_id=receipt.provider_id)
+
+
+async def _retry_or_fail(
+    ctx: BatchContext, ref: str, member: Member, channel: ChannelName, exc: TransientError, bound: structlog.BoundLogger
+) -> str:
+    failures = int(await ctx.store.redis.hget(ctx.keys.delivery(ctx.alert.id, ref), "failures") or 0)
+    decision = ctx.policy.decide(exc, failures=failures, now=now_ts(), expires_at=ctx.expires_at)
+    bound.warning("send.transient_failure", error=str(exc), verdict=decision.verdict.value, failures=failures)
+    if decision.verdict is Verdict.TOO_LATE:
+        return await _record(
+            ctx, ref, DeliveryStatus.EXPIRED, error=str(exc), cause="time-to-live passed while retrying"
+        )
+    if decision.verdict is Verdict.GIVE_UP:
+        return await _fail(ctx, ref, member, channel, f"gave up after {failures + 1} attempts: {exc}")
+    await ctx.store.scripts.retry(
+        keys=ctx.delivery_keys(ref),
+        args=[
+            ctx.alert.id,
+            ref,
+            decision.at,
+            str(exc),
+            "1" if decision.counts else "0",
+            "1" if exc.may_have_sent else "0",
+        ],
+    )
+    return "waiting"
+
+
+async def _fail(ctx: BatchContext, ref: str, member: Member, channel: ChannelName, error: str) -> str:
+    """Fail the delivery; for a "first that works" plan, queue the member's next channel first."""
+    plan = ctx.plp.charter.plan_of(ctx.alert.message_class)
+    if plan.mode is DeliveryMode.FIRST_THAT_WORKS:
+        remaining = plan.channels[plan.channels.index(channel) + 1 :] if channel in plan.channels else []
+        usable = [c for c in remaining if c in member.channels and c not in member.unusable and member.address_for(c)]
+        if usable:
+            # Added before the failure is recorded, so that the alert cannot complete in between.
+            await ctx.store.scripts.add_delivery(
+                keys=[
+                    ctx.keys.alert_counts(ctx.alert.id),
+                    ctx.keys.alert_deliveries(ctx.alert.id),
+                    ctx.keys.delivery(ctx.alert.id, ""),
+                    ctx.keys.alert_deliveries_in(ctx.alert.id, ""),
+                    ctx.keys.leases(),
+                ],
+                args=[ctx.alert.id, member.id, usable[0].value, ctx.plp.id, now_ts()],
             )
-        if message is None:
-            return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
-        try:
-            receipt = await ctx.channels[message.channel].send(message)
-        except PermanentError as exc:
-            bound.warning("send.permanent_failure", reason=exc.reason)
-            return await _record(ctx, ref, DeliveryStatus.FAILED, error=exc.reason)
-        except ChannelError as exc:
-            # Retries, backoff and fallback belong to the delivery guarantees (issue #4).
-            bound.warning("send.failed", error=str(exc), kind=type(exc).__name__)
-            return await _record(ctx, ref, DeliveryStatus.FAILED, error=str(exc))
-        except Exception as exc:  # a defect in a channel must not leave the delivery in "sending"
-            bound.exception("send.crashed")
-            return await _record(ctx, ref, DeliveryStatus.FAILED, error=f"internal error: {type(exc).__name__}")
-        status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
-        bound.debug("send.done", status=status.value)
-        if message.channel in REPLYABLE:
-            await ctx.store.remember_last_delivery(
-                member_id, message.channel, message.delivery_id, ttl=ctx.reply_window
-            )
-        return await _record(ctx, ref, status, provider_id=receipt.provider_id)
+            log.info("send.fallback", alert_id=ctx.alert.id, member_id=member.id, to=usable[0].value)
+    return await _record(ctx, ref, DeliveryStatus.FAILED, error=error)
 
 
 async def _record(
-    ctx: BatchContext, ref: str, status: DeliveryStatus, *, provider_id: str = "", error: str = ""
+    ctx: BatchContext, ref: str, status: DeliveryStatus, *, provider_id: str = "", error: str = "", cause: str = ""
 ) -> str:
     channel = ref.split(":", 1)[0]
     result = await ctx.store.scripts.record(
         keys=ctx.delivery_keys(ref),
-        args=[ctx.alert.id, ref, channel, status.value, now_ts(), provider_id, error, ""],
+        args=[ctx.alert.id, ref, channel, status.value, now_ts(), provider_id, error, cause],
     )
     return str(result)

@@ -393,6 +393,14 @@ class Store:
         )
         return int(moved) == 1
 
+    async def mark_unusable(self, member_id: str, channel: ChannelName, reason: str) -> None:
+        """Note that a member's contact point failed for good on a channel; later alerts skip it."""
+        member = await self.get_member(member_id)
+        if member is None or member.unusable.get(channel) == reason:
+            return
+        unusable = {**member.unusable, channel: reason}
+        await self.save_member(member.model_copy(update={"unusable": unusable}), previous=member)
+
     async def remember_last_delivery(self, member_id: str, channel: ChannelName, delivery: str, *, ttl: int) -> None:
         """Note the last delivery on a channel whose replies carry no reference (SMS, Telegram)."""
         await self.redis.set(self.keys.member_last(member_id, channel.value), delivery, ex=ttl)

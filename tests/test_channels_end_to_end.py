@@ -110,6 +110,7 @@ async def world(redis_url: str, tmp_path: Any) -> AsyncIterator[World]:
             telegram_api_base_url=telegram.base_url,
             telegram_bot_username="plp_alert_bot",
             telegram_webhook_secret=WEBHOOK_SECRET,
+            limit_voice_per_second=100,  # provider pacing has its own tests; here it would only slow them
         )
         runtime = Runtime.from_settings(settings)
         runtime.rq_connection.flushdb()

@@ -184,7 +184,7 @@ class Scripted:
         channel, member_id = ref.split(":", 1)
         result = await self.store.scripts.claim(
             keys=[*self.keys.delivery_move(self.alert.id, ref), self.store.keys.optouts()],
-            args=[self.alert.id, ref, channel, member_id, now_ts() if at is None else at],
+            args=[self.alert.id, ref, channel, member_id, now_ts() if at is None else at, now_ts() + 30],
         )
         return str(result)
 

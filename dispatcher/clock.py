@@ -1,0 +1,125 @@
+"""The clock: hands work whose time has come back to the workers.
+
+One sorted set, ``leases``, holds every delivery (and fan-out) someone is working on or
+will work on, scored by the time its lease ends: a batch renews the leases of its
+deliveries while it works, a retry sets it to the next attempt, a fallback to now. Every
+``PLP_CLOCK_INTERVAL`` the clock takes what has run out and enqueues it again on its
+alert's lane: due retries, and the work of a worker that died (it stopped renewing). The
+claim script makes a second worker harmless, so the clock may err on the side of
+dispatching. Several clocks may run: taking due entries is atomic.
+
+A second sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
+quiet-hours holds): the clock enqueues each once it is due.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import structlog
+
+from dispatcher.fanout import FANOUT_REF, SEND_JOB
+from dispatcher.intake import FAN_OUT_JOB
+from dispatcher.models import FINAL_DELIVERY, Alert, DeliveryStatus, Urgency
+from dispatcher.runtime import Runtime
+from dispatcher.store import now_ts
+
+log = structlog.get_logger(__name__)
+
+_TAKE = 500  # entries per sweep
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one sweep did."""
+
+    redispatched: int
+    fan_outs: int
+    timers: int
+
+
+def schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: object | None = None) -> None:
+    """Have the clock enqueue ``job(*args)`` on a lane at Unix time ``at`` (once)."""
+    spec = json.dumps({"job": job, "args": list(args), "urgent": urgent}, sort_keys=True)
+    (pipe or rt.sync_redis).zadd(rt.keys.timers(), {spec: at})  # type: ignore[attr-defined]
+
+
+def tick(rt: Runtime) -> Tick:
+    """One sweep: re-dispatch run-out leases, enqueue due timers."""
+    now = now_ts()
+    redispatched, fan_outs = _leases(rt, now)
+    return Tick(redispatched=redispatched, fan_outs=fan_outs, timers=_timers(rt, now))
+
+
+def run(rt: Runtime, *, stop_after: float | None = None) -> None:
+    """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds)."""
+    started = time.monotonic()
+    log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
+    while stop_after is None or time.monotonic() - started < stop_after:
+        done = tick(rt)
+        if done.redispatched or done.fan_outs or done.timers:
+            log.info("clock.tick", redispatched=done.redispatched, fan_outs=done.fan_outs, timers=done.timers)
+        time.sleep(rt.settings.clock_interval)  # the clock's period: there is no event for "time passed"
+
+
+def _leases(rt: Runtime, now: float) -> tuple[int, int]:
+    keys, redis = rt.keys, rt.sync_redis
+    # Pushed back by a lease, so that the work is not dispatched again while its job is queued.
+    due: list[str] = rt.sync_scripts.take_due(keys=[keys.leases()], args=[now, _TAKE, now + rt.settings.lease_seconds])
+    if not due:
+        return 0, 0
+    work: dict[tuple[str, str], list[str]] = defaultdict(list)
+    fan_outs: list[tuple[str, str]] = []
+    entries = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in due]
+    parsed = [entry.split("|", 1) for entry in entries]
+    with redis.pipeline(transaction=False) as pipe:
+        for alert_id, ref in parsed:
+            pipe.hmget(keys.delivery(alert_id, ref), ["status", "plp"])
+        states = pipe.execute()
+    finished = []
+    for entry, (alert_id, ref), (status, plp) in zip(entries, parsed, states, strict=True):
+        if ref.startswith(FANOUT_REF):
+            fan_outs.append((alert_id, ref.removeprefix(FANOUT_REF)))
+        elif (
+            status is None or DeliveryStatus(status) in FINAL_DELIVERY or DeliveryStatus(status) is DeliveryStatus.SENT
+        ):
+            finished.append(entry)
+        else:
+            work[alert_id, plp].append(ref)
+    if finished:
+        redis.zrem(keys.leases(), *finished)
+    lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
+    for (alert_id, plp_id), refs in work.items():
+        for start in range(0, len(refs), rt.settings.send_batch_size):
+            batch = refs[start : start + rt.settings.send_batch_size]
+            rt.queue_for(lanes[alert_id]).enqueue_call(
+                SEND_JOB, args=(alert_id, plp_id, batch), timeout=rt.settings.send_job_timeout, result_ttl=0
+            )
+    for alert_id, plp_id in fan_outs:
+        rt.queue_for(lanes[alert_id]).enqueue_call(
+            FAN_OUT_JOB, args=(alert_id, [plp_id]), timeout=rt.settings.send_job_timeout, result_ttl=0
+        )
+    return sum(len(refs) for refs in work.values()), len(fan_outs)
+
+
+def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
+    ids = sorted(alert_ids)
+    raws = rt.sync_redis.mget([rt.keys.alert(i) for i in ids]) if ids else []
+    return {i: Alert.model_validate_json(r).urgency if r else Urgency.URGENT for i, r in zip(ids, raws, strict=True)}
+
+
+def _timers(rt: Runtime, now: float) -> int:
+    keys = rt.keys
+    due = rt.sync_scripts.take_due(keys=[keys.timers()], args=[now, _TAKE, now + rt.settings.lease_seconds])
+    for raw in due:
+        spec = json.loads(raw)
+        queue = rt.queue_for(Urgency.URGENT if spec["urgent"] else Urgency.NON_URGENT)
+        with rt.rq_connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            queue.enqueue_call(spec["job"], args=tuple(spec["args"]), result_ttl=0, pipeline=pipe)
+            pipe.zrem(keys.timers(), raw)
+            pipe.execute()
+    return len(due)

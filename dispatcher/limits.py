@@ -1,0 +1,176 @@
+"""Provider send limits shared by every worker process, kept in Redis.
+
+Each limit is a GCRA ("generic cell rate algorithm") meter: one key per limit holds
+the theoretical arrival time (TAT), the moment from which the limit is idle again.
+One Lua script reads and moves the TATs of all the limits a send needs, atomically,
+using the Redis server's clock: any number of workers, on any number of hosts with
+skewed clocks, together stay under a provider's rate.
+
+Priority: an urgent caller *reserves* the next free slot, even one in the future, and
+is told how long to wait for it. A non-urgent caller only *takes* a slot that is free
+now; otherwise it reserves nothing and is told when to ask again. Non-urgent work thus
+never holds a slot that urgent work would need: while both wait on a limit, urgent
+goes first (and a steady urgent load can hold non-urgent work back indefinitely).
+
+A key expires once its TAT has passed, when it no longer changes anything: idle
+limits (say, the per-chat limit of a Telegram chat messaged once) vanish by themselves.
+
+Accuracy: a send may still leave later than its slot (a slow event loop, the round
+trip to Redis). Slots are never closer than ``1 / per_second`` (``burst`` of them may
+share one moment); what the provider sees is that spacing plus the callers' jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from config import Settings
+from dispatcher.keys import Keys
+from dispatcher.models import ChannelName
+
+_MICROS = 1_000_000
+
+# KEYS: one key per limit. ARGV: '1' if urgent else '0', then per limit (in KEYS order)
+# its emission interval and its burst tolerance, in whole microseconds.
+# Returns {owned (1 or 0), wait, slot} in microseconds of the server clock: the slot is
+# the moment the caller may send (owned) or should ask again (not owned).
+# All limits get the same slot: the first moment every one of them allows, so a send
+# under several limits never leaves ahead of any of them.
+# TIME before a write needs effects replication: the default since Redis 5, but a 6.2 server
+# set with lua-replicate-commands=no refuses the script unless it asks (Redis 7: a no-op).
+# Times are integers held in Lua doubles (exact below 2^53 µs, about year 2255), written
+# with '%.0f' because tostring() would keep only 14 digits.
+GCRA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tats, slot = {}, now
+for i, key in ipairs(KEYS) do
+  local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  tats[i] = tat
+  slot = math.max(slot, tat - tonumber(ARGV[2 * i + 1]))
+end
+if slot > now and ARGV[1] ~= '1' then return {0, slot - now, slot} end
+for i, key in ipairs(KEYS) do
+  local tat = math.max(tats[i], slot) + tonumber(ARGV[2 * i])
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+return {1, slot - now, slot}
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A provider's rate: at most ``per_second`` sends a second, ``burst`` of them at once."""
+
+    name: str  # e.g. "twilio-sms", "telegram", "telegram-chat:<id>", "smtp"
+    per_second: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a limit needs a name")
+        if not self.per_second > 0:
+            raise ValueError(f"limit {self.name!r}: per_second must be positive, got {self.per_second}")
+        if self.burst < 1:
+            raise ValueError(f"limit {self.name!r}: burst must be at least 1, got {self.burst}")
+
+    @property
+    def interval_us(self) -> int:
+        """Microseconds between slots, rounded up so that rounding never exceeds the rate."""
+        return math.ceil(_MICROS / self.per_second)
+
+    @property
+    def tolerance_us(self) -> int:
+        """How far ahead of its TAT a send may go: room for ``burst - 1`` extra slots."""
+        return (self.burst - 1) * self.interval_us
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The answer to one request for a slot.
+
+    ``owned``: the caller holds the slot (always, for urgent callers; for non-urgent ones,
+    only when it is free now). ``at``: the slot's moment, in seconds of the Redis server's
+    clock, when owned; otherwise the moment to ask again. ``wait``: seconds from the
+    server's now to ``at`` (0.0 when the caller may send at once).
+    """
+
+    owned: bool
+    at: float
+    wait: float
+
+
+class ProviderLimits:
+    """Paces sends under provider limits kept in one Redis, shared by every process."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._keys = keys
+        self._gcra = redis.register_script(GCRA)
+
+    async def take(self, limits: Sequence[Limit], *, urgent: bool) -> Turn:
+        """Ask once for a slot under every one of ``limits`` (atomically, all or none).
+
+        Urgent: reserves the first slot free under all limits and returns it (``owned``).
+        Non-urgent: takes it only if it is free now; otherwise changes nothing and returns
+        ``owned=False`` with the wait before asking again. Raises ``ValueError`` on no limits.
+        """
+        if not limits:
+            raise ValueError("take() needs at least one limit")
+        args: list[int] = [1 if urgent else 0]
+        for limit in limits:
+            args += [limit.interval_us, limit.tolerance_us]
+        owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
+        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS)
+
+    async def acquire(self, limit: Limit, *, urgent: bool) -> float:
+        """One attempt under one limit: 0.0 if the caller may send now, else the seconds to wait.
+
+        An urgent caller then owns the slot it waits for; a non-urgent one owns nothing and
+        must ask again after the wait.
+        """
+        return (await self.take([limit], urgent=urgent)).wait
+
+    async def wait_turn(self, limits: Sequence[Limit], *, urgent: bool) -> Turn | None:
+        """Wait until the caller may send under every one of ``limits``; return the turn it got.
+
+        Urgent callers wait once, for the slot they reserved; non-urgent callers ask again
+        after each wait until a slot is free. Returns None at once when there are no limits.
+        """
+        if not limits:
+            return None
+        while True:
+            turn = await self.take(limits, urgent=urgent)
+            if turn.wait > 0:
+                await asyncio.sleep(turn.wait)
+            if turn.owned:
+                return turn
+
+
+def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[Limit]:
+    """The limits a send over ``channel`` to ``address`` must respect.
+
+    SMS: one account-wide limit; the channel uses its sender numbers in turn, so the
+    account's rate is the per-sender rate times the number of senders (a messaging service
+    without listed senders counts as one). Voice: one per account. Telegram: the bot's
+    rate and the chat's (``address`` is the chat id). E-mail: the SMTP relay's rate.
+    A channel whose vendor is not configured is served by the outbox: no limits.
+    """
+    if channel is ChannelName.SMS and settings.sms_configured:
+        senders = max(1, len(settings.twilio_sms_from))
+        return [Limit("twilio-sms", settings.limit_sms_per_second * senders)]
+    if channel is ChannelName.VOICE and settings.voice_configured:
+        return [Limit("twilio-voice", settings.limit_voice_per_second)]
+    if channel is ChannelName.TELEGRAM and settings.telegram_configured:
+        return [
+            Limit("telegram", settings.limit_telegram_per_second),
+            Limit(f"telegram-chat:{address}", settings.limit_telegram_per_chat_per_second),
+        ]
+    if channel is ChannelName.EMAIL and settings.email_configured:
+        return [Limit("smtp", settings.limit_email_per_minute / 60)]
+    return []

@@ -1,0 +1,1 @@
+"""Measurements, not tests: scripts run by hand (``python -m tests.bench.<name>``) that print figures."""

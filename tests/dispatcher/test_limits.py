@@ -1,0 +1,255 @@
+"""Provider limits: GCRA slots in the real Redis, urgent callers first, shared by every process.
+
+Slots are checked through the server-clock times the script returns (``Turn.at``), never
+through the test's own clock. Rates are high (50 to 200 a second) to keep waits short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis as AsyncRedis
+
+from config import Settings
+from dispatcher.limits import Limit, ProviderLimits, Turn, limits_for
+from dispatcher.models import ChannelName
+from dispatcher.runtime import Runtime
+
+BOUND = 5.0  # seconds: a generous upper bound on any wait in this file
+TWILIO: dict[str, Any] = {"twilio_account_sid": "AC0", "twilio_auth_token": SecretStr("secret")}
+SENDERS = ("+32460000001", "+32460000002", "+32460000003")
+SMTP: dict[str, Any] = {"smtp_host": "127.0.0.1", "smtp_from": "PLP <alerts@example.org>"}
+TELEGRAM: dict[str, Any] = {"telegram_bot_token": SecretStr("123:abc")}
+RATES: dict[str, Any] = {
+    "limit_sms_per_second": 10.0,
+    "limit_voice_per_second": 1.0,
+    "limit_telegram_per_second": 30.0,
+    "limit_telegram_per_chat_per_second": 1.0,
+    "limit_email_per_minute": 600.0,
+}
+
+
+@pytest.fixture
+async def redis(runtime: Runtime) -> AsyncIterator[AsyncRedis]:
+    client = runtime.async_redis()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def limits(runtime: Runtime, redis: AsyncRedis) -> ProviderLimits:
+    return ProviderLimits(redis, runtime.keys)
+
+
+def micros(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def spacings(turns: list[Turn]) -> list[int]:
+    """Microseconds between successive slots, in time order."""
+    ats = sorted(micros(t.at) for t in turns)
+    return [b - a for a, b in itertools.pairwise(ats)]
+
+
+@pytest.mark.parametrize(
+    ("configured", "channel", "expected"),
+    [
+        ({}, ChannelName.SMS, []),
+        ({}, ChannelName.VOICE, []),
+        ({}, ChannelName.TELEGRAM, []),
+        ({}, ChannelName.EMAIL, []),
+        ({**TWILIO, "twilio_voice_from": "+3225550000"}, ChannelName.SMS, []),
+        ({**TWILIO, "twilio_sms_from": SENDERS[:1]}, ChannelName.SMS, [Limit("twilio-sms", 10.0)]),
+        ({**TWILIO, "twilio_sms_from": SENDERS}, ChannelName.SMS, [Limit("twilio-sms", 30.0)]),
+        ({**TWILIO, "twilio_messaging_service_sid": "MG0"}, ChannelName.SMS, [Limit("twilio-sms", 10.0)]),
+        ({**TWILIO, "twilio_sms_from": SENDERS}, ChannelName.VOICE, []),
+        ({**TWILIO, "twilio_voice_from": "+3225550000"}, ChannelName.VOICE, [Limit("twilio-voice", 1.0)]),
+        (TELEGRAM, ChannelName.TELEGRAM, [Limit("telegram", 30.0), Limit("telegram-chat:4242", 1.0)]),
+        (SMTP, ChannelName.EMAIL, [Limit("smtp", 10.0)]),
+        ({**TWILIO, "twilio_sms_from": SENDERS, **SMTP, **TELEGRAM}, ChannelName.EMAIL, [Limit("smtp", 10.0)]),
+    ],
+)
+def test_limits_follow_the_channel_and_its_configuration(
+    settings: Settings, configured: dict[str, Any], channel: ChannelName, expected: list[Limit]
+) -> None:
+    """Each configured vendor has its limits (SMS: per sender times senders); the outbox has none."""
+    configured_settings = settings.model_copy(update={**RATES, **configured})
+    address = "4242" if channel is ChannelName.TELEGRAM else "+32470123456"
+
+    assert limits_for(configured_settings, channel, address) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "per_second", "burst"),
+    [("", 1.0, 1), ("smtp", 0.0, 1), ("smtp", -1.0, 1), ("smtp", 1.0, 0)],
+)
+def test_a_limit_refuses_a_nameless_or_non_positive_setting(name: str, per_second: float, burst: int) -> None:
+    """A limit needs a name, a positive rate and a burst of at least one."""
+    with pytest.raises(ValueError):
+        Limit(name, per_second, burst)
+
+
+async def test_a_free_limit_lets_the_caller_send_now(limits: ProviderLimits) -> None:
+    """On an idle limit, acquire answers 0.0 whatever the urgency."""
+    assert await limits.acquire(Limit("smtp", 50), urgent=False) == 0.0
+    assert await limits.acquire(Limit("telegram", 50), urgent=True) == 0.0
+
+
+async def test_a_single_caller_gets_slots_one_interval_apart(limits: ProviderLimits) -> None:
+    """After a send, the next is one interval away; a caller's turns are never closer than that."""
+    limit = Limit("twilio-sms", 50)
+
+    assert await limits.acquire(limit, urgent=False) == 0.0
+    assert 0 < await limits.acquire(limit, urgent=False) <= 0.02
+    turns = [await limits.wait_turn([limit], urgent=False) for _ in range(6)]
+
+    assert all(t is not None and t.owned for t in turns)
+    assert min(spacings([t for t in turns if t is not None])) >= limit.interval_us
+
+
+async def test_urgent_callers_reserve_successive_future_slots(limits: ProviderLimits) -> None:
+    """Urgent callers each own the next slot, one interval after the previous, and are told to wait for it."""
+    limit = Limit("twilio-voice", 50)
+
+    turns = [await limits.take([limit], urgent=True) for _ in range(5)]
+
+    assert all(t.owned for t in turns)
+    assert spacings(turns) == [limit.interval_us] * 4
+    assert turns[0].wait == 0.0
+    for k, turn in enumerate(turns[1:], start=1):
+        assert 0 < turn.wait <= k * 0.02  # its place in line, less the time the calls took
+
+
+async def test_acquire_reports_the_wait_for_a_reserved_slot(limits: ProviderLimits) -> None:
+    """acquire returns positive delays to urgent callers behind others, never more than their place in line."""
+    limit = Limit("twilio-sms", 50)
+
+    delays = [await limits.acquire(limit, urgent=True) for _ in range(4)]
+
+    assert delays[0] == 0.0
+    for k in (1, 2, 3):
+        assert 0 < delays[k] <= k * 0.02
+        assert delays[k] > delays[k - 1]
+
+
+async def test_non_urgent_caller_is_refused_while_urgent_ones_hold_the_next_slots(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """A non-urgent caller reserves nothing while urgent reservations stand, and gets the slot after them."""
+    limit = Limit("telegram", 50)
+    urgent = [await limits.take([limit], urgent=True) for _ in range(3)]
+    key = runtime.keys.limit(limit.name)
+    tat_before = await redis.get(key)
+
+    refused = await limits.take([limit], urgent=False)
+
+    assert not refused.owned
+    assert refused.wait > 0
+    assert micros(refused.at) == micros(urgent[-1].at) + limit.interval_us
+    assert await redis.get(key) == tat_before
+    assert await limits.acquire(limit, urgent=False) > 0
+
+    async with asyncio.timeout(BOUND):
+        turn = await limits.wait_turn([limit], urgent=False)
+
+    assert turn is not None and turn.owned
+    assert micros(turn.at) >= micros(urgent[-1].at) + limit.interval_us
+
+
+async def test_urgent_goes_first_while_both_wait(limits: ProviderLimits) -> None:
+    """An urgent caller arriving while a non-urgent one waits gets a slot ahead of it."""
+    limit = Limit("smtp", 50)
+    ahead = [await limits.take([limit], urgent=True) for _ in range(2)]
+    waiting = asyncio.create_task(limits.wait_turn([limit], urgent=False))
+    await asyncio.sleep(0)  # let the non-urgent caller start waiting
+
+    late_urgent = await limits.take([limit], urgent=True)
+    async with asyncio.timeout(BOUND):
+        non_urgent = await waiting
+
+    assert late_urgent.owned
+    assert non_urgent is not None
+    assert non_urgent.at > max(t.at for t in [*ahead, late_urgent])
+
+
+async def test_concurrent_processes_never_get_slots_closer_than_the_interval(runtime: Runtime) -> None:
+    """Four workers with their own Redis clients, urgent and not, never share or crowd a slot."""
+    limit = Limit("twilio-sms", 200)
+    clients = [runtime.async_redis() for _ in range(4)]
+    workers = [ProviderLimits(client, runtime.keys) for client in clients]
+
+    async def sender(worker: ProviderLimits, *, urgent: bool) -> list[Turn]:
+        turns = []
+        for _ in range(6):
+            turn = await worker.wait_turn([limit], urgent=urgent)
+            assert turn is not None
+            turns.append(turn)
+        return turns
+
+    try:
+        async with asyncio.timeout(BOUND):
+            results = await asyncio.gather(
+                *(sender(w, urgent=urgent) for w in workers for urgent in (True, False, False))
+            )
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    turns = [t for turns in results for t in turns]
+    assert len(turns) == 72
+    assert min(spacings(turns)) >= limit.interval_us
+
+
+async def test_a_send_under_several_limits_gets_one_slot_that_suits_all(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """The bot-wide and per-chat limits give one common slot; a non-urgent caller holds neither while refused."""
+    bot, chat = Limit("telegram", 200), Limit("telegram-chat:4242", 50)
+    first = await limits.take([bot, chat], urgent=True)
+    bot_tat = await redis.get(runtime.keys.limit(bot.name))
+
+    refused = await limits.take([bot, chat], urgent=False)
+    assert not refused.owned
+    assert await redis.get(runtime.keys.limit(bot.name)) == bot_tat
+
+    second = await limits.take([bot, chat], urgent=True)
+    assert micros(second.at) == micros(first.at) + chat.interval_us
+    other_chat = await limits.take([bot, Limit("telegram-chat:7", 50)], urgent=True)
+    assert micros(other_chat.at) == micros(second.at) + bot.interval_us
+
+
+async def test_an_idle_limit_key_expires(runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits) -> None:
+    """The key lives only until its last slot has passed, then vanishes."""
+    limit = Limit("telegram-chat:99", 20)
+    key = runtime.keys.limit(limit.name)
+    for _ in range(3):
+        await limits.take([limit], urgent=True)
+
+    assert 100 < await redis.pttl(key) <= 150  # three slots of 50 ms reserved from about now
+
+    async with asyncio.timeout(BOUND):
+        while await redis.exists(key):
+            await asyncio.sleep(0.01)  # polling the key is the only way to observe its expiry
+
+
+async def test_a_burst_lets_that_many_callers_go_at_once(limits: ProviderLimits) -> None:
+    """With a burst of 3, three non-urgent callers may send now; the fourth waits about one interval."""
+    limit = Limit("smtp", 50, burst=3)
+
+    turns = [await limits.take([limit], urgent=False) for _ in range(4)]
+
+    assert [t.owned for t in turns] == [True, True, True, False]
+    assert [t.wait for t in turns[:3]] == [0.0, 0.0, 0.0]
+    assert 0 < turns[3].wait <= 0.02
+
+
+async def test_take_needs_a_limit(limits: ProviderLimits) -> None:
+    """Asking for a slot under no limit at all is a caller's error; wait_turn lets such a send go at once."""
+    with pytest.raises(ValueError):
+        await limits.take([], urgent=True)
+    assert await limits.wait_turn([], urgent=False) is None

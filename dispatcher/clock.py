@@ -23,7 +23,7 @@ import structlog
 
 from dispatcher.fanout import FANOUT_REF, SEND_JOB
 from dispatcher.intake import FAN_OUT_JOB
-from dispatcher.models import FINAL_DELIVERY, Alert, DeliveryStatus, Urgency
+from dispatcher.models import Alert, DeliveryStatus, Urgency
 from dispatcher.runtime import Runtime
 from dispatcher.store import now_ts
 
@@ -66,35 +66,21 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
 
 
 def _leases(rt: Runtime, now: float) -> tuple[int, int]:
-    keys, redis = rt.keys, rt.sync_redis
-    # Pushed back by a lease, so that the work is not dispatched again while its job is queued.
-    due: list[str] = rt.sync_scripts.take_due(keys=[keys.leases()], args=[now, _TAKE, now + rt.settings.lease_seconds])
-    if not due:
-        return 0, 0
-    work: dict[tuple[str, str], list[str]] = defaultdict(list)
-    fan_outs: list[tuple[str, str]] = []
-    entries = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in due]
-    parsed = [entry.split("|", 1) for entry in entries]
-    with redis.pipeline(transaction=False) as pipe:
-        for alert_id, ref in parsed:
-            pipe.hmget(keys.delivery(alert_id, ref), ["status", "plp"])
-        states = pipe.execute()
-    finished = []
-    for entry, (alert_id, ref), (status, plp) in zip(entries, parsed, states, strict=True):
-        if ref.startswith(FANOUT_REF):
-            fan_outs.append((alert_id, ref.removeprefix(FANOUT_REF)))
-        elif (
-            status is None or DeliveryStatus(status) in FINAL_DELIVERY or DeliveryStatus(status) is DeliveryStatus.SENT
-        ):
-            finished.append(entry)
-        else:
-            work[alert_id, plp].append(ref)
-    if finished:
-        redis.zrem(keys.leases(), *finished)
+    keys = rt.keys
+    # Run-out leases are taken out: the claim of the next worker sets a new one.
+    leased = _entries(rt.sync_scripts.take_due(keys=[keys.leases()], args=[now, _TAKE, "pop"]))
+    # Run-out holds are pushed back: a hold is only a sign of life, the claim ignores it.
+    held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, now + rt.settings.lease_seconds]))
+    fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in leased if ref.startswith(FANOUT_REF)]
+    deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
+    work = _still_to_send(rt, deliveries, sending_too=True)
+    for batch_key, refs in _still_to_send(rt, held, sending_too=False).items():
+        work.setdefault(batch_key, set()).update(refs)
     lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
-    for (alert_id, plp_id), refs in work.items():
-        for start in range(0, len(refs), rt.settings.send_batch_size):
-            batch = refs[start : start + rt.settings.send_batch_size]
+    for (alert_id, plp_id), pending in work.items():
+        ordered = sorted(pending)
+        for start in range(0, len(ordered), rt.settings.send_batch_size):
+            batch = ordered[start : start + rt.settings.send_batch_size]
             rt.queue_for(lanes[alert_id]).enqueue_call(
                 SEND_JOB, args=(alert_id, plp_id, batch), timeout=rt.settings.send_job_timeout, result_ttl=0
             )
@@ -103,6 +89,29 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
             FAN_OUT_JOB, args=(alert_id, [plp_id]), timeout=rt.settings.send_job_timeout, result_ttl=0
         )
     return sum(len(refs) for refs in work.values()), len(fan_outs)
+
+
+def _entries(raw: list[bytes | str]) -> list[tuple[str, str]]:
+    texts = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in raw]
+    return [(alert_id, ref) for alert_id, _, ref in (t.partition("|") for t in texts)]
+
+
+def _still_to_send(
+    rt: Runtime, entries: list[tuple[str, str]], *, sending_too: bool
+) -> dict[tuple[str, str], set[str]]:
+    """Group by (alert, PLP) the deliveries still queued (or, for run-out leases, still sending)."""
+    if not entries:
+        return {}
+    with rt.sync_redis.pipeline(transaction=False) as pipe:
+        for alert_id, ref in entries:
+            pipe.hmget(rt.keys.delivery(alert_id, ref), ["status", "plp"])
+        states = pipe.execute()
+    wanted = {DeliveryStatus.QUEUED.value} | ({DeliveryStatus.SENDING.value} if sending_too else set())
+    work: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (alert_id, ref), (status, plp) in zip(entries, states, strict=True):
+        if status in wanted and plp:
+            work[alert_id, plp].add(ref)
+    return work
 
 
 def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:

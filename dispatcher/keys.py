@@ -36,7 +36,8 @@ key                                    type    holds
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
 ``limit:<name>``                       string  a provider limit's next free time (GCRA), see ``dispatcher.limits``
-``leases``                             zset    ``<alert>|<ref>`` of deliveries being worked on, by lease end
+``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
+``holds``                              zset    ``<alert>|<ref>`` of deliveries a batch will send, by hold end
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
 =====================================  ======  =================================================
 """
@@ -156,6 +157,9 @@ class Keys:
 
     def leases(self) -> str:
         return f"{self.prefix}leases"
+
+    def holds(self) -> str:
+        return f"{self.prefix}holds"
 
     def timers(self) -> str:
         return f"{self.prefix}timers"

@@ -292,13 +292,17 @@ return 1
 )
 
 
-# KEYS: a zset of due work (score = due time); ARGV: now, most to take, score to give them
-# Takes what is due and pushes it back to ARGV[3], so that another clock does not take it
-# too; whoever handles it removes it or pushes it further.
+# KEYS: a zset of due work (score = due time); ARGV: now, most to take, score to give them or 'pop'
+# Takes what is due, atomically (several clocks never take the same entry), and either
+# removes it or pushes it back to ARGV[3] for whoever handles it to remove or push further.
 TAKE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+  if ARGV[3] == 'pop' then
+    redis.call('ZREM', KEYS[1], member)
+  else
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+  end
 end
 return due
 """

@@ -64,7 +64,8 @@ class BatchContext:
         self.policy = RetryPolicy.for_urgency(settings, alert.urgency)
         self.expires_at = alert.created_at.timestamp() + alert.ttl_seconds
         self.limits = ProviderLimits(store.redis, store.keys)
-        self.held: set[str] = set()  # refs whose lease this batch renews
+        self.held: set[str] = set()  # refs this batch holds, not done yet
+        self.in_flight: set[str] = set()  # refs this batch has claimed and is sending
 
     def delivery_keys(self, ref: str) -> list[str]:
         return self.keys.delivery_move(self.alert.id, ref)
@@ -109,20 +110,24 @@ async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -
 
 @contextlib.asynccontextmanager
 async def _holding(ctx: BatchContext, refs: list[str]) -> AsyncIterator[None]:
-    """Lease the batch's deliveries, and renew the lease of those not done yet until the batch ends."""
-    lease = ctx.settings.lease_seconds
+    """Hold the batch's deliveries, and renew the holds and the leases of those not done, until it ends.
+
+    A hold says "a batch will send this": if it runs out while the delivery is still queued,
+    the batch's worker died before claiming it, and the clock dispatches it again. A lease
+    says "this batch is sending this now"; the claim script refuses a delivery whose lease runs.
+    """
+    lease, redis, keys = ctx.settings.lease_seconds, ctx.store.redis, ctx.keys
     ctx.held = set(refs)
-    # NX: a delivery waiting for its retry keeps its own time.
-    await ctx.store.redis.zadd(ctx.keys.leases(), {ctx.leased(r): now_ts() + lease for r in refs}, nx=True)
+    await redis.zadd(keys.holds(), {ctx.leased(r): now_ts() + lease for r in refs})
 
     async def renew() -> None:
         while True:
             await asyncio.sleep(lease / 3)  # a heartbeat, not a wait for an event
+            until = now_ts() + lease
             if ctx.held:
-                until = now_ts() + lease
-                await ctx.store.redis.zadd(
-                    ctx.keys.leases(), {ctx.leased(r): until for r in ctx.held}, xx=True, gt=True
-                )
+                await redis.zadd(keys.holds(), {ctx.leased(r): until for r in ctx.held}, xx=True, gt=True)
+            if ctx.in_flight:
+                await redis.zadd(keys.leases(), {ctx.leased(r): until for r in ctx.in_flight}, xx=True, gt=True)
 
     heartbeat = asyncio.create_task(renew())
     try:
@@ -131,6 +136,7 @@ async def _holding(ctx: BatchContext, refs: list[str]) -> AsyncIterator[None]:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+        await redis.zrem(keys.holds(), *(ctx.leased(r) for r in refs))
 
 
 async def deliver(ctx: BatchContext, ref: str) -> str:
@@ -146,9 +152,11 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
                 return str(claimed)
+            ctx.in_flight.add(ref)
             return await _attempt(ctx, ref, ChannelName(channel_name), member_id, bound)
     finally:
         ctx.held.discard(ref)
+        ctx.in_flight.discard(ref)
 
 
 async def _attempt(
@@ -163,6 +171,9 @@ async def _attempt(
     if member is None or message is None:
         return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
     await ctx.limits.wait_turn(limits_for(ctx.settings, channel, message.address), urgent=ctx.urgent)
+    if now_ts() > ctx.expires_at:  # the provider's rate held it back too long: never send late
+        cause = "time-to-live passed while waiting for the provider's rate limit"
+        return await _record(ctx, ref, DeliveryStatus.EXPIRED, cause=cause)
     try:
         receipt = await ctx.channels[channel].send(message)
     except PermanentError as exc:

@@ -18,6 +18,8 @@ key                                    type    holds
 ``optouts``                            set     ids of members who opted out
 ``actor:<id>``                         string  an API user, JSON
 ``actors``                             zset    every actor id
+``actor:<id>:notifications``           zset    notification ids for an actor, by time
+``notification:<id>``                  string  something the service tells actors (few acknowledgements), JSON
 ``token:<sha256>``                     string  the actor a bearer token belongs to (hash only)
 ``alerts``                             zset    every alert id, by creation time
 ``alert:<id>``                         string  what was asked: texts, targets, author, JSON
@@ -25,6 +27,8 @@ key                                    type    holds
 ``alert:<id>:relays``                  hash    PLP id -> relay decision, JSON
 ``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals
 ``alert:<id>:members``                 set     members already planned (one delivery set each)
+``alert:<id>:plp:<plp>:members``       set     members planned through that PLP (urgent follow-ups count them)
+``alert:<id>:acks``                    set     members who acknowledged any of their deliveries
 ``alert:<id>:fanouts``                 set     PLP ids whose fan-out is still to finish
 ``alert:<id>:unreachable``             set     members no target PLP's plan can reach
 ``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
@@ -35,6 +39,7 @@ key                                    type    holds
 ``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
+``seen:<source>:<event>``              string  a webhook event already handled (expires after a week)
 ``limit:<name>``                       string  a provider limit's next free time (GCRA), see ``dispatcher.limits``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
 ``holds``                              zset    ``<alert>|<ref>`` of deliveries a batch will send, by hold end
@@ -89,6 +94,12 @@ class Keys:
     def actors(self) -> str:
         return f"{self.prefix}actors"
 
+    def actor_notifications(self, actor_id: str) -> str:
+        return f"{self.prefix}actor:{actor_id}:notifications"
+
+    def notification(self, notification_id: str) -> str:
+        return f"{self.prefix}notification:{notification_id}"
+
     def token(self, token_hash: str) -> str:
         return f"{self.prefix}token:{token_hash}"
 
@@ -109,6 +120,12 @@ class Keys:
 
     def alert_members(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:members"
+
+    def alert_plp_members(self, alert_id: str, plp_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:plp:{plp_id}:members"
+
+    def alert_acks(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:acks"
 
     def alert_unreachable(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:unreachable"
@@ -151,6 +168,10 @@ class Keys:
 
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    def seen(self, source: str, event_id: str) -> str:
+        """Marks a provider's event (webhook) as handled, so that a replay is recorded once."""
+        return f"{self.prefix}seen:{source}:{event_id}"
 
     def limit(self, name: str) -> str:
         return f"{self.prefix}limit:{name}"

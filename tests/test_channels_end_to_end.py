@@ -446,3 +446,26 @@ def _receipt_link(mail: Any) -> str:
     found = re.search(r"https?://\S+/v1/r/\S+", mail.get_body(("plain",)).get_content())
     assert found is not None
     return found.group(0)
+
+
+async def test_a_replayed_webhook_is_recorded_once(world: World) -> None:
+    """The same inbound SMS or Telegram update posted twice (a provider retrying, or an attacker replaying a
+    signed request) stores one feedback and answers once."""
+    alert = await _sent_alert(world)
+    sms = {"MessageSid": "SM" + "ab" * 16, "AccountSid": ACCOUNT, "From": "+32470111111", "To": SMS_FROM}
+    sms["Body"] = "Voiture grise garée devant le 12"
+    first = await world.twilio.post_signed(world.sms_webhook, sms)
+    replay = await world.twilio.post_signed(world.sms_webhook, sms)
+    assert first[0] == replay[0] == 200
+    assert "<Message>" in first[1] and "<Message>" not in replay[1]
+
+    update = {
+        "update_id": 777,
+        "message": {"message_id": 9, "date": 0, "chat": {"id": 1001, "type": "private"}, "text": "Twee mannen"},
+    }
+    headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    for _ in range(2):
+        response = await world.client.post("/v1/webhooks/telegram", json=update, headers=headers)
+        assert response.status == 200
+    listed = await get_json(world.client, f"/v1/alerts/{alert['id']}/feedback", headers=world.auth("coordinator"))
+    assert sorted(f["channel"] for f in listed["items"]) == ["sms", "telegram"]

@@ -78,6 +78,24 @@ async def _twilio_params(call: Call) -> dict[str, str]:
     return params
 
 
+#: How long a webhook event is remembered; providers retry for minutes to hours, not days.
+_SEEN_FOR = 7 * 86400
+
+
+async def _first_time(call: Call, source: str, event_id: str) -> bool:
+    """Whether this provider event is new; a replay (a provider retrying, or an attacker) is handled once."""
+    svc = services(call)
+    first = await svc.store.redis.set(svc.runtime.keys.seen(source, event_id), 1, nx=True, ex=_SEEN_FOR)
+    if not first:
+        log.info("webhook.replayed", source=source)
+    return bool(first)
+
+
+def _twilio_event(call: Call, *parts: str) -> str:
+    # Twilio names each webhook delivery; its retries carry the same token.
+    return call.request.headers.get("I-Twilio-Idempotency-Token") or ":".join(parts)
+
+
 def _delivery(call: Call) -> str:
     delivery = call.request.query.get("d", "")
     try:
@@ -111,7 +129,8 @@ async def twilio_status(call: Call) -> Reply:
         status = _MESSAGE_STATUS.get(raw)
         cause = ""
         provider_id = params.get("MessageSid", "")
-    if status is not None:
+    event = _twilio_event(call, provider_id, raw, delivery)
+    if status is not None and await _first_time(call, "twilio", event):
         error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
         result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
         log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
@@ -131,7 +150,8 @@ async def twilio_sms(call: Call) -> Reply:
     receipts = Receipts(services(call).store)
     member = await receipts.member_by_phone(params.get("From", ""))
     response = MessagingResponse()
-    if member is not None:
+    first = await _first_time(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound"))
+    if member is not None and first:
         response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
     else:
         log.info("webhook.sms_from_unknown_number")
@@ -155,7 +175,8 @@ async def twilio_voice(call: Call) -> Reply:
     lang, voice = VOICES[language]
     response = VoiceResponse()
     if params.get("Digits", "").startswith("1"):
-        await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
+        if await _first_time(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)):
+            await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
         response.say(say(Words.VOICE_THANKS, language), language=lang, voice=voice)
     else:
         response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
@@ -190,9 +211,11 @@ async def telegram_update(call: Call) -> Reply:
     except ValueError:
         raise Problem(400, "Malformed JSON", "a Telegram update is a JSON object") from None
     receipts = Receipts(services(call).store)
-    if isinstance(update, dict) and isinstance(update.get("callback_query"), dict):
+    if not isinstance(update, dict) or not await _first_time(call, "telegram", str(update.get("update_id", ""))):
+        return Reply(200)  # not an update, or one already handled (Telegram retries)
+    if isinstance(update.get("callback_query"), dict):
         return await _telegram_button(receipts, update["callback_query"])
-    message = update.get("message") if isinstance(update, dict) else None
+    message = update.get("message")
     if not isinstance(message, dict) or not isinstance(message.get("text"), str):
         return Reply(200)  # other kinds of update are not for us
     chat_id = int(message.get("chat", {}).get("id", 0))

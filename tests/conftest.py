@@ -116,10 +116,14 @@ async def cast(client: TestClient) -> Cast:
     admin, admin_token = await create_actor(store, ActorIn(name="Admin", role=Role.ADMIN))
     headers = {"Authorization": f"Bearer {admin_token}"}
     plps = {}
+    # No quiet hours, so that what the tests send does not depend on the time of day they run.
+    daytime = {
+        "non_urgent": {"channels": ["email", "telegram", "sms"], "mode": "first_that_works", "ttl_seconds": 86400},
+        "police_feedback": {"channels": ["email", "telegram"], "mode": "first_that_works", "ttl_seconds": 86400},
+    }
     for name, zone in (("a", "5340"), ("b", "5341")):
-        response = await client.post(
-            "/v1/plps", json={"name": f"PLP {name.upper()}", "commune": "Ixelles", "police_zone": zone}, headers=headers
-        )
+        body = {"name": f"PLP {name.upper()}", "commune": "Ixelles", "police_zone": zone, "charter": daytime}
+        response = await client.post("/v1/plps", json=body, headers=headers)
         assert response.status == 201, await response.text()
         plps[name] = (await response.json())["id"]
     tokens, ids = {"admin": admin_token}, {"admin": admin.id}

@@ -54,7 +54,7 @@ async def _form(request: web.Request) -> dict[str, str]:
     summary="The page of an e-mail's receipt link",
     tag="members",
     public=True,
-    responses={200: HTML},
+    responses={200: HTML, 410: HTML},
 )
 async def receipt_page(call: Call) -> Reply:
     target = await _receipt_target(call)
@@ -81,7 +81,7 @@ async def receipt_page(call: Call) -> Reply:
     summary="Confirm receipt (action=ack) or reply (action=feedback, text=...) from the receipt page",
     tag="members",
     public=True,
-    responses={200: HTML},
+    responses={200: HTML, 410: HTML},
 )
 async def receipt_submit(call: Call) -> Reply:
     target = await _receipt_target(call)
@@ -112,7 +112,7 @@ async def _unsubscribe_target(call: Call) -> Member | None:
     summary="The page of an e-mail's unsubscribe link",
     tag="members",
     public=True,
-    responses={200: HTML},
+    responses={200: HTML, 410: HTML},
 )
 async def unsubscribe_page(call: Call) -> Reply:
     member = await _unsubscribe_target(call)
@@ -134,7 +134,7 @@ async def unsubscribe_page(call: Call) -> Reply:
     summary="Unsubscribe: from the page, or one-click (RFC 8058) from the mail client",
     tag="members",
     public=True,
-    responses={200: HTML},
+    responses={200: HTML, 410: HTML},
 )
 async def unsubscribe_submit(call: Call) -> Reply:
     member = await _unsubscribe_target(call)

@@ -118,7 +118,7 @@ class Api:
 
     def install(self, app: web.Application) -> None:
         for op in self.operations:
-            app.router.add_route(op.method, op.path, _endpoint(op), name=op.operation_id)
+            app.router.add_route(op.method, _constrained(op.path), _endpoint(op), name=op.operation_id)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every registered operation."""
@@ -206,10 +206,29 @@ def _models(operations: list[Operation]) -> list[type[BaseModel]]:
 
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
 
+#: What each path parameter looks like. Routes only match these, so that a fixed segment
+#: (``/v1/alerts/preview``, ``/members/import``) is never read as an id; the document says so too.
+PATH_PATTERNS = {
+    "alert_id": "[0-9a-f]{16}",
+    "member_id": "[0-9a-f]{16}",
+    "plp_id": "[a-z0-9][a-z0-9-]{0,63}",
+    "actor_id": "[a-z0-9][a-z0-9-]{0,63}",
+    "token_id": "tok_[0-9a-f]{1,32}",
+    "token": "[A-Za-z0-9._-]{1,400}",
+}
+
+
+def _constrained(path: str) -> str:
+    return _PATH_PARAM.sub(lambda m: f"{{{m.group(1)}:{PATH_PATTERNS[m.group(1)]}}}", path)
+
+
+def _path_schema(name: str) -> dict[str, str]:
+    return {"type": "string", "pattern": f"^{PATH_PATTERNS[name]}$"}
+
 
 def _describe(op: Operation) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,11 @@ class SmtpSecurity(StrEnum):
 class WorkerKind(StrEnum):
     SIMPLE = "simple"  # runs jobs in the worker process: lowest latency
     FORK = "fork"  # forks a child per job (RQ's default): isolation over speed
+
+
+#: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.
+DEFAULT_TOKEN_TTL_DAYS = 90
+MAX_TOKEN_TTL_DAYS = 3650
 
 
 def _env(name: str) -> AliasChoices:
@@ -181,6 +187,47 @@ class Settings(BaseSettings):
     )
     limit_email_per_minute: float = Field(default=600.0, gt=0, validation_alias=_env("PLP_LIMIT_EMAIL_PER_MINUTE"))
 
+    # -- personal data ------------------------------------------------------------------------
+    retention_days: int = Field(
+        default=400,
+        ge=30,
+        le=3650,
+        validation_alias=_env("PLP_RETENTION_DAYS"),
+        description="Deliveries, receipts and replies older than this are purged (the annual evaluation needs a year).",
+    )
+
+    # -- access: tokens, rate limits -----------------------------------------------------------
+    token_ttl_days: int = Field(
+        default=DEFAULT_TOKEN_TTL_DAYS,
+        ge=1,
+        le=MAX_TOKEN_TTL_DAYS,
+        validation_alias=_env("PLP_TOKEN_TTL_DAYS"),
+        description="Validity of a new bearer token, unless its issuer gives another.",
+    )
+    rate_limit_per_token: float = Field(
+        default=600.0,
+        ge=0,
+        validation_alias=_env("PLP_RATE_LIMIT_PER_TOKEN"),
+        description="Requests a minute per bearer token; 0 turns the limit off.",
+    )
+    rate_limit_per_token_burst: int = Field(
+        default=60, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_TOKEN_BURST"), description="Requests at once."
+    )
+    rate_limit_per_address: float = Field(
+        default=1200.0,
+        ge=0,
+        validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS"),
+        description="Requests a minute per source address, public routes included; 0 turns the limit off.",
+    )
+    rate_limit_per_address_burst: int = Field(
+        default=120, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS_BURST"), description="Requests at once."
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("PLP_TRUSTED_PROXIES"),
+        description="Peers (IPs or networks, comma-separated) whose X-Forwarded-For names the client: its first entry.",
+    )
+
     # -- Twilio (SMS and voice) --------------------------------------------------------------
     twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
@@ -216,12 +263,20 @@ class Settings(BaseSettings):
     )
     telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
 
-    @field_validator("twilio_sms_from", mode="before")
+    @field_validator("twilio_sms_from", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(str(ip_network(v, strict=False)) for v in value)
+        except ValueError as exc:
+            raise ValueError(f"PLP_TRUSTED_PROXIES: {exc}") from None
 
     @property
     def twilio_configured(self) -> bool:

@@ -8,8 +8,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from aiohttp import web
@@ -17,12 +18,17 @@ from pydantic import ValidationError
 
 from channels.base import ChannelError
 from config import Settings, load_settings
+from config.settings import MAX_TOKEN_TTL_DAYS
+from dispatcher.audit import Action
 from dispatcher.logging import configure_logging
-from dispatcher.models import ActorIn, Role
+from dispatcher.models import Actor, ActorIn, Role
 
 if TYPE_CHECKING:
     from dispatcher.demo import Demo
     from dispatcher.runtime import Runtime
+    from dispatcher.store import NewToken, Store, TokenRecord
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -82,40 +88,156 @@ def clock() -> None:
     the_clock.run(_runtime(settings))
 
 
+@main.command()
+def purge() -> None:
+    """Purge deliveries, receipts and replies older than PLP_RETENTION_DAYS, now.
+
+    The clock runs the purge daily; without the clock, run this from cron, e.g. daily at
+    3:17: ``17 3 * * * cd /srv/plp && .venv/bin/plp purge``.
+    """
+    from dispatcher import retention
+
+    settings = _settings()
+    rt = _runtime(settings)
+    alerts = deliveries = replies = 0
+    while True:
+        done = retention.purge(rt)
+        alerts, deliveries, replies = alerts + done.alerts, deliveries + done.deliveries, replies + done.feedback
+        if done.done:
+            break
+    click.echo(
+        f"purged {deliveries} deliveries and {replies} replies of {alerts} alerts "
+        f"older than {settings.retention_days} days"
+    )
+
+
 @main.group()
 def token() -> None:
     """Bearer tokens: shown once, stored only as a hash."""
 
 
-@token.command("issue")
-@click.option("--name", required=True, help="Who the token is for.")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
-@click.option("--zone", help="Police zone (police officers).")
-@click.option("--plp", "plps", multiple=True, help="PLP id (coordinators; repeat for several).")
-def issue(name: str, role: str, zone: str | None, plps: tuple[str, ...]) -> None:
-    """Create an actor with a role and print their token, once."""
-    from dispatcher.accounts import create_actor
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` on a store of the configured Redis, in an event loop of its own."""
     from dispatcher.store import Store
 
-    try:
-        data = ActorIn(name=name, role=Role(role), police_zone=zone, plp_ids=list(plps))
-    except ValidationError as exc:
-        raise click.ClickException(exc.errors()[0]["msg"]) from None
-    rt = _runtime(_settings())
+    rt = _runtime(settings)
 
-    async def run() -> tuple[str, str]:
+    async def run() -> T:
         redis = rt.async_redis()
         try:
-            actor, secret = await create_actor(Store(redis, rt.keys), data)
-            return actor.id, secret
+            return await work(Store(redis, rt.keys))
         finally:
             await redis.aclose()
 
+    return asyncio.run(run())
+
+
+async def _audit(store: Store, action: Action, **target: str) -> None:
+    """The command line's entry in the audit log (actor "cli", role "operator")."""
+    from dispatcher import audit
+
+    await audit.record(store.redis, store.keys, actor=None, action=action, target=target)
+
+
+@token.command("issue")
+@click.option("--actor", "actor_id", help="Issue another token to this existing actor (instead of --name, --role).")
+@click.option("--name", help="Who the token is for (a new actor).")
+@click.option("--role", type=click.Choice([r.value for r in Role]))
+@click.option("--zone", help="Police zone (police officers).")
+@click.option("--plp", "plps", multiple=True, help="PLP id (coordinators; repeat for several).")
+@click.option("--ttl-days", type=click.IntRange(1, MAX_TOKEN_TTL_DAYS), help="Validity (default PLP_TOKEN_TTL_DAYS).")
+def issue(
+    actor_id: str | None,
+    name: str | None,
+    role: str | None,
+    zone: str | None,
+    plps: tuple[str, ...],
+    ttl_days: int | None,
+) -> None:
+    """Create an actor with a role (or take an existing one) and print a new token, once."""
+    from dispatcher.accounts import open_account
+
+    if actor_id is not None and (name or role):
+        raise click.UsageError("--actor issues to an existing actor: leave out --name and --role")
+    if actor_id is None and not (name and role):
+        raise click.UsageError("give --name and --role for a new actor, or --actor ID for an existing one")
+    data = None
+    if actor_id is None:
+        assert name and role  # checked above
+        try:
+            data = ActorIn(name=name, role=Role(role), police_zone=zone, plp_ids=list(plps))
+        except ValidationError as exc:
+            raise click.ClickException(exc.errors()[0]["msg"]) from None
+    settings = _settings()
+    days = ttl_days or settings.token_ttl_days
+
+    async def work(store: Store) -> tuple[Actor, NewToken]:
+        if data is not None:
+            actor, token = await open_account(store, data, ttl_days=days)
+            await _audit(store, Action.ACTOR_CREATED, actor=actor.id)
+        else:
+            found = await store.get_actor(actor_id or "")
+            if found is None:
+                raise ValueError(f"no actor {actor_id!r}")
+            actor, token = found, await store.issue_token(found, ttl_days=days)
+        await _audit(store, Action.TOKEN_ISSUED, actor=actor.id, token=token.record.id)
+        return actor, token
+
     try:
-        actor_id, secret = asyncio.run(run())
+        actor, token = _with_store(settings, work)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"actor {actor_id} ({role})\ntoken (shown once, keep it secret): {secret}")
+    click.echo(
+        f"actor {actor.id} ({actor.role.value})\n"
+        f"token id {token.record.id}, expires {token.record.expires_at:%Y-%m-%d %H:%M} UTC\n"
+        f"token (shown once, keep it secret): {token.secret}"
+    )
+
+
+@token.command("list")
+@click.option("--actor", "actor_id", help="Only this actor's tokens.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+def list_tokens(actor_id: str | None, limit: int) -> None:
+    """List tokens, newest first: id, actor, role, issued, expires, status. Never the secrets."""
+    from dispatcher.store import now_ts
+
+    async def work(store: Store) -> list[tuple[TokenRecord, Actor | None]]:
+        records = await store.list_tokens(actor_id=actor_id, limit=limit)
+        return [(record, await store.get_actor(record.actor_id)) for record in records]
+
+    rows = [
+        (
+            record.id,
+            record.actor_id,
+            actor.name if actor else "-",
+            actor.role.value if actor else "-",
+            f"{record.issued_at:%Y-%m-%d %H:%M}",
+            f"{record.expires_at:%Y-%m-%d %H:%M}",
+            record.refusal(now_ts()) or "active",
+        )
+        for record, actor in _with_store(_settings(), work)
+    ]
+    header = ("TOKEN", "ACTOR", "NAME", "ROLE", "ISSUED (UTC)", "EXPIRES (UTC)", "STATUS")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def revoke(token_id: str) -> None:
+    """Revoke a token (by its id, tok_...): it is refused from now on."""
+
+    async def work(store: Store) -> TokenRecord | None:
+        record = await store.revoke_token(token_id)
+        if record is not None:
+            await _audit(store, Action.TOKEN_REVOKED, actor=record.actor_id, token=record.id)
+        return record
+
+    record = _with_store(_settings(), work)
+    if record is None:
+        raise click.ClickException(f"no token {token_id!r}")
+    click.echo(f"revoked {record.id} of actor {record.actor_id}")
 
 
 @main.command("telegram-webhook")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from dispatcher import retention
 from dispatcher.fanout import FANOUT_REF, SEND_JOB
 from dispatcher.intake import FAN_OUT_JOB
 from dispatcher.models import Alert, DeliveryStatus, Urgency
@@ -58,6 +59,7 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
     """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds)."""
     started = time.monotonic()
     log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
+    retention.schedule_first(rt)
     while stop_after is None or time.monotonic() - started < stop_after:
         done = tick(rt)
         if done.redispatched or done.fan_outs or done.timers:

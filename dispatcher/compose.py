@@ -2,8 +2,8 @@
 
 The alert text always comes first and whole. Then, in the member's language: an SMS gets
 the longest acknowledgement hint that adds no segment; a call says the message twice and
-asks to press 1; an e-mail gets its receipt and unsubscribe links (text and HTML, the
-HTML escaped by Jinja); a Telegram message gets a "received" button.
+asks to press 1; an e-mail gets its receipt, unsubscribe and data-export links (text and
+HTML, the HTML escaped by Jinja); a Telegram message gets a "received" button.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def voice_twiml(text: str, language: Language, gather_url: str) -> str:
 def _email(base: OutboundMessage, *, plp: Plp, member: Member, links: Links) -> OutboundMessage:
     language = base.language
     receipt_url, unsubscribe_url = links.receipt_url(base.delivery_id), links.unsubscribe_url(member.id)
+    export_url = links.export_url(member.id)
     footer = say(Words.EMAIL_FOOTER, language, plp=plp.name)
     plain = "\n\n".join(
         [
@@ -105,6 +106,7 @@ def _email(base: OutboundMessage, *, plp: Plp, member: Member, links: Links) -> 
             say(Words.EMAIL_ACK_LINK, language, url=receipt_url),
             footer,
             say(Words.EMAIL_UNSUBSCRIBE, language, url=unsubscribe_url),
+            say(Words.EMAIL_EXPORT, language, url=export_url),
         ]
     )
     html = (
@@ -120,6 +122,8 @@ def _email(base: OutboundMessage, *, plp: Plp, member: Member, links: Links) -> 
             footer=footer,
             unsubscribe_url=unsubscribe_url,
             unsubscribe_label=say(Words.PAGE_UNSUBSCRIBE_TITLE, language),
+            export_url=export_url,
+            export_label=say(Words.EMAIL_EXPORT_LABEL, language),
         )
     )
     return replace(

@@ -53,6 +53,6 @@ async def seed_demo(store: Store, *, region: str) -> Demo:
     tokens = {}
     for actor in _ACTORS:
         await store.save_actor(actor)
-        tokens[actor.role] = await store.issue_token(actor)
+        tokens[actor.role] = (await store.issue_token(actor)).secret
     page = await store.list_members(plp.id, cursor=None, limit=1000)
     return Demo(plp=plp, members=len(page.items), tokens=tokens)

@@ -20,12 +20,18 @@ key                                    type    holds
 ``actors``                             zset    every actor id
 ``actor:<id>:notifications``           zset    notification ids for an actor, by time
 ``notification:<id>``                  string  something the service tells actors (few acknowledgements), JSON
-``token:<sha256>``                     string  the actor a bearer token belongs to (hash only)
+``token:<sha256>``                     hash    a bearer token (by its hash only): actor, id, issued, expires, revoked
+``tokenid:<token id>``                 string  sha256 of the token with this public id (``tok_...``)
+``actor:<id>:tokens``                  set     public ids of an actor's tokens
+``tokens``                             zset    every token's public id, by time of issue
+``authfail:<address>``                 string  failed authentications from an address (forgotten 10 min after the last)
+``authlock:<address>``                 string  present while an address must wait after failed authentications (PX)
+``audit``                              stream  the audit log: who did what, ids only (capped near 1,000,000 entries)
 ``alerts``                             zset    every alert id, by creation time
 ``alert:<id>``                         string  what was asked: texts, targets, author, JSON
-``alert:<id>:state``                   hash    status, ``t_<status>`` times, expiry, pending work
+``alert:<id>:state``                   hash    status, ``t_<status>``, expiry, work left, ``held_until``, ``purged_at``
 ``alert:<id>:relays``                  hash    PLP id -> relay decision, JSON
-``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals
+``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals, ``feedback``
 ``alert:<id>:members``                 set     members already planned (one delivery set each)
 ``alert:<id>:plp:<plp>:members``       set     members planned through that PLP (urgent follow-ups count them)
 ``alert:<id>:acks``                    set     members who acknowledged any of their deliveries
@@ -37,10 +43,16 @@ key                                    type    holds
 ``feedback:<id>``                      string  a member's reply, JSON
 ``alert:<id>:feedback``                zset    feedback ids on an alert, by time
 ``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
+``member:<id>:feedback``               zset    feedback ids of one member, by time (erased with the member)
+``member:<id>:tglinks``                set     Telegram link tokens issued to a member, not used yet
+``member:<id>:left``                   set     PLPs a member left while staying in others (to find their deliveries)
+``plp:<id>:feedback:counts``           hash    replies received per month ``YYYY-MM``: anonymous, kept
+``purged_until``                       string  alerts created before this Unix time have had their deliveries purged
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
 ``seen:<source>:<event>``              string  a webhook event already handled (expires after a week)
-``limit:<name>``                       string  a provider limit's next free time (GCRA), see ``dispatcher.limits``
+``limit:<name>``                       string  a limit's next free time (GCRA), see ``dispatcher.limits``: providers',
+                                               and the API's ``api-token:<token id>``, ``api-address:<address>``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
 ``holds``                              zset    ``<alert>|<ref>`` of deliveries a batch will send, by hold end
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
@@ -184,3 +196,36 @@ class Keys:
 
     def timers(self) -> str:
         return f"{self.prefix}timers"
+
+    def member_feedback(self, member_id: str) -> str:
+        return f"{self.prefix}member:{member_id}:feedback"
+
+    def member_telegram_links(self, member_id: str) -> str:
+        return f"{self.prefix}member:{member_id}:tglinks"
+
+    def member_left(self, member_id: str) -> str:
+        return f"{self.prefix}member:{member_id}:left"
+
+    def plp_feedback_counts(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:feedback:counts"
+
+    def purged_until(self) -> str:
+        return f"{self.prefix}purged_until"
+
+    def token_id(self, token_id: str) -> str:
+        return f"{self.prefix}tokenid:{token_id}"
+
+    def actor_tokens(self, actor_id: str) -> str:
+        return f"{self.prefix}actor:{actor_id}:tokens"
+
+    def tokens(self) -> str:
+        return f"{self.prefix}tokens"
+
+    def auth_failures(self, address: str) -> str:
+        return f"{self.prefix}authfail:{address}"
+
+    def auth_lock(self, address: str) -> str:
+        return f"{self.prefix}authlock:{address}"
+
+    def audit(self) -> str:
+        return f"{self.prefix}audit"

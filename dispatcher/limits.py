@@ -152,6 +152,11 @@ class ProviderLimits:
                 return turn
 
 
+def chat_limit_name(chat_id: str) -> str:
+    """The limit of one Telegram chat; its key names the chat, so erasing a member deletes it."""
+    return f"telegram-chat:{chat_id}"
+
+
 def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[Limit]:
     """The limits a send over ``channel`` to ``address`` must respect.
 
@@ -169,7 +174,7 @@ def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[L
     if channel is ChannelName.TELEGRAM and settings.telegram_configured:
         return [
             Limit("telegram", settings.limit_telegram_per_second),
-            Limit(f"telegram-chat:{address}", settings.limit_telegram_per_chat_per_second),
+            Limit(chat_limit_name(address), settings.limit_telegram_per_chat_per_second),
         ]
     if channel is ChannelName.EMAIL and settings.email_configured:
         return [Limit("smtp", settings.limit_email_per_minute / 60)]

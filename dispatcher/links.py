@@ -1,9 +1,10 @@
 """Links sent to members: signed, expiring, and bound to one purpose.
 
-An e-mail's receipt link and unsubscribe link carry a token signed with the service's
-secret key (itsdangerous), so nobody can acknowledge or unsubscribe for someone else by
-guessing, and a link stops working after ``PLP_LINK_TTL_DAYS``. Telegram's ``/start``
-parameter is limited to 64 characters, so its link token is a random key kept in Redis.
+An e-mail's receipt, unsubscribe and data-export links carry a token signed with the
+service's secret key (itsdangerous), so nobody can acknowledge, unsubscribe or read the
+data of someone else by guessing, and a link stops working after ``PLP_LINK_TTL_DAYS``.
+Telegram's ``/start`` parameter is limited to 64 characters, so its link token is a random
+key kept in Redis.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from config import Settings
 class Purpose(StrEnum):
     RECEIPT = "receipt"  # acknowledge a delivery, or reply to it (e-mail page)
     UNSUBSCRIBE = "unsubscribe"  # stop every message to a member
+    EXPORT = "export"  # read everything stored about a member (GDPR right of access)
 
 
 class InvalidLink(Exception):
@@ -76,6 +78,10 @@ class Links:
 
     def unsubscribe_url(self, member_id: str) -> str:
         return f"{self._base}/v1/u/{self.token(Purpose.UNSUBSCRIBE, member_id)}"
+
+    def export_url(self, member_id: str) -> str:
+        """The member's own link to everything stored about them, as JSON."""
+        return f"{self._base}/v1/x/{self.token(Purpose.EXPORT, member_id)}"
 
     def twilio_status_url(self, delivery_id: str) -> str:
         return f"{self._base}/v1/webhooks/twilio/status?d={delivery_id}"

@@ -20,6 +20,9 @@ from config import LogFormat, Settings
 
 # Secrets that can end up in URLs or messages: Telegram bot tokens, our bearer tokens.
 _SECRET = re.compile(r"(bot\d{3,}:|plp_)[\w-]{20,}")
+# Signed tokens (the links sent to members, JWTs): base64url JSON, then dot-separated parts.
+# A member's link is a capability (their data, their receipt): it must not be read from a log.
+_SIGNED = re.compile(r"eyJ[\w-]+\.[\w-]+(?:\.[\w-]+)?")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
 _PHONE = re.compile(r"(?<![\w+])(?<!\d[:.])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
@@ -47,6 +50,7 @@ def _mask_phone(match: re.Match[str]) -> str:
 def mask_text(text: str) -> str:
     """Mask every e-mail address, phone number and secret token found in a text."""
     text = _SECRET.sub(lambda m: f"{m.group(1)}***", text)
+    text = _SIGNED.sub("eyJ***", text)
     text = _EMAIL.sub(lambda m: mask_address(m.group(0)), text)
     return _PHONE.sub(_mask_phone, text)
 

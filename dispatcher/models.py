@@ -7,7 +7,7 @@ These models are what the API accepts and returns and what Redis stores. Input m
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -164,6 +164,16 @@ class QuietHours(Strict):
             return start <= moment < end
         return moment >= start or moment < end
 
+    def release_at(self, moment: datetime, timezone: str) -> datetime | None:
+        """When a message arriving at ``moment`` may go out: the end of the quiet hours it falls in
+        (in the zone ``timezone``), or None when it falls outside them."""
+        local = moment.astimezone(ZoneInfo(timezone))
+        if not self.contains(local.time()):
+            return None
+        end = time.fromisoformat(self.end)
+        day = local.date() if local.time() < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=local.tzinfo)
+
 
 class ClassPlan(Strict):
     """How one message class reaches members: channels in order, and how many of them."""
@@ -172,6 +182,26 @@ class ClassPlan(Strict):
     mode: DeliveryMode = DeliveryMode.ALL
     ttl_seconds: int = Field(ge=60, le=30 * 86400, description="Nothing is sent after this.")
     quiet_hours: QuietHours | None = None
+    escalate_after_seconds: int | None = Field(
+        default=None,
+        ge=30,
+        description="Urgent only: a member who has not acknowledged this long after the alert is reached once "
+        "more, on escalate_to.",
+    )
+    escalate_to: ChannelName = Field(default=ChannelName.VOICE, description="Urgent only: the escalation's channel.")
+    ack_check_after_seconds: int | None = Field(
+        default=None,
+        ge=30,
+        le=30 * 86400,
+        description="Urgent only: when to check the share of members who acknowledged (with ack_threshold).",
+    )
+    ack_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Urgent only: below this share of members acknowledging, the coordinators and the alert's "
+        "author are told.",
+    )
 
     @field_validator("channels")
     @classmethod
@@ -179,6 +209,20 @@ class ClassPlan(Strict):
         if len(set(value)) != len(value):
             raise ValueError("each channel may appear once")
         return value
+
+    @model_validator(mode="after")
+    def _follow_ups_fit(self) -> ClassPlan:
+        if (self.ack_check_after_seconds is None) != (self.ack_threshold is None):
+            raise ValueError("ack_check_after_seconds and ack_threshold go together: set both or neither")
+        if self.escalate_after_seconds is not None and self.escalate_after_seconds >= self.ttl_seconds:
+            raise ValueError("escalate_after_seconds must be shorter than ttl_seconds: nothing is sent after it")
+        return self
+
+    @property
+    def follow_ups(self) -> list[str]:
+        """The follow-ups of unacknowledged messages this plan sets (urgent plans only may)."""
+        fields = ("escalate_after_seconds", "ack_check_after_seconds", "ack_threshold")
+        return [name for name in fields if getattr(self, name) is not None]
 
 
 def _default_urgent() -> ClassPlan:
@@ -216,9 +260,12 @@ class Charter(Strict):
     )
 
     @model_validator(mode="after")
-    def _urgent_is_never_held(self) -> Charter:
+    def _urgent_rules(self) -> Charter:
         if self.urgent.quiet_hours is not None:
             raise ValueError("urgent.quiet_hours: urgent messages are never held, leave it out")
+        for name in (MessageClass.NON_URGENT, MessageClass.POLICE_FEEDBACK):
+            if fields := self.plan_of(name).follow_ups:
+                raise ValueError(f"{name.value}.{fields[0]}: only urgent alerts are escalated or checked, leave it out")
         return self
 
     def plan_for(self, urgency: Urgency) -> ClassPlan:

@@ -13,9 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import cast
 
 import structlog
 
+from dispatcher import erasure
 from dispatcher.contacts import contact_digest
 from dispatcher.models import ChannelName, DeliveryStatus, Language, Member, MemberStatus
 from dispatcher.store import Store, new_id, now_ts, split_delivery_id
@@ -102,7 +104,11 @@ class Receipts:
         return stopped
 
     async def feedback(self, member: Member, text: str, *, via: ChannelName, delivery: str | None) -> Feedback:
-        """Store a member's reply as feedback on the alert it answers (or on their PLPs)."""
+        """Store a member's reply as feedback on the alert it answers (or on their PLPs).
+
+        The reply is indexed under the alert, the PLPs and the member, and counted per alert
+        and per PLP and month (UTC): the counts stay when erasure or retention take the text.
+        """
         alert_id = split_delivery_id(delivery)[0] if delivery else None
         plp_ids = list(member.plp_ids)
         if alert_id is not None:
@@ -118,14 +124,20 @@ class Receipts:
             text=text.strip()[:MAX_FEEDBACK],
             received_at=datetime.now(UTC),
         )
-        score = item.received_at.timestamp()
-        async with self.store.redis.pipeline(transaction=True) as pipe:
+        score, month = item.received_at.timestamp(), item.received_at.strftime("%Y-%m")
+        redis = self.store.redis
+        async with redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.feedback(item.id), item.to_json())
+            pipe.zadd(self.keys.member_feedback(member.id), {item.id: score})
             if alert_id is not None:
                 pipe.zadd(self.keys.alert_feedback(alert_id), {item.id: score})
+                pipe.hincrby(self.keys.alert_counts(alert_id), "feedback", 1)
             for plp_id in plp_ids:
                 pipe.zadd(self.keys.plp_feedback(plp_id), {item.id: score})
+                pipe.hincrby(self.keys.plp_feedback_counts(plp_id), month, 1)
             await pipe.execute()
+        if not await redis.exists(self.keys.member(member.id)):
+            await erasure.erase_replies(redis, self.keys, member.id)  # erased meanwhile: the count alone stays
         log.info("receipt.feedback", feedback_id=item.id, alert_id=alert_id, via=via.value)
         return item
 
@@ -155,11 +167,18 @@ class Receipts:
     # -- Telegram linking ----------------------------------------------------------------------
 
     async def issue_telegram_link(self, member: Member, token: str, *, ttl: int) -> None:
-        await self.store.redis.set(self.keys.telegram_link(token), member.id, ex=ttl)
+        """Keep a deep-link token for the member, and index it under them (erasure revokes it)."""
+        async with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.telegram_link(token), member.id, ex=ttl)
+            pipe.sadd(self.keys.member_telegram_links(member.id), token)
+            pipe.expire(self.keys.member_telegram_links(member.id), ttl)  # the newest token's lifetime
+            await pipe.execute()
 
     async def link_telegram(self, token: str, chat_id: int) -> Member | None:
         """Bind a Telegram chat to the member a deep-link token was issued for (once); None if invalid."""
         member_id = await self.store.redis.getdel(self.keys.telegram_link(token))
+        if member_id:
+            await self.store.redis.srem(self.keys.member_telegram_links(str(member_id)), token)
         member = await self.store.get_member(str(member_id)) if member_id else None
         if member is None:
             return None
@@ -172,6 +191,11 @@ class Receipts:
         return linked
 
     # -- reading feedback ----------------------------------------------------------------------
+
+    async def feedback_counts(self, plp_id: str) -> dict[str, int]:
+        """Replies received from a PLP's members per month (``YYYY-MM``): kept after erasure and purges."""
+        raw = cast(dict[str, str], await self.store.redis.hgetall(self.keys.plp_feedback_counts(plp_id)))
+        return {month: int(count) for month, count in sorted(raw.items())}
 
     async def list_feedback(self, key: str, *, limit: int, before: float | None) -> list[Feedback]:
         """Newest first, from an alert's or a PLP's feedback index."""

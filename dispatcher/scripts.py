@@ -88,10 +88,11 @@ end
 """
 
 # KEYS: alert members set, counts, all deliveries zset, delivery key prefix, by-status prefix,
-#       alert unreachable set, leases
+#       alert unreachable set, leases, members planned through this PLP
 # ARGV: alert id, member id, now, outcome (plan | opted_out | unreachable), PLP id, channel...
 # A member is planned once per alert. One unreachable through a PLP's plan stays a candidate
 # for the plans of the alert's other PLPs; they count as unreachable only if none reaches them.
+# A member planned is filed under the PLP that planned them (its follow-ups count them).
 PLAN_MEMBER = (
     _PRELUDE
     + """
@@ -107,6 +108,7 @@ if ARGV[4] == 'opted_out' then
   redis.call('HINCRBY', KEYS[2], 'opted_out', 1)
   return 0
 end
+redis.call('SADD', KEYS[8], member)
 local created = 0
 for i = 6, #ARGV do
   created = created + create_delivery(
@@ -212,13 +214,14 @@ return ARGV[4]
 """
 )
 
-# KEYS: delivery, counts; ARGV: channel the receipt came by, now
-# Returns 1 the first time a delivery is acknowledged, 0 after.
+# KEYS: delivery, counts, alert acknowledgements set; ARGV: channel the receipt came by, now, member id
+# Returns 1 the first time a delivery is acknowledged, 0 after (-1: no such delivery).
 ACKNOWLEDGE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], 'ack_at', ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'ack_channel', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'acknowledged', 1)
+redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 

@@ -7,16 +7,21 @@ live in ``dispatcher.intake``, which uses RQ's synchronous client.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import structlog
 from redis.asyncio import Redis
 
+from config.settings import DEFAULT_TOKEN_TTL_DAYS
+from dispatcher import erasure
 from dispatcher.contacts import contact_digest
 from dispatcher.keys import Keys
+from dispatcher.limits import chat_limit_name
 from dispatcher.models import (
     Actor,
     Alert,
@@ -30,6 +35,8 @@ from dispatcher.models import (
     Relay,
 )
 from dispatcher.scripts import Scripts
+
+log = structlog.get_logger(__name__)
 
 
 class Conflict(Exception):
@@ -63,13 +70,14 @@ class Page:
 
 @dataclass(frozen=True)
 class AlertProgress:
-    """An alert's mutable side: status and its times, relays, counters."""
+    """An alert's mutable side: status and its times, relays, counters, quiet-hours hold."""
 
     status: AlertStatus
     times: dict[str, datetime]
     expires_at: datetime
     relays: list[Relay]
     counts: dict[str, int]
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,59 @@ def _contacts(member: Member | None) -> list[tuple[str, str | None]]:
 
 def times_of(raw: dict[str, str]) -> dict[str, datetime]:
     return {k[2:]: from_ts(v) for k, v in raw.items() if k.startswith("t_")}  # type: ignore[misc]
+
+
+DAY = 86400
+
+
+def new_token_id() -> str:
+    """A token's public id: ``tok_`` and 10 hex digits (shown in listings, used to revoke)."""
+    return f"tok_{secrets.token_hex(5)}"
+
+
+class TokenRefused(Exception):
+    """A bearer token that may not be used; ``reason`` is "unknown", "expired" or "revoked"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What is kept about a bearer token: never the token itself, nor its hash."""
+
+    id: str
+    actor_id: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def refusal(self, now: float) -> str | None:
+        """Why the token may not be used at ``now`` (Unix time): "revoked", "expired"; None if it may."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if now >= self.expires_at.timestamp():
+            return "expired"
+        return None
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just issued: its secret, to show once, and its record."""
+
+    secret: str = field(repr=False)
+    record: TokenRecord
+
+
+def _token_record(raw: dict[str, str]) -> TokenRecord:
+    return TokenRecord(
+        id=raw.get("token_id", ""),
+        actor_id=raw["actor_id"],
+        issued_at=from_ts(raw["issued_at"]),  # type: ignore[arg-type]
+        expires_at=from_ts(raw.get("expires_at", raw["issued_at"])),  # type: ignore[arg-type]
+        revoked_at=from_ts(raw.get("revoked_at")),
+    )
 
 
 class Store:
@@ -246,27 +307,88 @@ class Store:
         return Page(items=members, next_cursor=ids[-1] if more else None)
 
     async def remove_member(self, member: Member, plp_id: str) -> Member | None:
-        """Take a member out of a PLP. With no PLP left, their personal data is erased.
+        """Take a member out of a PLP. With no PLP left, their personal data is erased at once.
 
-        Returns the member as they remain, or None once erased. Deliveries keep only the
-        member's id, so the PLP's figures stay right.
+        Returns the member as they remain, or None once erased. Erasure deletes the record,
+        its contact index, the last-delivery pointers, pending Telegram links and the
+        member's replies, and takes contact points out of their deliveries (see
+        ``dispatcher.erasure``). Deliveries keep only the member's random id, so the PLP's
+        figures stay right; the id stays in the opt-out set so that nothing queued reaches them.
         """
         remaining = [p for p in member.plp_ids if p != plp_id]
+        if not remaining:
+            await self._erase(member, plp_id)
+            return None
+        kept = member.model_copy(update={"plp_ids": remaining, "updated_at": datetime.now(UTC)})
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.keys.plp_members(plp_id), member.id)
-            if remaining:
-                kept = member.model_copy(update={"plp_ids": remaining, "updated_at": datetime.now(UTC)})
-                pipe.set(self.keys.member(member.id), kept.model_dump_json())
-            else:
-                kept = None
-                pipe.delete(self.keys.member(member.id))
-                for kind, value in _contacts(member):
-                    if value:
-                        pipe.delete(self.keys.contact(contact_digest(kind, value)))
-                # Stays in the opt-out set only as an id, so that nothing queued reaches them.
-                pipe.sadd(self.keys.optouts(), member.id)
+            pipe.set(self.keys.member(member.id), kept.model_dump_json())
+            # Their deliveries of this PLP's alerts are found through it again on erasure.
+            pipe.sadd(self.keys.member_left(member.id), plp_id)
             await pipe.execute()
         return kept
+
+    async def _erase(self, member: Member, plp_id: str) -> None:
+        # Traces first, then the record: a crash in between leaves a member who can be deleted again.
+        left = cast(set[str], await self.redis.smembers(self.keys.member_left(member.id)))
+        deliveries = await self.member_deliveries(member.id, sorted({plp_id, *left}))
+        scrubbed = await erasure.scrub_deliveries(self.redis, self.keys, member, deliveries)
+        await erasure.erase_telegram_links(self.redis, self.keys, member.id)
+        await erasure.erase_replies(self.redis, self.keys, member.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.plp_members(plp_id), member.id)
+            pipe.delete(self.keys.member(member.id), self.keys.member_left(member.id))
+            pipe.delete(*(self.keys.member_last(member.id, channel.value) for channel in ChannelName))
+            for kind, value in _contacts(member):
+                if value:
+                    pipe.delete(self.keys.contact(contact_digest(kind, value)))
+            if member.telegram_chat_id is not None:
+                pipe.delete(self.keys.limit(chat_limit_name(str(member.telegram_chat_id))))
+            pipe.sadd(self.keys.optouts(), member.id)
+            await pipe.execute()
+        # Once more, for a reply or a link that came in meanwhile (replies check for this too).
+        await erasure.erase_telegram_links(self.redis, self.keys, member.id)
+        replies = await erasure.erase_replies(self.redis, self.keys, member.id)
+        log.info("member.erased", member_id=member.id, deliveries=len(deliveries), scrubbed=scrubbed, replies=replies)
+
+    async def member_deliveries(
+        self, member_id: str, plp_ids: Iterable[str], *, chunk: int = 500
+    ) -> list[DeliveryRecord]:
+        """Every delivery to a member of the alerts of these PLPs not yet purged, oldest alert first.
+
+        Found through the PLPs' alert indexes and the delivery keys, one per channel: there
+        is no per-member index of deliveries, which would cost memory for every delivery.
+        """
+        since = await self.redis.get(self.keys.purged_until())
+        created: dict[str, float] = {}
+        for plp_id in plp_ids:
+            for start in itertools.count(0, chunk):
+                rows = await self.redis.zrange(
+                    self.keys.plp_alerts(plp_id),
+                    since or "-inf",
+                    "+inf",
+                    byscore=True,
+                    offset=start,
+                    num=chunk,
+                    withscores=True,
+                )
+                created.update(cast(list[tuple[str, float]], rows))
+                if len(rows) < chunk:
+                    break
+        refs = [
+            (alert_id, delivery_ref(channel.value, member_id))
+            for alert_id in sorted(created, key=created.__getitem__)
+            for channel in ChannelName
+        ]
+        records: list[DeliveryRecord] = []
+        for start in range(0, len(refs), chunk):
+            part = refs[start : start + chunk]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for alert_id, ref in part:
+                    pipe.hgetall(self.keys.delivery(alert_id, ref))
+                raws = await pipe.execute()
+            records += [self._delivery(a, ref, raw) for (a, ref), raw in zip(part, raws, strict=True) if raw]
+        return records
 
     # -- actors and tokens ----------------------------------------------------------------
 
@@ -280,16 +402,82 @@ class Store:
         raw = await self.redis.get(self.keys.actor(actor_id))
         return Actor.model_validate_json(raw) if raw else None
 
-    async def issue_token(self, actor: Actor) -> str:
-        """Create a bearer token for the actor. The token is returned once; only its hash is kept."""
-        token = f"plp_{secrets.token_urlsafe(32)}"
-        record = {"actor_id": actor.id, "issued_at": now_ts()}
-        await self.redis.hset(self.keys.token(hash_token(token)), mapping=record)  # type: ignore[arg-type]
-        return token
+    async def issue_token(self, actor: Actor, *, ttl_days: int = DEFAULT_TOKEN_TTL_DAYS) -> NewToken:
+        """Create a bearer token for the actor, valid ``ttl_days``.
 
-    async def actor_for_token(self, token: str) -> Actor | None:
-        actor_id = await self.redis.hget(self.keys.token(hash_token(token)), "actor_id")
-        return await self.get_actor(str(actor_id)) if actor_id else None
+        The secret is in the returned ``NewToken`` only: Redis keeps its hash, under which
+        the token's record lives, and an index from the token's public id to that hash.
+        """
+        secret = f"plp_{secrets.token_urlsafe(32)}"
+        digest, issued = hash_token(secret), now_ts()
+        token_id = new_token_id()
+        while not await self.redis.set(self.keys.token_id(token_id), digest, nx=True):
+            token_id = new_token_id()  # 40 random bits: a clash is rare, but would mix two tokens up
+        expires = issued + ttl_days * DAY
+        record = {"actor_id": actor.id, "token_id": token_id, "issued_at": issued, "expires_at": expires}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.token(digest), mapping=record)  # type: ignore[arg-type]
+            pipe.sadd(self.keys.actor_tokens(actor.id), token_id)
+            pipe.zadd(self.keys.tokens(), {token_id: issued})
+            await pipe.execute()
+        return NewToken(
+            secret=secret,
+            record=TokenRecord(
+                id=token_id,
+                actor_id=actor.id,
+                issued_at=from_ts(issued),  # type: ignore[arg-type]
+                expires_at=from_ts(expires),  # type: ignore[arg-type]
+                revoked_at=None,
+            ),
+        )
+
+    async def actor_for_token(self, token: str) -> tuple[Actor, TokenRecord]:
+        """The actor a bearer token stands for, and the token's record.
+
+        Raises ``TokenRefused`` with the reason: "unknown", "expired" or "revoked".
+        """
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.token(hash_token(token))))
+        if not raw:
+            raise TokenRefused("unknown")
+        if "expires_at" not in raw:  # issued before tokens had an expiry: treated as expired, to be reissued
+            raise TokenRefused("expired")
+        record = _token_record(raw)
+        reason = record.refusal(now_ts())
+        if reason is not None:
+            raise TokenRefused(reason)
+        actor = await self.get_actor(record.actor_id)
+        if actor is None:
+            raise TokenRefused("unknown")
+        return actor, record
+
+    async def get_tokens(self, token_ids: list[str]) -> list[TokenRecord]:
+        """The records of these tokens (by public id), in the same order; unknown ids are left out."""
+        if not token_ids:
+            return []
+        digests = await self.redis.mget([self.keys.token_id(i) for i in token_ids])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                pipe.hgetall(self.keys.token(str(digest)))
+            raws = await pipe.execute()
+        return [_token_record(raw) for digest, raw in zip(digests, raws, strict=True) if digest and raw]
+
+    async def list_tokens(self, *, actor_id: str | None, limit: int) -> list[TokenRecord]:
+        """Tokens newest first: every token, or the actor's."""
+        if actor_id is None:
+            ids = cast(list[str], await self.redis.zrange(self.keys.tokens(), 0, limit - 1, desc=True))
+        else:
+            ids = sorted(cast(set[str], await self.redis.smembers(self.keys.actor_tokens(actor_id))))
+        records = await self.get_tokens(ids)
+        return sorted(records, key=lambda r: (r.issued_at, r.id), reverse=True)[:limit]
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Revoke a token from now on (a second revocation keeps the first time); None if unknown."""
+        digest = await self.redis.get(self.keys.token_id(token_id))
+        if not digest:
+            return None
+        await self.redis.hsetnx(self.keys.token(str(digest)), "revoked_at", now_ts())
+        found = await self.get_tokens([token_id])
+        return found[0] if found else None
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -320,6 +508,7 @@ class Store:
             expires_at=from_ts(state["expires_at"]),  # type: ignore[arg-type]
             relays=[Relay.model_validate_json(r) for r in relays.values()],
             counts={k: int(v) for k, v in counts.items()} | {"unreachable": unreachable},
+            held_until=from_ts(state.get("held_until")),
         )
 
     async def list_alert_ids(self, *, plp_ids: list[str] | None, limit: int, before: float | None) -> list[str]:
@@ -410,8 +599,10 @@ class Store:
         return str(found) if found else None
 
     async def acknowledge(self, alert_id: str, ref: str, *, via: str) -> bool:
-        """Record that the member acknowledged this delivery; True the first time only."""
+        """Record that the member acknowledged this delivery (``<channel>:<member>``); True the first time only."""
+        member_id = ref.split(":", 1)[1]
         result = await self.scripts.acknowledge(
-            keys=[self.keys.delivery(alert_id, ref), self.keys.alert_counts(alert_id)], args=[via, now_ts()]
+            keys=[self.keys.delivery(alert_id, ref), self.keys.alert_counts(alert_id), self.keys.alert_acks(alert_id)],
+            args=[via, now_ts(), member_id],
         )
         return int(result) == 1

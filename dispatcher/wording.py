@@ -2,8 +2,9 @@
 
 Everything a member receives that the sender did not write (acknowledgement hints,
 voice prompts, automatic answers, unsubscribe text, the pages behind e-mail links) comes
-from here. SMS hints stay within the GSM 03.38 alphabet so as not to switch a message to
-UCS-2 (70 characters a segment instead of 160).
+from here, and so do the notices the service sends a PLP's coordinators. SMS hints stay
+within the GSM 03.38 alphabet so as not to switch a message to UCS-2 (70 characters a
+segment instead of 160).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Words(StrEnum):
     PAGE_EXPIRED = "page_expired"
     PAGE_UNSUBSCRIBE_TITLE = "page_unsubscribe_title"
     PAGE_UNSUBSCRIBE_CONFIRM = "page_unsubscribe_confirm"
+    EMAIL_EXPORT = "email_export"
+    EMAIL_EXPORT_LABEL = "email_export_label"
 
 
 _EMERGENCY = {
@@ -167,6 +170,18 @@ _WORDS: dict[Words, dict[Language, str]] = {
         DE: "Mich abmelden",
         EN: "Unsubscribe me",
     },
+    Words.EMAIL_EXPORT: {
+        FR: "Voir les données conservées à votre sujet : {url}",
+        NL: "Bekijk de gegevens die over u worden bewaard: {url}",
+        DE: "Die über Sie gespeicherten Daten ansehen: {url}",
+        EN: "See the data kept about you: {url}",
+    },
+    Words.EMAIL_EXPORT_LABEL: {
+        FR: "Voir les données conservées à votre sujet",
+        NL: "Bekijk de gegevens die over u worden bewaard",
+        DE: "Die über Sie gespeicherten Daten ansehen",
+        EN: "See the data kept about you",
+    },
 }
 
 #: Twilio <Say> language and voice per member language (Belgian voices where they exist).
@@ -217,6 +232,57 @@ _CATEGORY: dict[Category, dict[Language, str]] = {
     },
     Category.OTHER: {FR: "information", NL: "informatie", DE: "Information", EN: "information"},
 }
+
+
+_FEW_ACKS_SUBJECT = {
+    FR: "[{plp}] Alerte urgente peu confirmée : {acknowledged} membres sur {planned}",
+    NL: "[{plp}] Dringend bericht weinig bevestigd: {acknowledged} van de {planned} leden",
+    DE: "[{plp}] Dringende Meldung wenig bestätigt: {acknowledged} von {planned} Mitgliedern",
+    EN: "[{plp}] Urgent alert barely acknowledged: {acknowledged} of {planned} members",
+}
+_FEW_ACKS_TEXT = {
+    FR: "L'alerte urgente ({category}) envoyée le {sent_at} n'a été confirmée que par {acknowledged} des "
+    "{planned} membres joints ({share} %), moins que les {threshold} % prévus par la charte. Vous pouvez "
+    "relayer le message aux membres qui ne l'ont pas confirmé.\n\nMessage : {text}",
+    NL: "Het dringende bericht ({category}) van {sent_at} werd slechts door {acknowledged} van de {planned} "
+    "bereikte leden bevestigd ({share} %), minder dan de {threshold} % uit het charter. U kunt het bericht "
+    "doorgeven aan de leden die het niet bevestigden.\n\nBericht: {text}",
+    DE: "Die dringende Meldung ({category}) vom {sent_at} wurde nur von {acknowledged} der {planned} "
+    "erreichten Mitglieder bestätigt ({share} %), weniger als die in der Charta vorgesehenen {threshold} %. "
+    "Sie können die Meldung an die Mitglieder weitergeben, die sie nicht bestätigt haben.\n\nMeldung: {text}",
+    EN: "The urgent alert ({category}) sent on {sent_at} was acknowledged by only {acknowledged} of the "
+    "{planned} members reached ({share}%), fewer than the {threshold}% the charter sets. You may pass the "
+    "message on to the members who have not acknowledged it.\n\nMessage: {text}",
+}
+
+
+def few_acknowledgements(
+    *,
+    plp_name: str,
+    category: Category,
+    sent_at: str,
+    acknowledged: int,
+    planned: int,
+    threshold: float,
+    text: str,
+    language: Language,
+) -> tuple[str, str]:
+    """Subject and text telling a PLP's coordinators that too few members acknowledged an urgent alert."""
+    values = {
+        "plp": plp_name,
+        "category": _CATEGORY[category][language],
+        "sent_at": sent_at,
+        "acknowledged": str(acknowledged),
+        "planned": str(planned),
+        "share": _percent(acknowledged / planned if planned else 0.0),
+        "threshold": _percent(threshold),
+        "text": text,
+    }
+    return _FEW_ACKS_SUBJECT[language].format(**values), _FEW_ACKS_TEXT[language].format(**values)
+
+
+def _percent(share: float) -> str:
+    return f"{round(100 * share, 1):g}"
 
 
 def say(key: Words, language: Language, **values: str) -> str:

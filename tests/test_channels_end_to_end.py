@@ -8,179 +8,30 @@ members who between them use all of them, in French, Dutch, German and English.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from config import Settings
-from dispatcher.accounts import create_actor
-from dispatcher.api.app import create_app
-from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Role
-from dispatcher.runtime import Runtime
-from tests.simulators.smtp import SmtpSimulator
-from tests.simulators.telegram import TelegramSimulator
-from tests.simulators.twilio import TwilioSimulator
 from tests.support import get_json, post_json, run_queued
-
-ACCOUNT, AUTH_TOKEN = "AC" + "7" * 32, "twilio-auth-token-e2e"
-BOT_TOKEN, WEBHOOK_SECRET = "4242:bot-token-e2e", "telegram-webhook-secret-e2e"
-SMS_FROM, VOICE_FROM = "+3225550001", "+3225550009"
-TEXTS = {
-    "fr": "Cambriolage rue du Parc il y a 10 minutes, voiture grise 1-ABC-123.",
-    "nl": "Inbraak in de Parkstraat 10 minuten geleden, grijze wagen 1-ABC-123.",
-    "de": "Einbruch in der Parkstraße vor 10 Minuten, grauer Wagen 1-ABC-123.",
-    "en": "Burglary in Park Street ten minutes ago, grey car 1-ABC-123.",
-}
-EVERY_CHANNEL = {
-    "urgent": {"channels": ["sms", "email", "telegram", "voice"], "ttl_seconds": 3600},
-    # no quiet hours: what the tests send must not depend on the time of day they run
-    "police_feedback": {"channels": ["email", "telegram"], "mode": "first_that_works", "ttl_seconds": 86400},
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class World:
-    client: TestClient
-    runtime: Runtime
-    twilio: TwilioSimulator
-    smtp: SmtpSimulator
-    telegram: TelegramSimulator
-    tokens: dict[str, str]
-    plp: str
-    members: dict[str, dict[str, Any]]
-    base: str
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    @property
-    def telegram_webhook(self) -> str:
-        return f"{self.base}/v1/webhooks/telegram"
-
-    @property
-    def sms_webhook(self) -> str:
-        return f"{self.base}/v1/webhooks/twilio/sms"
-
-    async def alert(self, body: dict[str, Any] | None = None, *, who: str = "police") -> dict[str, Any]:
-        payload = body or {"urgency": "urgent", "category": "burglary", "plp_ids": [self.plp], "texts": TEXTS}
-        return dict(await post_json(self.client, "/v1/alerts", payload, headers=self.auth(who), expect=202))
-
-    async def deliveries(self, alert_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-        page = await get_json(self.client, f"/v1/alerts/{alert_id}/deliveries", headers=self.auth("admin"))
-        names = {m["id"]: name for name, m in self.members.items()}
-        return {(d["channel"], names[d["member_id"]]): d for d in page["items"]}
-
-    async def member(self, name: str) -> dict[str, Any]:
-        path = f"/v1/plps/{self.plp}/members/{self.members[name]['id']}"
-        return dict(await get_json(self.client, path, headers=self.auth("coordinator")))
+from tests.world import (
+    ACCOUNT,
+    SMS_FROM,
+    TEXTS,
+    VOICE_FROM,
+    WEBHOOK_SECRET,
+    World,
+    callback_data,
+    link_in,
+    open_world,
+)
 
 
 @pytest.fixture
-async def world(redis_url: str, tmp_path: Any) -> AsyncIterator[World]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with (
-        TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN) as twilio,
-        SmtpSimulator() as smtp,
-        TelegramSimulator(token=BOT_TOKEN) as telegram,
-    ):
-        settings = Settings(
-            redis_url=redis_url,
-            key_prefix="plptest:",
-            queue_prefix="plptest",
-            data_dir=tmp_path,
-            public_base_url=base,
-            twilio_account_sid=ACCOUNT,
-            twilio_auth_token=AUTH_TOKEN,
-            twilio_api_base_url=twilio.base_url,
-            twilio_sms_from=(SMS_FROM,),
-            twilio_voice_from=VOICE_FROM,
-            smtp_host=smtp.host,
-            smtp_port=smtp.port,
-            smtp_security="none",
-            smtp_from="PLP alerts <alerts@plp.example>",
-            telegram_bot_token=BOT_TOKEN,
-            telegram_api_base_url=telegram.base_url,
-            telegram_bot_username="plp_alert_bot",
-            telegram_webhook_secret=WEBHOOK_SECRET,
-            limit_voice_per_second=100,  # provider pacing has its own tests; here it would only slow them
-        )
-        runtime = Runtime.from_settings(settings)
-        runtime.rq_connection.flushdb()
-        try:
-            async with TestServer(create_app(runtime), port=port) as server, TestClient(server) as client:
-                yield await _neighbourhood(client, runtime, twilio, smtp, telegram, base)
-        finally:
-            runtime.rq_connection.flushdb()
-
-
-async def _neighbourhood(
-    client: TestClient,
-    runtime: Runtime,
-    twilio: TwilioSimulator,
-    smtp: SmtpSimulator,
-    telegram: TelegramSimulator,
-    base: str,
-) -> World:
-    store = client.server.app[SERVICES].store
-    _, admin = await create_actor(store, ActorIn(name="Admin", role=Role.ADMIN))
-    _, police = await create_actor(store, ActorIn(name="Inspecteur", role=Role.POLICE, police_zone="5340"))
-    headers = {"Authorization": f"Bearer {admin}"}
-    plp_body = {"name": "PLP Parc", "commune": "Uccle", "police_zone": "5340", "charter": EVERY_CHANNEL}
-    plp = (
-        await post_json(
-            client, "/v1/plps", {**plp_body, "reply_to": ["coordination@plp.example"]}, headers=headers, expect=201
-        )
-    )["id"]
-    _, coordinator = await create_actor(store, ActorIn(name="Coordinatrice", role=Role.COORDINATOR, plp_ids=[plp]))
-    world = World(
-        client,
-        runtime,
-        twilio,
-        smtp,
-        telegram,
-        {"admin": admin, "police": police, "coordinator": coordinator},
-        plp,
-        {},
-        base,
-    )
-    people = {
-        "anne": {"name": "Anne Dubois", "phone": "0470 11 11 11", "email": "anne@example.org", "language": "fr"},
-        "piet": {"name": "Piet Janssens", "phone": "0470 22 22 22", "language": "nl"},
-        "lea": {"name": "Lea Schmitz", "email": "lea@example.org", "language": "de"},
-        "john": {"name": "John Smith", "phone": "+32 470 44 44 44", "email": "john@example.org", "language": "en"},
-    }
-    for name, body in people.items():
-        world.members[name] = await post_json(
-            client, f"/v1/plps/{plp}/members", body, headers=world.auth("coordinator"), expect=201
-        )
-    for name, chat in (("piet", 1001), ("john", 1002)):
-        link = await post_json(
-            client,
-            f"/v1/plps/{plp}/members/{world.members[name]['id']}/telegram-link",
-            None,
-            headers=world.auth("coordinator"),
-            expect=201,
-        )
-        assert link["url"].startswith("https://t.me/plp_alert_bot?start=")
-        status, answer = await telegram.member_sends(
-            world.telegram_webhook, chat, link["start_command"], secret=WEBHOOK_SECRET
-        )
-        assert status == 200 and answer["method"] == "sendMessage"
-        world.members[name] = await world.member(name)
-        assert world.members[name]["telegram_chat_id"] == chat
-    return world
+async def world(redis_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with open_world(redis_url, tmp_path) as opened:
+        yield opened
 
 
 async def _sent_alert(world: World) -> dict[str, Any]:
@@ -440,16 +291,11 @@ async def test_the_preview_shows_segments_reach_and_cost_before_sending(world: W
 
 
 def _callback_data(markup: Any) -> str:
-    import json
-
-    data = json.loads(markup) if isinstance(markup, str) else markup
-    return str(data["inline_keyboard"][0][0]["callback_data"])
+    return callback_data(markup)
 
 
 def _receipt_link(mail: Any) -> str:
-    found = re.search(r"https?://\S+/v1/r/\S+", mail.get_body(("plain",)).get_content())
-    assert found is not None
-    return found.group(0)
+    return link_in(mail, "/v1/r/")
 
 
 async def test_a_replayed_webhook_is_recorded_once(world: World) -> None:

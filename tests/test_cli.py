@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def test_redis_keeps_only_the_hash_of_a_token(plp: Plp, runtime: Runtime) -> Non
             "zset": lambda k: redis.zrange(k, 0, -1),
             "set": lambda k: list(redis.smembers(k)),
             "list": lambda k: redis.lrange(k, 0, -1),
+            "stream": lambda k: [v for _, fields in redis.xrange(k) for item in fields.items() for v in item],
         }[kind](key)
         assert not any(token in str(value) for value in stored), key
     assert redis.exists(f"plptest:token:{hashlib.sha256(token.encode()).hexdigest()}")
@@ -139,3 +141,101 @@ def test_help_lists_the_commands() -> None:
     commands = result.output.split("Commands:")[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
     assert listed >= {"web", "worker", "token", "dev"}
+
+
+TOKEN_ID = re.compile(r"tok_[0-9a-f]{10}")
+
+
+def actor_of(result: Result) -> str:
+    found = re.search(r"^actor (\w+)", result.output, re.MULTILINE)
+    assert found, result.output
+    return found.group(1)
+
+
+def issued_token_id(result: Result) -> str:
+    found = TOKEN_ID.findall(result.output)
+    assert len(found) == 1, result.output
+    return str(found[0])
+
+
+async def test_issue_gives_a_token_id_and_the_validity_asked(client: TestClient, plp: Plp) -> None:
+    """``--ttl-days 7`` prints the token's id and an expiry 7 days ahead; the API agrees."""
+    result = await asyncio.to_thread(plp, "token", "issue", "--name", "Admin Y", "--role", "admin", "--ttl-days", "7")
+    token, token_id = issued_token(result), issued_token_id(result)
+    expires = datetime.now(UTC) + timedelta(days=7)
+    assert f"expires {expires:%Y-%m-%d}" in result.output
+    listed = await client.get("/v1/tokens", headers={"Authorization": f"Bearer {token}"})
+    [item] = (await listed.json())["items"]
+    assert item["id"] == token_id
+    assert abs(datetime.fromisoformat(item["expires_at"]) - expires) < timedelta(minutes=1)
+
+
+def test_issue_to_an_existing_actor(plp: Plp) -> None:
+    """``--actor ID`` issues another token to that actor; an unknown actor is a one-line error."""
+    first = plp("token", "issue", "--name", "Inspecteur X", "--role", "police", "--zone", "5340")
+    actor_id = actor_of(first)
+    second = plp("token", "issue", "--actor", actor_id)
+    assert issued_token(second) != issued_token(first)
+    assert f"actor {actor_id} (police)" in second.output
+    result = plp("token", "issue", "--actor", "nosuchactor")
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == ["Error: no actor 'nosuchactor'"]
+
+
+def test_issue_needs_an_actor_or_a_name_and_role(plp: Plp) -> None:
+    """Neither ``--actor`` nor ``--name``/``--role``, or both, is a usage error."""
+    for args in (["--name", "X"], ["--actor", "abc", "--role", "admin"]):
+        result = plp("token", "issue", *args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+
+
+def test_list_shows_tokens_without_their_secrets(plp: Plp) -> None:
+    """``plp token list`` shows id, actor, name, role, times and status of each token, never a secret."""
+    first = plp("token", "issue", "--name", "Admin X", "--role", "admin")
+    second = plp("token", "issue", "--name", "Inspecteur X", "--role", "police", "--zone", "5340")
+    result = plp("token", "list")
+    assert result.exit_code == 0, result.output
+    assert not TOKEN.findall(result.output)
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:4] == ["TOKEN", "ACTOR", "NAME", "ROLE"]
+    assert [line.split()[0] for line in lines[1:]] == [issued_token_id(second), issued_token_id(first)]
+    assert all(line.endswith("active") for line in lines[1:])
+    actor_id = actor_of(second)
+    only = plp("token", "list", "--actor", actor_id).output.strip().splitlines()
+    assert [line.split()[0] for line in only[1:]] == [issued_token_id(second)]
+
+
+async def test_a_revoked_token_is_refused_by_the_api(client: TestClient, plp: Plp) -> None:
+    """``plp token revoke TOKEN_ID`` makes the API refuse the token at once; the listing says revoked."""
+    issued = await asyncio.to_thread(plp, "token", "issue", "--name", "Admin X", "--role", "admin")
+    token, token_id = issued_token(issued), issued_token_id(issued)
+    assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})).status == 200
+    result = await asyncio.to_thread(plp, "token", "revoke", token_id)
+    assert result.exit_code == 0, result.output
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 401
+    assert (await response.json())["errors"][0]["reason"] == "revoked"
+    listed = await asyncio.to_thread(plp, "token", "list")
+    assert listed.output.strip().splitlines()[1].endswith("revoked")
+
+
+def test_revoking_an_unknown_token_is_a_one_line_error(plp: Plp) -> None:
+    """An id no token has is refused in one line."""
+    result = plp("token", "revoke", "tok_0000000000")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["Error: no token 'tok_0000000000'"]
+
+
+def test_the_command_line_is_audited_as_the_operator(plp: Plp, runtime: Runtime) -> None:
+    """Issuing and revoking from the command line are in the audit log, by actor "cli", role "operator"."""
+    token_id = issued_token_id(plp("token", "issue", "--name", "Admin X", "--role", "admin"))
+    plp("token", "revoke", token_id)
+    entries = runtime.sync_redis.xrange(runtime.keys.audit())
+    actions = [(f["actor_id"], f["role"], f["action"]) for _, f in entries]
+    assert actions == [
+        ("cli", "operator", "actor.created"),
+        ("cli", "operator", "token.issued"),
+        ("cli", "operator", "token.revoked"),
+    ]
+    assert all(token_id in f["target"] for _, f in entries[1:])

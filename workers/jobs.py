@@ -6,10 +6,11 @@ format: jobs already queued must still run after a deploy.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from functools import lru_cache
 
 from config import load_settings
-from dispatcher import fanout, sending
+from dispatcher import escalation, fanout, retention, sending
 from dispatcher.runtime import Runtime
 
 
@@ -27,3 +28,19 @@ def fan_out(alert_id: str, plp_ids: list[str]) -> int:
 async def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
     """Send a batch of deliveries concurrently (RQ runs the coroutine in a fresh event loop)."""
     return await sending.send_batch(runtime(), alert_id, plp_id, refs)
+
+
+def purge() -> dict[str, float | int | bool]:
+    """Purge deliveries, receipts and replies older than PLP_RETENTION_DAYS; schedule the next run (daily)."""
+    return asdict(retention.run_scheduled(runtime()))
+
+
+def escalate(alert_id: str, plp_id: str) -> int:
+    """Reach once more the PLP's members who have not acknowledged an urgent alert; return the deliveries added."""
+    return escalation.escalate(runtime(), alert_id, plp_id).added
+
+
+async def check_acknowledgements(alert_id: str, plp_id: str) -> bool:
+    """Tell the PLP's coordinators and the author if too few members acknowledged; True if they were told now."""
+    check = await escalation.check_acknowledgements(runtime(), alert_id, plp_id)
+    return check is not None and check.notification is not None

@@ -1,13 +1,87 @@
-"""Actors and tokens (admin), and who am I."""
+"""Actors and their tokens (admin), and who am I.
+
+A token's secret is shown once, when it is issued; listings show its public id
+(``tok_...``), whose it is and its validity, never the secret nor its hash.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from config.settings import MAX_TOKEN_TTL_DAYS
 from dispatcher import accounts, policy
+from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
-from dispatcher.api.views import ActorView, IssuedToken
-from dispatcher.models import ActorIn
+from dispatcher.api.views import ActorView, IssuedToken, Query
+from dispatcher.audit import Action
+from dispatcher.models import Actor, ActorIn, Role, Strict
+from dispatcher.store import NewToken, TokenRecord, now_ts
+
+
+class TokenRequest(Strict):
+    """How long the new token stays valid; the body may be left out."""
+
+    ttl_days: int | None = Field(
+        default=None, ge=1, le=MAX_TOKEN_TTL_DAYS, description="Days; default PLP_TOKEN_TTL_DAYS"
+    )
+
+
+class TokenIssued(IssuedToken):
+    """A bearer token, shown this once (only its hash is kept), with its public id and expiry."""
+
+    token_id: str
+    expires_at: datetime
+
+
+class TokenView(BaseModel):
+    """A token as listings show it: never its secret."""
+
+    id: str
+    actor_id: str
+    actor_name: str | None = Field(description="null if the actor is gone")
+    role: Role | None
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+    @classmethod
+    def build(cls, record: TokenRecord, actor: Actor | None) -> TokenView:
+        return cls(
+            id=record.id,
+            actor_id=record.actor_id,
+            actor_name=actor.name if actor else None,
+            role=actor.role if actor else None,
+            issued_at=record.issued_at,
+            expires_at=record.expires_at,
+            revoked_at=record.revoked_at,
+            status=record.refusal(now_ts()) or "active",
+        )
+
+
+class TokenList(BaseModel):
+    """Tokens, newest first."""
+
+    items: list[TokenView]
+
+
+class TokenListQuery(Query):
+    actor_id: str | None = Field(default=None, max_length=100, description="Only this actor's tokens")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+def _issued(actor: Actor, token: NewToken) -> TokenIssued:
+    return TokenIssued(
+        actor=ActorView.model_validate(actor.model_dump()),
+        token=token.secret,
+        token_id=token.record.id,
+        expires_at=token.record.expires_at,
+    )
 
 
 @api.operation(
@@ -16,33 +90,70 @@ from dispatcher.models import ActorIn
     summary="Create an actor and issue their first token (admin)",
     tag="access",
     body=ActorIn,
-    responses={201: IssuedToken},
+    responses={201: TokenIssued},
 )
 async def create_actor(call: Call) -> Reply:
     policy.require_admin(call.who, "create actors and issue tokens")
+    ttl_days = services(call).runtime.settings.token_ttl_days
     try:
-        actor, token = await accounts.create_actor(services(call).store, call.body)
+        actor, token = await accounts.open_account(services(call).store, call.body, ttl_days=ttl_days)
     except ValueError as exc:
         raise Problem(422, "Invalid request", str(exc), errors=[{"field": "body", "reason": str(exc)}]) from None
-    return Reply(201, IssuedToken(actor=ActorView.model_validate(actor.model_dump()), token=token))
+    await note(call, Action.ACTOR_CREATED, detail=actor.role.value, actor=actor.id)
+    await note(call, Action.TOKEN_ISSUED, actor=actor.id, token=token.record.id)
+    return Reply(201, _issued(actor, token))
 
 
 @api.operation(
     "POST",
     "/v1/actors/{actor_id}/tokens",
-    summary="Issue another token to an actor (admin)",
+    summary="Issue another token to an actor, optionally with its validity in days (admin)",
     tag="access",
-    responses={201: IssuedToken},
+    body=TokenRequest,
+    body_required=False,
+    responses={201: TokenIssued},
 )
 async def issue_token(call: Call) -> Reply:
     policy.require_admin(call.who, "issue tokens")
-    store = services(call).store
-    actor = await store.get_actor(call.path("actor_id"))
+    svc = services(call)
+    actor = await svc.store.get_actor(call.path("actor_id"))
     if actor is None:
         raise Problem(404, "Not found", f"no actor {call.path('actor_id')!r}")
-    return Reply(
-        201, IssuedToken(actor=ActorView.model_validate(actor.model_dump()), token=await store.issue_token(actor))
-    )
+    token = await svc.store.issue_token(actor, ttl_days=call.body.ttl_days or svc.runtime.settings.token_ttl_days)
+    await note(call, Action.TOKEN_ISSUED, actor=actor.id, token=token.record.id)
+    return Reply(201, _issued(actor, token))
+
+
+@api.operation(
+    "GET",
+    "/v1/tokens",
+    summary="List tokens, newest first: ids, owners, validity; never the secrets (admin)",
+    tag="access",
+    query=TokenListQuery,
+    responses={200: TokenList},
+)
+async def list_tokens(call: Call) -> Reply:
+    policy.require_admin(call.who, "list tokens")
+    store = services(call).store
+    records = await store.list_tokens(actor_id=call.query.actor_id, limit=call.query.limit)
+    actors = {actor_id: await store.get_actor(actor_id) for actor_id in {r.actor_id for r in records}}
+    return Reply(200, TokenList(items=[TokenView.build(r, actors[r.actor_id]) for r in records]))
+
+
+@api.operation(
+    "DELETE",
+    "/v1/tokens/{token_id}",
+    summary="Revoke a token: it is refused from now on (admin)",
+    tag="access",
+    responses={204: None},
+)
+async def revoke_token(call: Call) -> Reply:
+    policy.require_admin(call.who, "revoke tokens")
+    record = await services(call).store.revoke_token(call.path("token_id"))
+    if record is None:
+        raise Problem(404, "Not found", f"no token {call.path('token_id')!r}")
+    await note(call, Action.TOKEN_REVOKED, actor=record.actor_id, token=record.id)
+    return Reply(204)
 
 
 @api.operation("GET", "/v1/me", summary="The actor this token belongs to", tag="access", responses={200: ActorView})

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from dispatcher import intake, policy
+from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import alert_or_404, api, services
@@ -21,6 +22,7 @@ from dispatcher.api.views import (
     DeliveryView,
     SmsTextView,
 )
+from dispatcher.audit import Action
 from dispatcher.estimate import estimate, sms_texts
 from dispatcher.models import (
     Actor,
@@ -127,6 +129,7 @@ async def create_alert(call: Call) -> Reply:
         if key is not None:
             await svc.store.redis.delete(svc.runtime.keys.idempotency(actor.id, key))
         raise
+    await note(call, Action.ALERT_CREATED, detail=f"{alert.urgency.value} {alert.category.value}", alert=alert.id)
     return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}"})
 
 
@@ -268,6 +271,7 @@ async def cancel_alert(call: Call) -> Reply:
     if not await services(call).store.cancel_alert(alert.id):
         progress = await services(call).store.get_progress(alert.id)
         raise Problem(409, "Conflict", f"the alert is already {progress.status.value}")
+    await note(call, Action.ALERT_CANCELLED, alert=alert.id)
     return Reply(200, await _view(call, alert))
 
 
@@ -279,6 +283,7 @@ async def _decide(call: Call, relay: Relay) -> Reply:
     policy.can_decide_relay(call.who, plp)
     svc = services(call)
     await svc.blocking(intake.decide_relay, svc.runtime, alert, relay)
+    await note(call, Action(f"relay.{relay.state.value}"), alert=alert.id, plp=plp.id)  # approved or declined
     return Reply(200, await _view(call, alert))
 
 

@@ -1,4 +1,9 @@
-"""The aiohttp application: ``create_app(settings)`` wires middlewares, clients and routes."""
+"""The aiohttp application: ``create_app(settings)`` wires middlewares, clients and routes.
+
+Middlewares, outermost first: problems (every error a problem+json), throttle (the
+source address's rate, and its lock-out after failed authentications), bearer auth
+(the token, then its rate). The policy of the throttle is ``dispatcher.throttle``.
+"""
 
 from __future__ import annotations
 
@@ -8,51 +13,129 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from dispatcher.api import actors, alerts, feedback, health, members, pages, plps, webhooks  # noqa: F401  (they register operations)
+from dispatcher.api import actors, alerts, audit, feedback, health, members, notifications, pages, plps, webhooks  # noqa: F401  (they register operations)
 from dispatcher.api.problems import Problem, problem_middleware
 from dispatcher.api.routing import ACTOR
 from dispatcher.api.services import SERVICES, Services, api
+from dispatcher.models import Actor
 from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.store import Store, TokenRecord, TokenRefused
+from dispatcher.throttle import FailedAuth, Refusal, Throttle, client_address
 
 log = structlog.get_logger(__name__)
 
 _PUBLIC = frozenset(op.path for op in api.operations if op.public)
+# The providers' callbacks are signed, and their volume follows our own sending rate, from a
+# few provider addresses: refused, they would be lost (Twilio does not retry a refused status
+# callback or incoming SMS, so a member's STOP would be). They are not metered per address.
+_PROVIDER_CALLBACKS = frozenset(op.path for op in api.operations if op.tag == "webhooks")
+
+THROTTLE = web.AppKey("throttle", Throttle)
+ADDRESS = web.RequestKey("address", str)
+FAILED_AUTH = web.RequestKey("failed_auth", FailedAuth)
+
+_REASONS = {
+    "unknown": "this token is not valid",
+    "expired": "this token has expired",
+    "revoked": "this token was revoked",
+}
+
+
+def _route(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None and request.match_info.http_exception is None else None
+
+
+def _needs_token(request: web.Request) -> bool:
+    route = _route(request)
+    return route is not None and route not in _PUBLIC
+
+
+def too_many(refusal: Refusal) -> Problem:
+    return Problem(
+        429,
+        "Too many requests",
+        f"{refusal.reason}; retry in {refusal.retry_after} s",
+        headers={"Retry-After": str(refusal.retry_after)},
+    )
+
+
+@web.middleware
+async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (429) a source address over its rate, or locked out after failed authentications."""
+    throttle = request.app[THROTTLE]
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"), throttle.trusted_proxies)
+    request[ADDRESS] = address
+    refusal = None if _route(request) in _PROVIDER_CALLBACKS else await throttle.admit_address(address)
+    if refusal is not None:
+        raise too_many(refusal)
+    if _needs_token(request):
+        request[FAILED_AUTH] = failed = await throttle.failed_auth(address)
+        if failed.refusal is not None:
+            raise too_many(failed.refusal)
+    return await handler(request)
 
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to an actor; every route but the public ones needs one."""
-    resource = request.match_info.route.resource
-    if request.match_info.http_exception is not None or (resource is not None and resource.canonical in _PUBLIC):
+    if not _needs_token(request):
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    actor, record = await _authenticate(request)
+    throttle = request.app[THROTTLE]
+    if request[FAILED_AUTH].failures:
+        await throttle.forget_failures(request[ADDRESS])
+    refusal = await throttle.admit_token(record.id)
+    if refusal is not None:
+        raise too_many(refusal)
+    request[ACTOR] = actor
+    with structlog.contextvars.bound_contextvars(actor_id=actor.id, role=actor.role.value, token_id=record.id):
+        return await handler(request)
+
+
+async def _authenticate(request: web.Request) -> tuple[Actor, TokenRecord]:
+    """The actor and token record of the request's bearer token; raises a 401 (or 429) problem."""
+    if "Authorization" not in request.headers:
         raise Problem(
             401,
             "Unauthorized",
             "send a bearer token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    actor = await request.app[SERVICES].store.actor_for_token(token.strip())
-    if actor is None:
-        raise Problem(
-            401, "Unauthorized", "this token is not valid", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        )
-    request[ACTOR] = actor
-    with structlog.contextvars.bound_contextvars(actor_id=actor.id, role=actor.role.value):
-        return await handler(request)
+    scheme, _, token = request.headers["Authorization"].partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenRefused("unknown")
+        return await request.app[SERVICES].store.actor_for_token(token.strip())
+    except TokenRefused as refused:
+        raise await _refuse(request, refused.reason) from None
+
+
+async def _refuse(request: web.Request, reason: str) -> Problem:
+    """A failed authentication: counted against the address; 401, or 429 once it must slow down."""
+    failed = await request.app[THROTTLE].record_failure(request[ADDRESS])
+    log.info("api.authentication_failed", reason=reason, address=request[ADDRESS], failures=failed.failures)
+    if failed.slowed is not None:
+        return too_many(failed.slowed)
+    return Problem(
+        401,
+        "Unauthorized",
+        _REASONS[reason],
+        errors=[{"field": "header.Authorization", "reason": reason}],
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+    )
 
 
 def create_app(runtime: Runtime) -> web.Application:
     """The web application for a runtime; Redis clients open on startup and close on cleanup."""
     app = web.Application(
-        middlewares=[problem_middleware, bearer_auth], client_max_size=runtime.settings.max_body_bytes
+        middlewares=[problem_middleware, throttle, bearer_auth], client_max_size=runtime.settings.max_body_bytes
     )
 
     async def clients(app: web.Application) -> AsyncIterator[None]:
         redis = runtime.async_redis()
         app[SERVICES] = Services(runtime=runtime, store=Store(redis, runtime.keys))
+        app[THROTTLE] = Throttle(redis, runtime.keys, runtime.settings)
         yield
         await redis.aclose()
 

@@ -7,12 +7,15 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import membership, policy
+from dispatcher import export, membership, policy
+from dispatcher.api.audit import changed, left, note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_json
 from dispatcher.api.services import api, plp_or_404, services
 from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, RejectedRow
+from dispatcher.audit import Action
 from dispatcher.contacts import InvalidContact
+from dispatcher.export import MemberExport
 from dispatcher.models import Actor, Member, MemberIn, MemberPatch, Plp, Role
 
 
@@ -63,6 +66,7 @@ async def create_member(call: Call) -> Reply:
         member, existed = await membership.enroll(svc.store, plp, call.body, region=svc.runtime.settings.default_region)
     except InvalidContact as exc:
         raise _invalid_phone(exc) from None
+    await note(call, Action.MEMBER_LINKED if existed else Action.MEMBER_CREATED, plp=plp.id, member=member.id)
     location = {"Location": f"/v1/plps/{plp.id}/members/{member.id}"}
     return Reply(200 if existed else 201, view(member, call.who), location)
 
@@ -78,6 +82,7 @@ async def create_member(call: Call) -> Reply:
 async def list_members(call: Call) -> Reply:
     plp = await _plp_for_members(call)
     page = await services(call).store.list_members(plp.id, cursor=call.query.cursor, limit=call.query.limit)
+    await note(call, Action.MEMBER_LISTED, detail=f"{len(page.items)} members", plp=plp.id)
     return Reply(200, MemberPage(items=[view(m, call.who) for m in page.items], next_cursor=page.next_cursor))
 
 
@@ -86,7 +91,9 @@ async def list_members(call: Call) -> Reply:
 )
 async def get_member(call: Call) -> Reply:
     plp = await _plp_for_members(call)
-    return Reply(200, view(await _member_in(call, plp), call.who))
+    member = await _member_in(call, plp)
+    await note(call, Action.MEMBER_VIEWED, plp=plp.id, member=member.id)
+    return Reply(200, view(member, call.who))
 
 
 @api.operation(
@@ -105,6 +112,7 @@ async def update_member(call: Call) -> Reply:
         updated = await membership.change(svc.store, member, call.body, region=svc.runtime.settings.default_region)
     except InvalidContact as exc:
         raise _invalid_phone(exc) from None
+    await note(call, Action.MEMBER_CHANGED, detail=changed(call.body), plp=plp.id, member=member.id)
     return Reply(200, view(updated, call.who))
 
 
@@ -119,7 +127,27 @@ async def delete_member(call: Call) -> Reply:
     plp = await _plp_for_members(call)
     member = await _member_in(call, plp)
     await services(call).store.remove_member(member, plp.id)
+    await note(call, left(member, plp.id), plp=plp.id, member=member.id)
     return Reply(204)
+
+
+@api.operation(
+    "GET",
+    "/v1/plps/{plp_id}/members/{member_id}/export",
+    summary="Everything stored about a member, as JSON (a coordinator's export: what concerns their PLPs)",
+    tag="members",
+    responses={200: MemberExport},
+)
+async def export_member(call: Call) -> Reply:
+    plp = await _plp_for_members(call)
+    member = await _member_in(call, plp)
+    svc = services(call)
+    scope = None if call.who.role is Role.ADMIN else call.who.plp_ids
+    data = await export.export_member(
+        svc.store, member, retention_days=svc.runtime.settings.retention_days, plp_ids=scope
+    )
+    await note(call, Action.MEMBER_EXPORTED, member=member.id, plp=plp.id, detail="complete" if data.complete else "")
+    return Reply(200, data, {"Cache-Control": "no-store"})
 
 
 async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
@@ -159,6 +187,7 @@ async def import_members(call: Call) -> Reply:
     if len(rows) > limit:
         raise Problem(413, "Too many rows", f"{len(rows)} rows; import at most {limit} at once")
     imported, rejected = await membership.import_rows(svc.store, plp, rows, region=svc.runtime.settings.default_region)
+    await note(call, Action.MEMBER_IMPORTED, detail=f"{len(imported)} imported, {len(rejected)} rejected", plp=plp.id)
     return Reply(
         200,
         ImportReport(

@@ -1,4 +1,4 @@
-"""The pages behind the links in e-mails: confirm receipt or reply, and unsubscribe.
+"""The pages behind the links in e-mails: confirm receipt or reply, unsubscribe, see one's data.
 
 Opening a link changes nothing: mail scanners follow links. Only the POST from the page's
 button acknowledges, sends feedback or unsubscribes (and the one-click POST of RFC 8058,
@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from aiohttp import web
 
+from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.compose import templates
+from dispatcher.export import MemberExport, export_member
 from dispatcher.links import InvalidLink, Purpose
 from dispatcher.models import ChannelName, Language, Member
 from dispatcher.receipts import MAX_FEEDBACK, Receipts, page_language
 from dispatcher.store import split_delivery_id
 from dispatcher.wording import Words, say
+
+log = structlog.get_logger(__name__)
 
 HTML = "text/html"
 
@@ -142,3 +147,26 @@ async def unsubscribe_submit(call: Call) -> Reply:
         return _expired(call)
     await Receipts(services(call).store).opt_out(member, via="email link")
     return _page(200, member.language, title=say(Words.OPTED_OUT, member.language))
+
+
+@api.operation(
+    "GET",
+    "/v1/x/{token}",
+    summary="Everything stored about the member, as JSON, from the data link in their e-mails (410 if expired)",
+    tag="members",
+    public=True,
+    responses={200: MemberExport},
+)
+async def member_data(call: Call) -> Reply:
+    svc = services(call)
+    try:
+        member_id = svc.runtime.links.read(Purpose.EXPORT, call.path("token"))
+    except InvalidLink:
+        member_id = None
+    member = await svc.store.get_member(member_id) if member_id else None
+    if member is None:  # a forged or expired link, or a member whose data is already erased
+        raise Problem(410, "Gone", "this link is not valid or has expired")
+    data = await export_member(svc.store, member, retention_days=svc.runtime.settings.retention_days)
+    log.info("member.exported", member_id=member.id, via="link", complete=True)
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+    return Reply(200, data, headers | {"Content-Disposition": 'inline; filename="plp-data.json"'})

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dispatcher import policy
+from dispatcher.api.audit import note
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, plp_or_404, services
 from dispatcher.api.views import PlpList, PlpListQuery, PlpView
+from dispatcher.audit import Action
 from dispatcher.models import Charter, Plp, PlpIn, Role
 from dispatcher.store import new_id
 
@@ -18,6 +20,7 @@ async def create_plp(call: Call) -> Reply:
     body: PlpIn = call.body
     plp = Plp(**body.model_dump(), id=new_id(), created_at=datetime.now(UTC))
     await services(call).store.save_plp(plp)
+    await note(call, Action.PLP_CREATED, plp=plp.id)
     return Reply(201, PlpView.model_validate(plp.model_dump()), {"Location": f"/v1/plps/{plp.id}"})
 
 
@@ -59,4 +62,5 @@ async def put_charter(call: Call) -> Reply:
     plp = await plp_or_404(call, call.path("plp_id"))
     policy.can_change_charter(call.who, plp)
     updated = await services(call).store.set_charter(plp, call.body)
+    await note(call, Action.CHARTER_CHANGED, plp=plp.id)
     return Reply(200, PlpView.model_validate(updated.model_dump()))

@@ -69,6 +69,7 @@ class Operation:
     public: bool = False
     body_reader: BodyReader | None = None
     extra_content: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    body_required: bool = True
 
     @property
     def operation_id(self) -> str:
@@ -95,6 +96,7 @@ class Api:
         public: bool = False,
         body_reader: BodyReader | None = None,
         extra_content: Mapping[str, dict[str, Any]] | None = None,
+        body_required: bool = True,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -110,6 +112,7 @@ class Api:
                     public=public,
                     body_reader=body_reader,
                     extra_content=extra_content or {},
+                    body_required=body_required,
                 )
             )
             return handler
@@ -147,6 +150,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             call.query = _validate(op.query, dict(request.query), "query")
         if op.body_reader is not None:
             call.body = await op.body_reader(request)
+        elif op.body is not None and not op.body_required and not await _has_body(request):
+            call.body = _validate(op.body, {}, "body")
         elif op.body is not None:
             call.body = _validate(op.body, await read_json(request), "body")
         reply = await op.handler(call)
@@ -171,6 +176,10 @@ async def read_json(request: web.Request) -> Any:
         raise Problem(
             400, "Malformed JSON", "the body is not valid JSON", errors=[{"field": "body", "reason": reason}]
         ) from None
+
+
+async def _has_body(request: web.Request) -> bool:
+    return request.body_exists and bool(await request.read())
 
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
@@ -249,7 +258,7 @@ def _describe(op: Operation) -> dict[str, Any]:
         doc["security"] = []
     if op.body is not None:
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}
-        doc["requestBody"] = {"required": True, "content": content | dict(op.extra_content)}
+        doc["requestBody"] = {"required": op.body_required, "content": content | dict(op.extra_content)}
     return doc
 
 

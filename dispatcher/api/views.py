@@ -109,6 +109,9 @@ class AlertCounts(BaseModel):
     acknowledged: int
     members_unreachable: int = Field(description="Members with no channel of the plan they can be reached on")
     members_opted_out: int = Field(description="Members skipped because they opted out")
+    escalated: int = Field(
+        default=0, description="Deliveries added to reach members who had not acknowledged an urgent alert in time"
+    )
 
 
 class AlertCost(BaseModel):
@@ -139,6 +142,10 @@ class AlertView(BaseModel):
     relays: list[Relay]
     counts: AlertCounts
     cost: AlertCost
+    held_until: datetime | None = Field(
+        default=None,
+        description="Non-urgent: the end of the quiet hours its sending was held until (the latest, over its PLPs)",
+    )
 
     @classmethod
     def build(cls, alert: Alert, progress: AlertProgress, settings: Settings) -> AlertView:
@@ -156,6 +163,7 @@ class AlertView(BaseModel):
                 estimated=settings.price_sms_segment * sms + settings.price_voice_minute * voice,
                 currency=settings.currency,
             ),
+            held_until=progress.held_until,
         )
 
 
@@ -197,6 +205,7 @@ def _counts(raw: dict[str, int]) -> AlertCounts:
         acknowledged=raw.get("acknowledged", 0),
         members_unreachable=raw.get("unreachable", 0),
         members_opted_out=raw.get("opted_out", 0),
+        escalated=raw.get("escalated", 0),
     )
 
 

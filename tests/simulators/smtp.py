@@ -5,6 +5,13 @@
         ...
         [mail] = await smtp.wait_for(1)
 
+Faults at random rates go into ``faults`` (a ``FaultPlan`` keyed by recipient address;
+what it did is in ``injected``): a server error is a ``451`` to the RCPT, a reset closes the
+connection at the RCPT, a timeout takes the message and answers the DATA ``hold`` seconds
+later. ``latency`` delays the answer to each DATA (the message is taken first, as a real
+server commits it once the data has come in); ``duplicates()`` counts Message-IDs received
+more than once.
+
 The server runs in its own thread (``aiosmtpd.controller.Controller``); what it receives
 is signalled to the test's event loop with ``call_soon_threadsafe``, so tests wait on
 the event itself, never on a sleep.
@@ -13,6 +20,9 @@ the event itself, never on a sleep.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -22,6 +32,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.simulators.faults import Fault, FaultPlan, Injected, duplicates
 
 HOST = "127.0.0.1"
 
@@ -34,6 +46,12 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes  # the DATA as it came over the wire
+    received_at: float = 0.0  # Unix time the DATA came in
+    late: bool = False  # taken, but answered after the client's timeout (a TIMEOUT fault)
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"] or "")
 
 
 class SmtpSimulator:
@@ -57,6 +75,11 @@ class SmtpSimulator:
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
         self.stall: set[str] = set(stall or ())
         self.credentials = credentials
+        self.latency = 0.0  # seconds before answering each DATA, once the message is taken
+        self.faults: FaultPlan | None = None  # random faults by rate (see tests.simulators.faults)
+        self.injected: list[Injected] = []  # every fault acted out, in order
+        self.in_flight = 0  # messages taken and not answered yet
+        self.received: list[tuple[str, float]] = []  # (recipient, Unix time) of every RCPT, whatever its answer
         self.messages: list[ReceivedMail] = []
         self.connections_opened = 0
         self.quits = 0  # QUIT commands received: connections the client closed politely
@@ -93,6 +116,10 @@ class SmtpSimulator:
                     return list(self.messages)
                 await self._arrived.wait()
 
+    def duplicates(self) -> Counter[Hashable]:
+        """Message-IDs received more than once, with the count of extras."""
+        return duplicates(mail.message_id for mail in self.messages)
+
     async def drop_connections(self) -> None:
         """Close every client connection from the server side, as a server does with idle sessions."""
         assert self._controller is not None
@@ -109,6 +136,14 @@ class SmtpSimulator:
     def _opened(self, session: SMTP) -> None:
         self.connections_opened += 1
         self._sessions.append(session)
+
+    def _draw_fault(self, address: str) -> Fault | None:
+        if self.faults is None:
+            return None
+        fault = self.faults.draw(address, destination=address, kinds=(Fault.SERVER_ERROR, Fault.TIMEOUT, Fault.RESET))
+        if fault is not None:
+            self.injected.append(Injected(fault, address, time.time()))
+        return fault
 
     def _received(self, mail: ReceivedMail) -> None:
         self.messages.append(mail)
@@ -135,9 +170,17 @@ class _Handler:
     ) -> str:
         if address in self._simulator.stall:
             await asyncio.get_running_loop().create_future()  # never answers; cancelled when the server stops
+        self._simulator.received.append((address, time.time()))
         if address in self._simulator.reject:
             code, text = self._simulator.reject[address]
             return f"{code} {text}"
+        fault = self._simulator._draw_fault(address)
+        if fault is Fault.SERVER_ERROR:
+            return "451 4.3.0 Temporary server error, try again later"
+        if fault is Fault.RESET and server.transport is not None:
+            server.transport.close()  # gone before the message: nothing was taken
+            return "421 4.4.2 Connection reset"  # never reaches the client
+        envelope.late = fault is Fault.TIMEOUT  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -146,10 +189,21 @@ class _Handler:
         return "221 Bye"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at, late = time.time(), bool(getattr(envelope, "late", False))
         raw = envelope.original_content or b""
         # The email package works with \n line ends; on the wire they are \r\n.
         message = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw.replace(b"\r\n", b"\n")))
-        self._simulator._received(ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), message, raw))
+        simulator = self._simulator
+        simulator._received(
+            ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), message, raw, received_at, late)
+        )
+        hold = simulator.latency + (simulator.faults.hold if late and simulator.faults else 0.0)
+        if hold > 0:
+            simulator.in_flight += 1
+            try:
+                await asyncio.sleep(hold)  # the simulated server's own slowness
+            finally:
+                simulator.in_flight -= 1
         return "250 2.0.0 Message accepted for delivery"
 
 

@@ -10,6 +10,12 @@ It speaks the subset of the Bot API the service uses (``getMe``, ``sendMessage``
 ``answerCallbackQuery``, ``editMessageText``, ``setWebhook``, ``deleteWebhook``), with
 bodies as python-telegram-bot sends them (form fields, objects JSON-encoded) or as JSON,
 and answers with the API's shapes. Every call is written to ``ledger``.
+
+Faults at random rates go into ``faults`` (a ``FaultPlan`` keyed by chat and text, drawn for
+``sendMessage`` only; what it did is in ``injected``): a server error is HTTP 502, a reset
+closes the connection unanswered, a throttle is a 429 with ``retry_after``, a timeout sends
+the message and answers ``hold`` seconds later. ``duplicates()`` counts messages sent more
+than once to a chat with the same text.
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 from typing import Any, Literal
 
 from aiohttp import ClientSession, web
+
+from tests.simulators.faults import Fault, FaultPlan, Injected, duplicates
 
 HOST = "127.0.0.1"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -49,6 +58,8 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     status: int
+    received_at: float = 0.0  # Unix time the request arrived
+    late: bool = False  # answered after the client's timeout (a TIMEOUT fault)
 
 
 class TelegramSimulator:
@@ -76,6 +87,10 @@ class TelegramSimulator:
         self.blocked: set[int] = set(blocked or ())
         self.missing: set[int] = set(missing or ())
         self.throttle_once: dict[int, int] = dict(throttle_once or {})
+        self.faults: FaultPlan | None = None  # random faults by rate (see tests.simulators.faults)
+        self.injected: list[Injected] = []  # every fault acted out, in order
+        self.in_flight = 0  # API calls received and not answered yet
+        self.received: list[tuple[str, float]] = []  # (chat id, Unix time) of every sendMessage, whatever its answer
         self.ledger: list[ApiCall] = []
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
@@ -129,6 +144,11 @@ class TelegramSimulator:
     def calls(self, method: str) -> list[ApiCall]:
         """The ledger's calls of one method, in order."""
         return [call for call in self.ledger if call.method == method]
+
+    def duplicates(self) -> Counter[Hashable]:
+        """Messages sent more than once to the same chat with the same text, with the count of extras."""
+        sent = self.calls("sendMessage")
+        return duplicates((call.params["chat_id"], call.params["text"]) for call in sent if call.status == 200)
 
     # -- members ---------------------------------------------------------------------------------
 
@@ -205,24 +225,58 @@ class TelegramSimulator:
 
     # -- the Bot API -------------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        received_at = time.time()
+        self.in_flight += 1
+        try:
+            return await self._answer(request, received_at)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, received_at: float) -> web.StreamResponse:
+        params = await _params(request) if request.match_info["token"] == self.token else {}
+        fault = self._draw_fault(request.match_info["method"], params)
+        if fault is Fault.THROTTLE:  # refused at the door: never processed
+            assert self.faults is not None
+            seconds = self.faults.retry_after
+            return _error(429, f"Too Many Requests: retry after {seconds}", parameters={"retry_after": seconds})
         await self._delay()
+        if fault is Fault.RESET and request.transport is not None:
+            request.transport.close()  # read, then gone: nothing was sent
+            return web.Response(status=500)  # never reaches the client
+        if fault is Fault.SERVER_ERROR:
+            return _error(502, "Bad Gateway")
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
         endpoint = self._methods.get(method)
         if endpoint is None:
             return _error(404, "Not Found")
-        params = await _params(request)
         response = endpoint(params)
-        self.ledger.append(ApiCall(method, params, response.status))
+        self.ledger.append(ApiCall(method, params, response.status, received_at, late=fault is Fault.TIMEOUT))
+        if fault is Fault.TIMEOUT:
+            assert self.faults is not None
+            await self._delay(self.faults.hold)  # the message is in the chat; the answer comes too late
         return response
 
-    async def _delay(self) -> None:
-        if self.latency <= 0:
+    def _draw_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
+        if method != "sendMessage" or "chat_id" not in params:
+            return None
+        self.received.append((str(params["chat_id"]), time.time()))
+        if self.faults is None:
+            return None
+        key = (params["chat_id"], params.get("text", ""))
+        fault = self.faults.draw(key, destination=str(params["chat_id"]))
+        if fault is not None:
+            self.injected.append(Injected(fault, key, time.time()))
+        return fault
+
+    async def _delay(self, seconds: float | None = None) -> None:
+        seconds = self.latency if seconds is None else seconds
+        if seconds <= 0:
             return
         try:
-            async with asyncio.timeout(self.latency):
+            async with asyncio.timeout(seconds):
                 await self._closing.wait()
         except TimeoutError:
             pass

@@ -4,10 +4,13 @@ It speaks the subset the channels use: creating Messages and Calls (form-encoded
 basic auth with the account SID and auth token, Twilio-shaped JSON answers and errors).
 What it accepts goes into ``ledger``; what a test wants to go wrong goes into
 ``failures`` (by "To" number), ``drop``, ``latency``, ``undelivered``, ``answered_by`` and
-``call_outcomes``. After accepting a message or a call it posts Twilio's status callbacks,
-signed with ``X-Twilio-Signature`` as Twilio signs them, as background tasks a test
-waits for with ``callbacks_done()``. ``incoming_sms`` and ``press_digits`` post signed
-inbound traffic (``forge=True`` signs with the wrong key)::
+``call_outcomes``, and faults at random rates into ``faults`` (a ``FaultPlan``, keyed by
+the message: "To" plus body or TwiML; what it did is in ``injected``). ``duplicates()``
+counts messages accepted more than once, ``in_flight`` the requests being answered.
+After accepting a message or a call it posts Twilio's status callbacks, signed with
+``X-Twilio-Signature`` as Twilio signs them, as background tasks a test waits for with
+``callbacks_done()``. ``incoming_sms`` and ``press_digits`` post signed inbound traffic
+(``forge=True`` signs with the wrong key)::
 
     async with TwilioSimulator(account_sid=ACCOUNT, auth_token=TOKEN) as sim:
         settings = Settings(twilio_api_base_url=sim.base_url, ...)
@@ -22,7 +25,9 @@ import asyncio
 import base64
 import hmac
 import secrets
-from collections.abc import Coroutine
+import time
+from collections import Counter
+from collections.abc import Coroutine, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -32,6 +37,8 @@ from typing import Any, Literal, NamedTuple
 import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from tests.simulators.faults import Fault, FaultPlan, Injected, duplicates
 
 API_VERSION = "2010-04-01"
 #: The StatusCallbackEvent that asks for each call status; every other status ends the call ("completed").
@@ -73,6 +80,13 @@ class Accepted:
     params: dict[str, list[str]]  # every parameter as posted; repeated names keep each value
     at: datetime
     callbacks: list[Callback] = field(default_factory=list)
+    received_at: float = 0.0  # Unix time the request arrived (``at`` is when it was accepted)
+    late: bool = False  # accepted, but answered after the client's timeout (a TIMEOUT fault)
+
+    @property
+    def message_key(self) -> tuple[str, str, str]:
+        """What makes two accepted requests the same message to a person: kind, "To", body or TwiML."""
+        return (self.kind, self.to, (self.body if self.kind == "sms" else self.twiml) or "")
 
 
 class TwilioSimulator:
@@ -89,6 +103,10 @@ class TwilioSimulator:
         self.answered_by: dict[str, str] = {}  # call: AnsweredBy per number (default "human")
         self.call_outcomes: dict[str, str] = {}  # call: "no-answer", "busy" or "failed" per number
         self.call_duration = 12  # seconds, in the "completed" callback
+        self.faults: FaultPlan | None = None  # random faults by rate (see tests.simulators.faults)
+        self.injected: list[Injected] = []  # every fault acted out, in order
+        self.in_flight = 0  # create requests received and not answered yet
+        self.received: list[tuple[str, float]] = []  # ("To", Unix time) of every create request, whatever its answer
         self.ledger: list[Accepted] = []
         self.base_url = ""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,6 +149,10 @@ class TwilioSimulator:
     @property
     def calls(self) -> list[Accepted]:
         return [record for record in self.ledger if record.kind == "call"]
+
+    def duplicates(self) -> Counter[Hashable]:
+        """Messages accepted more than once (same kind, "To" and body or TwiML), with the count of extras."""
+        return duplicates(record.message_key for record in self.ledger)
 
     async def callbacks_done(self, timeout: float = 5.0) -> None:
         """Wait until every status callback started so far has been posted and answered.
@@ -182,6 +204,7 @@ class TwilioSimulator:
         return await self._create(request, "call")
 
     async def _create(self, request: web.Request, kind: Kind) -> web.StreamResponse:
+        received_at = time.time()
         if not hmac.compare_digest(
             request.headers.get("Authorization", ""), _basic_authorization(self.account_sid, self.auth_token)
         ):
@@ -190,20 +213,48 @@ class TwilioSimulator:
             return _error(Failure(404, 20404, "The requested resource was not found"))
         form = await request.post()
         params = {name: [str(value) for value in form.getall(name)] for name in dict.fromkeys(form.keys())}
+        self.in_flight += 1
+        try:
+            return await self._answer(request, kind, params, received_at)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(
+        self, request: web.Request, kind: Kind, params: dict[str, list[str]], received_at: float
+    ) -> web.StreamResponse:
+        to = _first(params, "To") or ""
+        self.received.append((to, received_at))
+        fault = self._draw_fault(kind, to, params)
+        if fault is Fault.THROTTLE:  # refused at the door, before any latency: never processed
+            assert self.faults is not None
+            return _error(Failure(429, 20429, "Too Many Requests", str(self.faults.retry_after)))
         if self.latency and not await self._held(self.latency):
             return _error(Failure(503, None, "Service unavailable"))
-        to = _first(params, "To") or ""
-        if to in self.drop and request.transport is not None:
+        if (to in self.drop or fault is Fault.RESET) and request.transport is not None:
             # Read, then gone: the client cannot know whether the request was processed.
             request.transport.close()
             return web.Response(status=500)  # never reaches the client
+        if fault is Fault.SERVER_ERROR:
+            return _error(Failure(503, 20503, "Service unavailable"))
         if to in self.failures:
             return _error(Failure(*self.failures[to]))
         refusal = _refusal(kind, params)
         if refusal is not None:
             return _error(refusal)
-        record = self._accept(kind, params)
+        record = self._accept(kind, params, received_at=received_at, late=fault is Fault.TIMEOUT)
+        if fault is Fault.TIMEOUT:
+            assert self.faults is not None
+            await self._held(self.faults.hold)  # the message is on its way; the answer comes too late
         return web.json_response(_resource(record, self.account_sid), status=201)
+
+    def _draw_fault(self, kind: Kind, to: str, params: dict[str, list[str]]) -> Fault | None:
+        if self.faults is None:
+            return None
+        key = (kind, to, (_first(params, "Body") if kind == "sms" else _first(params, "Twiml")) or "")
+        fault = self.faults.draw(key, destination=to)
+        if fault is not None:
+            self.injected.append(Injected(fault, key, time.time()))
+        return fault
 
     async def _held(self, seconds: float) -> bool:
         """Hold a request for ``seconds``; False if the simulator closes first."""
@@ -214,7 +265,9 @@ class TwilioSimulator:
             return True
         return False
 
-    def _accept(self, kind: Kind, params: dict[str, list[str]]) -> Accepted:
+    def _accept(
+        self, kind: Kind, params: dict[str, list[str]], *, received_at: float = 0.0, late: bool = False
+    ) -> Accepted:
         record = Accepted(
             kind=kind,
             sid=_sid("SM" if kind == "sms" else "CA"),
@@ -226,6 +279,8 @@ class TwilioSimulator:
             messaging_service_sid=_first(params, "MessagingServiceSid"),
             params=params,
             at=datetime.now(UTC),
+            received_at=received_at,
+            late=late,
         )
         self.ledger.append(record)
         if self.callbacks and record.status_callback:

@@ -452,7 +452,7 @@ class Alert(BaseModel):
     texts: dict[Language, str]
     ttl_seconds: int
     created_at: datetime
-    about_alert_id: str | None = None
+    about_alert_id: str | None = Field(default=None, description="Police feedback: the earlier alert it is about")
 
     @property
     def message_class(self) -> MessageClass:

@@ -13,15 +13,12 @@ from dispatcher.models import (
     Actor,
     Alert,
     AlertStatus,
-    Category,
     ChannelName,
     DeliveryStatus,
     Language,
     Member,
     Plp,
     Relay,
-    Role,
-    Urgency,
 )
 from dispatcher.store import AlertProgress, DeliveryRecord
 
@@ -123,19 +120,9 @@ class AlertCost(BaseModel):
     currency: str
 
 
-class AlertView(BaseModel):
+class AlertView(Alert):
     """An alert, where it stands, and its delivery counts."""
 
-    id: str
-    author_id: str
-    author_role: Role
-    urgency: Urgency
-    category: Category
-    plp_ids: list[str]
-    texts: dict[Language, str]
-    ttl_seconds: int
-    created_at: datetime
-    about_alert_id: str | None = Field(description="Police feedback: the earlier alert it is about")
     expires_at: datetime
     status: AlertStatus
     status_times: dict[str, datetime]

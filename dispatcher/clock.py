@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import structlog
 
 from dispatcher import retention
-from dispatcher.fanout import FANOUT_REF, SEND_JOB
-from dispatcher.intake import FAN_OUT_JOB
+from dispatcher.fanout import SEND_JOB
+from dispatcher.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
 from dispatcher.models import Alert, DeliveryStatus, Urgency
 from dispatcher.runtime import Runtime
 from dispatcher.store import now_ts
@@ -81,15 +81,32 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
     for (alert_id, plp_id), pending in work.items():
         ordered = sorted(pending)
+        until = now + rt.horizon(lanes[alert_id])
         for start in range(0, len(ordered), rt.settings.send_batch_size):
             batch = ordered[start : start + rt.settings.send_batch_size]
-            rt.queue_for(lanes[alert_id]).enqueue_call(
-                SEND_JOB, args=(alert_id, plp_id, batch), timeout=rt.settings.send_job_timeout, result_ttl=0
-            )
+            with rt.rq_connection.pipeline(transaction=True) as pipe:
+                pipe.multi()  # held at once, like the fan-out's: its job may be lost as a worker takes it
+                pipe.zadd(keys.holds(), {f"{alert_id}|{ref}": until for ref in batch})
+                rt.queue_for(lanes[alert_id]).enqueue_call(
+                    SEND_JOB,
+                    args=(alert_id, plp_id, batch),
+                    timeout=rt.settings.send_job_timeout,
+                    result_ttl=0,
+                    pipeline=pipe,
+                )
+                pipe.execute()
     for alert_id, plp_id in fan_outs:
-        rt.queue_for(lanes[alert_id]).enqueue_call(
-            FAN_OUT_JOB, args=(alert_id, [plp_id]), timeout=rt.settings.send_job_timeout, result_ttl=0
-        )
+        with rt.rq_connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            pipe.zadd(keys.leases(), {fanout_lease(alert_id, plp_id): now + rt.horizon(lanes[alert_id])})
+            rt.queue_for(lanes[alert_id]).enqueue_call(
+                FAN_OUT_JOB,
+                args=(alert_id, [plp_id]),
+                timeout=rt.settings.send_job_timeout,
+                result_ttl=0,
+                pipeline=pipe,
+            )
+            pipe.execute()
     return sum(len(refs) for refs in work.values()), len(fan_outs)
 
 

@@ -27,7 +27,7 @@ from rq import Queue
 
 from dispatcher import segments
 from dispatcher.compose import sms_text, voice_minutes
-from dispatcher.intake import FAN_OUT_JOB
+from dispatcher.intake import FAN_OUT_JOB, fanout_lease
 from dispatcher.models import (
     Alert,
     AlertStatus,
@@ -48,8 +48,6 @@ log = structlog.get_logger(__name__)
 SEND_JOB = "workers.jobs.send_batch"
 ESCALATE_JOB = "workers.jobs.escalate"
 ACK_CHECK_JOB = "workers.jobs.check_acknowledgements"
-#: Prefix of a fan-out's lease reference, beside the deliveries' ``<channel>:<member>``.
-FANOUT_REF = "fanout:"
 
 
 def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None) -> int:
@@ -95,11 +93,6 @@ def held_until(alert: Alert, plp: Plp, moment: datetime) -> datetime | None:
         return None
     quiet = plp.charter.plan_of(alert.message_class).quiet_hours
     return quiet.release_at(moment, plp.timezone) if quiet is not None else None
-
-
-def fanout_lease(alert_id: str, plp_id: str) -> str:
-    """The lease a running fan-out holds on one PLP of an alert (in the same zset as deliveries)."""
-    return f"{alert_id}|{FANOUT_REF}{plp_id}"
 
 
 def _plps(rt: Runtime, plp_ids: list[str]) -> dict[str, Plp | None]:
@@ -215,6 +208,9 @@ def _plan_chunk(
             rt.sync_scripts.plan_member(keys=script_keys, args=args, client=pipe)
             if outcome == "plan":
                 refs.extend(delivery_ref(c, member.id) for c in channels)
+        if refs:  # marked for the clock at once: a worker may die as it takes the job
+            until = now + rt.horizon(alert.urgency)
+            pipe.zadd(keys.holds(), {f"{alert.id}|{ref}": until for ref in refs})
         queue.enqueue_many(
             [
                 Queue.prepare_data(

@@ -9,12 +9,20 @@ thread so as not to block its event loop.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from dispatcher.models import Alert, AlertStatus, Relay, RelayState
 from dispatcher.runtime import Runtime
 from dispatcher.store import Conflict, now_ts
 
 FAN_OUT_JOB = "workers.jobs.fan_out"
+#: Prefix of a fan-out's lease reference, beside the deliveries' ``<channel>:<member>``.
+FANOUT_REF = "fanout:"
+
+
+def fanout_lease(alert_id: str, plp_id: str) -> str:
+    """The lease of one PLP's fan-out of an alert (in the same zset as deliveries' leases)."""
+    return f"{alert_id}|{FANOUT_REF}{plp_id}"
 
 
 def accept_alert(rt: Runtime, alert: Alert, relays: list[Relay]) -> AlertStatus:
@@ -102,12 +110,16 @@ def _advance(rt: Runtime, pipe: object, alert_id: str, status: AlertStatus) -> N
     )
 
 
-def _enqueue_fan_out(rt: Runtime, alert: Alert, plp_ids: list[str], pipe: object) -> None:
+def _enqueue_fan_out(rt: Runtime, alert: Alert, plp_ids: list[str], pipe: Any) -> None:
+    # Leased at once, in the same transaction: if the worker that takes the job dies before
+    # its first write, the clock enqueues the fan-out again once the lease runs out.
+    until = now_ts() + rt.horizon(alert.urgency)
+    pipe.zadd(rt.keys.leases(), {fanout_lease(alert.id, plp_id): until for plp_id in plp_ids})
     rt.queue_for(alert.urgency).enqueue_call(
         FAN_OUT_JOB,
         args=(alert.id, plp_ids),
         timeout=rt.settings.send_job_timeout,
         result_ttl=0,
         description=f"fan out alert {alert.id} to {len(plp_ids)} PLP(s)",
-        pipeline=pipe,  # type: ignore[arg-type]
+        pipeline=pipe,
     )

@@ -164,6 +164,7 @@ class Keys:
             self.alert_deliveries_in(alert_id, ""),
             self.events(),
             self.leases(),
+            self.holds(),
         ]
 
     def feedback(self, feedback_id: str) -> str:

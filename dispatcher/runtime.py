@@ -69,6 +69,14 @@ class Runtime:
         """The lane of an urgency: urgent work never waits behind non-urgent work."""
         return self.urgent_queue if urgency is Urgency.URGENT else self.general_queue
 
+    def horizon(self, urgency: Urgency) -> float:
+        """How long work may wait in its queue before the clock takes its job for lost.
+
+        A lease on the urgent lane, which its own worker serves at once; twenty on the general
+        lane, which may hold a backlog (a job dispatched twice is harmless, only wasted).
+        """
+        return self.settings.lease_seconds * (1 if urgency is Urgency.URGENT else 20)
+
     def async_redis(self) -> AsyncRedis:
         """A new asyncio client; one per event loop (RQ runs each async job in a fresh loop)."""
         return AsyncRedis.from_url(self.redis_url, decode_responses=True)

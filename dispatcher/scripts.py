@@ -60,6 +60,7 @@ local function move(k, alert_id, ref, channel, old, new, now)
   redis.call('HINCRBY', k.counts, 'c:' .. channel .. ':' .. new, 1)
   if RANK[new] >= 2 then
     redis.call('ZREM', k.leases, alert_id .. '|' .. ref)  -- nobody works on it any more
+    redis.call('ZREM', k.holds, alert_id .. '|' .. ref)
   end
   if RANK[new] >= 2 and RANK[old] < 2 then
     redis.call('HINCRBY', k.counts, 'settled', 1)
@@ -68,7 +69,9 @@ local function move(k, alert_id, ref, channel, old, new, now)
 end
 
 local function delivery_keys()
-  return {{delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6]}}
+  return {{
+    delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6], holds=KEYS[7]
+  }}
 end
 
 -- Create a queued delivery (once); with due_at, it is put in the leases for the clock to dispatch.
@@ -129,7 +132,7 @@ return create_delivery(
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, opt-outs set
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, opt-outs set
 # ARGV: alert id, ref, channel, member id, now, lease end
 # Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
 # the worker that had it died). Returns 'claimed' when the caller now owns the send, else the
@@ -153,7 +156,7 @@ if redis.call('HGET', k.state, 'status') == 'cancelled' then
   target, cause = 'cancelled', 'alert cancelled'
 elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
   target, cause = 'expired', 'time-to-live passed before it could be sent'
-elseif redis.call('SISMEMBER', KEYS[7], ARGV[4]) == 1 then
+elseif redis.call('SISMEMBER', KEYS[8], ARGV[4]) == 1 then
   target, cause = 'cancelled', 'member opted out'
 end
 if cause then
@@ -174,7 +177,7 @@ return 'claimed'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds
 # ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
 #       '1' if the failed attempt may have reached the provider
 # The delivery stays "sending", waiting: its lease ends at the next attempt, when the clock
@@ -196,7 +199,7 @@ return 'waiting'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds
 # ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or ''
 # Returns the status afterwards; a move backwards (a late or repeated report) changes nothing.
 RECORD = (

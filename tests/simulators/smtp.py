@@ -168,9 +168,9 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        self._simulator.received.append((address, time.time()))
         if address in self._simulator.stall:
             await asyncio.get_running_loop().create_future()  # never answers; cancelled when the server stops
-        self._simulator.received.append((address, time.time()))
         if address in self._simulator.reject:
             code, text = self._simulator.reject[address]
             return f"{code} {text}"

@@ -75,8 +75,8 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, now + rt.settings.lease_seconds]))
     fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in leased if ref.startswith(FANOUT_REF)]
     deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
-    work = _still_to_send(rt, deliveries, sending_too=True)
-    for batch_key, refs in _still_to_send(rt, held, sending_too=False).items():
+    work = _still_to_send(rt, deliveries)
+    for batch_key, refs in _still_to_send(rt, held).items():
         work.setdefault(batch_key, set()).update(refs)
     lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
     for (alert_id, plp_id), pending in work.items():
@@ -115,17 +115,16 @@ def _entries(raw: list[bytes | str]) -> list[tuple[str, str]]:
     return [(alert_id, ref) for alert_id, _, ref in (t.partition("|") for t in texts)]
 
 
-def _still_to_send(
-    rt: Runtime, entries: list[tuple[str, str]], *, sending_too: bool
-) -> dict[tuple[str, str], set[str]]:
-    """Group by (alert, PLP) the deliveries still queued (or, for run-out leases, still sending)."""
+def _still_to_send(rt: Runtime, entries: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    """Group by (alert, PLP) the deliveries not settled yet: queued, or sending (a live lease makes
+    the claim refuse a second worker, so dispatching one that is being sent is only wasted)."""
     if not entries:
         return {}
     with rt.sync_redis.pipeline(transaction=False) as pipe:
         for alert_id, ref in entries:
             pipe.hmget(rt.keys.delivery(alert_id, ref), ["status", "plp"])
         states = pipe.execute()
-    wanted = {DeliveryStatus.QUEUED.value} | ({DeliveryStatus.SENDING.value} if sending_too else set())
+    wanted = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value}
     work: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (alert_id, ref), (status, plp) in zip(entries, states, strict=True):
         if status in wanted and plp:

@@ -76,8 +76,12 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in leased if ref.startswith(FANOUT_REF)]
     deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
     work = _still_to_send(rt, deliveries)
-    for batch_key, refs in _still_to_send(rt, held).items():
+    held_work = _still_to_send(rt, held)
+    for batch_key, refs in held_work.items():
         work.setdefault(batch_key, set()).update(refs)
+    settled = {(a, r) for a, r in held} - {(a, r) for (a, _), refs in held_work.items() for r in refs}
+    if settled:  # nothing left to do for these: drop their holds
+        rt.sync_redis.zrem(keys.holds(), *(f"{a}|{r}" for a, r in settled))
     lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
     for (alert_id, plp_id), pending in work.items():
         ordered = sorted(pending)

@@ -240,3 +240,12 @@ async def test_deliveries_a_dead_batch_held_but_never_claimed_are_dispatched_aga
     assert (done["status"], done["attempts"]) == ("sent", "1")
     assert done.get("possible_duplicates") is None  # never claimed: nothing was in flight
     assert await scene.store.redis.zscore(scene.rt.keys.holds(), entry) is None
+
+
+async def test_a_hold_left_on_a_settled_delivery_is_dropped(scene: Scene) -> None:
+    """A hold whose delivery is already sent is not dispatched again, and leaves the holds."""
+    alert_id, member_id = await _sent_once(scene)
+    entry = f"{alert_id}|sms:{member_id}"
+    await scene.store.redis.zadd(scene.rt.keys.holds(), {entry: now_ts() - 1})
+    assert clock.tick(scene.rt).redispatched == 0
+    assert await scene.store.redis.zscore(scene.rt.keys.holds(), entry) is None

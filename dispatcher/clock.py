@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+import redis
 import structlog
 
 from dispatcher import retention
@@ -61,7 +62,12 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
     log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
     retention.schedule_first(rt)
     while stop_after is None or time.monotonic() - started < stop_after:
-        done = tick(rt)
+        try:
+            done = tick(rt)
+        except redis.ConnectionError as exc:  # Redis restarting: keep ticking once it is back
+            log.warning("clock.redis_unavailable", error=type(exc).__name__)
+            time.sleep(1.0)
+            continue
         if done.redispatched or done.fan_outs or done.timers:
             log.info("clock.tick", redispatched=done.redispatched, fan_outs=done.fan_outs, timers=done.timers)
         time.sleep(rt.settings.clock_interval)  # the clock's period: there is no event for "time passed"

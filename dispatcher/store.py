@@ -89,6 +89,7 @@ class DeliveryRecord:
     status: DeliveryStatus
     times: dict[str, datetime]
     attempts: int
+    failures: int
     provider_id: str | None
     last_error: str | None
     cause: str | None
@@ -567,6 +568,7 @@ class Store:
             status=DeliveryStatus(raw["status"]),
             times=times_of(raw),
             attempts=int(raw.get("attempts", 0)),
+            failures=int(raw.get("failures", 0)),
             provider_id=raw.get("provider_id"),
             last_error=raw.get("last_error"),
             cause=raw.get("cause"),

@@ -205,7 +205,8 @@ class DeliveryView(BaseModel):
     channel: ChannelName
     status: DeliveryStatus
     status_times: dict[str, datetime]
-    attempts: int
+    attempts: int = Field(description="Sends tried, those refused by a provider's rate limit included")
+    failures: int = Field(description="Transient failures, the ones PLP_MAX_ATTEMPTS bounds")
     provider_id: str | None
     last_error: str | None
     cause: str | None
@@ -222,6 +223,7 @@ class DeliveryView(BaseModel):
             status=record.status,
             status_times=record.times,
             attempts=record.attempts,
+            failures=record.failures,
             provider_id=record.provider_id,
             last_error=record.last_error,
             cause=record.cause,

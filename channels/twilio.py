@@ -229,6 +229,7 @@ class TwilioSmsChannel(_TwilioChannel):
             raise ValueError("an SMS channel needs sender numbers or a Messaging Service")
         super().__init__(account)
         self._messaging_service_sid = messaging_service_sid
+        self._numbers = senders
         self._senders = _round_robin(senders)
 
     @classmethod
@@ -254,13 +255,20 @@ class TwilioSmsChannel(_TwilioChannel):
             to=message.address,
             body=message.text,
             status_callback=message.status_callback,
-            **self._sender(),
+            **self._sender(message.slot),
         )
 
-    def _sender(self) -> dict[str, str]:
-        # A Messaging Service picks the sender from its own pool; otherwise the load goes round our numbers.
+    def _sender(self, slot: int | None) -> dict[str, str]:
+        """A Messaging Service picks the sender from its own pool; otherwise the load goes round our numbers.
+
+        A send that holds a slot of the account's SMS limit takes the sender of that slot: slots
+        follow each other one emission interval apart, so consecutive slots go to consecutive
+        numbers and each number keeps its own rate, however many workers share the account.
+        """
         if self._messaging_service_sid:
             return {"messaging_service_sid": self._messaging_service_sid}
+        if slot is not None:
+            return {"from_": self._numbers[slot % len(self._numbers)]}
         return {"from_": next(self._senders)}
 
 

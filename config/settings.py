@@ -174,6 +174,13 @@ class Settings(BaseSettings):
         validation_alias=_env("PLP_LEASE_SECONDS"),
         description="Work in a worker that stops renewing its lease this long is taken up again.",
     )
+    redis_max_connections: int = Field(
+        default=128,
+        ge=4,
+        le=10_000,
+        validation_alias=_env("PLP_REDIS_MAX_CONNECTIONS"),
+        description="Redis connections a process opens at most; beyond, callers wait for a free one.",
+    )
     clock_interval: float = Field(
         default=0.5, gt=0, le=10, validation_alias=_env("PLP_CLOCK_INTERVAL"), description="Seconds between sweeps."
     )

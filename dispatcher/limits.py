@@ -104,6 +104,7 @@ class Turn:
     owned: bool
     at: float
     wait: float
+    index: int = 0  # the slot's number: its moment in emission intervals of the first limit (consecutive slots, +1)
 
 
 class ProviderLimits:
@@ -126,7 +127,8 @@ class ProviderLimits:
         for limit in limits:
             args += [limit.interval_us, limit.tolerance_us]
         owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
-        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS)
+        index = round(int(slot_us) / limits[0].interval_us)
+        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS, index=index)
 
     async def acquire(self, limit: Limit, *, urgent: bool) -> float:
         """One attempt under one limit: 0.0 if the caller may send now, else the seconds to wait.

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from importlib.metadata import version
 
 import redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
+from redis.driver_info import DriverInfo
 from rq import Queue
 
 from config import Settings
@@ -21,6 +24,8 @@ from dispatcher.links import Links
 from dispatcher.models import Urgency
 from dispatcher.redis_server import resolve_redis_url
 from dispatcher.scripts import Scripts
+
+REDIS_PY_VERSION = version("redis")
 
 
 @dataclass
@@ -78,5 +83,17 @@ class Runtime:
         return self.settings.lease_seconds * (1 if urgency is Urgency.URGENT else 20)
 
     def async_redis(self) -> AsyncRedis:
-        """A new asyncio client; one per event loop (RQ runs each async job in a fresh loop)."""
-        return AsyncRedis.from_url(self.redis_url, decode_responses=True)
+        """A new asyncio client for the running event loop (a worker keeps one; RQ's own async jobs each get one).
+
+        Its pool holds at most PLP_REDIS_MAX_CONNECTIONS connections; callers beyond wait for a
+        free one rather than fail, so a burst of webhooks or sends queues instead of erring.
+        """
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url,
+            decode_responses=True,
+            max_connections=self.settings.redis_max_connections,
+            timeout=None,
+            # given, so that no new connection reads the package's metadata from disk again
+            driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+        )
+        return AsyncRedis.from_pool(pool)

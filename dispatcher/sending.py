@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import structlog
+from redis.asyncio import Redis as AsyncRedis
 
 from channels import Channel, ChannelError, PermanentError, ReceiptStatus, TransientError, open_channels
 from config import Settings
@@ -74,33 +76,54 @@ class BatchContext:
         return f"{self.alert.id}|{ref}"
 
 
-async def send_batch(rt: Runtime, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
-    """Send the deliveries ``refs`` of an alert for one PLP; return how many ended in each status."""
+class Connections:
+    """A Redis client and the channels: opened per unit of work, or kept by a worker process between batches."""
+
+    def __init__(self, redis: AsyncRedis, channels: dict[ChannelName, Channel]) -> None:
+        self.redis, self.channels = redis, channels
+
+
+@contextlib.asynccontextmanager
+async def connections(rt: Runtime) -> AsyncIterator[Connections]:
+    """Open a Redis client and the channels in the running loop; close them when the block ends."""
     redis = rt.async_redis()
     try:
-        store = Store(redis, rt.keys)
-        alert, plp = await store.get_alert(alert_id), await store.get_plp(plp_id)
-        if alert is None or plp is None:
-            log.error("send.batch_orphaned", alert_id=alert_id, plp_id=plp_id)
-            return {}
-        relay_raw = await redis.hget(rt.keys.alert_relays(alert_id), plp_id)
-        member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
-        found = await store.get_members(member_ids)
         async with open_channels(rt.settings) as channels:
-            ctx = BatchContext(
-                store,
-                alert=alert,
-                plp=plp,
-                relay=Relay.model_validate_json(relay_raw) if relay_raw else None,
-                members={m.id: m for m in found if m is not None},
-                channels=channels,
-                links=rt.links,
-                settings=rt.settings,
-            )
-            async with _holding(ctx, refs):
-                outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
+            yield Connections(redis, channels)
     finally:
         await redis.aclose()
+
+
+async def send_batch(
+    rt: Runtime, alert_id: str, plp_id: str, refs: list[str], *, using: Connections | None = None
+) -> dict[str, int]:
+    """Send the deliveries ``refs`` of an alert for one PLP; return how many ended in each status.
+
+    ``using``: connections kept open between batches (a worker's); by default, the batch opens its own.
+    """
+    if using is None:
+        async with connections(rt) as opened:
+            return await send_batch(rt, alert_id, plp_id, refs, using=opened)
+    store = Store(using.redis, rt.keys)
+    alert, plp = await store.get_alert(alert_id), await store.get_plp(plp_id)
+    if alert is None or plp is None:
+        log.error("send.batch_orphaned", alert_id=alert_id, plp_id=plp_id)
+        return {}
+    relay_raw = await using.redis.hget(rt.keys.alert_relays(alert_id), plp_id)
+    member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
+    found = await store.get_members(member_ids)
+    ctx = BatchContext(
+        store,
+        alert=alert,
+        plp=plp,
+        relay=Relay.model_validate_json(relay_raw) if relay_raw else None,
+        members={m.id: m for m in found if m is not None},
+        channels=using.channels,
+        links=rt.links,
+        settings=rt.settings,
+    )
+    async with _holding(ctx, refs):
+        outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
     tally: dict[str, int] = {}
     for outcome in outcomes:
         tally[outcome] = tally.get(outcome, 0) + 1
@@ -170,7 +193,9 @@ async def _attempt(
         )
     if member is None or message is None:
         return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
-    await ctx.limits.wait_turn(limits_for(ctx.settings, channel, message.address), urgent=ctx.urgent)
+    turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, message.address), urgent=ctx.urgent)
+    if turn is not None:
+        message = dataclasses.replace(message, slot=turn.index)
     if now_ts() > ctx.expires_at:  # the provider's rate held it back too long: never send late
         cause = "time-to-live passed while waiting for the provider's rate limit"
         return await _record(ctx, ref, DeliveryStatus.EXPIRED, cause=cause)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from config import load_settings
 from dispatcher import escalation, fanout, retention, sending
 from dispatcher.runtime import Runtime
+from workers.loop import ProcessLoop, process_loop
 
 
 @lru_cache(maxsize=1)
@@ -25,9 +26,14 @@ def fan_out(alert_id: str, plp_ids: list[str]) -> int:
     return fanout.fan_out(runtime(), alert_id, plp_ids)
 
 
-async def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
-    """Send a batch of deliveries concurrently (RQ runs the coroutine in a fresh event loop)."""
-    return await sending.send_batch(runtime(), alert_id, plp_id, refs)
+def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
+    """Send a batch of deliveries concurrently, on the process's event loop and its open connections."""
+    rt, loop = runtime(), process_loop()
+    return loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
+
+
+async def _send_batch(rt: Runtime, loop: ProcessLoop, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
+    return await sending.send_batch(rt, alert_id, plp_id, refs, using=await loop.connections(rt))
 
 
 def purge() -> dict[str, float | int | bool]:

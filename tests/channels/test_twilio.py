@@ -10,7 +10,7 @@ import socket
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -174,6 +174,16 @@ async def test_sms_senders_are_spread_over_the_configured_numbers(sms: TwilioSms
     """Concurrent sends take the sender numbers in turn, so each number carries an equal share."""
     await asyncio.gather(*(sms.send(message(n=n)) for n in range(9)))
     assert Counter(record.from_ for record in sim.ledger) == dict.fromkeys(SENDERS, 3)
+
+
+async def test_a_send_holding_a_limit_slot_takes_that_slots_sender(sms: TwilioSmsChannel, sim: TwilioSimulator) -> None:
+    """A send that holds slot k of the account's SMS limit goes from sender k mod n: workers sharing the
+    account give consecutive slots to consecutive numbers, so each number keeps its own rate."""
+    slots = [1000 + n for n in range(6)]
+    for n, slot in enumerate(slots):
+        await sms.send(replace(message(n=n), slot=slot))
+
+    assert [record.from_ for record in sim.ledger] == [SENDERS[slot % len(SENDERS)] for slot in slots]
 
 
 async def test_a_messaging_service_chooses_the_sender_when_configured(build: Build, sim: TwilioSimulator) -> None:

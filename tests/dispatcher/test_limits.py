@@ -125,6 +125,16 @@ async def test_urgent_callers_reserve_successive_future_slots(limits: ProviderLi
         assert 0 < turn.wait <= k * 0.02  # its place in line, less the time the calls took
 
 
+async def test_successive_slots_have_successive_numbers(limits: ProviderLimits) -> None:
+    """Each slot's number counts emission intervals: consecutive reserved slots are numbered one apart,
+    so a channel can give consecutive slots to consecutive sender numbers."""
+    limit = Limit("twilio-sms", 30)
+
+    turns = [await limits.take([limit], urgent=True) for _ in range(7)]
+
+    assert [t.index - turns[0].index for t in turns] == list(range(7))
+
+
 async def test_acquire_reports_the_wait_for_a_reserved_slot(limits: ProviderLimits) -> None:
     """acquire returns positive delays to urgent callers behind others, never more than their place in line."""
     limit = Limit("twilio-sms", 50)

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from aiohttp import ClientSession, web
 
 from tests.simulators.faults import Fault, FaultPlan, Injected, duplicates
+from tests.simulators.meter import RateMeter
 
 HOST = "127.0.0.1"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -92,6 +93,7 @@ class TelegramSimulator:
         self.in_flight = 0  # API calls received and not answered yet
         self.received: list[tuple[str, float]] = []  # (chat id, Unix time) of every sendMessage, whatever its answer
         self.ledger: list[ApiCall] = []
+        self.meter: RateMeter | None = None  # the bot's rate, when enforced (sendMessage only)
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.base_url = ""
@@ -240,6 +242,8 @@ class TelegramSimulator:
             assert self.faults is not None
             seconds = self.faults.retry_after
             return _error(429, f"Too Many Requests: retry after {seconds}", parameters={"retry_after": seconds})
+        if self.meter is not None and request.match_info["method"] == "sendMessage" and not self.meter.admit():
+            return _error(429, "Too Many Requests: retry after 1", parameters={"retry_after": 1})
         await self._delay()
         if fault is Fault.RESET and request.transport is not None:
             request.transport.close()  # read, then gone: nothing was sent

@@ -39,6 +39,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from tests.simulators.faults import Fault, FaultPlan, Injected, duplicates
+from tests.simulators.meter import RateMeter
 
 API_VERSION = "2010-04-01"
 #: The StatusCallbackEvent that asks for each call status; every other status ends the call ("completed").
@@ -108,6 +109,9 @@ class TwilioSimulator:
         self.in_flight = 0  # create requests received and not answered yet
         self.received: list[tuple[str, float]] = []  # ("To", Unix time) of every create request, whatever its answer
         self.ledger: list[Accepted] = []
+        self.meters: dict[str, RateMeter] = {}  # the rates enforced (see ``limit``), by sender or "calls"
+        self._sms_rate: float | None = None
+        self._call_rate: float | None = None
         self.base_url = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
@@ -229,6 +233,8 @@ class TwilioSimulator:
         if fault is Fault.THROTTLE:  # refused at the door, before any latency: never processed
             assert self.faults is not None
             return _error(Failure(429, 20429, "Too Many Requests", str(self.faults.retry_after)))
+        if not self._within_rate(kind, params):
+            return _error(Failure(429, 20429, "Too Many Requests", "1"))
         if self.latency and not await self._held(self.latency):
             return _error(Failure(503, None, "Service unavailable"))
         if (to in self.drop or fault is Fault.RESET) and request.transport is not None:
@@ -247,6 +253,25 @@ class TwilioSimulator:
             assert self.faults is not None
             await self._held(self.faults.hold)  # the message is on its way; the answer comes too late
         return web.json_response(_resource(record, self.account_sid), status=201)
+
+    def limit(self, *, sms_per_sender: float | None = None, calls: float | None = None) -> None:
+        """Enforce Twilio's rates from now on: SMS per sender number ("From"), calls per account."""
+        self._sms_rate, self._call_rate = sms_per_sender, calls
+        self.meters.clear()
+
+    @property
+    def refused_for_rate(self) -> int:
+        return sum(meter.refused for meter in self.meters.values())
+
+    def _within_rate(self, kind: Kind, params: dict[str, list[str]]) -> bool:
+        rate = self._sms_rate if kind == "sms" else self._call_rate
+        if rate is None:
+            return True
+        name = f"sms:{_first(params, 'From') or _first(params, 'MessagingServiceSid')}" if kind == "sms" else "calls"
+        meter = self.meters.get(name)
+        if meter is None:
+            meter = self.meters[name] = RateMeter(rate)
+        return meter.admit()
 
     def _draw_fault(self, kind: Kind, to: str, params: dict[str, list[str]]) -> Fault | None:
         if self.faults is None:

@@ -1,0 +1,159 @@
+"""The baselines the service is measured against, in the same run and against the same simulators.
+
+The ceiling: the vendors' client libraries alone, driven by a bare asyncio loop with the
+concurrency the service is configured for; no Redis, no queue, nothing but the requests.
+Each library gets its best settings: twilio's aiohttp client with an unbounded connection pool,
+python-telegram-bot with a pool as large as the concurrency, one aiosmtplib connection per
+concurrent sender (an SMTP session carries one message at a time).
+
+The naive design: one RQ job per delivery, run by RQ's default forking worker; the job builds
+its client, sends its one message, and closes. The worker process imports the job's module
+before it starts, so that no fork pays for the imports: the naive design at its best.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import redis
+from rq import Queue
+from telegram import Bot
+from telegram.request import HTTPXRequest
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from tests.bench import vendors
+
+TEXT = "Cambriolage rue du Parc il y a 10 minutes, voiture grise 1-ABC-123."
+
+
+async def _pump(count: int, concurrency: int, send: Callable[[int], Awaitable[Any]]) -> float:
+    """Send ``count`` messages with ``concurrency`` in flight; return the seconds it took."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def sender() -> None:
+        while not queue.empty():
+            await send(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(min(concurrency, count))))
+    return time.perf_counter() - started
+
+
+async def sms_ceiling(addresses: dict[str, Any], count: int, concurrency: int) -> float:
+    http = AsyncTwilioHttpClient()
+    client = Client(vendors.ACCOUNT, vendors.AUTH_TOKEN, http_client=http)
+    client.api.base_url = addresses["twilio"]
+    try:
+        return await _pump(
+            count,
+            concurrency,
+            lambda i: client.messages.create_async(to=f"+324790{i:05d}", from_="+3225550101", body=TEXT),
+        )
+    finally:
+        await http.close()
+
+
+async def telegram_ceiling(addresses: dict[str, Any], count: int, concurrency: int) -> float:
+    request = HTTPXRequest(connection_pool_size=concurrency, pool_timeout=None)
+    bot = Bot(vendors.BOT_TOKEN, base_url=f"{addresses['telegram']}/bot", request=request)
+    async with bot:
+        return await _pump(count, concurrency, lambda i: bot.send_message(chat_id=900_000_000 + i, text=TEXT))
+
+
+async def email_ceiling(addresses: dict[str, Any], count: int, concurrency: int) -> float:
+    clients = [
+        aiosmtplib.SMTP(hostname=addresses["smtp_host"], port=addresses["smtp_port"]) for _ in range(concurrency)
+    ]
+    await asyncio.gather(*(c.connect() for c in clients))
+    free: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+    for c in clients:
+        free.put_nowait(c)
+
+    async def send(i: int) -> None:
+        client = await free.get()
+        try:
+            await client.send_message(_email(i))
+        finally:
+            free.put_nowait(client)
+
+    try:
+        return await _pump(count, concurrency, send)
+    finally:
+        await asyncio.gather(*(c.quit() for c in clients))
+
+
+def _email(i: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "PLP alerts <alerts@plp.example>"
+    message["To"] = f"c{i}@ceiling.bench.example"
+    message["Subject"] = "Alerte urgente"
+    message.set_content(TEXT)
+    message.add_alternative(f"<p>{TEXT}</p>", subtype="html")
+    return message
+
+
+CEILINGS: dict[str, Callable[[dict[str, Any], int, int], Awaitable[float]]] = {
+    "sms": sms_ceiling,
+    "telegram": telegram_ceiling,
+    "email": email_ceiling,
+}
+
+
+async def mix_ceiling(addresses: dict[str, Any], count: int, concurrency: dict[str, int]) -> float:
+    """The three libraries at once, ``count`` sends each: the seconds until the last is done."""
+    started = time.perf_counter()
+    await asyncio.gather(*(CEILINGS[channel](addresses, count, concurrency[channel]) for channel in CEILINGS))
+    return time.perf_counter() - started
+
+
+# -- the naive design: one RQ job per delivery ------------------------------------------------
+
+
+def naive_send(channel: str, index: int, addresses: dict[str, Any]) -> None:
+    """An RQ job: send one message over ``channel`` with a client of its own."""
+    asyncio.run(CEILINGS[channel](addresses, 1, 1))
+
+
+def naive(redis_url: str, addresses: dict[str, Any], count: int, *, workers: int, folder: str) -> float:
+    """Run ``count`` one-delivery jobs (the three channels in turn) on ``workers`` forking RQ workers.
+
+    Returns the seconds from the first job's start to the last job's end, as RQ recorded them.
+    """
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("naive", connection=connection)
+    channels = list(CEILINGS)
+    jobs = [queue.enqueue(naive_send, channels[i % 3], i, addresses, result_ttl=600) for i in range(count)]
+    script = (
+        "import tests.bench.baselines, sys; from rq import Queue, Worker; from redis import Redis; "
+        "c = Redis.from_url(sys.argv[1]); Worker([Queue('naive', connection=c)], connection=c).work(burst=True, "
+        "logging_level='WARNING')"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    with open(os.path.join(folder, "naive-workers.log"), "ab") as log:
+        processes = [
+            subprocess.Popen([sys.executable, "-c", script, redis_url], env=env, stdout=log, stderr=subprocess.STDOUT)
+            for _ in range(workers)
+        ]
+        for process in processes:
+            process.wait()
+    for job in jobs:
+        job.refresh()
+    failed = [job.id for job in jobs if job.get_status() != "finished"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} naive jobs did not finish: see {folder}/naive-workers.log")
+    started = min(job.started_at for job in jobs if job.started_at)
+    ended = max(job.ended_at for job in jobs if job.ended_at)
+    queue.delete(delete_jobs=True)
+    connection.close()
+    return (ended - started).total_seconds()

@@ -1,0 +1,497 @@
+"""The benchmark's scenarios. Each returns figures compared with a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from channels.telegram import POOL_SIZE as TELEGRAM_POOL_SIZE
+from dispatcher.models import ChannelName
+from dispatcher.runtime import Runtime
+from tests.bench import baselines, vendors
+from tests.bench.harness import ROOT, Stage, peak_rss_mb
+from tests.support import free_port
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much work each scenario does (``FULL``: the issue's figures; ``TINY``: a smoke check)."""
+
+    members: int = 10_000  # fan-out: members of each PLP (three channels each in the mix)
+    naive_jobs: int = 300  # one-job-per-delivery sends measured
+    backlog: int = 50_000  # urgent latency: deliveries of the non-urgent alert being sent
+    urgent_members: int = 100
+    urgent_alerts: int = 60  # one a second
+    limited_seconds: float = 20.0  # provider limits: each channel's share of the lower bound
+    webhook_messages: int = 30_000  # webhook intake: three callbacks each
+    memory_members: tuple[int, int] = (10_000, 100_000)
+
+
+FULL = Size()
+TINY = Size(
+    members=30,
+    naive_jobs=3,
+    backlog=300,
+    urgent_members=10,
+    urgent_alerts=2,
+    limited_seconds=1.0,
+    webhook_messages=30,
+    memory_members=(30, 90),
+)
+
+
+@dataclass
+class Figure:
+    scenario: str
+    measure: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    ratio: float
+    target: str
+    met: bool
+    detail: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def figure(
+    scenario: str,
+    measure: str,
+    value: float,
+    unit: str,
+    baseline: str,
+    baseline_value: float,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    value_at_least: float | None = None,
+    value_at_most: float | None = None,
+    also: bool = True,
+    **detail: Any,
+) -> Figure:
+    """A measure against its baseline; the target is on the ratio, or on the value itself.
+
+    ``also``: a further condition the target needs (e.g. no request refused), told in ``detail``.
+    """
+    ratio = value / baseline_value if baseline_value else float("inf")
+    if at_least is not None:
+        target, met = f"ratio ≥ {at_least:g}", ratio >= at_least
+    elif at_most is not None:
+        target, met = f"ratio ≤ {at_most:g}", ratio <= at_most
+    elif value_at_least is not None:
+        target, met = f"≥ {value_at_least:g} {unit}", value >= value_at_least
+    elif value_at_most is not None:
+        target, met = f"≤ {value_at_most:g} {unit}", value <= value_at_most
+    else:
+        raise ValueError("a figure needs a target")
+    return Figure(scenario, measure, value, unit, baseline, baseline_value, ratio, target, met and also, detail or None)
+
+
+# -- 1. fan-out throughput ----------------------------------------------------------------------
+
+CHANNEL_SETS = {"sms": ["sms"], "telegram": ["telegram"], "email": ["email"], "mix": ["sms", "telegram", "email"]}
+
+
+async def fanout(stage: Stage, size: Size) -> list[Figure]:
+    """One urgent alert per PLP of ``size.members``: each channel alone, then the three together."""
+    settings = stage.settings()
+    runtime = Runtime.from_settings(settings)
+    workers = 2  # the Procfile's: one urgent lane, one general lane (which also serves urgent work)
+    concurrency = {
+        "sms": workers * settings.send_concurrency,
+        "telegram": workers * min(settings.send_concurrency, TELEGRAM_POOL_SIZE),
+        "email": workers * min(settings.send_concurrency, settings.smtp_pool_size),
+    }
+    service: dict[str, float] = {}
+    async with stage.service(settings) as running:
+        plps = {}
+        for series, (name, channels) in enumerate(CHANNEL_SETS.items(), start=1):
+            plps[name] = await stage.plp(f"Bench {name}", channels)
+            await stage.members(runtime, plps[name], size.members, series=series)
+        for name, channels in CHANNEL_SETS.items():
+            sends = size.members * len(channels)
+            before = await stage.vendor("GET", "/stats")
+            alert_id, posted = await stage.alert(plps[name])
+            done = await stage.finished(runtime, alert_id, timeout=60 + sends / 50)
+            after = await stage.vendor("GET", "/stats")
+            requests = sum(after[c]["requests"] - before[c]["requests"] for c in channels)
+            if requests != sends:
+                raise RuntimeError(f"fan-out {name}: {requests} provider requests for {sends} deliveries")
+            service[name] = sends / (done - posted)
+            cpu = {n: cpu_seconds(p.pid) for n, p in running.processes.items()}
+            print(f"   cpu {cpu}", file=sys.stderr)
+            print(f"   service {name}: {sends} sends in {done - posted:.2f} s", file=sys.stderr, flush=True)
+    ceiling: dict[str, float] = {}
+    for name in ("sms", "telegram", "email"):
+        ceiling[name] = size.members / await baselines.CEILINGS[name](stage.addresses, size.members, concurrency[name])
+    ceiling["mix"] = 3 * size.members / await baselines.mix_ceiling(stage.addresses, size.members, concurrency)
+    naive_seconds = baselines.naive(
+        stage.redis.url, stage.addresses, size.naive_jobs, workers=workers, folder=str(stage.folder)
+    )
+    naive = size.naive_jobs / naive_seconds
+    figures = [
+        figure(
+            "1. fan-out",
+            f"{name}: sends/s, POST to completed",
+            service[name],
+            "sends/s",
+            f"ceiling: bare library, {concurrency[name] if name != 'mix' else sum(concurrency.values())} in flight",
+            ceiling[name],
+            at_least=0.7,
+        )
+        for name in CHANNEL_SETS
+    ]
+    figures.append(
+        figure(
+            "1. fan-out",
+            "mix: sends/s, POST to completed",
+            service["mix"],
+            "sends/s",
+            f"naive: one RQ job per delivery, {workers} forking workers",
+            naive,
+            at_least=100,
+        )
+    )
+    return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(-(-share * len(ordered) // 1)) - 1))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def now() -> float:
+    return time.time()
+
+
+# -- 2. urgent latency under a non-urgent backlog -----------------------------------------------
+
+URGENT_CHANNELS = ["sms", "telegram", "email"]
+URGENT_MARKS = {"sms": "+32472", "telegram": "3000000", "email": "@s2."}  # the urgent PLP's contact points (series 2)
+
+
+async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int) -> tuple[list[float], list[float]]:
+    """Post ``count`` urgent alerts one a second; return each one's POST-to-first-request and POST-to-completed."""
+    firsts: list[float] = []
+    completions: list[float] = []
+    for n in range(count):
+        started = time.monotonic()
+        alert_id, posted = await stage.alert(plp_id, text=f"Alerte {n}: cambriolage rue du Parc, voiture grise.")
+        done = await stage.finished(runtime, alert_id, timeout=60)
+        arrivals = []
+        for channel in URGENT_CHANNELS:
+            rows = await stage.vendor("GET", "/received", channel=channel, since=posted, contains=URGENT_MARKS[channel])
+            arrivals += [at for _, at in rows]
+        firsts.append(min(arrivals) - posted)
+        completions.append(done - posted)
+        pause = 1.0 - (time.monotonic() - started)
+        if pause > 0:
+            await asyncio.sleep(pause)  # the scenario's pace: one alert a second
+    return firsts, completions
+
+
+async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
+    settings = stage.settings()
+    runtime = Runtime.from_settings(settings)
+    async with stage.service(settings):
+        backlog_plp = await stage.plp("Bench backlog", ["sms"], urgency="non_urgent")
+        urgent_plp = await stage.plp("Bench urgent", URGENT_CHANNELS)
+        await stage.members(runtime, backlog_plp, size.backlog, series=1)
+        await stage.members(runtime, urgent_plp, size.urgent_members, series=2)
+        quiet_firsts, quiet_done = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        backlog_id, _ = await stage.alert(backlog_plp, urgency="non_urgent")
+        await until_sending(stage, "sms", "+32471")
+        loaded_firsts, loaded_done = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        backlog = await stage.api("GET", f"/v1/alerts/{backlog_id}", who="admin", expect=200)
+    still_sending = backlog["status"] != "completed"
+    detail = {"backlog_still_sending_at_the_end": still_sending, "backlog_counts": backlog["counts"]["by_status"]}
+    p99, quiet_p99 = percentile(loaded_firsts, 0.99), percentile(quiet_firsts, 0.99)
+    return [
+        figure(
+            "2. urgent under load",
+            "POST to first provider request, p99",
+            1000 * p99,
+            "ms",
+            "same, no backlog (p99)",
+            1000 * quiet_p99,
+            value_at_most=250,
+            also=still_sending,
+            median_ms=1000 * median(loaded_firsts),
+            **detail,
+        ),
+        figure(
+            "2. urgent under load",
+            "POST to completed, p99",
+            percentile(loaded_done, 0.99),
+            "s",
+            "same, no backlog (p99)",
+            percentile(quiet_done, 0.99),
+            at_most=1.2,
+            also=still_sending,
+            median_s=median(loaded_done),
+            median_no_backlog_s=median(quiet_done),
+        ),
+    ]
+
+
+async def until_sending(stage: Stage, channel: str, mark: str, *, timeout: float = 60) -> None:
+    """Wait until the vendors have seen a request to a contact point containing ``mark``."""
+    deadline = time.monotonic() + timeout
+    while not await stage.vendor("GET", "/received", channel=channel, since=0, contains=mark):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {channel} request to {mark}... in {timeout} s")
+        await asyncio.sleep(0.05)  # another process does the work: poll its effect, bounded
+
+
+# -- 3. provider limits -------------------------------------------------------------------------
+
+SMS_PER_SENDER, TELEGRAM_PER_SECOND, CALLS_PER_SECOND = 10.0, 30.0, 1.0
+
+
+async def provider_limits(stage: Stage, size: Size) -> list[Figure]:
+    """SMS 10/s per sender (3 senders), Telegram 30/s, calls 1/s: each channel's share takes the same time."""
+    settings = stage.settings(
+        limit_sms_per_second=SMS_PER_SENDER,
+        limit_telegram_per_second=TELEGRAM_PER_SECOND,
+        limit_voice_per_second=CALLS_PER_SECOND,
+    )
+    runtime = Runtime.from_settings(settings)
+    seconds = size.limited_seconds
+    sms_rate = SMS_PER_SENDER * len(settings.twilio_sms_from)
+    members, calls = round(sms_rate * seconds), round(CALLS_PER_SECOND * seconds)
+    await stage.vendor(
+        "POST",
+        "/config",
+        {
+            "sms_per_sender": SMS_PER_SENDER,
+            "calls_per_second": CALLS_PER_SECOND,
+            "telegram_per_second": TELEGRAM_PER_SECOND,
+        },
+    )
+    try:
+        async with stage.service(settings):
+            plp = await stage.plp("Bench limits", ["sms", "telegram", "voice"])
+            await stage.members(
+                runtime,
+                plp,
+                members,
+                series=3,
+                channels=lambda i: [ChannelName.SMS, ChannelName.TELEGRAM] + ([ChannelName.VOICE] if i < calls else []),
+            )
+            alert_id, posted = await stage.alert(plp)
+            done = await stage.finished(runtime, alert_id, timeout=10 * seconds + 30)
+            stats = await stage.vendor("GET", "/stats")
+    finally:
+        await stage.vendor(
+            "POST", "/config", {"sms_per_sender": None, "calls_per_second": None, "telegram_per_second": None}
+        )
+    bound = max(members / sms_rate, members / TELEGRAM_PER_SECOND, calls / CALLS_PER_SECOND)
+    refused = sum(stats["refused_for_rate"].values())
+    return [
+        figure(
+            "3. provider limits",
+            f"POST to completed: {members} SMS, {members} Telegram, {calls} calls",
+            done - posted,
+            "s",
+            "arithmetic lower bound of the limits",
+            bound,
+            at_most=1.05,
+            also=refused == 0,
+            refused_for_rate=stats["refused_for_rate"],
+        )
+    ]
+
+
+# -- 4. webhook intake --------------------------------------------------------------------------
+
+
+async def webhook_intake(stage: Stage, size: Size) -> list[Figure]:
+    """Three signed status callbacks for each of ``size.webhook_messages`` SMS, posted as fast as possible."""
+    from twilio.request_validator import RequestValidator
+
+    settings = stage.settings()
+    runtime = Runtime.from_settings(settings)
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else "")
+    count = size.webhook_messages
+    await stage.vendor("POST", "/config", {"latency": 0})
+    try:
+        async with stage.service(settings) as running:
+            plp = await stage.plp("Bench webhooks", ["sms"])
+            await stage.members(runtime, plp, count, series=4)
+            alert_id, _ = await stage.alert(plp)
+            await stage.finished(runtime, alert_id, timeout=60 + count / 100)
+            accepted = await stage.vendor("GET", "/accepted")
+            undelivered = {sid for sid, _, _ in accepted[::10]}
+            messages = [_callbacks(validator, sid, to, url, sid in undelivered) for sid, to, url in accepted]
+            cpu_before = cpu_seconds(running.pid("web"))
+            service = await _load(stage, messages)
+            web_cpu = cpu_seconds(running.pid("web")) - cpu_before
+            final = await stage.api("GET", f"/v1/alerts/{alert_id}", who="admin", expect=200)
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "tests.bench.bare", str(bare_port)], cwd=ROOT)
+        try:
+            await wait_port(bare_port)
+            rewritten = [[[f"http://127.0.0.1:{bare_port}/x", form, sig] for _, form, sig in m] for m in messages]
+            baseline = await _load(stage, rewritten)
+        finally:
+            bare.terminate()
+            bare.wait()
+    finally:
+        await stage.vendor("POST", "/config", {"latency": stage.latency})
+    by_status = final["counts"]["by_status"]
+    if not _all_ok(service["statuses"]):
+        raise RuntimeError(f"webhook intake: some callbacks were refused: {service['statuses']}")
+    if by_status.get("delivered", 0) != count - len(undelivered) or final["counts"]["total"] != count:
+        raise RuntimeError(
+            f"webhook intake: wrong final statuses {by_status} for {count} SMS, {len(undelivered)} undelivered"
+        )
+    return [
+        figure(
+            "4. webhook intake",
+            f"signed status callbacks/s ({3 * count} for {count} SMS)",
+            service["rate"],
+            "callbacks/s",
+            "bare aiohttp answering 204, same load generator",
+            baseline["rate"],
+            value_at_least=2000,
+            final_statuses=by_status,
+            answers=service["statuses"],
+            web_cpu_ms_per_callback=1000 * web_cpu / (3 * count),
+        )
+    ]
+
+
+def _all_ok(statuses: dict[str, int]) -> bool:
+    return all(200 <= int(code) < 300 for code in statuses)
+
+
+def _callbacks(validator: Any, sid: str, to: str, url: str, undelivered: bool) -> list[list[Any]]:
+    common = {"MessageSid": sid, "SmsSid": sid, "AccountSid": vendors.ACCOUNT, "To": to, "ApiVersion": "2010-04-01"}
+    steps = []
+    for status in ("queued", "sent", "undelivered" if undelivered else "delivered"):
+        form = {**common, "MessageStatus": status, "SmsStatus": status}
+        if status == "undelivered":
+            form["ErrorCode"] = "30005"
+        steps.append([url, form, validator.compute_signature(url, form)])
+    return steps
+
+
+LOAD_PROCESSES, LOAD_CONCURRENCY = 2, 64
+
+
+async def _load(stage: Stage, messages: list[list[list[Any]]]) -> dict[str, Any]:
+    """Post the callbacks from ``LOAD_PROCESSES`` generator processes at once; the combined rate."""
+    files = []
+    for n in range(LOAD_PROCESSES):
+        path = stage.folder / f"callbacks-{n}.json"
+        path.write_text(json.dumps(messages[n::LOAD_PROCESSES]), encoding="utf-8")
+        files.append(path)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.bench.loadgen",
+            str(path),
+            "--concurrency",
+            str(LOAD_CONCURRENCY),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for path in files
+    ]
+    results = [json.loads((await p.communicate())[0]) for p in procs]
+    statuses: dict[str, int] = {}
+    for result in results:
+        for code, n in result["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    posted = sum(r["posted"] for r in results)
+    return {"rate": posted / max(r["seconds"] for r in results), "statuses": statuses}
+
+
+async def wait_port(port: int, *, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)  # a process starting up: nothing to await
+
+
+# -- 5. memory ----------------------------------------------------------------------------------
+
+
+async def memory(stage: Stage, size: Size) -> list[Figure]:
+    """Peak memory of each worker and Redis memory per delivery, for a small and a large alert."""
+    runs = []
+    await stage.vendor("POST", "/config", {"latency": 0.0})
+    try:
+        for series, members in enumerate(size.memory_members, start=5):
+            settings = stage.settings()
+            runtime = Runtime.from_settings(settings)
+            async with stage.service(settings) as running:
+                plp = await stage.plp(f"Bench memory {members}", ["sms"])
+                await stage.members(runtime, plp, members, series=series)
+                before = stage.redis_memory()
+                alert_id, _ = await stage.alert(plp)
+                await stage.finished(runtime, alert_id, timeout=60 + members / 100)
+                after = stage.redis_memory()
+                peaks = {
+                    name: peak_rss_mb(p.pid)
+                    for name, p in running.processes.items()
+                    if "urgent" in name or "general" in name
+                }
+            runs.append({"members": members, "peaks": peaks, "bytes_per_delivery": (after - before) / members})
+    finally:
+        await stage.vendor("POST", "/config", {"latency": stage.latency})
+    small, large = runs
+    figures = [
+        figure(
+            "5. memory",
+            f"worker {name}: peak RSS, {large['members']:,}-member alert",
+            large["peaks"][name],
+            "MiB",
+            f"same, {small['members']:,}-member alert",
+            small["peaks"][name],
+            at_most=1.2,
+        )
+        for name in sorted(large["peaks"])
+    ]
+    figures.append(
+        figure(
+            "5. memory",
+            f"Redis memory per delivery, {large['members']:,}-member alert",
+            large["bytes_per_delivery"],
+            "B",
+            "budget: 1 KB per delivery",
+            1024,
+            at_most=1.0,
+            small_alert_bytes_per_delivery=small["bytes_per_delivery"],
+        )
+    )
+    return figures

@@ -1,0 +1,40 @@
+"""The benchmark harness still works: every scenario runs at its tiny size and reports its figures.
+
+The figures of a tiny run mean nothing (a few dozen sends on a busy test machine); what this checks
+is that the harness starts the real processes, drives the simulators, measures each baseline and
+writes the report. The real run is ``python -m tests.bench.run`` (see the README's Performance).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench.run import SCENARIOS
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.bench.run", "--size", "tiny", "--json", str(report), "--keep", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert set(result["machine"]) >= {"cores", "memory", "python", "redis"}
+    scenarios = {figure["scenario"].split(".")[0] for figure in result["figures"]}
+    assert scenarios == {str(n) for n in range(1, len(SCENARIOS) + 1)}
+    for figure in result["figures"]:
+        assert figure["value"] > 0 and figure["baseline_value"] > 0, figure
+        assert figure["target"] and isinstance(figure["met"], bool), figure
+    assert "scenario" in run.stdout and "baseline" in run.stdout  # the table

@@ -1,0 +1,155 @@
+"""The vendors of a benchmark: the test suite's Twilio, SMTP and Telegram simulators in a process of their own.
+
+``python -m tests.bench.vendors`` starts the three simulators on free loopback ports with the
+benchmark's credentials, prints one JSON line with their addresses and the address of a small
+control API, and serves until stopped. In their own process, the simulators never share an
+event loop (or a core's time slice) with the service or with the load generator they measure.
+
+Control API (JSON): ``POST /config`` sets ``latency`` (seconds before each answer),
+``callbacks`` (Twilio status callbacks on or off), ``sms_per_sender``, ``calls_per_second``,
+``telegram_per_second`` (the providers' rates, enforced: ``null`` for none); ``POST /reset``
+forgets every request seen; ``GET /stats`` counts requests per channel with the first and last
+arrival times and the refusals for rate; ``GET /accepted`` lists ``[sid, to, status callback]``
+of the SMS accepted; ``GET /received?channel=sms&since=T&contains=X`` lists
+``[address, time]`` of requests after ``T`` whose address contains ``X``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from tests.simulators.meter import RateMeter
+from tests.simulators.smtp import SmtpSimulator
+from tests.simulators.telegram import TelegramSimulator
+from tests.simulators.twilio import TwilioSimulator
+
+ACCOUNT, AUTH_TOKEN = "AC" + "b" * 32, "bench-twilio-auth-token"
+BOT_TOKEN = "777:bench-bot-token"
+
+
+class Vendors:
+    def __init__(self, twilio: TwilioSimulator, smtp: SmtpSimulator, telegram: TelegramSimulator) -> None:
+        self.twilio, self.smtp, self.telegram = twilio, smtp, telegram
+
+    def received(self, channel: str) -> list[tuple[str, float]]:
+        if channel == "sms":
+            return [(r.to, r.received_at) for r in self.twilio.ledger if r.kind == "sms"]
+        if channel == "voice":
+            return [(r.to, r.received_at) for r in self.twilio.ledger if r.kind == "call"]
+        if channel == "telegram":
+            return self.telegram.received
+        if channel == "email":
+            return self.smtp.received
+        raise web.HTTPBadRequest(text=f"unknown channel {channel!r}: sms, voice, telegram or email")
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for channel in ("sms", "voice", "telegram", "email"):
+            times = [t for _, t in self.received(channel)]
+            result[channel] = {
+                "requests": len(times),
+                "first": min(times, default=None),
+                "last": max(times, default=None),
+            }
+        result["refused_for_rate"] = {
+            "twilio": self.twilio.refused_for_rate,
+            "telegram": self.telegram.meter.refused if self.telegram.meter else 0,
+        }
+        result["twilio_received"] = len(self.twilio.received)
+        return result
+
+    def configure(self, body: dict[str, Any]) -> None:
+        if "latency" in body:
+            self.twilio.latency = self.telegram.latency = self.smtp.latency = float(body["latency"])
+        if "callbacks" in body:
+            self.twilio.callbacks = bool(body["callbacks"])
+        self.twilio.limit(sms_per_sender=body.get("sms_per_sender"), calls=body.get("calls_per_second"))
+        rate = body.get("telegram_per_second")
+        self.telegram.meter = RateMeter(float(rate)) if rate else None
+
+    def reset(self) -> None:
+        self.twilio.ledger.clear()
+        self.twilio.received.clear()
+        self.twilio.meters.clear()
+        self.telegram.ledger.clear()
+        self.telegram.received.clear()
+        self.smtp.received.clear()
+        self.smtp.messages.clear()
+        if self.telegram.meter is not None:
+            self.telegram.meter = RateMeter(self.telegram.meter.per_second)
+
+    def app(self) -> web.Application:
+        async def config(request: web.Request) -> web.Response:
+            self.configure(await request.json())
+            return web.json_response({"ok": True})
+
+        async def reset(request: web.Request) -> web.Response:
+            self.reset()
+            return web.json_response({"ok": True})
+
+        async def stats(request: web.Request) -> web.Response:
+            return web.json_response(self.stats())
+
+        async def received(request: web.Request) -> web.Response:
+            since = float(request.query.get("since", "0"))
+            contains = request.query.get("contains", "")
+            rows = [(a, t) for a, t in self.received(request.query["channel"]) if t >= since and contains in a]
+            return web.json_response(rows)
+
+        async def accepted(request: web.Request) -> web.Response:
+            rows = [(r.sid, r.to, r.status_callback) for r in self.twilio.ledger if r.kind == "sms"]
+            return web.json_response(rows)
+
+        app = web.Application()
+        app.router.add_get("/accepted", accepted)
+        app.router.add_post("/config", config)
+        app.router.add_post("/reset", reset)
+        app.router.add_get("/stats", stats)
+        app.router.add_get("/received", received)
+        return app
+
+
+async def serve(latency: float) -> None:
+    async with (
+        TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency, callbacks=False) as twilio,
+        SmtpSimulator() as smtp,
+        TelegramSimulator(token=BOT_TOKEN, latency=latency) as telegram,
+    ):
+        smtp.latency = latency
+        vendors = Vendors(twilio, smtp, telegram)
+        runner = web.AppRunner(vendors.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        control = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        addresses = {
+            "control": control,
+            "twilio": twilio.base_url,
+            "smtp_host": smtp.host,
+            "smtp_port": smtp.port,
+            "telegram": telegram.base_url,
+        }
+        print(json.dumps(addresses), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds before each answer (default 0.1)")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.latency))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", validation_alias=_env("PLP_HOST"))
     port: int = Field(default=8080, ge=1, le=65535, validation_alias=_env("PLP_PORT"))
+    web_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=_env("PLP_WEB_PROCESSES"),
+        description="Processes `plp web` serves the port with (SO_REUSEPORT): one per core for heavy webhook traffic.",
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8080",
         validation_alias=_env("PLP_PUBLIC_BASE_URL"),
@@ -228,6 +235,12 @@ class Settings(BaseSettings):
     )
     rate_limit_per_address_burst: int = Field(
         default=120, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS_BURST"), description="Requests at once."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("PLP_METRICS_TOKEN"),
+        min_length=16,
+        description="Bearer token GET /metrics then requires (Prometheus' scrape credentials); unset: public.",
     )
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import redis
 import structlog
 
-from dispatcher import retention
+from dispatcher import queues, retention
 from dispatcher.fanout import SEND_JOB
 from dispatcher.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
 from dispatcher.models import Alert, DeliveryStatus, Urgency
@@ -64,6 +64,7 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
     while stop_after is None or time.monotonic() - started < stop_after:
         try:
             done = tick(rt)
+            queues.record_clock_sweep(rt)
         except redis.ConnectionError as exc:  # Redis restarting: keep ticking once it is back
             log.warning("clock.redis_unavailable", error=type(exc).__name__)
             time.sleep(1.0)

@@ -40,6 +40,7 @@ from dispatcher.models import (
     Plp,
     Relay,
 )
+from dispatcher.reports import cost_field
 from dispatcher.runtime import Runtime
 from dispatcher.store import delivery_ref, now_ts
 
@@ -129,7 +130,13 @@ def _finish(rt: Runtime, alert: Alert, plp_id: str, plp: Plp | None) -> str:
         if plp is not None:
             _schedule_follow_ups(rt, alert, plp, pipe)
         rt.sync_scripts.fanout_done(
-            keys=[keys.alert_fanouts(alert.id), keys.alert_state(alert.id), keys.alert_counts(alert.id), keys.events()],
+            keys=[
+                keys.alert_fanouts(alert.id),
+                keys.alert_state(alert.id),
+                keys.alert_counts(alert.id),
+                keys.events(),
+                keys.metrics(),
+            ],
             args=[alert.id, plp_id, now_ts()],
             client=pipe,
         )
@@ -251,6 +258,9 @@ def count_costs(
     target = pipe if pipe is not None else rt.sync_redis.pipeline(transaction=False)
     target.hincrby(rt.keys.alert_counts(alert.id), "sms_segments", sms)
     target.hincrby(rt.keys.alert_counts(alert.id), "voice_minutes", voice)
+    # and per PLP, for its annual evaluation: the alert's counts outlive its deliveries
+    target.hincrby(rt.keys.alert_counts(alert.id), cost_field(plp.id, "sms_segments"), sms)
+    target.hincrby(rt.keys.alert_counts(alert.id), cost_field(plp.id, "voice_minutes"), voice)
     if pipe is None:
         target.execute()
 
@@ -262,5 +272,6 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
 
 def _advance(rt: Runtime, alert_id: str, status: AlertStatus) -> None:
     rt.sync_scripts.advance_alert(
-        keys=[rt.keys.alert_state(alert_id), rt.keys.events()], args=[alert_id, status.value, now_ts()]
+        keys=[rt.keys.alert_state(alert_id), rt.keys.events(), rt.keys.metrics()],
+        args=[alert_id, status.value, now_ts()],
     )

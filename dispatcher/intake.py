@@ -43,6 +43,7 @@ def accept_alert(rt: Runtime, alert: Alert, relays: list[Relay]) -> AlertStatus:
             mapping={
                 "status": status.value,
                 f"t_{status.value}": created,
+                "urgency": alert.urgency.value,
                 "expires_at": created + alert.ttl_seconds,
                 "fanouts_pending": len(going),
                 "relays_awaiting": len(awaiting),
@@ -94,7 +95,7 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
             _advance(rt, pipe, alert.id, AlertStatus.ACCEPTED)
             _enqueue_fan_out(rt, alert, [decided.plp_id], pipe)
         rt.sync_scripts.settle_relays(
-            keys=[keys.alert_state(alert.id), keys.alert_counts(alert.id), keys.events()],
+            keys=[keys.alert_state(alert.id), keys.alert_counts(alert.id), keys.events(), keys.metrics()],
             args=[alert.id, now_ts(), "1" if going else "0"],
             client=pipe,
         )
@@ -104,7 +105,7 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
 
 def _advance(rt: Runtime, pipe: object, alert_id: str, status: AlertStatus) -> None:
     rt.sync_scripts.advance_alert(
-        keys=[rt.keys.alert_state(alert_id), rt.keys.events()],
+        keys=[rt.keys.alert_state(alert_id), rt.keys.events(), rt.keys.metrics()],
         args=[alert_id, status.value, datetime.now(UTC).timestamp()],
         client=pipe,
     )

@@ -29,9 +29,11 @@ key                                    type    holds
 ``audit``                              stream  the audit log: who did what, ids only (capped near 1,000,000 entries)
 ``alerts``                             zset    every alert id, by creation time
 ``alert:<id>``                         string  what was asked: texts, targets, author, JSON
-``alert:<id>:state``                   hash    status, ``t_<status>``, expiry, work left, ``held_until``, ``purged_at``
+``alert:<id>:state``                   hash    status, ``t_<status>``, urgency, expiry, work left, ``held_until``,
+                                               ``purged_at``, ``first_send_at``
 ``alert:<id>:relays``                  hash    PLP id -> relay decision, JSON
-``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals, ``feedback``
+``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals, ``feedback``,
+                                               ``p:<plp>:sms_segments``, ``p:<plp>:voice_minutes`` (cost per PLP)
 ``alert:<id>:members``                 set     members already planned (one delivery set each)
 ``alert:<id>:plp:<plp>:members``       set     members planned through that PLP (urgent follow-ups count them)
 ``alert:<id>:acks``                    set     members who acknowledged any of their deliveries
@@ -47,6 +49,11 @@ key                                    type    holds
 ``member:<id>:tglinks``                set     Telegram link tokens issued to a member, not used yet
 ``member:<id>:left``                   set     PLPs a member left while staying in others (to find their deliveries)
 ``plp:<id>:feedback:counts``           hash    replies received per month ``YYYY-MM``: anonymous, kept
+``plp:<id>:activity:<year>``           hash    ``<event>:<MM>`` -> count, in the PLP's time zone; events ``joined``,
+                                               ``left``, ``opted_out``, ``replies``: anonymous, kept (annual evaluation)
+``plp:<id>:alert-figures``             hash    alert id -> that alert's figures for the PLP (members planned, reached,
+                                               acknowledged, first acknowledgement, deliveries per channel), JSON,
+                                               written by the purge before the deliveries go: anonymous, kept
 ``purged_until``                       string  alerts created before this Unix time have had their deliveries purged
 ``idem:<actor>:<key>``                 string  Idempotency-Key -> body digest and alert id
 ``events``                             pubsub  alert status changes, JSON
@@ -56,6 +63,8 @@ key                                    type    holds
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
 ``holds``                              zset    ``<alert>|<ref>`` of deliveries a batch will send, by hold end
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
+``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
+``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
 =====================================  ======  =================================================
 """
 
@@ -165,6 +174,7 @@ class Keys:
             self.events(),
             self.leases(),
             self.holds(),
+            self.metrics(),
         ]
 
     def feedback(self, feedback_id: str) -> str:
@@ -198,6 +208,12 @@ class Keys:
     def timers(self) -> str:
         return f"{self.prefix}timers"
 
+    def clock_heartbeat(self) -> str:
+        return f"{self.prefix}clock"
+
+    def metrics(self) -> str:
+        return f"{self.prefix}metrics"
+
     def member_feedback(self, member_id: str) -> str:
         return f"{self.prefix}member:{member_id}:feedback"
 
@@ -209,6 +225,12 @@ class Keys:
 
     def plp_feedback_counts(self, plp_id: str) -> str:
         return f"{self.prefix}plp:{plp_id}:feedback:counts"
+
+    def plp_activity(self, plp_id: str, year: int) -> str:
+        return f"{self.prefix}plp:{plp_id}:activity:{year}"
+
+    def plp_alert_figures(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:alert-figures"
 
     def purged_until(self) -> str:
         return f"{self.prefix}purged_until"

@@ -45,14 +45,15 @@ async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tupl
     return member, False
 
 
-async def _join(store: Store, plp: Plp, member_id: str) -> Member:
+async def _join(store: Store, plp: Plp, member_id: str, *, dry_run: bool = False) -> Member:
     member = await store.get_member(member_id)
     if member is None:
         raise Conflict("this person's record is being erased; try again")
     if plp.id in member.plp_ids:
         raise Conflict("this person is already a member of this PLP")
     joined = member.model_copy(update={"plp_ids": [*member.plp_ids, plp.id], "updated_at": _now()})
-    await store.save_member(joined, previous=member)
+    if not dry_run:
+        await store.save_member(joined, previous=member)
     return joined
 
 
@@ -125,13 +126,14 @@ def csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 async def import_rows(
-    store: Store, plp: Plp, rows: list[tuple[int, Any]], *, region: str
+    store: Store, plp: Plp, rows: list[tuple[int, Any]], *, region: str, dry_run: bool = False
 ) -> tuple[list[tuple[int, Member, bool]], list[tuple[int, list[dict[str, str]]]]]:
     """Enroll every valid row; a bad row is reported and never stops the others.
 
     Rows are checked first (fields, phone number, duplicates within the import); then the
     people nobody knows yet are written in bulk, and those already known are linked one
     by one. Returns ``(imported, rejected)``: ``(row, member, existed)`` and ``(row, errors)``.
+    ``dry_run``: the same report, with nothing written (the new members it returns are not stored).
     """
     rejected: list[tuple[int, list[dict[str, str]]]] = []
     valid: list[tuple[int, MemberIn, str | None, str | None]] = []
@@ -160,10 +162,11 @@ async def import_rows(
             fresh.append((row, _new_member(plp, data, phone, email)))
             continue
         try:
-            imported.append((row, await _join(store, plp, owner), True))
+            imported.append((row, await _join(store, plp, owner, dry_run=dry_run), True))
         except Conflict as exc:
             rejected.append((row, [{"field": "row", "reason": str(exc)}]))
-    await store.add_new_members([member for _, member in fresh])
+    if not dry_run:
+        await store.add_new_members([member for _, member in fresh])
     imported += [(row, member, False) for row, member in fresh]
     return sorted(imported, key=lambda i: i[0]), sorted(rejected, key=lambda r: r[0])
 

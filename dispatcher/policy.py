@@ -97,6 +97,27 @@ def can_cancel(actor: Actor, alert: Alert, plps: Iterable[Plp]) -> None:
     raise Denied("only the alert's author, a police officer of its zone or an admin may cancel it")
 
 
+def plps_with_member_names(actor: Actor, plps: Iterable[Plp]) -> list[Plp]:
+    """Of these PLPs, those whose members' names the actor may see: a coordinator's own, all for an admin.
+
+    The police see counts only: members' personal data stays with the coordinators, and no
+    charter setting changes that.
+    """
+    if actor.role is Role.POLICE:
+        return []
+    return [plp for plp in plps if _is_admin(actor) or plp.id in actor.plp_ids]
+
+
+def can_read_evaluation(actor: Actor, plp: Plp) -> None:
+    """A PLP's annual evaluation (counts only, no member's data) is for the parties of its yearly
+    meeting: its coordinators, the police of its zone, and admins."""
+    if in_scope(actor, plp):
+        return
+    if actor.role is Role.POLICE:
+        raise Denied(f"the evaluation of PLP {plp.id} is for the police of zone {plp.police_zone}, not yours")
+    raise Denied(f"the evaluation of PLP {plp.id} is for its own coordinators; you coordinate other PLPs")
+
+
 def can_decide_relay(actor: Actor, plp: Plp) -> None:
     if _is_admin(actor) or (actor.role is Role.COORDINATOR and plp.id in actor.plp_ids):
         return

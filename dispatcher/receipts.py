@@ -17,7 +17,7 @@ from typing import cast
 
 import structlog
 
-from dispatcher import erasure
+from dispatcher import erasure, reports
 from dispatcher.contacts import contact_digest
 from dispatcher.models import ChannelName, DeliveryStatus, Language, Member, MemberStatus
 from dispatcher.store import Store, new_id, now_ts, split_delivery_id
@@ -103,11 +103,15 @@ class Receipts:
         log.info("receipt.opted_out", member_id=member.id, via=str(via))
         return stopped
 
-    async def feedback(self, member: Member, text: str, *, via: ChannelName, delivery: str | None) -> Feedback:
-        """Store a member's reply as feedback on the alert it answers (or on their PLPs).
+    async def feedback(
+        self, member: Member, text: str, *, via: ChannelName, delivery: str | None, at: datetime | None = None
+    ) -> Feedback:
+        """Store a member's reply, received at ``at`` (default now), as feedback on the alert it answers
+        (or on their PLPs).
 
         The reply is indexed under the alert, the PLPs and the member, and counted per alert
-        and per PLP and month (UTC): the counts stay when erasure or retention take the text.
+        and per PLP and month (UTC, and the PLP's own month for its evaluation): the counts
+        stay when erasure or retention take the text.
         """
         alert_id = split_delivery_id(delivery)[0] if delivery else None
         plp_ids = list(member.plp_ids)
@@ -122,9 +126,10 @@ class Receipts:
             plp_ids=plp_ids,
             channel=via.value,
             text=text.strip()[:MAX_FEEDBACK],
-            received_at=datetime.now(UTC),
+            received_at=(at or datetime.now(UTC)).astimezone(UTC),
         )
         score, month = item.received_at.timestamp(), item.received_at.strftime("%Y-%m")
+        plps = await self.store.get_plps(plp_ids)
         redis = self.store.redis
         async with redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.feedback(item.id), item.to_json())
@@ -135,6 +140,9 @@ class Receipts:
             for plp_id in plp_ids:
                 pipe.zadd(self.keys.plp_feedback(plp_id), {item.id: score})
                 pipe.hincrby(self.keys.plp_feedback_counts(plp_id), month, 1)
+                if (plp := plps[plp_id]) is not None:
+                    counter, name = reports.activity_counter(self.keys, plp, reports.Activity.REPLIES, item.received_at)
+                    pipe.hincrby(counter, name, 1)
             await pipe.execute()
         if not await redis.exists(self.keys.member(member.id)):
             await erasure.erase_replies(redis, self.keys, member.id)  # erased meanwhile: the count alone stays

@@ -6,7 +6,9 @@ records (acknowledgements are kept on them), the delivery indexes, the sets of m
 planned, acknowledged or unreachable, their entries in the leases and holds, and the
 replies to it with their index entries. The alert itself, its state, its relays and its
 counts (anonymous aggregates: deliveries per status and channel, acknowledgements,
-replies) stay, so a PLP's figures stay right. Replies tied to no alert go once older than
+replies) stay, and each target PLP's figures of the alert (members reached, acknowledged...)
+are kept before its deliveries go (``dispatcher.reports``), so a PLP's figures stay right.
+Replies tied to no alert go once older than
 the cutoff. ``purged_until`` records how far the purge has come: the next run starts
 there, and the walks through a member's deliveries (export, erasure) skip what it passed.
 
@@ -23,7 +25,7 @@ from typing import cast
 import redis
 import structlog
 
-from dispatcher import clock  # the module: the clock imports this one to schedule the first run
+from dispatcher import clock, reports  # clock, the module: the clock imports this one to schedule the first run
 from dispatcher.erasure import drop_feedback
 from dispatcher.fanout import fanout_lease
 from dispatcher.keys import Keys
@@ -95,12 +97,14 @@ def schedule_first(rt: Runtime) -> None:
 
 
 def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, int]:
-    """Delete one alert's deliveries and replies; keep the alert, its state, relays and counts."""
+    """Delete one alert's deliveries and replies; keep the alert, its state, relays and counts, and
+    each PLP's figures of it (for the annual evaluation), taken first."""
+    raw = client.get(keys.alert(alert_id))
+    plp_ids = Alert.model_validate_json(raw).plp_ids if raw else []
+    reports.keep_alert_figures(client, keys, alert_id, plp_ids)
     deliveries = _purge_deliveries(client, keys, alert_id)
     replies = cast(list[str], client.zrange(keys.alert_feedback(alert_id), 0, -1))
     _drop_feedback(client, keys, replies)
-    raw = client.get(keys.alert(alert_id))
-    plp_ids = Alert.model_validate_json(raw).plp_ids if raw else []
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(
             keys.alert_deliveries(alert_id),

@@ -7,6 +7,23 @@ number of workers and webhooks run at once.
 
 Key names are built by ``dispatcher.keys`` and passed in; where a script must reach
 a key per status, it is given the key's prefix and appends the status.
+
+The same scripts keep the service-wide counters that ``/metrics`` shows (``dispatcher.metrics``)
+in one hash, ``metrics``: a send costs no round trip more for being counted. Its fields:
+
+==================================  =============================================================
+field                               counts
+==================================  =============================================================
+``d|<channel>|<status>``            deliveries that moved into a status
+``r|<channel>|<urgency>``           deliveries handed over (first ``sent`` or ``delivered``)
+``a|<channel>|<urgency>``           deliveries acknowledged (first time)
+``s|<channel>|<provider>|<kind>``   send attempts by outcome (``ok`` or the kind of error)
+``dup``                             sends that may have reached the provider twice
+``f|<urgency>|<status>``            alerts that ended in a status
+``h|<name>|<labels>|<bin>``         histogram ``<name>``: observations in bin ``<bin>`` (0-based;
+                                    one past the last bound: above them all)
+``hs|<name>|<labels>``              histogram ``<name>``: sum of the observations
+==================================  =============================================================
 """
 
 from __future__ import annotations
@@ -16,24 +33,70 @@ from typing import Any
 
 from dispatcher.models import ALERT_RANK, DELIVERY_RANK
 
+#: Upper bounds (seconds) of the histograms' bins: one call to a provider; from an alert's
+#: creation to its first delivery handed over, and to its completion (relays awaited included).
+SEND_SECONDS_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ALERT_SECONDS_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+
 
 def _lua_table(ranks: dict[Any, int]) -> str:
     return "{" + ", ".join(f"{status.value}={rank}" for status, rank in ranks.items()) + "}"
 
 
+def _lua_list(values: tuple[float, ...]) -> str:
+    return "{" + ", ".join(repr(v) for v in values) + "}"
+
+
 _PRELUDE = f"""
 local RANK = {_lua_table(DELIVERY_RANK)}
 local ALERT_RANK = {_lua_table(ALERT_RANK)}
+local SEND_BOUNDS = {_lua_list(SEND_SECONDS_BOUNDS)}
+local ALERT_BOUNDS = {_lua_list(ALERT_SECONDS_BOUNDS)}
 
-local function advance_alert(state_key, events_key, alert_id, new, now)
+-- One observation of the histogram `name` (see the module's docstring for the fields).
+local function observe(metrics_key, name, labels, bounds, value)
+  local bin = #bounds
+  for i, bound in ipairs(bounds) do
+    if value <= bound then
+      bin = i - 1
+      break
+    end
+  end
+  redis.call('HINCRBY', metrics_key, 'h|' .. name .. '|' .. labels .. '|' .. bin, 1)
+  redis.call('HINCRBYFLOAT', metrics_key, 'hs|' .. name .. '|' .. labels, value)
+end
+
+-- An alert's urgency and creation time (its first status's time), from its state.
+local function alert_origin(state_key)
+  local found = redis.call('HMGET', state_key, 'urgency', 't_awaiting_relay', 't_accepted')
+  return found[1] or 'unknown', tonumber(found[2] or found[3])
+end
+
+-- A send attempt's outcome and the provider's time, when the caller made one (ARGV from `first`).
+local function count_send(metrics_key, channel, first)
+  local provider = ARGV[first]
+  if not metrics_key or not provider or provider == '' then return end
+  local labels = channel .. '|' .. provider
+  redis.call('HINCRBY', metrics_key, 's|' .. labels .. '|' .. ARGV[first + 1], 1)
+  observe(metrics_key, 'send', labels, SEND_BOUNDS, tonumber(ARGV[first + 2]))
+end
+
+local function advance_alert(state_key, events_key, alert_id, new, now, metrics_key)
   local old = redis.call('HGET', state_key, 'status')
   if not old or ALERT_RANK[new] <= ALERT_RANK[old] then return false end
   redis.call('HSET', state_key, 'status', new, 't_' .. new, now)
   redis.call('PUBLISH', events_key, cjson.encode({{alert_id=alert_id, status=new, at=tonumber(now)}}))
+  if metrics_key and ALERT_RANK[new] == 4 then
+    local urgency, created = alert_origin(state_key)
+    redis.call('HINCRBY', metrics_key, 'f|' .. urgency .. '|' .. new, 1)
+    if new == 'completed' and created then
+      observe(metrics_key, 'completion', urgency, ALERT_BOUNDS, math.max(0, tonumber(now) - created))
+    end
+  end
   return true
 end
 
-local function maybe_complete(state_key, counts_key, events_key, alert_id, now)
+local function maybe_complete(state_key, counts_key, events_key, alert_id, now, metrics_key)
   if tonumber(redis.call('HGET', state_key, 'fanouts_pending') or '0') > 0 then return end
   if tonumber(redis.call('HGET', state_key, 'relays_awaiting') or '0') > 0 then return end
   local planned = tonumber(redis.call('HGET', counts_key, 'planned') or '0')
@@ -41,9 +104,9 @@ local function maybe_complete(state_key, counts_key, events_key, alert_id, now)
   if settled < planned then return end
   local expired = tonumber(redis.call('HGET', counts_key, 's:expired') or '0')
   if planned > 0 and expired == planned then
-    advance_alert(state_key, events_key, alert_id, 'expired', now)
+    advance_alert(state_key, events_key, alert_id, 'expired', now, metrics_key)
   else
-    advance_alert(state_key, events_key, alert_id, 'completed', now)
+    advance_alert(state_key, events_key, alert_id, 'completed', now, metrics_key)
   end
 end
 
@@ -62,15 +125,26 @@ local function move(k, alert_id, ref, channel, old, new, now)
     redis.call('ZREM', k.leases, alert_id .. '|' .. ref)  -- nobody works on it any more
     redis.call('ZREM', k.holds, alert_id .. '|' .. ref)
   end
+  if k.metrics then
+    redis.call('HINCRBY', k.metrics, 'd|' .. channel .. '|' .. new, 1)
+    if RANK[old] < 2 and (new == 'sent' or new == 'delivered') then
+      local urgency, created = alert_origin(k.state)
+      redis.call('HINCRBY', k.metrics, 'r|' .. channel .. '|' .. urgency, 1)
+      if redis.call('HSETNX', k.state, 'first_send_at', now) == 1 and created then
+        observe(k.metrics, 'first_send', urgency, ALERT_BOUNDS, math.max(0, tonumber(now) - created))
+      end
+    end
+  end
   if RANK[new] >= 2 and RANK[old] < 2 then
     redis.call('HINCRBY', k.counts, 'settled', 1)
-    maybe_complete(k.state, k.counts, k.events, alert_id, now)
+    maybe_complete(k.state, k.counts, k.events, alert_id, now, k.metrics)
   end
 end
 
 local function delivery_keys()
   return {{
-    delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6], holds=KEYS[7]
+    delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6], holds=KEYS[7],
+    metrics=KEYS[8]
   }}
 end
 
@@ -132,7 +206,7 @@ return create_delivery(
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, opt-outs set
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, opt-outs set
 # ARGV: alert id, ref, channel, member id, now, lease end
 # Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
 # the worker that had it died). Returns 'claimed' when the caller now owns the send, else the
@@ -156,7 +230,7 @@ if redis.call('HGET', k.state, 'status') == 'cancelled' then
   target, cause = 'cancelled', 'alert cancelled'
 elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
   target, cause = 'expired', 'time-to-live passed before it could be sent'
-elseif redis.call('SISMEMBER', KEYS[8], ARGV[4]) == 1 then
+elseif redis.call('SISMEMBER', KEYS[9], ARGV[4]) == 1 then
   target, cause = 'cancelled', 'member opted out'
 end
 if cause then
@@ -169,6 +243,7 @@ if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
   -- its worker died during a send: that send may have reached the provider
   redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
   redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
+  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
 end
 redis.call('HSET', k.delivery, 'phase', 'in_flight')
 redis.call('ZADD', k.leases, ARGV[6], leased)
@@ -177,9 +252,10 @@ return 'claimed'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics
 # ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
-#       '1' if the failed attempt may have reached the provider
+#       '1' if the failed attempt may have reached the provider, channel, then the attempt that
+#       failed (provider, kind of error, seconds) for the metrics
 # The delivery stays "sending", waiting: its lease ends at the next attempt, when the clock
 # hands it to a worker again.
 RETRY = (
@@ -187,20 +263,23 @@ RETRY = (
     + """
 local k = delivery_keys()
 local status = redis.call('HGET', k.delivery, 'status')
+count_send(k.metrics, ARGV[7], 8)
 if status ~= 'sending' then return status or 'missing' end
 redis.call('HSET', k.delivery, 'phase', 'waiting', 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
 if ARGV[5] == '1' then redis.call('HINCRBY', k.delivery, 'failures', 1) end
 if ARGV[6] == '1' then
   redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
   redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
+  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
 end
 redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
 return 'waiting'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds
-# ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or ''
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics
+# ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or '',
+#       then, after a send attempt, its provider, outcome and seconds for the metrics
 # Returns the status afterwards; a move backwards (a late or repeated report) changes nothing.
 RECORD = (
     _PRELUDE
@@ -208,6 +287,7 @@ RECORD = (
 local k = delivery_keys()
 local old = redis.call('HGET', k.delivery, 'status')
 if not old then return 'missing' end
+count_send(k.metrics, ARGV[3], 9)
 if RANK[ARGV[4]] <= RANK[old] then return old end
 if ARGV[6] ~= '' then redis.call('HSET', k.delivery, 'provider_id', ARGV[6]) end
 if ARGV[7] ~= '' then redis.call('HSET', k.delivery, 'last_error', ARGV[7]) end
@@ -217,27 +297,35 @@ return ARGV[4]
 """
 )
 
-# KEYS: delivery, counts, alert acknowledgements set; ARGV: channel the receipt came by, now, member id
+# KEYS: delivery, counts, alert acknowledgements set, alert state, metrics
+# ARGV: channel the receipt came by, now, member id, the delivery's channel
 # Returns 1 the first time a delivery is acknowledged, 0 after (-1: no such delivery).
-ACKNOWLEDGE = """
+ACKNOWLEDGE = (
+    _PRELUDE
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], 'ack_at', ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'ack_channel', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'acknowledged', 1)
 redis.call('SADD', KEYS[3], ARGV[3])
+if KEYS[5] then
+  local urgency = alert_origin(KEYS[4])
+  redis.call('HINCRBY', KEYS[5], 'a|' .. ARGV[4] .. '|' .. urgency, 1)
+end
 return 1
 """
+)
 
-# KEYS: alert state, events; ARGV: alert id, new status, now. Returns 1 if the alert moved.
+# KEYS: alert state, events, metrics; ARGV: alert id, new status, now. Returns 1 if the alert moved.
 ADVANCE_ALERT = (
     _PRELUDE
     + """
-if advance_alert(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return 1 end
+if advance_alert(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3]) then return 1 end
 return 0
 """
 )
 
-# KEYS: alert fan-outs set, alert state, counts, events; ARGV: alert id, PLP id, now
+# KEYS: alert fan-outs set, alert state, counts, events, metrics; ARGV: alert id, PLP id, now
 # Marks one PLP's fan-out finished (once), then moves the alert to sending or completes it.
 FANOUT_DONE = (
     _PRELUDE
@@ -245,13 +333,13 @@ FANOUT_DONE = (
 if redis.call('SREM', KEYS[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'fanouts_pending', -1)
 end
-advance_alert(KEYS[2], KEYS[4], ARGV[1], 'sending', ARGV[3])
-maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3])
+advance_alert(KEYS[2], KEYS[4], ARGV[1], 'sending', ARGV[3], KEYS[5])
+maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3], KEYS[5])
 return redis.call('HGET', KEYS[2], 'status')
 """
 )
 
-# KEYS: alert state, counts, events; ARGV: alert id, now, '1' if some PLP receives the alert
+# KEYS: alert state, counts, events, metrics; ARGV: alert id, now, '1' if some PLP receives the alert
 # After a relay decision: all declined -> declined; otherwise complete if nothing is left.
 SETTLE_RELAYS = (
     _PRELUDE
@@ -260,15 +348,15 @@ if tonumber(redis.call('HGET', KEYS[1], 'relays_awaiting') or '0') > 0 then
   return redis.call('HGET', KEYS[1], 'status')
 end
 if ARGV[3] == '0' then
-  advance_alert(KEYS[1], KEYS[3], ARGV[1], 'declined', ARGV[2])
+  advance_alert(KEYS[1], KEYS[3], ARGV[1], 'declined', ARGV[2], KEYS[4])
 else
-  maybe_complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+  maybe_complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], KEYS[4])
 end
 return redis.call('HGET', KEYS[1], 'status')
 """
 )
 
-# KEYS: alert relays hash, alert state, counts, events; ARGV: alert id, now
+# KEYS: alert relays hash, alert state, counts, events, metrics; ARGV: alert id, now
 # Once the time-to-live has passed, relays still awaiting a decision expire; the alert then
 # completes with what went out, or expires if nothing went out.
 EXPIRE_RELAYS = (
@@ -289,9 +377,9 @@ for i = 1, #relays, 2 do
 end
 redis.call('HSET', KEYS[2], 'relays_awaiting', 0)
 if going then
-  maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+  maybe_complete(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], KEYS[5])
 else
-  advance_alert(KEYS[2], KEYS[4], ARGV[1], 'expired', ARGV[2])
+  advance_alert(KEYS[2], KEYS[4], ARGV[1], 'expired', ARGV[2], KEYS[5])
 end
 return 1
 """
@@ -313,6 +401,25 @@ end
 return due
 """
 
+# KEYS: a set or sorted set, then counter hashes; ARGV: 'zadd', 'zrem' or 'sadd', a member, then the
+# field to increment in each counter hash (ARGV[i + 1] in KEYS[i]).
+# Adds (score 0) or removes the member, and counts the change only if there was one: a write
+# repeated (an erasure run again after a crash, a second STOP) is counted once. Returns 1 or 0.
+COUNTED_CHANGE = """
+local changed
+if ARGV[1] == 'zadd' then
+  changed = redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[2])
+elseif ARGV[1] == 'zrem' then
+  changed = redis.call('ZREM', KEYS[1], ARGV[2])
+else
+  changed = redis.call('SADD', KEYS[1], ARGV[2])
+end
+if changed == 1 then
+  for i = 2, #KEYS do redis.call('HINCRBY', KEYS[i], ARGV[i + 1], 1) end
+end
+return changed
+"""
+
 
 @dataclass(frozen=True)
 class Scripts:
@@ -329,6 +436,7 @@ class Scripts:
     settle_relays: Any
     expire_relays: Any
     take_due: Any
+    counted_change: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -345,4 +453,5 @@ class Scripts:
             settle_relays=client.register_script(SETTLE_RELAYS),
             expire_relays=client.register_script(EXPIRE_RELAYS),
             take_due=client.register_script(TAKE_DUE),
+            counted_change=client.register_script(COUNTED_CHANGE),
         )

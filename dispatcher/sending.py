@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 import structlog
@@ -27,6 +28,7 @@ from config import Settings
 from dispatcher.compose import compose
 from dispatcher.limits import ProviderLimits, limits_for
 from dispatcher.links import Links
+from dispatcher.metrics import SendAttempt, SendOutcome
 from dispatcher.models import Alert, ChannelName, DeliveryMode, DeliveryStatus, Member, Plp, Relay, Urgency
 from dispatcher.retries import RetryPolicy, Verdict
 from dispatcher.runtime import Runtime
@@ -199,38 +201,62 @@ async def _attempt(
     if now_ts() > ctx.expires_at:  # the provider's rate held it back too long: never send late
         cause = "time-to-live passed while waiting for the provider's rate limit"
         return await _record(ctx, ref, DeliveryStatus.EXPIRED, cause=cause)
+    provider = ctx.channels[channel]
+    started = time.perf_counter()
     try:
-        receipt = await ctx.channels[channel].send(message)
-    except PermanentError as exc:
-        bound.warning("send.permanent_failure", reason=exc.reason)
-        await ctx.store.mark_unusable(member_id, channel, exc.reason)
-        return await _fail(ctx, ref, member, channel, exc.reason)
-    except TransientError as exc:
-        return await _retry_or_fail(ctx, ref, member, channel, exc, bound)
-    except ChannelError as exc:  # not configured: no retry will help
-        bound.error("send.not_configured", error=str(exc))
-        return await _fail(ctx, ref, member, channel, str(exc))
-    except Exception as exc:  # a defect in a channel must not leave the delivery in "sending"
-        bound.exception("send.crashed")
-        return await _fail(ctx, ref, member, channel, f"internal error: {type(exc).__name__}")
+        receipt = await provider.send(message)
+    except Exception as exc:  # counted with the provider's time; what it means is decided below
+        attempt = SendAttempt.of(provider, SendOutcome.of(exc), time.perf_counter() - started)
+        return await _failed_attempt(ctx, ref, member, channel, exc, attempt, bound)
+    attempt = SendAttempt.of(provider, SendOutcome.OK, time.perf_counter() - started)
     status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
     if channel in REPLYABLE:
         await ctx.store.remember_last_delivery(member_id, channel, message.delivery_id, ttl=ctx.reply_window)
-    return await _record(ctx, ref, status, provider_id=receipt.provider_id)
+    return await _record(ctx, ref, status, provider_id=receipt.provider_id, attempt=attempt)
+
+
+async def _failed_attempt(
+    ctx: BatchContext,
+    ref: str,
+    member: Member,
+    channel: ChannelName,
+    exc: Exception,
+    attempt: SendAttempt,
+    bound: structlog.BoundLogger,
+) -> str:
+    """What a channel's error means for the delivery: fail it, retry it later, or try the next channel."""
+    if isinstance(exc, PermanentError):
+        bound.warning("send.permanent_failure", reason=exc.reason)
+        await ctx.store.mark_unusable(member.id, channel, exc.reason)
+        return await _fail(ctx, ref, member, channel, exc.reason, attempt=attempt)
+    if isinstance(exc, TransientError):
+        return await _retry_or_fail(ctx, ref, member, channel, exc, bound, attempt=attempt)
+    if isinstance(exc, ChannelError):  # not configured: no retry will help
+        bound.error("send.not_configured", error=str(exc))
+        return await _fail(ctx, ref, member, channel, str(exc), attempt=attempt)
+    # a defect in a channel must not leave the delivery in "sending"
+    bound.error("send.crashed", exc_info=exc)
+    return await _fail(ctx, ref, member, channel, f"internal error: {type(exc).__name__}", attempt=attempt)
 
 
 async def _retry_or_fail(
-    ctx: BatchContext, ref: str, member: Member, channel: ChannelName, exc: TransientError, bound: structlog.BoundLogger
+    ctx: BatchContext,
+    ref: str,
+    member: Member,
+    channel: ChannelName,
+    exc: TransientError,
+    bound: structlog.BoundLogger,
+    *,
+    attempt: SendAttempt,
 ) -> str:
     failures = int(await ctx.store.redis.hget(ctx.keys.delivery(ctx.alert.id, ref), "failures") or 0)
     decision = ctx.policy.decide(exc, failures=failures, now=now_ts(), expires_at=ctx.expires_at)
     bound.warning("send.transient_failure", error=str(exc), verdict=decision.verdict.value, failures=failures)
     if decision.verdict is Verdict.TOO_LATE:
-        return await _record(
-            ctx, ref, DeliveryStatus.EXPIRED, error=str(exc), cause="time-to-live passed while retrying"
-        )
+        cause = "time-to-live passed while retrying"
+        return await _record(ctx, ref, DeliveryStatus.EXPIRED, error=str(exc), cause=cause, attempt=attempt)
     if decision.verdict is Verdict.GIVE_UP:
-        return await _fail(ctx, ref, member, channel, f"gave up after {failures + 1} attempts: {exc}")
+        return await _fail(ctx, ref, member, channel, f"gave up after {failures + 1} attempts: {exc}", attempt=attempt)
     await ctx.store.scripts.retry(
         keys=ctx.delivery_keys(ref),
         args=[
@@ -240,12 +266,16 @@ async def _retry_or_fail(
             str(exc),
             "1" if decision.counts else "0",
             "1" if exc.may_have_sent else "0",
+            channel.value,
+            *attempt.script_args(),
         ],
     )
     return "waiting"
 
 
-async def _fail(ctx: BatchContext, ref: str, member: Member, channel: ChannelName, error: str) -> str:
+async def _fail(
+    ctx: BatchContext, ref: str, member: Member, channel: ChannelName, error: str, *, attempt: SendAttempt | None = None
+) -> str:
     """Fail the delivery; for a "first that works" plan, queue the member's next channel first."""
     plan = ctx.plp.charter.plan_of(ctx.alert.message_class)
     if plan.mode is DeliveryMode.FIRST_THAT_WORKS:
@@ -264,15 +294,24 @@ async def _fail(ctx: BatchContext, ref: str, member: Member, channel: ChannelNam
                 args=[ctx.alert.id, member.id, usable[0].value, ctx.plp.id, now_ts()],
             )
             log.info("send.fallback", alert_id=ctx.alert.id, member_id=member.id, to=usable[0].value)
-    return await _record(ctx, ref, DeliveryStatus.FAILED, error=error)
+    return await _record(ctx, ref, DeliveryStatus.FAILED, error=error, attempt=attempt)
 
 
 async def _record(
-    ctx: BatchContext, ref: str, status: DeliveryStatus, *, provider_id: str = "", error: str = "", cause: str = ""
+    ctx: BatchContext,
+    ref: str,
+    status: DeliveryStatus,
+    *,
+    provider_id: str = "",
+    error: str = "",
+    cause: str = "",
+    attempt: SendAttempt | None = None,
 ) -> str:
+    """Move the delivery to ``status``; the provider call that led there, if any, is counted by the same script."""
     channel = ref.split(":", 1)[0]
+    counted = attempt.script_args() if attempt is not None else []
     result = await ctx.store.scripts.record(
         keys=ctx.delivery_keys(ref),
-        args=[ctx.alert.id, ref, channel, status.value, now_ts(), provider_id, error, cause],
+        args=[ctx.alert.id, ref, channel, status.value, now_ts(), provider_id, error, cause, *counted],
     )
     return str(result)

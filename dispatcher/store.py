@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 
 from config.settings import DEFAULT_TOKEN_TTL_DAYS
-from dispatcher import erasure
+from dispatcher import erasure, reports
 from dispatcher.contacts import contact_digest
 from dispatcher.keys import Keys
 from dispatcher.limits import chat_limit_name
@@ -244,8 +244,29 @@ class Store:
             owners.append(next((str(i) for i in ids if i), None))
         return owners
 
+    # Joins, leaves and opt-outs are counted per PLP and month for its annual evaluation
+    # (``dispatcher.reports``), by the script that makes the change, and only if it made one.
+
+    async def _counted(self, pipe: Any, op: str, key: str, member_id: str, counters: list[tuple[str, str]]) -> None:
+        """Queue on ``pipe``: ``op`` (zadd, zrem, sadd) ``member_id`` in ``key``, counted in ``counters``."""
+        await self.scripts.counted_change(
+            keys=[key, *(hash_key for hash_key, _ in counters)],
+            args=[op, member_id, *(name for _, name in counters)],
+            client=pipe,
+        )
+
+    async def _existing_plps(self, plp_ids: Iterable[str]) -> dict[str, Plp]:
+        return {i: plp for i, plp in (await self.get_plps(set(plp_ids))).items() if plp is not None}
+
+    def _tally(
+        self, plps: dict[str, Plp], plp_ids: Iterable[str], event: reports.Activity, at: datetime
+    ) -> list[tuple[str, str]]:
+        """The counters of ``event`` at ``at`` for those of ``plp_ids`` in ``plps``."""
+        return [reports.activity_counter(self.keys, plps[i], event, at) for i in plp_ids if i in plps]
+
     async def add_new_members(self, members: list[Member], *, chunk: int = 500) -> None:
-        """Store members whose contact points nobody uses yet, a pipeline per chunk."""
+        """Store members whose contact points nobody uses yet, a pipeline per chunk (joined at their creation)."""
+        plps = await self._existing_plps(plp_id for member in members for plp_id in member.plp_ids)
         for start in range(0, len(members), chunk):
             async with self.redis.pipeline(transaction=True) as pipe:
                 for member in members[start : start + chunk]:
@@ -254,12 +275,14 @@ class Store:
                         if value:
                             pipe.set(self.keys.contact(contact_digest(kind, value)), member.id, nx=True)
                     for plp_id in member.plp_ids:
-                        pipe.zadd(self.keys.plp_members(plp_id), {member.id: 0})
+                        joined = self._tally(plps, [plp_id], reports.Activity.JOINED, member.created_at)
+                        await self._counted(pipe, "zadd", self.keys.plp_members(plp_id), member.id, joined)
                 await pipe.execute()
 
     async def save_member(self, member: Member, *, previous: Member | None = None) -> None:
         """Store a member, its contact index and its PLP memberships.
 
+        A PLP it joins and an opt-out are counted for the evaluation at ``member.updated_at``.
         Raises ``Conflict`` when its phone or e-mail belongs to another member.
         """
         contacts = _contacts(member)
@@ -268,6 +291,7 @@ class Store:
                 owner = await self.redis.get(self.keys.contact(contact_digest(kind, value)))
                 if owner and owner != member.id:
                     raise Conflict(f"{kind}: another member already uses this {kind}")
+        plps, at = await self._existing_plps(member.plp_ids), member.updated_at
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.member(member.id), member.model_dump_json())
             for (kind, value), (_, old) in zip(contacts, _contacts(previous), strict=True):
@@ -276,9 +300,11 @@ class Store:
                 if value:
                     pipe.set(self.keys.contact(contact_digest(kind, value)), member.id)
             for plp_id in member.plp_ids:
-                pipe.zadd(self.keys.plp_members(plp_id), {member.id: 0})
+                joined = self._tally(plps, [plp_id], reports.Activity.JOINED, at)
+                await self._counted(pipe, "zadd", self.keys.plp_members(plp_id), member.id, joined)
             if member.status is MemberStatus.OPTED_OUT:
-                pipe.sadd(self.keys.optouts(), member.id)
+                opted_out = self._tally(plps, member.plp_ids, reports.Activity.OPTED_OUT, at)
+                await self._counted(pipe, "sadd", self.keys.optouts(), member.id, opted_out)
             else:
                 pipe.srem(self.keys.optouts(), member.id)
             await pipe.execute()
@@ -307,29 +333,33 @@ class Store:
         members = [m for m in await self.get_members(ids) if m is not None]
         return Page(items=members, next_cursor=ids[-1] if more else None)
 
-    async def remove_member(self, member: Member, plp_id: str) -> Member | None:
-        """Take a member out of a PLP. With no PLP left, their personal data is erased at once.
+    async def remove_member(self, member: Member, plp_id: str, *, at: datetime | None = None) -> Member | None:
+        """Take a member out of a PLP (at ``at``, default now). With no PLP left, their personal data is
+        erased at once.
 
         Returns the member as they remain, or None once erased. Erasure deletes the record,
         its contact index, the last-delivery pointers, pending Telegram links and the
         member's replies, and takes contact points out of their deliveries (see
         ``dispatcher.erasure``). Deliveries keep only the member's random id, so the PLP's
         figures stay right; the id stays in the opt-out set so that nothing queued reaches them.
+        The leave is counted for the PLP's evaluation.
         """
+        at = at or datetime.now(UTC)
+        left = self._tally(await self._existing_plps([plp_id]), [plp_id], reports.Activity.LEFT, at)
         remaining = [p for p in member.plp_ids if p != plp_id]
         if not remaining:
-            await self._erase(member, plp_id)
+            await self._erase(member, plp_id, left)
             return None
-        kept = member.model_copy(update={"plp_ids": remaining, "updated_at": datetime.now(UTC)})
+        kept = member.model_copy(update={"plp_ids": remaining, "updated_at": at})
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.plp_members(plp_id), member.id)
+            await self._counted(pipe, "zrem", self.keys.plp_members(plp_id), member.id, left)
             pipe.set(self.keys.member(member.id), kept.model_dump_json())
             # Their deliveries of this PLP's alerts are found through it again on erasure.
             pipe.sadd(self.keys.member_left(member.id), plp_id)
             await pipe.execute()
         return kept
 
-    async def _erase(self, member: Member, plp_id: str) -> None:
+    async def _erase(self, member: Member, plp_id: str, counters: list[tuple[str, str]]) -> None:
         # Traces first, then the record: a crash in between leaves a member who can be deleted again.
         left = cast(set[str], await self.redis.smembers(self.keys.member_left(member.id)))
         deliveries = await self.member_deliveries(member.id, sorted({plp_id, *left}))
@@ -337,7 +367,7 @@ class Store:
         await erasure.erase_telegram_links(self.redis, self.keys, member.id)
         await erasure.erase_replies(self.redis, self.keys, member.id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.plp_members(plp_id), member.id)
+            await self._counted(pipe, "zrem", self.keys.plp_members(plp_id), member.id, counters)
             pipe.delete(self.keys.member(member.id), self.keys.member_left(member.id))
             pipe.delete(*(self.keys.member_last(member.id, channel.value) for channel in ChannelName))
             for kind, value in _contacts(member):
@@ -494,6 +524,7 @@ class Store:
                 self.keys.alert_state(alert_id),
                 self.keys.alert_counts(alert_id),
                 self.keys.events(),
+                self.keys.metrics(),
             ],
             args=[alert_id, now_ts()],
         )
@@ -579,7 +610,7 @@ class Store:
     async def cancel_alert(self, alert_id: str) -> bool:
         """Cancel an alert: no send that has not started will start. False if it had already ended."""
         moved = await self.scripts.advance_alert(
-            keys=[self.keys.alert_state(alert_id), self.keys.events()],
+            keys=[self.keys.alert_state(alert_id), self.keys.events(), self.keys.metrics()],
             args=[alert_id, AlertStatus.CANCELLED.value, now_ts()],
         )
         return int(moved) == 1
@@ -600,11 +631,18 @@ class Store:
         found = await self.redis.get(self.keys.member_last(member_id, channel.value))
         return str(found) if found else None
 
-    async def acknowledge(self, alert_id: str, ref: str, *, via: str) -> bool:
-        """Record that the member acknowledged this delivery (``<channel>:<member>``); True the first time only."""
-        member_id = ref.split(":", 1)[1]
+    async def acknowledge(self, alert_id: str, ref: str, *, via: str, at: float | None = None) -> bool:
+        """Record that the member acknowledged this delivery (``<channel>:<member>``) at ``at`` (Unix time,
+        default now); True the first time only."""
+        channel, member_id = ref.split(":", 1)
         result = await self.scripts.acknowledge(
-            keys=[self.keys.delivery(alert_id, ref), self.keys.alert_counts(alert_id), self.keys.alert_acks(alert_id)],
-            args=[via, now_ts(), member_id],
+            keys=[
+                self.keys.delivery(alert_id, ref),
+                self.keys.alert_counts(alert_id),
+                self.keys.alert_acks(alert_id),
+                self.keys.alert_state(alert_id),
+                self.keys.metrics(),
+            ],
+            args=[via, now_ts() if at is None else at, member_id, channel],
         )
         return int(result) == 1

@@ -17,6 +17,8 @@ from dispatcher.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
+WORKER_TTL = 60  # seconds; RQ renews it every 45 s while idle, and covers each job's timeout while busy
+
 
 class Lane(StrEnum):
     URGENT = "urgent"
@@ -28,7 +30,9 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     rt = Runtime.from_settings(settings)
     queues = [rt.urgent_queue] if lane is Lane.URGENT else [rt.urgent_queue, rt.general_queue]
     worker_class = SimpleWorker if settings.worker_kind is WorkerKind.SIMPLE else Worker
-    worker = worker_class(queues, connection=rt.rq_connection, name=None)
+    # A worker's key lives WORKER_TTL seconds past its last heartbeat: a killed worker stops counting
+    # as alive (readiness, ``plp status``) within a minute instead of RQ's default eight.
+    worker = worker_class(queues, connection=rt.rq_connection, name=None, worker_ttl=WORKER_TTL)
     log.info(
         "worker.starting",
         lane=lane.value,

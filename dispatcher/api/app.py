@@ -12,8 +12,24 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
 
-from dispatcher.api import actors, alerts, audit, feedback, health, members, notifications, pages, plps, webhooks  # noqa: F401  (they register operations)
+from dispatcher.api import (  # noqa: F401  (they register operations)
+    actors,
+    alerts,
+    audit,
+    console,
+    feedback,
+    health,
+    members,
+    metrics,
+    notifications,
+    pages,
+    plps,
+    reports,
+    stream,
+    webhooks,
+)
 from dispatcher.api.problems import Problem, problem_middleware
 from dispatcher.api.routing import ACTOR
 from dispatcher.api.services import SERVICES, Services, api
@@ -24,11 +40,15 @@ from dispatcher.throttle import FailedAuth, Refusal, Throttle, client_address
 
 log = structlog.get_logger(__name__)
 
-_PUBLIC = frozenset(op.path for op in api.operations if op.public)
+# The console's files are public (its page asks for the token and sends it with each API call).
+_PUBLIC = frozenset(op.path for op in api.operations if op.public) | console.ROUTES
 # The providers' callbacks are signed, and their volume follows our own sending rate, from a
 # few provider addresses: refused, they would be lost (Twilio does not retry a refused status
 # callback or incoming SMS, so a member's STOP would be). They are not metered per address.
 _PROVIDER_CALLBACKS = frozenset(op.path for op in api.operations if op.tag == "webhooks")
+
+# Liveness, readiness and metrics answer even when Redis, where the meters are, does not.
+_PROBES = frozenset({"/v1/health", "/v1/ready", metrics.PATH})
 
 THROTTLE = web.AppKey("throttle", Throttle)
 ADDRESS = web.RequestKey("address", str)
@@ -66,7 +86,15 @@ async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse
     throttle = request.app[THROTTLE]
     address = client_address(request.remote, request.headers.get("X-Forwarded-For"), throttle.trusted_proxies)
     request[ADDRESS] = address
-    refusal = None if _route(request) in _PROVIDER_CALLBACKS else await throttle.admit_address(address)
+    exempt = _route(request) in _PROVIDER_CALLBACKS or (
+        _route(request) == metrics.PATH and metrics.authorized_scrape(request, request.app[SERVICES].runtime.settings)
+    )
+    try:
+        refusal = None if exempt else await throttle.admit_address(address)
+    except (RedisError, OSError):
+        if _route(request) not in _PROBES:
+            raise
+        refusal = None  # the meters are in Redis: the probes must still answer, and say what is down
     if refusal is not None:
         raise too_many(refusal)
     if _needs_token(request):
@@ -141,4 +169,6 @@ def create_app(runtime: Runtime) -> web.Application:
 
     app.cleanup_ctx.append(clients)
     api.install(app)
+    stream.install(app)
+    console.install(app)
     return app

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-from rq import Worker
+import asyncio
 
-from channels import describe_channels
+from redis.exceptions import RedisError
+
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Health, OpenApiDocument, Readiness
+from dispatcher.queues import queue_health
 
 
 @api.operation("GET", "/v1/health", summary="Liveness", tag="operations", public=True, responses={200: Health})
@@ -16,33 +17,46 @@ async def health(call: Call) -> Reply:
     return Reply(200, Health(status="ok"))
 
 
-def _workers_per_lane(call: Call) -> dict[str, int]:
-    rt = services(call).runtime
-    return {
-        "urgent": Worker.count(queue=rt.urgent_queue),
-        "general": Worker.count(queue=rt.general_queue),
-    }
+#: How long readiness waits for Redis before calling it unreachable.
+REDIS_TIMEOUT = 5.0
 
 
 @api.operation(
     "GET",
     "/v1/ready",
-    summary="Readiness: Redis answers",
+    summary="Readiness: Redis answers and a worker serves the urgent queue",
     tag="operations",
     public=True,
     responses={200: Readiness, 503: Readiness},
 )
 async def ready(call: Call) -> Reply:
+    """200 when Redis answers and at least one worker is alive for the urgent queue; 503 saying which fails."""
     svc = services(call)
     try:
-        await svc.store.redis.ping()
-        workers = await svc.blocking(_workers_per_lane, call)
-    except (RedisError, OSError) as exc:
-        body = Readiness(status="unavailable", redis=f"unreachable: {type(exc).__name__}", workers={}, channels={})
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            await svc.store.redis.ping()
+            health = await svc.blocking(queue_health, svc.runtime)
+    except (RedisError, OSError, TimeoutError) as exc:
+        reason = f"Redis is unreachable ({type(exc).__name__}): check REDIS_URL and that the server runs"
+        body = Readiness(
+            status="unavailable", redis=f"unreachable: {type(exc).__name__}", workers={}, channels={}, reasons=[reason]
+        )
         return Reply(503, body)
+    workers = {lane.lane: lane.workers_alive for lane in health.lanes}
+    reasons = [] if workers["urgent"] else [URGENT_WORKER_MISSING]
     return Reply(
-        200, Readiness(status="ok", redis="ok", workers=workers, channels=describe_channels(svc.runtime.settings))
+        503 if reasons else 200,
+        Readiness(
+            status="unavailable" if reasons else "ok",
+            redis="ok",
+            workers=workers,
+            channels=health.channels,
+            reasons=reasons,
+        ),
     )
+
+
+URGENT_WORKER_MISSING = "no worker is alive for the urgent queue: start one (plp worker urgent, or plp worker general)"
 
 
 @api.operation(

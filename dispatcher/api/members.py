@@ -7,16 +7,23 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import export, membership, policy
+from dispatcher import audience, export, membership, policy
 from dispatcher.api.audit import changed, left, note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_json
 from dispatcher.api.services import api, plp_or_404, services
-from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, RejectedRow
+from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, Query, RejectedRow
 from dispatcher.audit import Action
 from dispatcher.contacts import InvalidContact
 from dispatcher.export import MemberExport
-from dispatcher.models import Actor, Member, MemberIn, MemberPatch, Plp, Role
+from dispatcher.models import Actor, Member, MemberIn, MemberPatch, MemberStatus, Plp, Role
+from dispatcher.store import from_ts
+
+
+class ImportQuery(Query):
+    dry_run: bool = Field(
+        default=False, description="Check the rows and answer the same report, writing nothing (a preview)"
+    )
 
 
 class ImportRequest(BaseModel):
@@ -25,12 +32,26 @@ class ImportRequest(BaseModel):
     members: list[dict[str, Any]] = Field(description="Rows with the fields of MemberIn")
 
 
-def view(member: Member, actor: Actor) -> MemberView:
-    """The member as this actor may see them: only the memberships of the actor's PLPs."""
+def view(member: Member, actor: Actor, last: audience.LastAcknowledgement | None = None) -> MemberView:
+    """The member as this actor may see them: only the memberships of the actor's PLPs; how they are reached."""
     data = member.model_dump()
     if actor.role is Role.COORDINATOR:
         data["plp_ids"] = [p for p in member.plp_ids if p in actor.plp_ids]
-    return MemberView.model_validate(data)
+    working = [c for c in member.channels if c not in member.unusable and member.address_for(c)]
+    return MemberView.model_validate(
+        data
+        | {
+            "working_channels": working if member.status is MemberStatus.ACTIVE else [],
+            "last_acknowledged_at": from_ts(last.at) if last and last.at is not None else None,
+            "last_acknowledged_via": last.via if last else None,
+        }
+    )
+
+
+async def views(call: Call, plp: Plp, members: list[Member]) -> list[MemberView]:
+    """Members as the caller may see them, with their last acknowledgement of the PLP's alerts."""
+    last = await audience.last_acknowledgements(services(call).store, plp.id, [m.id for m in members])
+    return [view(m, call.who, last.get(m.id)) for m in members]
 
 
 async def _plp_for_members(call: Call) -> Plp:
@@ -68,7 +89,7 @@ async def create_member(call: Call) -> Reply:
         raise _invalid_phone(exc) from None
     await note(call, Action.MEMBER_LINKED if existed else Action.MEMBER_CREATED, plp=plp.id, member=member.id)
     location = {"Location": f"/v1/plps/{plp.id}/members/{member.id}"}
-    return Reply(200 if existed else 201, view(member, call.who), location)
+    return Reply(200 if existed else 201, (await views(call, plp, [member]))[0], location)
 
 
 @api.operation(
@@ -83,7 +104,7 @@ async def list_members(call: Call) -> Reply:
     plp = await _plp_for_members(call)
     page = await services(call).store.list_members(plp.id, cursor=call.query.cursor, limit=call.query.limit)
     await note(call, Action.MEMBER_LISTED, detail=f"{len(page.items)} members", plp=plp.id)
-    return Reply(200, MemberPage(items=[view(m, call.who) for m in page.items], next_cursor=page.next_cursor))
+    return Reply(200, MemberPage(items=await views(call, plp, page.items), next_cursor=page.next_cursor))
 
 
 @api.operation(
@@ -93,7 +114,7 @@ async def get_member(call: Call) -> Reply:
     plp = await _plp_for_members(call)
     member = await _member_in(call, plp)
     await note(call, Action.MEMBER_VIEWED, plp=plp.id, member=member.id)
-    return Reply(200, view(member, call.who))
+    return Reply(200, (await views(call, plp, [member]))[0])
 
 
 @api.operation(
@@ -113,7 +134,7 @@ async def update_member(call: Call) -> Reply:
     except InvalidContact as exc:
         raise _invalid_phone(exc) from None
     await note(call, Action.MEMBER_CHANGED, detail=changed(call.body), plp=plp.id, member=member.id)
-    return Reply(200, view(updated, call.who))
+    return Reply(200, (await views(call, plp, [updated]))[0])
 
 
 @api.operation(
@@ -171,9 +192,11 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
 @api.operation(
     "POST",
     "/v1/plps/{plp_id}/members/import",
-    summary="Import many members; the report says which rows were imported and which were rejected, and why",
+    summary="Import many members; the report says which rows were imported and which were rejected, and why "
+    "(dry_run=true: the same report, nothing written)",
     tag="members",
     body=ImportRequest,
+    query=ImportQuery,
     body_reader=_import_body,
     extra_content={
         "text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}
@@ -186,12 +209,21 @@ async def import_members(call: Call) -> Reply:
     limit = svc.runtime.settings.max_import_rows
     if len(rows) > limit:
         raise Problem(413, "Too many rows", f"{len(rows)} rows; import at most {limit} at once")
-    imported, rejected = await membership.import_rows(svc.store, plp, rows, region=svc.runtime.settings.default_region)
-    await note(call, Action.MEMBER_IMPORTED, detail=f"{len(imported)} imported, {len(rejected)} rejected", plp=plp.id)
+    dry_run = call.query.dry_run
+    imported, rejected = await membership.import_rows(
+        svc.store, plp, rows, region=svc.runtime.settings.default_region, dry_run=dry_run
+    )
+    if not dry_run:  # a dry run changes nothing and reads no one's data
+        detail = f"{len(imported)} imported, {len(rejected)} rejected"
+        await note(call, Action.MEMBER_IMPORTED, detail=detail, plp=plp.id)
     return Reply(
         200,
         ImportReport(
-            imported=[ImportedRow(row=row, member_id=m.id, existing=existed) for row, m, existed in imported],
+            imported=[
+                ImportedRow(row=row, member_id=None if dry_run and not existed else m.id, existing=existed)
+                for row, m, existed in imported
+            ],
             rejected=[RejectedRow(row=row, errors=errors) for row, errors in rejected],
+            dry_run=dry_run,
         ),
     )

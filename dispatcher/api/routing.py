@@ -52,7 +52,8 @@ class Reply:
     media_type: str = "application/json"
 
 
-Handler = Callable[[Call], Awaitable[Reply]]
+#: A handler answers with a ``Reply``, or, for a stream (server-sent events), with the response it prepared.
+Handler = Callable[[Call], Awaitable[Reply | web.StreamResponse]]
 BodyReader = Callable[[web.Request], Awaitable[Any]]
 
 
@@ -70,6 +71,8 @@ class Operation:
     body_reader: BodyReader | None = None
     extra_content: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     body_required: bool = True
+    #: other media types a status may be answered with, as text (a file: CSV, Markdown)
+    alternatives: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -97,6 +100,7 @@ class Api:
         body_reader: BodyReader | None = None,
         extra_content: Mapping[str, dict[str, Any]] | None = None,
         body_required: bool = True,
+        alternatives: Mapping[int, tuple[str, ...]] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -113,6 +117,7 @@ class Api:
                     body_reader=body_reader,
                     extra_content=extra_content or {},
                     body_required=body_required,
+                    alternatives=alternatives or {},
                 )
             )
             return handler
@@ -155,7 +160,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         elif op.body is not None:
             call.body = _validate(op.body, await read_json(request), "body")
         reply = await op.handler(call)
-        return render(reply)
+        return reply if isinstance(reply, web.StreamResponse) else render(reply)
 
     endpoint.__name__ = op.operation_id
     return endpoint
@@ -251,7 +256,10 @@ def _describe(op: Operation) -> dict[str, Any]:
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": parameters,
-        "responses": {str(status): _response(model) for status, model in sorted(op.responses.items())}
+        "responses": {
+            str(status): _response(model, also=op.alternatives.get(status, ()))
+            for status, model in sorted(op.responses.items())
+        }
         | {"default": _response(ProblemModel, problem=True)},
     }
     if op.public:
@@ -262,7 +270,9 @@ def _describe(op: Operation) -> dict[str, Any]:
     return doc
 
 
-def _response(model: type[BaseModel] | str | None, *, problem: bool = False) -> dict[str, Any]:
+def _response(
+    model: type[BaseModel] | str | None, *, problem: bool = False, also: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if model is None:
         return {"description": "No content"}
     if isinstance(model, str):  # a media type: an HTML page, TwiML
@@ -270,5 +280,6 @@ def _response(model: type[BaseModel] | str | None, *, problem: bool = False) -> 
     media = "application/problem+json" if problem else "application/json"
     return {
         "description": (model.__doc__ or model.__name__).strip().splitlines()[0],
-        "content": {media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        "content": {media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+        | {other: {"schema": {"type": "string"}} for other in also},
     }

@@ -61,7 +61,17 @@ class PlpList(BaseModel):
 
 
 class MemberView(Member):
-    """A member, with their PLP memberships limited to the caller's PLPs."""
+    """A member, with their PLP memberships limited to the caller's PLPs, and how they can be reached."""
+
+    working_channels: list[ChannelName] = Field(
+        default_factory=list,
+        description="Channels the member accepts, has a contact point for, and that have not failed for good "
+        "(none once they opted out)",
+    )
+    last_acknowledged_at: datetime | None = Field(
+        default=None, description="When they last acknowledged an alert of this PLP (of its latest 200)"
+    )
+    last_acknowledged_via: ChannelName | None = None
 
 
 class MemberPage(BaseModel):
@@ -73,7 +83,7 @@ class MemberPage(BaseModel):
 
 class ImportedRow(BaseModel):
     row: int
-    member_id: str
+    member_id: str | None = Field(description="The member's id; none in a dry run for a person not known yet")
     existing: bool = Field(description="True if the person was already a member elsewhere and was linked")
 
 
@@ -87,6 +97,7 @@ class ImportReport(BaseModel):
 
     imported: list[ImportedRow]
     rejected: list[RejectedRow]
+    dry_run: bool = Field(default=False, description="True if nothing was written: the report of an import to come")
 
 
 class StatusCounts(BaseModel):
@@ -257,12 +268,13 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: Redis answers; workers seen per lane; channels in use."""
+    """Readiness: Redis answers and a worker serves the urgent queue; what is wrong otherwise."""
 
-    status: str
-    redis: str
-    workers: dict[str, int]
+    status: str  # "ok" or "unavailable"
+    redis: str  # "ok" or "unreachable: <error>"
+    workers: dict[str, int]  # workers alive per queue (urgent, general)
     channels: dict[str, str]
+    reasons: list[str] = []  # why it is not ready, one sentence each
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

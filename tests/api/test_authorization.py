@@ -71,6 +71,12 @@ async def import_members(client: TestClient, cast: Cast, who: str) -> ClientResp
     return await client.post(f"/v1/plps/{cast.plp_a}/members/import", json=body, headers=cast.auth(who))
 
 
+async def preview_import(client: TestClient, cast: Cast, who: str) -> ClientResponse:
+    body = {"members": member_rows(2, start=30)}
+    path = f"/v1/plps/{cast.plp_a}/members/import?dry_run=true"
+    return await client.post(path, json=body, headers=cast.auth(who))
+
+
 async def send_urgent(client: TestClient, cast: Cast, who: str) -> ClientResponse:
     body = {"urgency": "urgent", "category": "burglary", "plp_ids": [cast.plp_a], "texts": {"fr": "Cambriolage"}}
     return await client.post("/v1/alerts", json=body, headers=cast.auth(who))
@@ -92,6 +98,10 @@ async def read_alert(client: TestClient, cast: Cast, who: str) -> ClientResponse
 
 async def list_deliveries(client: TestClient, cast: Cast, who: str) -> ClientResponse:
     return await client.get(f"/v1/alerts/{await _alert_to_a(client, cast)}/deliveries", headers=cast.auth(who))
+
+
+async def read_audience(client: TestClient, cast: Cast, who: str) -> ClientResponse:
+    return await client.get(f"/v1/alerts/{await _alert_to_a(client, cast)}/audience", headers=cast.auth(who))
 
 
 async def cancel_alert(client: TestClient, cast: Cast, who: str) -> ClientResponse:
@@ -128,10 +138,12 @@ TABLE: dict[Action, tuple[int, int, int, int, int]] = {
     read_member: (200, 403, 403, 200, 403),
     delete_member: (204, 403, 403, 204, 403),
     import_members: (200, 403, 403, 200, 403),
+    preview_import: (200, 403, 403, 200, 403),
     send_urgent: (202, 202, 403, 403, 403),
     send_non_urgent: (202, 202, 403, 202, 403),
     read_alert: (200, 200, 403, 200, 403),
     list_deliveries: (200, 200, 403, 200, 403),
+    read_audience: (200, 200, 403, 200, 403),  # the police get counts only (tests/api/test_follow.py)
     cancel_alert: (200, 200, 403, 403, 403),
     approve_relay: (200, 403, 403, 200, 403),
     decline_relay: (200, 403, 403, 200, 403),

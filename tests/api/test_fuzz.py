@@ -25,8 +25,10 @@ import pytest
 from config import Settings
 from dispatcher.accounts import create_actor
 from dispatcher.models import ActorIn, Role
+from dispatcher.queues import urgent_workers_alive
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store
+from tests.support import Workers, until
 
 EXAMPLES = os.environ.get("PLP_FUZZ_EXAMPLES", "10")
 SEED = os.environ.get("PLP_FUZZ_SEED", "20261124")
@@ -72,10 +74,12 @@ def web(settings: Settings, runtime: Runtime, tmp_path: Path) -> Iterator[str]:
 
 
 def test_fuzzing_the_api_finds_no_server_error_and_nothing_the_document_contradicts(
-    web: str, runtime: Runtime, tmp_path: Path
+    web: str, runtime: Runtime, workers: Workers, tmp_path: Path
 ) -> None:
     """schemathesis' checks pass on every operation: no 5xx, and responses as documented."""
     token = asyncio.run(_admin_token(runtime))
+    workers.start("urgent")  # the service is whole, so it is ready (GET /v1/ready answers 503 without a worker)
+    asyncio.run(until(lambda: urgent_workers_alive(runtime), timeout=20, what="the urgent worker", every=0.05))
     command = [
         str(Path(sys.executable).parent / "st"),
         "run",

@@ -1,63 +1,20 @@
-"""The ``plp`` command: issuing tokens, refusing bad input and bad configuration with one clear line."""
+"""``plp token``: issuing, listing and revoking tokens on Redis; bad input and bad configuration refused in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from config import settings as config_settings
-from dispatcher.cli import main
 from dispatcher.runtime import Runtime
+from tests.cli.conftest import PlpCommand
 
 TOKEN = re.compile(r"plp_[A-Za-z0-9_-]{20,}")
-
-
-class Plp:
-    """Runs ``plp`` in-process against the test Redis, with settings read afresh from its environment."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, **env: str) -> Result:
-        config_settings.load_settings.cache_clear()
-        try:
-            return self.runner.invoke(main, list(args), env={**self.env, **env})
-        finally:
-            config_settings.load_settings.cache_clear()
-
-
-@pytest.fixture
-def plp(redis_url: str, tmp_path: Path, runtime: Runtime) -> Iterator[Plp]:
-    """``plp`` with REDIS_URL on the (flushed) test Redis; the logging it configures is undone afterwards.
-
-    The command configures structlog and the root logger to write to the stderr it sees,
-    which under CliRunner is a buffer closed once the command returns.
-    """
-    structlog_config, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield Plp(
-        {
-            "REDIS_URL": redis_url,
-            "PLP_KEY_PREFIX": "plptest:",
-            "PLP_QUEUE_PREFIX": "plptest",
-            "PLP_DATA_DIR": str(tmp_path),
-            "PLP_LOG_LEVEL": "WARNING",
-            "PLP_PORT": "8080",
-        }
-    )
-    structlog.configure(**structlog_config)
-    root.handlers[:], root.level = handlers, level
 
 
 def issued_token(result: Result) -> str:
@@ -67,7 +24,7 @@ def issued_token(result: Result) -> str:
     return str(tokens[0])
 
 
-async def test_an_issued_token_authenticates_against_the_api(client: TestClient, plp: Plp) -> None:
+async def test_an_issued_token_authenticates_against_the_api(client: TestClient, plp: PlpCommand) -> None:
     """``plp token issue`` prints a token once, and that token is accepted by the API as the actor it names."""
     # In a thread: the command runs its own event loop, and this test already has one.
     result = await asyncio.to_thread(
@@ -81,7 +38,7 @@ async def test_an_issued_token_authenticates_against_the_api(client: TestClient,
     assert me["id"] in result.output
 
 
-def test_redis_keeps_only_the_hash_of_a_token(plp: Plp, runtime: Runtime) -> None:
+def test_redis_keeps_only_the_hash_of_a_token(plp: PlpCommand, runtime: Runtime) -> None:
     """No Redis key or value holds the clear token; its sha256 names the token's record."""
     token = issued_token(plp("token", "issue", "--name", "Admin X", "--role", "admin"))
     redis = runtime.sync_redis
@@ -110,7 +67,9 @@ def test_redis_keeps_only_the_hash_of_a_token(plp: Plp, runtime: Runtime) -> Non
         (["--role", "police"], "zone"),
     ],
 )
-def test_a_role_without_its_binding_is_a_short_error(plp: Plp, runtime: Runtime, args: list[str], says: str) -> None:
+def test_a_role_without_its_binding_is_a_short_error(
+    plp: PlpCommand, runtime: Runtime, args: list[str], says: str
+) -> None:
     """A coordinator without an existing PLP, or police without a zone, is refused in one line, with no traceback."""
     result = plp("token", "issue", "--name", "X", *args)
     assert result.exit_code != 0
@@ -123,7 +82,7 @@ def test_a_role_without_its_binding_is_a_short_error(plp: Plp, runtime: Runtime,
 
 
 @pytest.mark.parametrize(("variable", "value"), [("PLP_PORT", "abc"), ("PLP_PORT", "70000"), ("PLP_LOG_LEVEL", "LOUD")])
-def test_an_invalid_environment_is_one_line_naming_the_variable(plp: Plp, variable: str, value: str) -> None:
+def test_an_invalid_environment_is_one_line_naming_the_variable(plp: PlpCommand, variable: str, value: str) -> None:
     """A bad setting stops the command with one line saying the configuration is not valid and which variable."""
     result = plp("token", "issue", "--name", "X", "--role", "admin", **{variable: value})
     assert result.exit_code != 0
@@ -132,15 +91,6 @@ def test_an_invalid_environment_is_one_line_naming_the_variable(plp: Plp, variab
     assert len(lines) == 1, result.output
     assert "configuration is not valid" in lines[0]
     assert variable in lines[0]
-
-
-def test_help_lists_the_commands() -> None:
-    """``plp --help`` lists web, worker, token and dev."""
-    result = CliRunner().invoke(main, ["--help"])
-    assert result.exit_code == 0
-    commands = result.output.split("Commands:")[1]
-    listed = {line.split()[0] for line in commands.strip().splitlines()}
-    assert listed >= {"web", "worker", "token", "dev"}
 
 
 TOKEN_ID = re.compile(r"tok_[0-9a-f]{10}")
@@ -158,7 +108,7 @@ def issued_token_id(result: Result) -> str:
     return str(found[0])
 
 
-async def test_issue_gives_a_token_id_and_the_validity_asked(client: TestClient, plp: Plp) -> None:
+async def test_issue_gives_a_token_id_and_the_validity_asked(client: TestClient, plp: PlpCommand) -> None:
     """``--ttl-days 7`` prints the token's id and an expiry 7 days ahead; the API agrees."""
     result = await asyncio.to_thread(plp, "token", "issue", "--name", "Admin Y", "--role", "admin", "--ttl-days", "7")
     token, token_id = issued_token(result), issued_token_id(result)
@@ -170,7 +120,7 @@ async def test_issue_gives_a_token_id_and_the_validity_asked(client: TestClient,
     assert abs(datetime.fromisoformat(item["expires_at"]) - expires) < timedelta(minutes=1)
 
 
-def test_issue_to_an_existing_actor(plp: Plp) -> None:
+def test_issue_to_an_existing_actor(plp: PlpCommand) -> None:
     """``--actor ID`` issues another token to that actor; an unknown actor is a one-line error."""
     first = plp("token", "issue", "--name", "Inspecteur X", "--role", "police", "--zone", "5340")
     actor_id = actor_of(first)
@@ -182,7 +132,7 @@ def test_issue_to_an_existing_actor(plp: Plp) -> None:
     assert result.output.strip().splitlines() == ["Error: no actor 'nosuchactor'"]
 
 
-def test_issue_needs_an_actor_or_a_name_and_role(plp: Plp) -> None:
+def test_issue_needs_an_actor_or_a_name_and_role(plp: PlpCommand) -> None:
     """Neither ``--actor`` nor ``--name``/``--role``, or both, is a usage error."""
     for args in (["--name", "X"], ["--actor", "abc", "--role", "admin"]):
         result = plp("token", "issue", *args)
@@ -190,7 +140,7 @@ def test_issue_needs_an_actor_or_a_name_and_role(plp: Plp) -> None:
         assert "Traceback" not in result.output
 
 
-def test_list_shows_tokens_without_their_secrets(plp: Plp) -> None:
+def test_list_shows_tokens_without_their_secrets(plp: PlpCommand) -> None:
     """``plp token list`` shows id, actor, name, role, times and status of each token, never a secret."""
     first = plp("token", "issue", "--name", "Admin X", "--role", "admin")
     second = plp("token", "issue", "--name", "Inspecteur X", "--role", "police", "--zone", "5340")
@@ -206,7 +156,7 @@ def test_list_shows_tokens_without_their_secrets(plp: Plp) -> None:
     assert [line.split()[0] for line in only[1:]] == [issued_token_id(second)]
 
 
-async def test_a_revoked_token_is_refused_by_the_api(client: TestClient, plp: Plp) -> None:
+async def test_a_revoked_token_is_refused_by_the_api(client: TestClient, plp: PlpCommand) -> None:
     """``plp token revoke TOKEN_ID`` makes the API refuse the token at once; the listing says revoked."""
     issued = await asyncio.to_thread(plp, "token", "issue", "--name", "Admin X", "--role", "admin")
     token, token_id = issued_token(issued), issued_token_id(issued)
@@ -220,14 +170,14 @@ async def test_a_revoked_token_is_refused_by_the_api(client: TestClient, plp: Pl
     assert listed.output.strip().splitlines()[1].endswith("revoked")
 
 
-def test_revoking_an_unknown_token_is_a_one_line_error(plp: Plp) -> None:
+def test_revoking_an_unknown_token_is_a_one_line_error(plp: PlpCommand) -> None:
     """An id no token has is refused in one line."""
     result = plp("token", "revoke", "tok_0000000000")
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == ["Error: no token 'tok_0000000000'"]
 
 
-def test_the_command_line_is_audited_as_the_operator(plp: Plp, runtime: Runtime) -> None:
+def test_the_command_line_is_audited_as_the_operator(plp: PlpCommand, runtime: Runtime) -> None:
     """Issuing and revoking from the command line are in the audit log, by actor "cli", role "operator"."""
     token_id = issued_token_id(plp("token", "issue", "--name", "Admin X", "--role", "admin"))
     plp("token", "revoke", token_id)

@@ -1,0 +1,245 @@
+"""Following an alert live: its audience (who was reached, who acknowledged) and a stream of server-sent events.
+
+``GET /v1/alerts/{id}/events`` answers ``text/event-stream``: a ``snapshot`` event at once
+(with the time of every member's first acknowledgement, for the chart), then another each
+time the alert changes (its status events on the Redis channel ``events``, and its counters,
+read every second). It ends once nothing more can change: the alert ended and its
+time-to-live passed (members acknowledge a completed alert until then), or it was declined.
+The stream is bounded all the same: it ends after ``STREAM_SECONDS``, when the client leaves
+and when the service shuts down, and clients reconnect while the alert is not over.
+Browsers follow it with ``fetch()``, so that the bearer token goes in the Authorization header
+as for every other call and never in a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, Field
+from redis.asyncio.client import PubSub
+
+from dispatcher import audience, policy
+from dispatcher.api.routing import Call, Reply
+from dispatcher.api.services import alert_or_404, api, services
+from dispatcher.api.views import AlertView, Query
+from dispatcher.models import FINAL_ALERT, Alert, AlertStatus, ChannelName, DeliveryStatus, Plp
+
+log = structlog.get_logger(__name__)
+
+#: A stream ends after this many seconds even if the alert goes on; the client reconnects.
+STREAM_SECONDS = 600.0
+#: The counters are read this often between status events.
+POLL_SECONDS = 1.0
+#: A comment line keeps idle connections (and proxies) open this often.
+KEEPALIVE_SECONDS = 15.0
+
+
+class AudienceQuery(Query):
+    limit: int = Field(default=200, ge=1, le=1000, description="Members listed at most per list")
+
+
+class AudienceMember(BaseModel):
+    member_id: str
+    name: str | None = Field(description="None once the member's data was erased")
+    deliveries: dict[ChannelName, DeliveryStatus] = Field(description="Their deliveries of this alert, by channel")
+
+
+class AlertAudience(BaseModel):
+    """Who the alert reached and who acknowledged it: names for the PLPs' coordinators, counts for the police."""
+
+    members: int = Field(description="Members the alert planned deliveries for")
+    reached: int = Field(description="Members with a delivery handed to its provider or delivered")
+    acknowledged: int
+    unreachable: int = Field(description="Members no channel of the plan could reach")
+    names_shown: bool = Field(description="False for the police: members' names stay with the coordinators")
+    not_reached: list[AudienceMember]
+    not_acknowledged: list[AudienceMember]
+    unreachable_members: list[AudienceMember]
+    truncated: bool = Field(description="True if a list was cut at the limit")
+
+
+class AlertSnapshot(BaseModel):
+    """Where a followed alert stands: the data of each ``snapshot`` event."""
+
+    alert: AlertView
+    members: int = Field(description="Members the alert planned deliveries for (in the caller's part)")
+    members_acknowledged: int
+    members_unreachable: int
+    at: datetime
+    acknowledgements: list[float] | None = Field(
+        default=None,
+        description="First event only: seconds after the alert was created at which each member first "
+        "acknowledged, ascending (later events: follow members_acknowledged)",
+    )
+
+
+@dataclass
+class Streams:
+    """The open event streams of one app, ended together when it shuts down."""
+
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+STREAMS = web.AppKey("event_streams", Streams)
+
+
+def install(app: web.Application) -> None:
+    """Let the app end its event streams on shutdown, instead of waiting for them."""
+    app[STREAMS] = Streams()
+
+    async def close(app: web.Application) -> None:
+        app[STREAMS].closing.set()
+
+    app.on_shutdown.append(close)
+
+
+async def _plps_in_scope(call: Call, alert_id: str) -> tuple[Alert, list[Plp]]:
+    alert, plps = await alert_or_404(call, alert_id)
+    policy.can_read_alert(call.who, plps)
+    return alert, [p for p in plps if policy.in_scope(call.who, p)]
+
+
+@api.operation(
+    "GET",
+    "/v1/alerts/{alert_id}/audience",
+    summary="Who an alert reached and who acknowledged it (members' names for coordinators, counts for police)",
+    tag="alerts",
+    query=AudienceQuery,
+    responses={200: AlertAudience},
+)
+async def alert_audience(call: Call) -> Reply:
+    alert, plps = await _plps_in_scope(call, call.path("alert_id"))
+    store, limit = services(call).store, call.query.limit
+    found = await audience.audience(store, alert.id, [p.id for p in plps])
+    named = {p.id for p in policy.plps_with_member_names(call.who, plps)}
+    lists: dict[str, list[AudienceMember]] = {"not_reached": [], "not_acknowledged": [], "unreachable_members": []}
+    truncated = False
+    if named:
+        unreachable = await audience.members_of(store, found.unreachable, named)
+        wanted = {
+            "not_reached": sorted(found.not_reached),
+            "not_acknowledged": sorted(found.not_acknowledged),
+            "unreachable_members": sorted(unreachable),
+        }
+        truncated = any(len(ids) > limit for ids in wanted.values())
+        ids = sorted({i for part in wanted.values() for i in part[:limit]})
+        names = {m.id: m.name for m in await store.get_members(ids) if m is not None}
+        lists = {
+            key: [AudienceMember(member_id=i, name=names.get(i), deliveries=found.deliveries.get(i, {})) for i in part]
+            for key, part in ((k, v[:limit]) for k, v in wanted.items())
+        }
+    return Reply(
+        200,
+        AlertAudience(
+            members=len(found.planned),
+            reached=len(found.reached),
+            acknowledged=len(found.acknowledged),
+            unreachable=len(await audience.members_of(store, found.unreachable, {p.id for p in plps})),
+            names_shown=bool(named),
+            truncated=truncated,
+            **lists,
+        ),
+        {"Cache-Control": "no-store"},
+    )
+
+
+@api.operation(
+    "GET",
+    "/v1/alerts/{alert_id}/events",
+    summary="Follow an alert live: server-sent snapshot events until it ends (bounded; reconnect to go on)",
+    tag="alerts",
+    responses={200: "text/event-stream"},
+)
+async def alert_events(call: Call) -> web.StreamResponse:
+    alert, plps = await _plps_in_scope(call, call.path("alert_id"))
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # a reverse proxy must not hold the events back
+        }
+    )
+    await response.prepare(call.request)
+    svc = services(call)
+    pubsub = svc.store.redis.pubsub()
+    await pubsub.subscribe(svc.runtime.keys.events())
+    try:
+        await _follow(call, alert, plps, response, pubsub)
+    except ConnectionResetError:
+        log.debug("stream.client_left", alert_id=alert.id)
+    finally:
+        await pubsub.aclose()
+    return response
+
+
+async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.StreamResponse, pubsub: PubSub) -> None:
+    closing = call.request.app[STREAMS].closing
+    started = written = time.monotonic()
+    last, first = "", True
+    while True:
+        snapshot = await _snapshot(call, alert, plps, with_acknowledgements=first)
+        fingerprint = snapshot.model_dump_json(exclude={"at", "acknowledgements"})
+        if fingerprint != last:
+            await response.write(f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n".encode())
+            last, first, written = fingerprint, False, time.monotonic()
+        if _over(snapshot.alert) or closing.is_set() or time.monotonic() - started > STREAM_SECONDS:
+            return
+        transport = call.request.transport
+        if transport is None or transport.is_closing():  # the client left
+            return
+        if time.monotonic() - written > KEEPALIVE_SECONDS:
+            await response.write(b": keep-alive\n\n")
+            written = time.monotonic()
+        await _next_change(pubsub, alert.id, closing)
+
+
+def _over(alert: AlertView) -> bool:
+    """Nothing more will change: the alert ended and either nothing was sent (declined) or its time-to-live
+    passed. A completed alert is still followed until then: members go on acknowledging it."""
+    if alert.status not in FINAL_ALERT:
+        return False
+    return alert.status is AlertStatus.DECLINED or datetime.now(UTC) >= alert.expires_at
+
+
+async def _next_change(pubsub: PubSub, alert_id: str, closing: asyncio.Event) -> None:
+    """Return on the alert's next status event, at shutdown, or after ``POLL_SECONDS``."""
+    deadline = time.monotonic() + POLL_SECONDS
+    while (left := deadline - time.monotonic()) > 0 and not closing.is_set():
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
+        if message is not None and _about(message.get("data"), alert_id):
+            return
+
+
+def _about(data: object, alert_id: str) -> bool:
+    try:
+        return bool(json.loads(str(data)).get("alert_id") == alert_id)
+    except (ValueError, AttributeError):
+        return False
+
+
+async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowledgements: bool) -> AlertSnapshot:
+    svc = services(call)
+    store = svc.store
+    view = AlertView.build(alert, await store.get_progress(alert.id), svc.runtime.settings)
+    count = await audience.headcount(store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
+    times = None
+    if with_acknowledgements:
+        members = (await audience.audience(store, alert.id, [p.id for p in plps])).acknowledged
+        created = alert.created_at.timestamp()
+        times = sorted(
+            max(0.0, t - created) for t in (await audience.first_acknowledgements(store, alert.id, members)).values()
+        )
+    return AlertSnapshot(
+        alert=view,
+        members=count.members,
+        members_acknowledged=count.acknowledged,
+        members_unreachable=count.unreachable,
+        at=datetime.now(UTC),
+        acknowledgements=times,
+    )

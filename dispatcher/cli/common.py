@@ -1,0 +1,119 @@
+"""What the ``plp`` commands share: the settings, the runtime, a Redis store, plain tables, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from config import Settings, load_settings
+from dispatcher.logging import configure_logging
+
+if TYPE_CHECKING:
+    from dispatcher.runtime import Runtime
+    from dispatcher.store import Store
+
+T = TypeVar("T")
+
+#: Exit status of a command that did its work, but whose outcome is not the whole of what was asked:
+#: an import with rejected rows, an alert watched to an end other than ``completed``.
+EXIT_PARTIAL = 3
+
+#: Every command's help accepts -h as well as --help.
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def cli_settings(*, logging: bool = True) -> Settings:
+    """The settings from the environment; an invalid one is a one-line error naming the variable."""
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"the configuration is not valid: {problems}") from None
+    if logging:
+        configure_logging(settings)
+    return settings
+
+
+def cli_runtime(settings: Settings) -> Runtime:
+    """The runtime (starting the embedded Redis when REDIS_URL is unset), with a clear error if it cannot."""
+    from dispatcher.redis_server import EmbeddedRedisError
+    from dispatcher.runtime import Runtime
+
+    try:
+        return Runtime.from_settings(settings)
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` on a store of the configured Redis, in an event loop of its own."""
+    from dispatcher.store import Store
+
+    rt = cli_runtime(settings)
+
+    async def run() -> T:
+        redis = rt.async_redis()
+        try:
+            return await work(Store(redis, rt.keys))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+def echo_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print rows under a header, in columns as wide as their widest cell (plain text: greppable, pipeable)."""
+    cells = [[printable(" ".join(str(cell).splitlines())) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def one_line(text: str, width: int = 80) -> str:
+    """``text`` on one line (newlines and runs of spaces folded), cut to ``width`` characters with an ellipsis."""
+    folded = " ".join(text.split())
+    return folded if len(folded) <= width else folded[: width - 1] + "…"
+
+
+def read_document(path: Path, *, option: str) -> Any:
+    """The data of a JSON or YAML file (YAML reads both); a file that is neither is a sentence naming the line."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint=option) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "it is not valid JSON or YAML"
+        raise click.BadParameter(f"{path}{where}: {problem}", param_hint=option) from None
+
+
+def json_option(command: Callable[..., T]) -> Callable[..., T]:
+    """A ``--json`` flag: print the API's answer as JSON instead of the readable form."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON (for scripts).")(
+        command
+    )
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (escape sequences, bidi overrides) that
+    members or others could have written are shown as U+FFFD; newlines and tabs stay."""
+    return _CONTROL.sub("\ufffd", text)

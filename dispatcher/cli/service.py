@@ -1,0 +1,239 @@
+"""Running the service: ``plp dev``, ``web``, ``worker``, ``clock``, ``purge``, ``telegram-webhook``."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from aiohttp import web
+
+from channels.base import ChannelError
+from config import Settings
+from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings
+from dispatcher.models import Role
+
+if TYPE_CHECKING:
+    from dispatcher.demo import Demo
+
+DEMO_TOKENS_FILE = "demo-tokens.env"
+
+
+@click.command("web", context_settings=CONTEXT, short_help="Run the HTTP API.")
+def serve_web() -> None:
+    """Run the HTTP API on PLP_HOST:PLP_PORT (default 127.0.0.1:8080).
+
+    Redis is REDIS_URL, or the embedded Redis in PLP_DATA_DIR when it is unset. Run as many
+    web processes as needed behind a proxy: they share everything through Redis.
+    PLP_WEB_PROCESSES=N serves the port from N processes at once (SO_REUSEPORT), one per core
+    for heavy webhook traffic.
+    """
+    from channels import announce_channels
+
+    settings = cli_settings()
+    announce_channels(settings)
+    if settings.web_processes == 1:
+        _serve(settings, reuse_port=False)
+        return
+    # Several processes bound to the same port (SO_REUSEPORT): the kernel spreads the connections.
+    # Forked before any event loop or connection exists; each builds its own app and clients.
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_serve, args=(settings, True)) for _ in range(settings.web_processes - 1)]
+    for child in children:
+        child.start()
+    try:
+        _serve(settings, reuse_port=True)
+    finally:
+        for child in children:
+            child.terminate()
+            child.join(timeout=10)
+
+
+def _serve(settings: Settings, reuse_port: bool) -> None:
+    from dispatcher.api.app import create_app
+
+    app = create_app(cli_runtime(settings))
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, print=None)
+
+
+@click.command(context_settings=CONTEXT, short_help="Run a worker of one lane (urgent or general).")
+@click.argument("lane", type=click.Choice(["urgent", "general"]))
+@click.option("--burst", is_flag=True, help="Stop once the queues are empty (instead of waiting for work).")
+def worker(lane: str, burst: bool) -> None:
+    """Run a worker of one LANE: urgent serves urgent work only; general serves urgent first, then the rest.
+
+    \b
+    Example:
+      plp worker urgent
+    """
+    from workers.main import Lane, run_worker
+
+    settings = cli_settings()
+    cli_runtime(settings)  # starts the embedded Redis if needed, with a clear error if it cannot
+    run_worker(settings, Lane(lane), burst=burst)
+
+
+@click.command(context_settings=CONTEXT, short_help="Run the clock: retries, dead workers' work, timers.")
+def clock() -> None:
+    """Run the clock: due retries, work of dead workers, timers (escalations, checks, holds), daily purge.
+
+    Sweeps every PLP_CLOCK_INTERVAL seconds; one clock is enough, a second one is harmless.
+    """
+    from dispatcher import clock as the_clock
+
+    settings = cli_settings()
+    the_clock.run(cli_runtime(settings))
+
+
+@click.command(context_settings=CONTEXT, short_help="Purge data older than PLP_RETENTION_DAYS, now.")
+def purge() -> None:
+    """Purge deliveries, receipts and replies older than PLP_RETENTION_DAYS, now.
+
+    The clock runs the purge daily; without the clock, run this from cron.
+
+    \b
+    Example (daily at 3:17):
+      17 3 * * * cd /srv/plp && .venv/bin/plp purge
+    """
+    from dispatcher import retention
+
+    settings = cli_settings()
+    rt = cli_runtime(settings)
+    alerts = deliveries = replies = 0
+    while True:
+        done = retention.purge(rt)
+        alerts, deliveries, replies = alerts + done.alerts, deliveries + done.deliveries, replies + done.feedback
+        if done.done:
+            break
+    click.echo(
+        f"purged {deliveries} deliveries and {replies} replies of {alerts} alerts "
+        f"older than {settings.retention_days} days"
+    )
+
+
+@click.command("telegram-webhook", context_settings=CONTEXT, short_help="Register the bot's Telegram webhook.")
+def telegram_webhook() -> None:
+    """Register <PLP_PUBLIC_BASE_URL>/v1/webhooks/telegram as the bot's webhook, with TELEGRAM_WEBHOOK_SECRET.
+
+    Needs TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET and a PLP_PUBLIC_BASE_URL that Telegram can reach (HTTPS).
+    """
+    from channels.telegram import TelegramChannel
+
+    settings = cli_settings()
+    if not settings.telegram_configured or settings.telegram_webhook_secret is None:
+        raise click.ClickException("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
+    url = f"{settings.public_base_url.rstrip('/')}/v1/webhooks/telegram"
+
+    async def register() -> None:
+        channel = TelegramChannel.from_settings(settings)
+        try:
+            await channel.set_webhook(url, settings.telegram_webhook_secret.get_secret_value())  # type: ignore[union-attr]
+        finally:
+            await channel.close()
+
+    try:
+        asyncio.run(register())
+    except ChannelError as exc:
+        raise click.ClickException(f"Telegram refused the webhook: {exc}") from None
+    click.echo(f"Telegram now posts the bot's updates to {url}")
+
+
+@click.command(context_settings=CONTEXT, short_help="Run the whole service here, with a demo PLP.")
+@click.option(
+    "--procfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="Procfile",
+    show_default=True,
+    help="The processes to run (web, workers, clock), run by honcho.",
+)
+def dev(procfile: Path) -> None:
+    """Run the whole service here: embedded Redis (unless REDIS_URL), demo data, web, workers and clock.
+
+    Seeds a demo PLP ("demo") with six members and one actor per role, and writes a fresh
+    token for each to PLP_DATA_DIR/demo-tokens.env: the other plp commands use them when no
+    --token is given. Without vendor credentials, messages land in PLP_DATA_DIR/outbox.jsonl.
+    Stop with Ctrl-C.
+
+    \b
+    Example, then from another terminal:
+      plp dev
+      plp alert send --plp demo --urgent --category burglary --text fr="Cambriolage rue du Parc" --watch
+    """
+    from dispatcher.demo import seed_demo
+    from dispatcher.redis_server import EmbeddedRedis
+    from dispatcher.store import Store
+
+    settings = cli_settings()
+    rt = cli_runtime(settings)
+
+    async def seed() -> Demo:
+        redis = rt.async_redis()
+        try:
+            return await seed_demo(Store(redis, rt.keys), region=settings.default_region)
+        finally:
+            await redis.aclose()
+
+    demo = asyncio.run(seed())
+    tokens_file = settings.data_dir / DEMO_TOKENS_FILE
+    tokens_file.write_text("".join(f"export PLP_{role.value.upper()}_TOKEN={t}\n" for role, t in demo.tokens.items()))
+    tokens_file.chmod(0o600)
+    _print_welcome(settings, rt.redis_url, demo, tokens_file)
+    env = {
+        "PLP_LOG_FORMAT": "console",
+        **os.environ,
+        "REDIS_URL": rt.redis_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    honcho = subprocess.Popen(
+        [shutil.which("honcho", path=env["PATH"]) or "honcho", "-f", str(procfile), "start"], env=env
+    )
+    # Ctrl-C reaches honcho too (same process group); SIGTERM is passed on. Either way honcho
+    # stops the processes, and the embedded Redis is stopped once they are gone.
+    signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                code = honcho.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        if not settings.redis_url:
+            EmbeddedRedis(settings.data_dir / "redis").stop()
+    sys.exit(code)
+
+
+def _print_welcome(settings: Settings, redis_url: str, demo: Demo, tokens_file: Path) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(
+        f"""
+plp-dispatch is starting at {base}  (Redis: {redis_url})
+Demo PLP {demo.plp.id!r} ({demo.plp.name}, zone {demo.plp.police_zone}) with {demo.members} members.
+Tokens for the demo actors (shown once) are in {tokens_file}:
+  admin        {demo.tokens[Role.ADMIN]}
+  police       {demo.tokens[Role.POLICE]}
+  coordinator  {demo.tokens[Role.COORDINATOR]}
+
+Send a first urgent alert and watch it, from another terminal in this folder (the plp
+commands use the demo tokens above; --as police picks the officer's):
+  plp alert send --as police --plp demo --urgent --category burglary --watch \\
+      --text fr="Cambriolage rue du Parc il y a 10 min, voiture grise 1-ABC-123" \\
+      --text nl="Inbraak in de Parkstraat 10 min geleden, grijze wagen 1-ABC-123"
+
+Or with curl:
+  source {tokens_file}
+  curl -s -X POST {base}/v1/alerts -H "Authorization: Bearer $PLP_POLICE_TOKEN" \\
+       -H 'Content-Type: application/json' -H 'Idempotency-Key: first-alert' \\
+       -d '{{"urgency": "urgent", "category": "burglary", "plp_ids": ["demo"],
+            "texts": {{"fr": "Cambriolage rue du Parc il y a 10 min, voiture grise 1-ABC-123",
+                      "nl": "Inbraak in de Parkstraat 10 min geleden, grijze wagen 1-ABC-123"}}}}'
+Then follow it with GET {base}/v1/alerts/<id>; the messages land in {settings.outbox_file}.
+"""
+    )

@@ -1,0 +1,87 @@
+"""``plp status``: queue health read directly in Redis: pending work, workers alive, the clock, provider limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from dispatcher.queues import queue_health
+from dispatcher.runtime import Runtime
+from tests.cli.conftest import PlpCommand, Scene
+from tests.support import Workers, free_port, until
+
+URGENT = ("--plp", "parc", "--urgent", "--category", "burglary", "--text", "fr=Cambriolage rue du Parc")
+
+
+def lane_row(output: str, lane: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(f"{lane} "))
+
+
+def test_with_nothing_running_status_shows_the_waiting_work_and_what_to_start(
+    api: PlpCommand, plp: PlpCommand, scene: Scene
+) -> None:
+    """An alert waits in the urgent queue; no worker, no clock: each said with the command that fixes it, exit 3."""
+    api.ok("alert", "send", *URGENT, "--yes", **scene.token("police"))
+    result = plp("status")
+    assert result.exit_code == 3, result.output
+    urgent = lane_row(result.output, "urgent")
+    assert urgent[:3] == ["urgent", "plptest-urgent", "1"]
+    assert re.fullmatch(r"[\d.]+", urgent[3]) and urgent[-1] == "0"  # how long it waited; no worker
+    assert lane_row(result.output, "general")[2] == "0"
+    assert "clock: stopped, never seen" in result.output
+    attention = [line for line in result.output.splitlines() if line.startswith("attention: ")]
+    assert attention == [
+        "attention: no worker serves the urgent queue: start one with `plp worker urgent` (or `plp dev`)",
+        "attention: no worker serves the general queue: start one with `plp worker general`",
+        "attention: the clock is not sweeping (retries, dead workers' work, timers wait): start it with `plp clock`",
+    ]
+
+
+def test_with_workers_and_clock_running_status_is_healthy(plp: PlpCommand, workers: Workers, runtime: Runtime) -> None:
+    """Urgent and general workers and the clock: the urgent lane counts both workers, exit 0, nothing to do."""
+    workers.start("urgent")
+    workers.start("general")
+    workers.start_clock()
+
+    def ready() -> bool:
+        health = queue_health(runtime)
+        return health.lane("urgent").workers_alive == 2 and health.clock.alive
+
+    asyncio.run(until(ready, timeout=30, what="the workers and the clock to report"))
+    result = plp.ok("status")
+    assert lane_row(result.output, "urgent")[-1] == "2"
+    assert lane_row(result.output, "general")[-1] == "1"
+    assert re.search(r"^clock: alive, last sweep [\d.]+ s ago$", result.output, re.MULTILINE)
+    assert "attention" not in result.output
+    figures = json.loads(plp.ok("status", "--json").output)
+    assert figures["problems"] == []
+    assert {lane["lane"]: lane["workers_alive"] for lane in figures["lanes"]} == {"urgent": 2, "general": 1}
+
+
+def test_status_shows_the_provider_limits_in_effect(plp: PlpCommand) -> None:
+    """With Twilio configured, the SMS and call limits the workers pace sends under are listed."""
+    twilio = {
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "secret",
+        "TWILIO_SMS_FROM": "+32460000001,+32460000002",
+        "TWILIO_VOICE_FROM": "+32460000001",
+        "PLP_LIMIT_SMS_PER_SECOND": "5",
+    }
+    result = plp("status", **twilio)
+    assert "provider limits in effect:" in result.output
+    assert re.search(r"^  sms +twilio-sms +10/s +5/s per sender × 2 sender\(s\)$", result.output, re.MULTILINE)
+    assert re.search(r"^  voice +twilio-voice +1/s +calls for the account$", result.output, re.MULTILINE)
+    assert "sms by TwilioSmsChannel" in result.output
+    outbox = plp("status").output
+    assert "none (every channel is served by the outbox)" in outbox
+
+
+def test_status_without_redis_is_one_sentence(plp: PlpCommand) -> None:
+    """Redis not answering is an error of one line naming it and what to do, exit status 1."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = plp("status", REDIS_URL=url)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: Redis at {url} does not answer")
+    assert "Traceback" not in result.output

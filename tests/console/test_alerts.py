@@ -1,0 +1,113 @@
+"""Sending an alert from the console and following it live, in a real Chromium against the real service."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.console.conftest import screenshot, sign_in
+from tests.console.stage import Stage
+from tests.world import TEXTS
+
+
+def alert_ids(stage: Stage) -> list[str]:
+    return [a["id"] for a in stage.api("GET", "/v1/alerts?limit=1000")["items"]]
+
+
+def test_a_police_officer_sends_an_urgent_alert_once_and_watches_it_complete_and_be_acknowledged(
+    page: Page, stage: Stage
+) -> None:
+    """Compose with a live preview, confirm, send (a double click sends once), then follow the alert as the
+    simulators answer and members acknowledge, without reloading."""
+    before = alert_ids(stage)
+    sign_in(page, stage, "police")
+    expect(page.get_by_role("heading", name="New alert")).to_be_visible()
+    page.get_by_label("Find a PLP by name or commune").fill("ucc")
+    expect(page.get_by_label("PLP Gare")).to_have_count(0)
+    page.get_by_label("PLP Parc").check()
+    page.get_by_role("textbox", name="French").fill(TEXTS["fr"])
+    page.get_by_role("textbox", name="Dutch").fill(TEXTS["nl"])
+    page.get_by_role("textbox", name="German").fill(TEXTS["de"])
+    page.get_by_role("textbox", name="English").fill(
+        "Burglary in Park Street ten minutes ago, grey car 1-ABC-123. Call 101 if you see it 🚗"
+    )
+    expect(page.locator("#segments-fr")).to_have_text("1 SMS segment (GSM-7)")
+    expect(page.locator("#segments-de")).to_have_text("1 SMS segment (GSM-7)")  # ß is in GSM 03.38
+    expect(page.locator("#segments-en")).to_have_text("2 SMS segments (UCS-2)")
+    expect(page.locator("#members-reached")).to_have_text("4")
+    expect(page.locator(".plans")).to_contain_text("SMS, E-mail, Telegram, Voice call")
+    expect(page.locator("#estimated-cost")).to_have_text(re.compile(r"€\d+\.\d\d"))
+    screenshot(page, "compose")
+
+    page.get_by_role("button", name="Send alert").dblclick()
+    dialog = page.get_by_role("dialog", name="Send this urgent alert now?")
+    expect(dialog).to_contain_text("It goes at once to 4 members of PLP Parc.")
+    screenshot(page, "compose-confirm", full_page=False)
+    dialog.get_by_role("button", name="Yes, send now").click()
+
+    expect(page).to_have_url(re.compile(r"#/alerts/[0-9a-f]{16}$"))
+    alert_id = page.url.rsplit("/", 1)[1]
+    assert [i for i in alert_ids(stage) if i not in before] == [alert_id], "one alert, however often clicked"
+    expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    expect(page.locator("#figure-handed .value")).to_have_text("11 / 11")
+    expect(page.locator(".live")).to_have_text("Live")  # members go on acknowledging a completed alert
+    expect(page.locator("#figure-ack .value")).to_have_text("0 / 4")
+    expect(page.locator("table.by-channel")).to_contain_text("Voice call")
+    expect(page.locator("#names-hidden")).to_be_visible()  # the police see counts, not names
+    expect(page.locator("#audience-reached")).to_have_text("4")
+
+    # Members acknowledge: the page follows without a reload.
+    page.evaluate("window.__same_page = true")
+    stage.member_texts("anne", "OK")
+    stage.member_texts("john", "oui")
+    expect(page.locator("#figure-ack .value")).to_have_text("2 / 4")
+    expect(page.locator("#figure-ack .detail")).to_have_text("50%")
+    expect(page.locator("#ack-chart-caption")).to_contain_text("50%")
+    expect(page.locator("#audience-acknowledged")).to_have_text("2")
+    assert page.evaluate("window.__same_page") is True
+    screenshot(page, "follow-police")
+
+
+def test_the_live_view_updates_while_the_alert_is_still_sending(page: Page, stage: Stage) -> None:
+    """An alert opened before it is sent to the members moves on screen from its first status to completed."""
+    sign_in(page, stage, "coordinator")
+    body = {"urgency": "non_urgent", "category": "prevention_advice", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+    alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+    page.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(page.locator(".alert-head .badge")).to_contain_text(["Non-urgent", "Waiting for coordinator"])
+    expect(page.locator(".live")).to_have_text("Live")
+    stage.api("POST", f"/v1/alerts/{alert['id']}/relays/{stage.plps['parc']}/approve", who="coordinator", body={})
+    expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    expect(page.locator(".relays")).to_contain_text("PLP Parc: relayed by the coordinator")
+
+
+def test_a_coordinator_sees_by_name_who_has_not_acknowledged_and_can_cancel_nothing_finished(
+    page: Page, stage: Stage
+) -> None:
+    """Coordinators see the names of their members not reached or not acknowledged, with each delivery's status."""
+    body = {"urgency": "urgent", "category": "suspect_vehicle", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+    alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+    sign_in(page, stage, "coordinator")
+    page.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    stage.member_texts("piet", "ok")
+    pending = page.locator(".people.not_acknowledged")
+    expect(pending.locator("summary")).to_have_text("3 members have not acknowledged")
+    expect(pending).to_contain_text("Anne Dubois")
+    expect(pending).not_to_contain_text("Piet Janssens")
+    expect(pending).to_contain_text("SMS: Delivered")
+    expect(page.get_by_role("button", name="Cancel alert")).to_have_count(0)
+    screenshot(page, "follow-coordinator")
+
+
+def test_a_police_officer_cancels_an_alert_waiting_for_the_coordinator(page: Page, stage: Stage) -> None:
+    """Cancel asks first, then the alert shows cancelled."""
+    body = {"urgency": "non_urgent", "category": "other", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+    alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+    sign_in(page, stage, "police")
+    page.goto(f"{stage.console}#/alerts/{alert['id']}")
+    page.get_by_role("button", name="Cancel alert").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, cancel").click()
+    expect(page.locator(".alert-head .badge.status-cancelled")).to_have_text("Cancelled")
+    assert stage.api("GET", f"/v1/alerts/{alert['id']}")["status"] == "cancelled"

@@ -1,0 +1,182 @@
+"""Queue health: what waits on each lane and for how long, RQ's registries, the workers alive, the clock, limits.
+
+Against the real Redis, with real RQ jobs and real ``plp worker`` / ``plp clock`` processes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from config import Settings
+from dispatcher.queues import clock_stale_after, provider_limits, queue_health, record_clock_sweep
+from dispatcher.runtime import Runtime
+from tests.support import Workers, until
+
+SLEEP = "time.sleep"  # a real importable function: a job that keeps a worker busy
+
+
+def test_empty_queues_report_nothing_waiting_no_worker_and_no_clock(runtime: Runtime) -> None:
+    """With nothing running, each lane is empty with no worker, and the clock has never been seen."""
+    health = queue_health(runtime)
+    assert [(lane.lane, lane.queue) for lane in health.lanes] == [
+        ("urgent", "plptest-urgent"),
+        ("general", "plptest-general"),
+    ]
+    for lane in health.lanes:
+        assert (lane.pending, lane.oldest_age, lane.scheduled, lane.started, lane.failed) == (0, None, 0, 0, 0)
+        assert lane.workers_alive == 0
+    assert (health.clock.last_sweep_age, health.clock.alive) == (None, False)
+    assert health.channels == {
+        "sms": "OutboxChannel",
+        "voice": "OutboxChannel",
+        "email": "OutboxChannel",
+        "telegram": "OutboxChannel",
+    }
+
+
+def test_pending_jobs_are_counted_and_the_oldest_one_ages(runtime: Runtime) -> None:
+    """Jobs waiting on a lane are counted, and the age is that of the job waiting longest (the next to run)."""
+    before = time.time()
+    runtime.general_queue.enqueue_call(SLEEP, args=(0,))
+    runtime.general_queue.enqueue_call(SLEEP, args=(0,))
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    later = before + 45
+    health = queue_health(runtime, now=later)
+    general, urgent = health.lane("general"), health.lane("urgent")
+    assert (urgent.pending, general.pending) == (1, 2)
+    for lane in (urgent, general):
+        assert lane.oldest_age is not None and 44 <= lane.oldest_age <= 45
+    runtime.urgent_queue.empty()
+    assert queue_health(runtime, now=later).lane("urgent").oldest_age is None
+
+
+def test_a_stale_job_id_at_the_head_of_a_queue_is_skipped(runtime: Runtime) -> None:
+    """A job deleted while still listed in its queue does not hide the age of the one behind it."""
+    before = time.time()
+    gone = runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    runtime.rq_connection.delete(gone.key)
+    lane = queue_health(runtime, now=before + 10).lane("urgent")
+    assert lane.pending == 2
+    assert lane.oldest_age is not None and 9 <= lane.oldest_age <= 10
+
+
+def test_scheduled_jobs_are_counted_apart_from_pending_ones(runtime: Runtime) -> None:
+    """A job scheduled for later is in the scheduled registry, not pending."""
+    runtime.general_queue.enqueue_in(timedelta(minutes=5), SLEEP, 0)
+    lane = queue_health(runtime).lane("general")
+    assert (lane.pending, lane.scheduled) == (0, 1)
+
+
+async def test_workers_are_counted_per_lane_while_they_run(runtime: Runtime, workers: Workers) -> None:
+    """The urgent worker serves the urgent queue only; a general worker serves both; a stopped worker leaves."""
+    urgent = workers.start("urgent")
+    await until(lambda: queue_health(runtime).lane("urgent").workers_alive == 1, timeout=20, what="the urgent worker")
+    assert queue_health(runtime).lane("general").workers_alive == 0
+    workers.start("general")
+    health = await until(
+        lambda: (h := queue_health(runtime)).lane("general").workers_alive == 1 and h, timeout=20, what="general worker"
+    )
+    assert health.lane("urgent").workers_alive == 2
+    for worker in health.lane("urgent").workers:
+        assert worker.state in {"starting", "started", "idle", "busy"} and worker.heartbeat_age is not None
+        assert worker.heartbeat_age < 60
+    urgent.terminate()  # a clean stop unregisters at once
+    urgent.wait(timeout=10)
+    assert queue_health(runtime).lane("urgent").workers_alive == 1
+
+
+async def test_a_worker_whose_key_expired_is_not_counted(runtime: Runtime, workers: Workers) -> None:
+    """A worker killed without unregistering stays named in RQ's set; once its key expires it is not alive."""
+    process = workers.start("urgent")
+    health = await until(
+        lambda: (h := queue_health(runtime)).lane("urgent").workers_alive and h, timeout=20, what="worker"
+    )
+    workers.kill(process)
+    assert queue_health(runtime).lane("urgent").workers_alive == 1  # RQ cannot tell before its key expires
+    name = health.lane("urgent").workers[0].name
+    runtime.rq_connection.pexpire(f"rq:worker:{name}", 1)  # the expiry its missing heartbeats would bring
+    await until(lambda: queue_health(runtime).lane("urgent").workers_alive == 0, timeout=5, what="the key to expire")
+
+
+async def test_busy_and_failed_jobs_show_in_the_started_and_failed_registries(
+    runtime: Runtime, workers: Workers
+) -> None:
+    """A job being run is in the started registry; one that raised is in the failed registry."""
+    runtime.general_queue.enqueue_call("dispatcher.queues.no_such_function")
+    runtime.general_queue.enqueue_call(SLEEP, args=(60,))
+    process = workers.start("general")
+    lane = await until(
+        lambda: (g := queue_health(runtime).lane("general")).failed == 1 and g.started == 1 and g,
+        timeout=20,
+        what="one failed job and one running",
+    )
+    assert lane.pending == 0
+    assert [w.state for w in lane.workers] == ["busy"]
+    workers.kill(process)  # rather than wait a minute for the job to end
+
+
+async def test_a_running_clock_is_alive_and_a_silent_one_is_not(runtime: Runtime, workers: Workers) -> None:
+    """``plp clock`` notes each sweep; the clock is taken for stopped once no sweep came for a while."""
+    workers.start_clock()
+    clock = await until(
+        lambda: queue_health(runtime).clock.alive and queue_health(runtime).clock, timeout=20, what="clock"
+    )
+    assert clock.last_sweep_age is not None and clock.last_sweep_age < clock.stale_after
+    workers.stop()
+    record_clock_sweep(runtime, at=time.time() - clock_stale_after(runtime.settings) - 1)
+    silent = queue_health(runtime).clock
+    assert not silent.alive and silent.last_sweep_age is not None and silent.last_sweep_age > silent.stale_after
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, []),
+        (
+            {
+                "twilio_account_sid": "AC" + "1" * 32,
+                "twilio_auth_token": "t",
+                "twilio_sms_from": ("+3225550001", "+3225550002"),
+                "twilio_voice_from": "+3225550003",
+                "limit_sms_per_second": 10,
+            },
+            [
+                ("sms", "twilio-sms", 20.0, "10/s per sender × 2 sender(s)"),
+                ("voice", "twilio-voice", 1.0, "calls for the account"),
+            ],
+        ),
+        (
+            {
+                "telegram_bot_token": "1:x",
+                "smtp_host": "mail",
+                "smtp_from": "a@b.example",
+                "limit_email_per_minute": 120,
+            },
+            [
+                ("email", "smtp", 2.0, "120/min for the relay"),
+                ("telegram", "telegram", 30.0, "messages for the bot"),
+                ("telegram", "telegram-chat", 1.0, "messages per chat"),
+            ],
+        ),
+    ],
+)
+def test_provider_limits_are_those_of_the_configured_channels(
+    settings: Settings, fields: dict[str, object], expected: list[tuple[str, str, float, str]]
+) -> None:
+    """Each configured vendor's limits are listed as the workers apply them; the outbox has none."""
+    configured = settings.model_copy(update=fields)
+    limits = provider_limits(configured)
+    assert sorted((lim.channel, lim.name, lim.per_second, lim.detail) for lim in limits) == sorted(expected)
+
+
+def test_to_dict_gives_plain_data(runtime: Runtime) -> None:
+    """``to_dict`` is JSON-ready, with the count of workers alive per lane."""
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    data = queue_health(runtime).to_dict()
+    assert data["lanes"][0]["lane"] == "urgent" and data["lanes"][0]["pending"] == 1
+    assert data["lanes"][0]["workers_alive"] == 0 and data["lanes"][0]["workers"] == []
+    assert set(data) == {"lanes", "clock", "limits", "channels"}

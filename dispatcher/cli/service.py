@@ -221,7 +221,9 @@ Tokens for the demo actors (shown once) are in {tokens_file}:
   police       {demo.tokens[Role.POLICE]}
   coordinator  {demo.tokens[Role.COORDINATOR]}
 
-Send a first urgent alert and watch it, from another terminal in this folder (the plp
+Open the web console at {base}/console and sign in with one of these tokens.
+
+Or send a first urgent alert and watch it, from another terminal in this folder (the plp
 commands use the demo tokens above; --as police picks the officer's):
   plp alert send --as police --plp demo --urgent --category burglary --watch \\
       --text fr="Cambriolage rue du Parc il y a 10 min, voiture grise 1-ABC-123" \\

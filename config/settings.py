@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         validation_alias=_env("PLP_SEND_BATCH_SIZE"),
         description="Deliveries per send job.",
     )
+    worker_batches: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias=_env("PLP_WORKER_BATCHES"),
+        description="Send jobs a worker process runs at once on its event loop (their tails overlap).",
+    )
     send_concurrency: int = Field(
         default=100,
         ge=1,
@@ -271,7 +278,13 @@ class Settings(BaseSettings):
     smtp_from: str | None = Field(
         default=None, validation_alias=_env("SMTP_FROM"), description='Sender, e.g. "PLP alerts <alerts@example.org>".'
     )
-    smtp_pool_size: int = Field(default=4, ge=1, le=50, validation_alias=_env("SMTP_POOL_SIZE"))
+    smtp_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=100,
+        validation_alias=_env("SMTP_POOL_SIZE"),
+        description="SMTP connections each worker process keeps open (a relay usually accepts 50 or more).",
+    )
 
     # -- Telegram ----------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))

@@ -71,8 +71,12 @@ def compose(
     return replace(base, text=f"{title}\n\n{text}", ack_label=label, ack_data=f"{ACK_PREFIX}{did}")
 
 
+@lru_cache(maxsize=256)
 def sms_text(text: str, language: Language) -> str:
-    """The SMS: the sender's text whole, then the longest acknowledgement hint that adds no segment."""
+    """The SMS: the sender's text whole, then the longest acknowledgement hint that adds no segment.
+
+    Every member of an alert who reads the same language gets the same SMS: computed once per process.
+    """
     return segments.with_hint(text, [say(Words.SMS_ACK_HINT, language), say(Words.SMS_ACK_HINT_SHORT, language)])
 
 

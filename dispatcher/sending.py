@@ -62,7 +62,9 @@ class BatchContext:
         self.alert, self.plp, self.relay = alert, plp, relay
         self.members, self.channels, self.links = members, channels, links
         self.settings = settings
-        self.slots = asyncio.Semaphore(settings.send_concurrency)
+        # Sends in flight, per channel: deliveries waiting for a slow channel's connections (SMTP)
+        # must not hold up the batch's deliveries on the other channels.
+        self.slots = {channel: asyncio.Semaphore(settings.send_concurrency) for channel in ChannelName}
         self.reply_window = max(alert.ttl_seconds, 7 * 86400)
         self.urgent = alert.urgency is Urgency.URGENT
         self.policy = RetryPolicy.for_urgency(settings, alert.urgency)
@@ -169,7 +171,7 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
     channel_name, member_id = ref.split(":", 1)
     bound = log.bind(alert_id=ctx.alert.id, delivery_id=delivery_id(ctx.alert.id, ref), channel=channel_name)
     try:
-        async with ctx.slots:
+        async with ctx.slots[ChannelName(channel_name)]:
             claimed = await ctx.store.scripts.claim(
                 keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
                 args=[ctx.alert.id, ref, channel_name, member_id, now_ts(), now_ts() + ctx.settings.lease_seconds],
@@ -188,19 +190,20 @@ async def _attempt(
     ctx: BatchContext, ref: str, channel: ChannelName, member_id: str, bound: structlog.BoundLogger
 ) -> str:
     member = ctx.members.get(member_id)
-    message = None
-    if member is not None:
-        message = compose(
-            alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links
-        )
-    if member is None or message is None:
+    address = member.address_for(channel) if member is not None else None
+    if member is None or address is None:
         return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
-    turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, message.address), urgent=ctx.urgent)
-    if turn is not None:
-        message = dataclasses.replace(message, slot=turn.index)
+    # The turn first, the message just before it goes: composing costs CPU, and done at once for a
+    # whole batch it would hold up the sends whose turn has come (the provider sees that jitter).
+    turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, address), urgent=ctx.urgent)
     if now_ts() > ctx.expires_at:  # the provider's rate held it back too long: never send late
         cause = "time-to-live passed while waiting for the provider's rate limit"
         return await _record(ctx, ref, DeliveryStatus.EXPIRED, cause=cause)
+    message = compose(alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links)
+    if message is None:
+        return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
+    if turn is not None:
+        message = dataclasses.replace(message, slot=turn.index)
     provider = ctx.channels[channel]
     started = time.perf_counter()
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from functools import lru_cache
 
-from config import load_settings
+from config import WorkerKind, load_settings
 from dispatcher import escalation, fanout, retention, sending
 from dispatcher.runtime import Runtime
 from workers.loop import ProcessLoop, process_loop
@@ -26,10 +26,18 @@ def fan_out(alert_id: str, plp_ids: list[str]) -> int:
     return fanout.fan_out(runtime(), alert_id, plp_ids)
 
 
-def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
-    """Send a batch of deliveries concurrently, on the process's event loop and its open connections."""
-    rt, loop = runtime(), process_loop()
-    return loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
+def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
+    """Send a batch of deliveries concurrently, on the process's event loop and its open connections.
+
+    The job returns once the batch runs (see ``workers.loop``), except in a forked work horse,
+    which would take the batch with it when it exits: there it waits for the batch to end.
+    """
+    rt = runtime()
+    loop = process_loop(rt.settings.worker_batches)
+    if rt.settings.worker_kind is WorkerKind.FORK:
+        loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
+    else:
+        loop.submit(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
 
 
 async def _send_batch(rt: Runtime, loop: ProcessLoop, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:

@@ -3,9 +3,15 @@
 RQ runs a coroutine job in a fresh event loop, which would open and close a Redis connection
 pool, an HTTP session per provider and the SMTP sessions for every batch. A worker process
 instead runs its send jobs on a loop of its own, in a daemon thread, and keeps those
-connections between batches. The job (in RQ's thread) waits for its coroutine; if RQ
-interrupts it (a job timeout, a shutdown), the coroutine is cancelled before the exception
-goes on, so no send outlives its job.
+connections between batches.
+
+Batches overlap: ``submit`` starts a batch on the loop and returns as soon as fewer than
+``PLP_WORKER_BATCHES`` run, so RQ hands the worker its next job while the last sends of
+earlier batches (a slow SMTP session, a rate-limited tail) are still out; a new urgent batch
+never waits for them. Nothing is lost if the process dies meanwhile: a batch holds its
+deliveries and leases its sends (``dispatcher.sending``), and the clock hands whatever a dead
+process held to another worker. ``drain`` waits for the batches still running (a worker
+stopping); ``run`` waits for one (a forked work horse, tests).
 """
 
 from __future__ import annotations
@@ -13,18 +19,25 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, wait
 from contextlib import AbstractAsyncContextManager
 from functools import lru_cache
 from typing import Any, TypeVar
+
+import structlog
 
 from dispatcher.runtime import Runtime
 from dispatcher.sending import Connections, connections
 
 T = TypeVar("T")
 
+log = structlog.get_logger(__name__)
+
 
 class ProcessLoop:
-    def __init__(self) -> None:
+    def __init__(self, *, batches: int = 4) -> None:
+        self._capacity = threading.BoundedSemaphore(batches)
+        self._running: set[Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="plp-send-loop", daemon=True)
         self._thread.start()
@@ -40,6 +53,24 @@ class ProcessLoop:
         except BaseException:
             future.cancel()
             raise
+
+    def submit(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Start ``work()`` on the loop; return once it runs, as soon as fewer than ``batches`` do."""
+        self._capacity.acquire()
+        future = asyncio.run_coroutine_threadsafe(work(), self._loop)
+        self._running.add(future)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[Any]) -> None:
+        self._running.discard(future)
+        self._capacity.release()
+        if not future.cancelled() and (error := future.exception()) is not None:
+            log.error("worker.batch_crashed", error=f"{type(error).__name__}: {error}", exc_info=error)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted work is done; True if it all ended within ``timeout``."""
+        _, pending = wait(list(self._running), timeout=timeout)
+        return not pending
 
     def close(self) -> None:
         """Close the connections and stop the loop (the process is ending; tests)."""
@@ -64,5 +95,14 @@ class ProcessLoop:
 
 
 @lru_cache(maxsize=1)
-def process_loop() -> ProcessLoop:
-    return ProcessLoop()
+def process_loop(batches: int = 4) -> ProcessLoop:
+    """The process's loop, made on first use (a worker that never sends never starts it)."""
+    return ProcessLoop(batches=batches)
+
+
+def drain_process_loop() -> None:
+    """A worker stopping: let the batches still running finish, then close the connections."""
+    if process_loop.cache_info().currsize:
+        loop = process_loop()
+        loop.drain()
+        loop.close()

@@ -14,6 +14,7 @@ from rq import SimpleWorker, Worker
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
 from dispatcher.runtime import Runtime
+from workers.loop import drain_process_loop
 
 log = structlog.get_logger(__name__)
 
@@ -41,4 +42,7 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
         channels=describe_channels(settings),
     )
     announce_channels(settings)
-    return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+    try:
+        return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+    finally:
+        drain_process_loop()  # the batches still sending end before the process does

@@ -11,7 +11,8 @@ Control API (JSON): ``POST /config`` sets ``latency`` (seconds before each answe
 forgets every request seen; ``GET /stats`` counts requests per channel with the first and last
 arrival times and the refusals for rate; ``GET /accepted`` lists ``[sid, to, status callback]``
 of the SMS accepted; ``GET /received?channel=sms&since=T&contains=X`` lists
-``[address, time]`` of requests after ``T`` whose address contains ``X``.
+``[address, time]`` of requests after ``T`` whose address contains ``X`` (``&text=Y``: of the
+messages accepted whose text contains ``Y``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ BOT_TOKEN = "777:bench-bot-token"
 class Vendors:
     def __init__(self, twilio: TwilioSimulator, smtp: SmtpSimulator, telegram: TelegramSimulator) -> None:
         self.twilio, self.smtp, self.telegram = twilio, smtp, telegram
+
+    def texts(self, channel: str) -> list[tuple[str, float, str]]:
+        """``(address, time, text)`` of the messages accepted on ``channel`` (what the member reads)."""
+        if channel == "sms":
+            return [(r.to, r.received_at, r.body or "") for r in self.twilio.ledger if r.kind == "sms"]
+        if channel == "telegram":
+            calls = (c for c in self.telegram.ledger if c.method == "sendMessage")
+            return [(str(c.params.get("chat_id")), c.received_at, str(c.params.get("text", ""))) for c in calls]
+        if channel == "email":
+            return [(m.rcpt_tos[0], m.received_at, _plain(m)) for m in self.smtp.messages]
+        raise web.HTTPBadRequest(text=f"no texts for channel {channel!r}: sms, telegram or email")
 
     def received(self, channel: str) -> list[tuple[str, float]]:
         if channel == "sms":
@@ -100,7 +112,11 @@ class Vendors:
         async def received(request: web.Request) -> web.Response:
             since = float(request.query.get("since", "0"))
             contains = request.query.get("contains", "")
-            rows = [(a, t) for a, t in self.received(request.query["channel"]) if t >= since and contains in a]
+            channel, text = request.query["channel"], request.query.get("text")
+            if text is None:
+                rows = [(a, t) for a, t in self.received(channel) if t >= since and contains in a]
+            else:
+                rows = [(a, t) for a, t, body in self.texts(channel) if t >= since and contains in a and text in body]
             return web.json_response(rows)
 
         async def accepted(request: web.Request) -> web.Response:
@@ -114,6 +130,11 @@ class Vendors:
         app.router.add_get("/stats", stats)
         app.router.add_get("/received", received)
         return app
+
+
+def _plain(mail: Any) -> str:
+    body = mail.message.get_body(("plain",))
+    return str(body.get_content()) if body is not None else ""
 
 
 async def serve(latency: float) -> None:

@@ -81,3 +81,57 @@ def test_an_interrupted_job_cancels_its_coroutine(loop: ProcessLoop) -> None:
         signal.signal(signal.SIGALRM, previous)
     assert started.is_set()
     assert cancelled.wait(timeout=5)
+
+
+def test_a_submitted_batch_runs_on_after_the_job_returns_and_drain_waits_for_it(loop: ProcessLoop) -> None:
+    """RQ gets the worker back at once (the next job can start) while the batch goes on; stopping waits for it."""
+    release, done = threading.Event(), threading.Event()
+
+    async def batch() -> None:
+        await asyncio.to_thread(release.wait)
+        done.set()
+
+    loop.submit(batch)  # returns although the batch is still running
+
+    assert not done.is_set()
+    assert not loop.drain(timeout=0.05)
+    release.set()
+    assert loop.drain(timeout=5)
+    assert done.is_set()
+
+
+def test_no_more_batches_run_at_once_than_the_process_takes() -> None:
+    """Past ``batches`` running, submitting waits for one to end: RQ leaves further jobs to other workers."""
+    process_loop = ProcessLoop(batches=2)
+    release = threading.Event()
+    running: list[int] = []
+
+    async def batch(n: int) -> None:
+        running.append(n)
+        await asyncio.to_thread(release.wait)
+
+    try:
+        process_loop.submit(lambda: batch(1))
+        process_loop.submit(lambda: batch(2))
+        third = threading.Thread(target=process_loop.submit, args=(lambda: batch(3),))
+        third.start()
+        third.join(timeout=0.2)
+
+        assert third.is_alive()  # waiting for room
+        release.set()
+        third.join(timeout=5)
+        assert not third.is_alive()
+        assert process_loop.drain(timeout=5)
+        assert sorted(running) == [1, 2, 3]
+    finally:
+        process_loop.close()
+
+
+def test_a_crashed_batch_frees_its_place(loop: ProcessLoop) -> None:
+    async def broken() -> None:
+        raise RuntimeError("defect in a channel")
+
+    for _ in range(6):  # more than the loop's batches: each crash gave its place back
+        loop.submit(broken)
+
+    assert loop.drain(timeout=5)

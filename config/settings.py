@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         description="Deliveries per send job.",
     )
     worker_batches: int = Field(
-        default=4,
+        default=2,
         ge=1,
         le=64,
         validation_alias=_env("PLP_WORKER_BATCHES"),

@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 
 class ProcessLoop:
-    def __init__(self, *, batches: int = 4) -> None:
+    def __init__(self, *, batches: int = 2) -> None:
         self._capacity = threading.BoundedSemaphore(batches)
         self._running: set[Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
@@ -95,7 +95,7 @@ class ProcessLoop:
 
 
 @lru_cache(maxsize=1)
-def process_loop(batches: int = 4) -> ProcessLoop:
+def process_loop(batches: int = 2) -> ProcessLoop:
     """The process's loop, made on first use (a worker that never sends never starts it)."""
     return ProcessLoop(batches=batches)
 

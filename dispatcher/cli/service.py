@@ -44,6 +44,8 @@ def serve_web() -> None:
         return
     # Several processes bound to the same port (SO_REUSEPORT): the kernel spreads the connections.
     # Forked before any event loop or connection exists; each builds its own app and clients.
+    # A SIGTERM before the server is up must still stop the other processes: exit through `finally`.
+    signal.signal(signal.SIGTERM, _stop)
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_serve, args=(settings, True)) for _ in range(settings.web_processes - 1)]
     for child in children:
@@ -54,6 +56,10 @@ def serve_web() -> None:
         for child in children:
             child.terminate()
             child.join(timeout=10)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve(settings: Settings, reuse_port: bool) -> None:

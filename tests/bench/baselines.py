@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from email.message import EmailMessage
 from typing import Any
 
@@ -103,7 +103,7 @@ def _email(i: int) -> EmailMessage:
     return message
 
 
-CEILINGS: dict[str, Callable[[dict[str, Any], int, int], Awaitable[float]]] = {
+CEILINGS: dict[str, Callable[[dict[str, Any], int, int], Coroutine[Any, Any, float]]] = {
     "sms": sms_ceiling,
     "telegram": telegram_ceiling,
     "email": email_ceiling,

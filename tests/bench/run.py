@@ -48,7 +48,10 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-async def run(size: Size, names: list[str], latency: float, folder: Path, *, profile: bool) -> list[Figure]:
+async def run(
+    size: Size, names: list[str], latency: float, folder: Path, *, profile: bool, report: Callable[[list[Figure]], None]
+) -> list[Figure]:
+    """Run the scenarios in turn; ``report`` gets the figures so far after each (a later failure keeps them)."""
     figures: list[Figure] = []
     async with Stage(folder, latency=latency, profile=profile) as stage:
         for name in names:
@@ -60,6 +63,7 @@ async def run(size: Size, names: list[str], latency: float, folder: Path, *, pro
                 line += f" (ratio {f.ratio:.2f}, {f.target}: {verdict})"
                 print(line, file=sys.stderr, flush=True)
             figures += found
+            report(figures)
     return figures
 
 
@@ -82,19 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile and not args.keep:
         parser.error("--profile writes its profiles next to the logs: give --keep FOLDER too")
     names = args.only or list(SCENARIOS)
+    described = machine()
+
+    def report(figures: list[Figure]) -> None:
+        result = {"machine": described, "size": args.size, "latency": args.latency}
+        result["figures"] = [f.as_dict() for f in figures]
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        figures = asyncio.run(run(size, names, args.latency, args.keep, profile=args.profile))
+        figures = asyncio.run(run(size, names, args.latency, args.keep, profile=args.profile, report=report))
     else:
         with tempfile.TemporaryDirectory(prefix="plp-bench-") as folder:
-            figures = asyncio.run(run(size, names, args.latency, Path(folder), profile=args.profile))
-    report = {
-        "machine": machine(),
-        "size": args.size,
-        "latency": args.latency,
-        "figures": [f.as_dict() for f in figures],
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            figures = asyncio.run(run(size, names, args.latency, Path(folder), profile=args.profile, report=report))
     print(table(figures))
     if args.profile:
         from tests.bench.profile import summary

@@ -205,7 +205,10 @@ def now() -> float:
 
 # -- 2. urgent latency under a non-urgent backlog -----------------------------------------------
 
-URGENT_CHANNELS = ["sms", "telegram", "email"]
+# The urgent PLP's charter sends SMS. With every channel, a 100-member alert a second is 300 to 400 sends
+# a second for a minute: more than the vendor libraries themselves manage on two cores (see the mix
+# ceiling of scenario 1), which would measure saturation instead of the lanes' independence.
+URGENT_CHANNELS = ["sms"]
 
 
 async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int) -> tuple[list[float], list[float]]:
@@ -215,7 +218,7 @@ async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int)
     async def one(n: int) -> tuple[float, float]:
         mark = f"Alerte {n}:"
         alert_id, posted = await stage.alert(plp_id, text=f"{mark} cambriolage rue du Parc, voiture grise.")
-        done = await stage.finished(runtime, alert_id, timeout=120)
+        done = await stage.finished(runtime, alert_id, timeout=300)
         arrivals = []
         for channel in URGENT_CHANNELS:
             rows = await stage.vendor("GET", "/received", channel=channel, since=posted, text=mark)
@@ -471,7 +474,7 @@ async def wait_port(port: int, *, timeout: float = 15) -> None:
 
 async def memory(stage: Stage, size: Size) -> list[Figure]:
     """Peak memory of each worker and Redis memory per delivery, for a small and a large alert."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     await stage.vendor("POST", "/config", {"latency": 0.0})
     try:
         for series, members in enumerate(size.memory_members, start=5):

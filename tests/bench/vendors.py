@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 from typing import Any
 
 from aiohttp import web
@@ -173,4 +172,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

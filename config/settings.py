@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", validation_alias=_env("PLP_HOST"))
     port: int = Field(default=8080, ge=1, le=65535, validation_alias=_env("PLP_PORT"))
+    listen_fd: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=_env("PLP_LISTEN_FD"),
+        description="A listening socket handed down by whatever started `plp web` (socket activation), "
+        "served instead of PLP_HOST:PLP_PORT.",
+    )
     web_processes: int = Field(
         default=1,
         ge=1,

@@ -10,7 +10,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from enum import Enum
@@ -129,6 +131,38 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def start_web(
+    env: dict[str, str], log: Path, *, port: int = 0, timeout: float = 30
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``plp web`` on a socket opened here and handed down (PLP_LISTEN_FD); return it and its base URL.
+
+    A connection made before the app is up waits in the socket's backlog, so the first request
+    waits for the start itself, bounded by ``timeout``; if the process dies first, its socket
+    closes and the request fails at once with the process's log.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher.cli", "web"],
+            env={**env, "PLP_LISTEN_FD": str(listener.fileno())},
+            pass_fds=(listener.fileno(),),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    listener.close()  # the process holds it now
+    try:
+        with urllib.request.urlopen(f"{base}/v1/health", timeout=timeout) as answer:
+            assert answer.status == 200
+    except OSError as exc:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"plp web did not start ({exc}):\n{log.read_text()}") from exc
+    return process, base
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,9 @@ def _serve(settings: Settings, reuse_port: bool) -> None:
     from dispatcher.api.app import create_app
 
     app = create_app(cli_runtime(settings))
+    if settings.listen_fd is not None:  # connections already wait in its backlog: served as soon as the app is up
+        web.run_app(app, sock=socket.socket(fileno=settings.listen_fd), print=None)
+        return
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, print=None)
 
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +40,7 @@ from dispatcher.models import (
 )
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store
-from tests.support import free_port
+from tests.support import start_web
 
 PREFIX, QUEUES = "plptest:", "plptest"
 SECRET = "cli-tests-secret-key-0123456789abcdef"
@@ -95,18 +91,9 @@ def settings(redis_url: str, shared_dir: Path) -> Settings:
     )
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v1/health", timeout=0.5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="package")
 def web(redis_url: str, shared_dir: Path) -> Iterator[str]:
     """A real ``plp web`` process on a free port, for every test of the package; its base URL."""
-    port = free_port()
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -114,17 +101,9 @@ def web(redis_url: str, shared_dir: Path) -> Iterator[str]:
         "PLP_QUEUE_PREFIX": QUEUES,
         "PLP_DATA_DIR": str(shared_dir),
         "PLP_SECRET_KEY": SECRET,
-        "PLP_PORT": str(port),
         "PLP_LOG_LEVEL": "ERROR",
     }
-    with (shared_dir / "web.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "web"], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not _answers(url):  # a process we just launched: no event to wait on but its socket
-        assert process.poll() is None, (shared_dir / "web.log").read_text()
-        assert time.monotonic() < deadline, "plp web did not answer in time"
-        time.sleep(0.05)
+    process, url = start_web(env, shared_dir / "web.log")
     yield url
     process.terminate()
     process.wait(timeout=10)

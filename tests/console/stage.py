@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from dispatcher.store import Store
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
-from tests.support import Workers, free_port, settings_env
+from tests.support import Workers, free_port, settings_env, start_web
 from tests.world import ACCOUNT, AUTH_TOKEN, BOT_TOKEN, SMS_FROM, WEBHOOK_SECRET, world_settings
 
 T = TypeVar("T")
@@ -173,10 +172,9 @@ def open_stage(redis_url: str, data_dir: Path) -> Any:
     )
     runtime = Runtime.from_settings(settings)
     runtime.rq_connection.flushdb()
-    web = _start_web(settings, port)
+    web = _start_web(settings, port)  # answering when it returns
     workers = Workers(settings, python=sys.executable)
     try:
-        _wait_until_up(base, web, data_dir)
         for lane in ("urgent", "general", "clock"):
             workers.start(lane)
         stage = Stage(base, settings, loop, twilio, smtp, telegram, session)
@@ -200,27 +198,10 @@ def _start_web(settings: Settings, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         **settings_env(settings),
         "REDIS_URL": settings.redis_url or "",
-        "PLP_PORT": str(port),
         "PLP_LOG_FORMAT": "json",
         "PLP_LOG_LEVEL": "WARNING",
         "PLP_RATE_LIMIT_PER_TOKEN": "0",
         "PLP_RATE_LIMIT_PER_ADDRESS": "0",
     }
-    with (settings.data_dir / "web.log").open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "web"], env=env, stdout=log, stderr=log)
-
-
-def _wait_until_up(base: str, web: subprocess.Popen[bytes], data_dir: Path, timeout: float = 20) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:  # a process we just started: nothing to wait on but its socket
-        assert web.poll() is None, (data_dir / "web.log").read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/v1/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "plp web did not start in time"
-        time.sleep(0.05)
+    process, _ = start_web(env, settings.data_dir / "web.log", port=port)
+    return process

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from email.header import decode_header, make_header
+from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
@@ -13,9 +16,12 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from channels.base import NotConfigured, OutboundMessage, PermanentError, Receipt, ReceiptStatus, TransientError
-from channels.email import SmtpChannel, translate
+from channels.email import MAIL_POLICY, SmtpChannel, translate
 from config import Settings, SmtpSecurity
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.links import Links
+from dispatcher.models import Category, ChannelName, Language, Urgency
+from dispatcher.store import new_id
+from dispatcher.wording import subject as subject_line
 from tests.simulators.smtp import SmtpSimulator
 
 SENDER = "PLP Flagey <alerts@plp.example>"
@@ -331,3 +337,162 @@ def test_translate_says_whose_fault(error: Exception, expected: type[Exception],
     translated = translate(error)
     assert type(translated) is expected
     assert reason in str(translated)
+
+
+# -- headers on the wire -----------------------------------------------------------------------
+
+#: Where members' links point in production: a real host name, and a real signed token.
+PUBLIC_URL = "https://alertes.plp-bruxelles-capitale-ixelles.be"
+ENCODED_WORD = re.compile(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+
+
+def real_unsubscribe_url() -> str:
+    """An unsubscribe link exactly as the service makes it (about 130 characters)."""
+    links = Links(Settings(public_base_url=PUBLIC_URL, secret_key=SecretStr("k" * 64)))
+    return links.unsubscribe_url(new_id())
+
+
+def wire_headers(raw: bytes) -> list[tuple[str, bytes]]:
+    """The header fields of a raw message, each as its name and its value with the folds kept."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    fields: list[tuple[str, bytes]] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            name, value = fields[-1]
+            fields[-1] = (name, value + b"\r\n" + line)
+        else:
+            name, _, value = line.partition(b":")
+            fields.append((name.decode("ascii"), value.removeprefix(b" ")))
+    return fields
+
+
+def wire_value(raw: bytes, name: str) -> bytes:
+    [value] = [v for n, v in wire_headers(raw) if n.lower() == name.lower()]
+    return value
+
+
+def decoded(value: bytes) -> str:
+    """A header value unfolded and decoded as a mail client does (RFC 2047)."""
+    return str(make_header(decode_header(re.sub(rb"\r\n[ \t]", b" ", value).decode("ascii"))))
+
+
+async def test_one_click_unsubscribe_goes_on_the_wire_as_a_plain_url(smtp: SmtpSimulator) -> None:
+    """A real-length unsubscribe link arrives as ``List-Unsubscribe: <url>`` on one line, never encoded."""
+    url = real_unsubscribe_url()
+    assert len(url) > 78  # longer than the e-mail package's folding width
+    channel = SmtpChannel.from_settings(settings_for(smtp))
+    await channel.send(message(unsubscribe_url=url))
+    await channel.close()
+    [mail] = await smtp.wait_for(1)
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode("ascii") in mail.raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in mail.raw
+    assert mail.message["List-Unsubscribe"] == f"<{url}>"
+
+
+HEADER_CASES = [
+    pytest.param(
+        Language.FR,
+        "[PLP Saint-Gilles – Parvis]",
+        '"Zone de police Bruxelles-Capitale/Ixelles (5339) – Cellule prévention, PLP" <alertes@plp-ixelles.be>',
+        "Zone de police Bruxelles-Capitale/Ixelles (5339) – Cellule prévention, PLP",
+        id="fr",
+    ),
+    pytest.param(
+        Language.NL,
+        "[BIN Sint-Lambrechts-Woluwe – Kapelleveld/Roodebeek]",
+        "Politiezone Montgomery – Buurtinformatienetwerken <bin@politie-montgomery.be>",
+        "Politiezone Montgomery – Buurtinformatienetwerken",
+        id="nl",
+    ),
+    pytest.param(
+        Language.DE,
+        "[KPV Eupen-Unterstadt Kirchstraße/Gospertstraße]",
+        "Polizeizone Weser-Göhl – Kriminalprävention Ostbelgien <kpv@pz-wesergoehl.be>",
+        "Polizeizone Weser-Göhl – Kriminalprävention Ostbelgien",
+        id="de",
+    ),
+    pytest.param(
+        Language.EN,
+        "[PLP Flagey]",
+        "PLP Flagey <alerts@plp.example>",
+        "PLP Flagey",
+        id="en",
+    ),
+]
+
+
+@pytest.mark.parametrize(("language", "plp_name", "sender", "display_name"), HEADER_CASES)
+async def test_every_header_is_encoded_only_where_it_must_be(
+    smtp: SmtpSimulator, language: Language, plp_name: str, sender: str, display_name: str
+) -> None:
+    """On the raw bytes: accented display names and subjects are RFC 2047 encoded-words that decode to the
+    original; addresses, Message-ID and URLs stay plain; no line is over 78 characters but the unfoldable ones,
+    and none over 998."""
+    category = Category.SUSPECT_VEHICLE
+    subject = subject_line(plp_name=plp_name, urgency=Urgency.URGENT, category=category, language=language)
+    url = real_unsubscribe_url()
+    reply_to = ("coordination.saint-gilles-parvis@plp-ixelles.be", "zone-5339-prevention@police.example")
+    settings = settings_for(smtp).model_copy(update={"smtp_from": sender})
+    channel = SmtpChannel.from_settings(settings)
+    outbound = message(language=language, subject=subject, reply_to=reply_to, unsubscribe_url=url)
+    await channel.send(outbound)
+    await channel.close()
+    [mail] = await smtp.wait_for(1)
+    head = mail.raw.split(b"\r\n\r\n", 1)[0]
+    head.decode("ascii")  # every header is 7-bit: no server needs SMTPUTF8 for it
+    address = sender.rpartition("<")[2].rstrip(">")
+    plain = {
+        "Message-ID": channel.message_id(outbound.delivery_id).encode("ascii"),
+        "List-Unsubscribe": f"<{url}>".encode("ascii"),
+        "List-Unsubscribe-Post": b"List-Unsubscribe=One-Click",
+        "To": ANN.encode("ascii"),
+        "Content-Language": language.value.encode("ascii"),
+    }
+    assert {name: wire_value(mail.raw, name) for name in plain} == plain
+    assert decoded(wire_value(mail.raw, "Subject")) == subject
+    assert decoded(wire_value(mail.raw, "From")) == f"{display_name} <{address}>"
+    assert wire_value(mail.raw, "From").endswith(f"<{address}>".encode("ascii"))  # the address itself is never encoded
+    assert decoded(wire_value(mail.raw, "Reply-To")) == ", ".join(reply_to)
+    for name, value in wire_headers(mail.raw):
+        assert all(len(word) <= 75 for word in ENCODED_WORD.findall(value)), name  # RFC 2047 section 2
+        width = 998 if name in ("Message-ID", "List-Unsubscribe") else 78
+        assert all(len(line) <= width for line in (f"{name}: ".encode("ascii") + value).split(b"\r\n")), name
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("<https://plp.example/u/tok>", b"List-Unsubscribe: <https://plp.example/u/tok>\r\n"),
+        (
+            "<mailto:unsubscribe@plp.example?subject=unsubscribe>, <https://alertes.plp.example/v1/u/" + "t" * 60 + ">",
+            b"List-Unsubscribe: <mailto:unsubscribe@plp.example?subject=unsubscribe>,\r\n"
+            b" <https://alertes.plp.example/v1/u/" + b"t" * 60 + b">\r\n",
+        ),
+    ],
+)
+def test_a_url_list_header_is_folded_only_between_its_urls(value: str, wire: bytes) -> None:
+    """Several URLs in one list header fold between them, at the comma; a URL is never cut or encoded."""
+    mail = message_with("List-Unsubscribe", value)
+    assert mail.as_bytes(policy=MAIL_POLICY.clone(linesep="\r\n")).split(b"\r\n\r\n")[0] + b"\r\n" == wire
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("https://plp.example/u/tok", id="no-angle-brackets"),
+        pytest.param("<https://plp.example/u/tök>", id="not-ascii"),
+        pytest.param("<https://plp.example/u/a b>", id="space-in-url"),
+        pytest.param("<https://plp.example/u/" + "t" * 1000 + ">", id="longer-than-a-line"),
+    ],
+)
+def test_a_url_list_header_refuses_what_would_break_on_the_wire(value: str) -> None:
+    """A value that is not ASCII URLs in angle brackets, or cannot fit a header line, is refused when set."""
+    with pytest.raises(ValueError, match="URL"):
+        message_with("List-Unsubscribe", value)
+
+
+def message_with(name: str, value: str) -> EmailMessage:
+    mail = EmailMessage(policy=MAIL_POLICY)
+    mail[name] = value
+    return mail

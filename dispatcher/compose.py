@@ -1,9 +1,10 @@
 """Composing what a member receives on each channel: the sender's text, then our words.
 
 The alert text always comes first and whole. Then, in the member's language: an SMS gets
-the longest acknowledgement hint that adds no segment; a call says the message twice and
-asks to press 1; an e-mail gets its receipt, unsubscribe and data-export links (text and
-HTML, the HTML escaped by Jinja); a Telegram message gets a "received" button.
+the longest acknowledgement hint that adds no segment (none if even the shortest would); a
+call says the message twice and asks to press 1; an e-mail gets its receipt, unsubscribe and
+data-export links (text and HTML, the HTML escaped by Jinja); a Telegram message gets a
+"received" button.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.segments import measure
 from tests.support import get_json, post_json, run_queued
 from tests.world import (
     ACCOUNT,
@@ -281,13 +282,57 @@ async def test_the_preview_shows_segments_reach_and_cost_before_sending(world: W
     body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts}
     preview = await post_json(world.client, "/v1/alerts/preview", body, headers=world.auth("police"), expect=200)
     sms = {s["language"]: s for s in preview["sms"]}
-    assert (sms["fr"]["encoding"], sms["fr"]["segments"]) == ("ucs2", 3)  # ê is not in the GSM alphabet
+    assert (sms["fr"]["encoding"], sms["fr"]["segments"]) == ("ucs2", 2)  # ê is not GSM: 132 units, no room for a hint
     assert (sms["en"]["encoding"], sms["en"]["segments"]) == ("gsm7", 1)
     assert preview["members_reached"] == 4
     assert preview["by_channel"] == {"sms": 3, "email": 3, "telegram": 2, "voice": 3}
     assert preview["cost"]["currency"] == "EUR"
     assert float(preview["cost"]["estimated"]) > 0
     assert world.twilio.ledger == []  # nothing was sent
+
+
+def _fit(text: str, length: int) -> str:
+    """The text cut or padded with dots to exactly ``length`` characters."""
+    return text[:length].rstrip().ljust(length, ".")
+
+
+@pytest.mark.parametrize(
+    ("texts", "encoding", "segments"),
+    [
+        pytest.param({lang: _fit(f"{text} — suspects", 128) for lang, text in TEXTS.items()}, "ucs2", 2, id="ucs2-128"),
+        pytest.param({lang: _fit(f"{text} — suspects", 70) for lang, text in TEXTS.items()}, "ucs2", 1, id="ucs2-70"),
+        pytest.param({lang: _fit(text, 160) for lang, text in TEXTS.items()}, "gsm7", 1, id="gsm-160"),
+        pytest.param({lang: _fit(text, 140) for lang, text in TEXTS.items()}, "gsm7", 1, id="gsm-140"),
+        pytest.param(
+            {lang: _fit(text, 152) + "€" + _fit(text, 152) for lang, text in TEXTS.items()},
+            "gsm7",
+            3,
+            id="gsm-euro-sign-on-a-segment-border",
+        ),
+    ],
+)
+async def test_the_sms_hint_adds_no_segment_in_the_preview_nor_on_the_wire(
+    world: World, texts: dict[str, str], encoding: str, segments: int
+) -> None:
+    """In all four languages, the preview's SMS is what Twilio receives, and it costs the segments of the text alone."""
+    await world.enroll("greta", {"name": "Greta Braun", "phone": "0470 55 55 55", "language": "de"})
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts}
+    preview = await post_json(world.client, "/v1/alerts/preview", body, headers=world.auth("police"), expect=200)
+    sms = {s["language"]: s for s in preview["sms"]}
+    assert {lang: (s["encoding"], s["segments"]) for lang, s in sms.items()} == dict.fromkeys(
+        TEXTS, (encoding, segments)
+    )
+    alert = await world.alert(body)
+    await run_queued(world.runtime)
+    await world.twilio.callbacks_done()
+    received = {m.to: m.body for m in world.twilio.messages}
+    phones = {"fr": "+32470111111", "nl": "+32470222222", "de": "+32470555555", "en": "+32470444444"}
+    for lang, phone in phones.items():
+        wire = received[phone] or ""
+        assert wire == sms[lang]["text"] and wire.startswith(texts[lang])
+        assert (measure(wire).encoding.value, measure(wire).segments) == (encoding, segments), lang
+    seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
+    assert seen["cost"]["sms_segments"] == 4 * segments
 
 
 def _callback_data(markup: Any) -> str:

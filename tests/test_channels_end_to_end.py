@@ -132,6 +132,42 @@ async def test_every_acknowledgement_path_is_recorded_on_its_delivery(world: Wor
     assert seen["counts"]["acknowledged"] == 4
 
 
+@pytest.mark.parametrize(
+    ("detected", "with_the_key", "acknowledged"),
+    [
+        pytest.param("human", "human", True, id="human"),
+        pytest.param("unknown", "unknown", True, id="unknown-detection-could-not-tell"),
+        pytest.param("human", None, True, id="not-in-the-key-request-callbacks-said-human"),
+        pytest.param("machine_start", "machine_start", False, id="machine_start"),
+        pytest.param("machine_end_beep", "machine_end_beep", False, id="machine_end_beep"),
+        pytest.param("machine_end_silence", "machine_end_silence", False, id="machine_end_silence"),
+        pytest.param("machine_end_other", "machine_end_other", False, id="machine_end_other"),
+        pytest.param("fax", "fax", False, id="fax"),
+        pytest.param("human", "machine_end_beep", False, id="the-key-request-says-machine"),
+        pytest.param("machine_end_beep", None, False, id="not-in-the-key-request-callbacks-said-machine"),
+        pytest.param("fax", None, False, id="not-in-the-key-request-callbacks-said-fax"),
+    ],
+)
+async def test_only_a_person_pressing_1_acknowledges_a_call(
+    world: World, detected: str, with_the_key: str | None, acknowledged: bool
+) -> None:
+    """Key 1 acknowledges when answering machine detection says a person (or could not tell) answered;
+    a voicemail's or a fax's tones do not, whether AnsweredBy comes with the key or only in the status callbacks."""
+    world.twilio.answered_by["+32470222222"] = detected
+    alert = await _sent_alert(world)
+    call = next(c for c in world.twilio.calls if c.to == "+32470222222")
+    gather = re.search(r'action="([^"]+)"', call.twiml or "")
+    assert gather is not None
+    status, twiml = await world.twilio.press_digits(
+        gather.group(1).replace("&amp;", "&"), call.sid, "1", VOICE_FROM, call.to, answered_by=with_the_key
+    )
+    assert status == 200 and ("Bedankt, ontvangst bevestigd" in twiml) is acknowledged
+    voice = (await world.deliveries(alert["id"]))["voice", "piet"]
+    assert (voice["acknowledged_via"] == "voice") is acknowledged
+    seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
+    assert seen["counts"]["acknowledged"] == int(acknowledged)
+
+
 async def test_forged_signatures_and_tokens_are_refused_and_change_nothing(world: World) -> None:
     """A forged Twilio signature, a wrong Telegram secret and a tampered e-mail link are refused."""
     alert = await _sent_alert(world)

@@ -24,7 +24,7 @@ from dispatcher.api.services import api, services
 from dispatcher.compose import ACK_PREFIX
 from dispatcher.models import ChannelName, DeliveryStatus, Language
 from dispatcher.receipts import Receipts, page_language
-from dispatcher.store import split_delivery_id
+from dispatcher.store import Store, split_delivery_id
 from dispatcher.wording import VOICES, Words, say
 
 log = structlog.get_logger(__name__)
@@ -56,6 +56,12 @@ _CALL_STATUS: dict[str, DeliveryStatus | None] = {
     "canceled": DeliveryStatus.FAILED,
 }
 _CALL_FAILURE = {"busy": "line busy", "no-answer": "no answer", "failed": "call failed", "canceled": "call cancelled"}
+#: Causes recorded for a call that no person answered (from answering machine detection's ``AnsweredBy``).
+_VOICEMAIL, _FAX = "left on voicemail", "answered by a fax machine"
+#: ``AnsweredBy`` values under which a key pressed in a call is the member's own act: a person, or a call
+#: the detection could not classify (most often a person who said nothing). Every ``machine_*`` value and
+#: ``fax`` mean no person is on the line: tones a voicemail or a fax plays are not an acknowledgement.
+_PERSON_ANSWERED = frozenset({"human", "unknown"})
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -121,8 +127,7 @@ async def twilio_status(call: Call) -> Reply:
         raw = params["CallStatus"]
         status = _CALL_STATUS.get(raw)
         cause = _CALL_FAILURE.get(raw, "")
-        if params.get("AnsweredBy", "").startswith("machine"):
-            cause = "left on voicemail"
+        status, cause = _answered_by_machine(status, cause, params.get("AnsweredBy", ""))
         provider_id = params.get("CallSid", "")
     else:
         raw = params.get("MessageStatus", "")
@@ -135,6 +140,17 @@ async def twilio_status(call: Call) -> Reply:
         result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
         log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
     return Reply(204)
+
+
+def _answered_by_machine(
+    status: DeliveryStatus | None, cause: str, answered_by: str
+) -> tuple[DeliveryStatus | None, str]:
+    """A call a voicemail took is delivered, and says so; one a fax took reached nobody: it failed."""
+    if answered_by == "fax" and status is DeliveryStatus.DELIVERED:
+        return DeliveryStatus.FAILED, _FAX
+    if answered_by.startswith("machine"):
+        return status, _VOICEMAIL
+    return status, cause
 
 
 @api.operation(
@@ -174,13 +190,31 @@ async def twilio_voice(call: Call) -> Reply:
     language = member.language if member else Language.FR
     lang, voice = VOICES[language]
     response = VoiceResponse()
-    if params.get("Digits", "").startswith("1"):
+    if params.get("Digits", "").startswith("1") and await _pressed_by_a_person(store, delivery, params):
         if await _first_time(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)):
             await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
         response.say(say(Words.VOICE_THANKS, language), language=lang, voice=voice)
     else:
         response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
     return Reply(200, str(response), media_type=TWIML)
+
+
+async def _pressed_by_a_person(store: Store, delivery: str, params: dict[str, str]) -> bool:
+    """Whether the keys were pressed with a person on the line, as answering machine detection reported it.
+
+    The request's own ``AnsweredBy`` decides; without one, what the call's status callbacks
+    reported (a voicemail or a fax recorded on the delivery); with neither, detection was off
+    and the key counts.
+    """
+    answered_by = params.get("AnsweredBy") or None
+    if answered_by is None:
+        alert_id, channel, member_id = split_delivery_id(delivery)
+        record = await store.get_delivery(alert_id, f"{channel}:{member_id}")
+        answered_by = "machine" if record is not None and record.cause in (_VOICEMAIL, _FAX) else "unknown"
+    if answered_by not in _PERSON_ANSWERED:
+        log.info("webhook.voice_key_without_a_person", delivery_id=delivery, answered_by=answered_by)
+        return False
+    return True
 
 
 class TelegramAnswer(RootModel[dict[str, Any]]):

@@ -182,10 +182,23 @@ class TwilioSimulator:
         return await self.post_signed(url, params, forge=forge)
 
     async def press_digits(
-        self, url: str, call_sid: str, digits: str, from_: str, to: str, *, forge: bool = False
+        self,
+        url: str,
+        call_sid: str,
+        digits: str,
+        from_: str,
+        to: str,
+        *,
+        answered_by: str | None = None,
+        forge: bool = False,
     ) -> tuple[int, str]:
-        """Post the digits a callee pressed (a <Gather> action) to ``url``; returns status and text answered."""
+        """Post the digits pressed in a call (a <Gather> action) to ``url``; returns status and text answered.
+
+        ``answered_by``: the call's ``AnsweredBy`` (answering machine detection), sent along if given.
+        """
         params = {"CallSid": call_sid, "Digits": digits, "From": from_, "To": to, "AccountSid": self.account_sid}
+        if answered_by is not None:
+            params["AnsweredBy"] = answered_by
         return await self.post_signed(url, params, forge=forge)
 
     async def post_signed(self, url: str, params: dict[str, str], *, forge: bool = False) -> tuple[int, str]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from dispatcher.models import Language
 from dispatcher.segments import measure
+from dispatcher.wording import Words, say
 from tests.support import get_json, post_json, run_queued
 from tests.world import (
     ACCOUNT,
@@ -166,6 +168,88 @@ async def test_only_a_person_pressing_1_acknowledges_a_call(
     assert (voice["acknowledged_via"] == "voice") is acknowledged
     seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
     assert seen["counts"]["acknowledged"] == int(acknowledged)
+
+
+async def test_a_call_a_fax_machine_took_fails(world: World) -> None:
+    """A call answered by a fax reached nobody: it fails with that cause, and is not acknowledged."""
+    world.twilio.answered_by["+32470222222"] = "fax"
+    alert = await _sent_alert(world)
+    voice = (await world.deliveries(alert["id"]))["voice", "piet"]
+    assert (voice["status"], voice["cause"], voice["acknowledged_at"]) == ("failed", "answered by a fax machine", None)
+
+
+@pytest.mark.parametrize(
+    ("method", "form", "status", "acknowledged"),
+    [
+        pytest.param("GET", None, 200, False, id="opened-by-a-mail-scanner"),
+        pytest.param("HEAD", None, 405, False, id="probed-by-a-link-checker"),
+        pytest.param("POST", {}, 400, False, id="blind-post"),
+        pytest.param("POST", {"List-Unsubscribe": "One-Click"}, 400, False, id="one-click-body-is-not-a-receipt"),
+        pytest.param("POST", {"action": "ack"}, 200, True, id="confirm-button"),
+        pytest.param("POST", {"action": "feedback", "text": "Gesehen"}, 200, True, id="reply-button"),
+    ],
+)
+async def test_only_a_button_of_the_receipt_page_acknowledges_an_email(
+    world: World, method: str, form: dict[str, str] | None, status: int, acknowledged: bool
+) -> None:
+    """Opening, probing or blindly posting to the e-mail's receipt link changes nothing; the page's buttons do."""
+    alert = await _sent_alert(world)
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    response = await world.client.request(method, _receipt_link(mail).removeprefix(world.base), data=form)
+    assert response.status == status
+    if status == 400:
+        assert "Ich bestätige den Empfang" in await response.text()  # the page again, for a person to confirm
+    lea = (await world.deliveries(alert["id"]))["email", "lea"]
+    assert (lea["acknowledged_via"] == "email") is acknowledged
+
+
+@pytest.mark.parametrize(
+    ("method", "form", "status", "opted_out"),
+    [
+        pytest.param("GET", None, 200, False, id="opened-by-a-mail-scanner"),
+        pytest.param("POST", {}, 400, False, id="blind-post"),
+        pytest.param("POST", {"action": "ack"}, 400, False, id="another-pages-button"),
+        pytest.param("POST", {"List-Unsubscribe": "One-Click"}, 200, True, id="rfc-8058-one-click"),
+        pytest.param("POST", {"action": "unsubscribe"}, 200, True, id="the-pages-button"),
+    ],
+)
+async def test_only_a_one_click_post_or_the_pages_button_unsubscribes(
+    world: World, method: str, form: dict[str, str] | None, status: int, opted_out: bool
+) -> None:
+    """The unsubscribe link opts out on the mail client's one-click POST or the page's button, never otherwise."""
+    await _sent_alert(world)
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    unsubscribe = mail["List-Unsubscribe"].strip("<>").removeprefix(world.base)
+    response = await world.client.request(method, unsubscribe, data=form)
+    assert response.status == status
+    assert ((await world.member("lea"))["status"] == "opted_out") is opted_out
+
+
+async def test_in_a_group_chat_nobody_acknowledges_or_stops_for_the_member(world: World) -> None:
+    """A member linked from a group chat: another user's "received" button, "ok" or /stop there is not theirs."""
+    group, member_user, neighbour = -100777, 555, 556
+    await world.enroll("club", {"name": "Club Buurt", "email": "club@example.org", "language": "nl"})
+    link = await world.telegram_link("club")
+    status, _ = await world.telegram.member_sends(
+        world.telegram_webhook, group, link["start_command"], secret=WEBHOOK_SECRET, by=member_user
+    )
+    assert status == 200 and (await world.member("club"))["telegram_chat_id"] == group
+    alert = await _sent_alert(world)
+    button = next(c for c in world.telegram.calls("sendMessage") if int(c.params["chat_id"]) == group)
+    data = _callback_data(button.params["reply_markup"])
+    for user in (neighbour, member_user):  # in a group, we cannot tell the member's own press
+        status, answer = await world.telegram.member_presses(
+            world.telegram_webhook, group, data, 1, secret=WEBHOOK_SECRET, by=user
+        )
+        assert status == 200 and "text" not in answer
+    for text in ("ok", "/stop"):
+        status, answer = await world.telegram.member_sends(
+            world.telegram_webhook, group, text, secret=WEBHOOK_SECRET, by=neighbour
+        )
+        assert status == 200 and answer["text"] == say(Words.TELEGRAM_UNKNOWN, Language.NL)
+    club = (await world.deliveries(alert["id"]))["telegram", "club"]
+    assert club["acknowledged_at"] is None
+    assert (await world.member("club"))["status"] == "active"
 
 
 async def test_forged_signatures_and_tokens_are_refused_and_change_nothing(world: World) -> None:

@@ -2,7 +2,9 @@
 
 Opening a link changes nothing: mail scanners follow links. Only the POST from the page's
 button acknowledges, sends feedback or unsubscribes (and the one-click POST of RFC 8058,
-which mail clients send to the List-Unsubscribe URL). Links are signed and expire.
+which mail clients send to the List-Unsubscribe URL, with ``List-Unsubscribe=One-Click``).
+A POST without what those send (a robot posting to every URL) changes nothing either: it
+gets the page back, with a 400. Links are signed and expire.
 """
 
 from __future__ import annotations
@@ -65,11 +67,14 @@ async def receipt_page(call: Call) -> Reply:
     target = await _receipt_target(call)
     if target is None:
         return _expired(call)
-    delivery, member = target
+    return await _receipt_form(call, *target)
+
+
+async def _receipt_form(call: Call, delivery: str, member: Member, *, status: int = 200) -> Reply:
     store, language = services(call).store, member.language
     alert = await store.get_alert(split_delivery_id(delivery)[0])
     return _page(
-        200,
+        status,
         language,
         title=say(Words.PAGE_TITLE, language),
         message=alert.text_for(language, None, language) if alert else None,
@@ -86,7 +91,7 @@ async def receipt_page(call: Call) -> Reply:
     summary="Confirm receipt (action=ack) or reply (action=feedback, text=...) from the receipt page",
     tag="members",
     public=True,
-    responses={200: HTML, 410: HTML},
+    responses={200: HTML, 400: HTML, 410: HTML},
 )
 async def receipt_submit(call: Call) -> Reply:
     target = await _receipt_target(call)
@@ -94,6 +99,8 @@ async def receipt_submit(call: Call) -> Reply:
         return _expired(call)
     delivery, member = target
     form = await _form(call.request)
+    if form.get("action") not in ("ack", "feedback"):  # not one of the page's buttons: a person has not confirmed
+        return await _receipt_form(call, delivery, member, status=400)
     receipts, language = Receipts(services(call).store), member.language
     await receipts.acknowledge(delivery, via=ChannelName.EMAIL)  # either button proves a person read it
     if form.get("action") == "feedback" and form.get("text", "").strip():
@@ -123,9 +130,13 @@ async def unsubscribe_page(call: Call) -> Reply:
     member = await _unsubscribe_target(call)
     if member is None:
         return _expired(call)
+    return _unsubscribe_form(member)
+
+
+def _unsubscribe_form(member: Member, *, status: int = 200) -> Reply:
     language = member.language
     return _page(
-        200,
+        status,
         language,
         title=say(Words.PAGE_UNSUBSCRIBE_TITLE, language),
         form="unsubscribe",
@@ -139,12 +150,15 @@ async def unsubscribe_page(call: Call) -> Reply:
     summary="Unsubscribe: from the page, or one-click (RFC 8058) from the mail client",
     tag="members",
     public=True,
-    responses={200: HTML, 410: HTML},
+    responses={200: HTML, 400: HTML, 410: HTML},
 )
 async def unsubscribe_submit(call: Call) -> Reply:
     member = await _unsubscribe_target(call)
     if member is None:
         return _expired(call)
+    form = await _form(call.request)
+    if form.get("List-Unsubscribe") != "One-Click" and form.get("action") != "unsubscribe":
+        return _unsubscribe_form(member, status=400)  # neither the mail client's one-click nor the page's button
     await Receipts(services(call).store).opt_out(member, via="email link")
     return _page(200, member.language, title=say(Words.OPTED_OUT, member.language))
 

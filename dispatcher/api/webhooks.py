@@ -254,17 +254,27 @@ async def telegram_update(call: Call) -> Reply:
         return Reply(200)  # other kinds of update are not for us
     chat_id = int(message.get("chat", {}).get("id", 0))
     language = page_language((message.get("from") or {}).get("language_code"))
-    return await _telegram_text(receipts, chat_id, message["text"], language)
+    return await _telegram_text(receipts, chat_id, message["text"], language, by_owner=_by_chat_owner(message))
 
 
-async def _telegram_text(receipts: Receipts, chat_id: int, text: str, language: Language) -> Reply:
+def _by_chat_owner(item: dict[str, Any]) -> bool:
+    """Whether a message or a button press comes from the person whose private chat it is in.
+
+    In a private chat the user's id is the chat's; in a group anyone may write or press, and
+    what they do is not the member's act.
+    """
+    chat = (item.get("message") or item).get("chat") or {}
+    return bool(chat.get("id")) and (item.get("from") or {}).get("id") == chat.get("id")
+
+
+async def _telegram_text(receipts: Receipts, chat_id: int, text: str, language: Language, *, by_owner: bool) -> Reply:
     if text.startswith("/start"):
         token = text.removeprefix("/start").strip()
         member = await receipts.link_telegram(token, chat_id) if token else None
         if member is None:
             return _telegram_answer(chat_id, say(Words.TELEGRAM_LINK_INVALID, language))
         return _telegram_answer(chat_id, say(Words.TELEGRAM_LINKED, member.language))
-    member = await receipts.member_by_chat(chat_id)
+    member = await receipts.member_by_chat(chat_id) if by_owner else None
     if member is None:
         return _telegram_answer(chat_id, say(Words.TELEGRAM_UNKNOWN, language))
     return _telegram_answer(chat_id, await receipts.reply(member, ChannelName.TELEGRAM, text))
@@ -282,7 +292,7 @@ async def _telegram_button(receipts: Receipts, query: dict[str, Any]) -> Reply:
         _, _, member_id = split_delivery_id(delivery)
     except ValueError:
         return Reply(200, answer)
-    if member_id != member.id:  # a button of someone else's message: ignore it
+    if member_id != member.id or not _by_chat_owner(query):  # someone else's message, or someone else pressing
         log.warning("webhook.telegram_foreign_button")
         return Reply(200, answer)
     await receipts.acknowledge(delivery, via=ChannelName.TELEGRAM)

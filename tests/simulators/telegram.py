@@ -163,18 +163,20 @@ class TelegramSimulator:
         secret: str | Literal[_Secret.REGISTERED] | None = REGISTERED,
         first_name: str = "Ann",
         language_code: str = "nl",
+        by: int | None = None,
     ) -> tuple[int, Any]:
         """Post the update of a member writing ``text`` in their private chat with the bot.
 
         A text starting with ``/`` (``/start <token>``, ``/stop``) carries its ``bot_command``
         entity. ``secret``: the header's value; ``None`` sends none, ``"wrong"`` a wrong one.
+        ``by``: the id of another user writing in that chat, which is then a group.
         Returns the webhook's status and body (parsed JSON, or text).
         """
-        user = _member(chat_id, first_name, language_code)
+        user = _member(by or chat_id, first_name, language_code)
         message: dict[str, Any] = {
             "message_id": self._next_message_id(chat_id),
             "from": user,
-            "chat": _private_chat(chat_id, first_name),
+            "chat": _private_chat(chat_id, first_name) if by in (None, chat_id) else _group_chat(chat_id),
             "date": int(time.time()),
             "text": text,
         }
@@ -193,10 +195,12 @@ class TelegramSimulator:
         secret: str | Literal[_Secret.REGISTERED] | None = REGISTERED,
         first_name: str = "Ann",
         language_code: str = "nl",
+        by: int | None = None,
     ) -> tuple[int, Any]:
         """Post the update of a member pressing a button carrying ``callback_data`` under message ``message_id``.
 
-        ``secret`` as for ``member_sends``. Returns the webhook's status and body.
+        ``secret`` and ``by`` (another user pressing it, in a group) as for ``member_sends``.
+        Returns the webhook's status and body.
         """
         message = self._messages.get((chat_id, message_id)) or {
             "message_id": message_id,
@@ -207,7 +211,7 @@ class TelegramSimulator:
         }
         query = {
             "id": str(next(self._query_ids)),
-            "from": _member(chat_id, first_name, language_code),
+            "from": _member(by or chat_id, first_name, language_code),
             "message": message,
             "chat_instance": str(-chat_id * 7919),
             "data": callback_data,
@@ -366,6 +370,10 @@ def _member(chat_id: int, first_name: str, language_code: str) -> dict[str, Any]
 
 def _private_chat(chat_id: int, first_name: str) -> dict[str, Any]:
     return {"id": chat_id, "type": "private", "first_name": first_name}
+
+
+def _group_chat(chat_id: int) -> dict[str, Any]:
+    return {"id": chat_id, "type": "group", "title": "Buurt"}
 
 
 def _ok(result: Any, **extra: Any) -> web.Response:

@@ -476,7 +476,13 @@ async def test_a_replayed_webhook_is_recorded_once(world: World) -> None:
 
     update = {
         "update_id": 777,
-        "message": {"message_id": 9, "date": 0, "chat": {"id": 1001, "type": "private"}, "text": "Twee mannen"},
+        "message": {
+            "message_id": 9,
+            "date": 0,
+            "from": {"id": 1001, "is_bot": False, "first_name": "Piet"},
+            "chat": {"id": 1001, "type": "private"},
+            "text": "Twee mannen",
+        },
     }
     headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
     for _ in range(2):

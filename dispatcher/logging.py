@@ -26,9 +26,10 @@ _SECRET = re.compile(r"(bot\d{3,}:|plp_)[\w-]{20,}")
 _SIGNED = re.compile(r"eyJ[\w-]+\.[\w-]+(?:\.[\w-]+)?")
 # Local parts and domains in any script (иван@пример.рф, anne@bücher.be), punycode too.
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.(?:[^\W\d_]{2,}|xn--[\w-]+)")
-# A Telegram chat id: named (chat_id=123456789, 'chat_id': -100123...), or in a delivery's provider
+# A Telegram chat id: named (chat_id=123456789, 'chat_id': -100123..., 'chat': {'id': 1234...}, as the
+# Bot API library writes requests and answers at DEBUG), or in a delivery's provider
 # id (``<chat id>:<message id>``, see channels/telegram.py). Chat ids have 6 digits or more.
-_CHAT_NAMED = re.compile(r"(chat_?id\W{1,4})-?\d+", re.IGNORECASE)
+_CHAT_NAMED = re.compile(r"(chat_?id\W{1,4}|\Wchat\W{1,4}\{\W{0,2}id\W{1,4})-?\d+", re.IGNORECASE)
 _CHAT_MESSAGE = re.compile(r"(?<![\w:.-])-?\d{6,}:(\d+)(?![\w:])")
 #: Event keys whose values are chat ids, or provider ids that may embed one.
 _CHAT_KEYS = frozenset({"chat_id", "telegram_chat_id"})

@@ -18,7 +18,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from dispatcher.api import app as _app  # noqa: F401  (registers every operation)
-from dispatcher.api.routing import Operation
+from dispatcher.api.routing import Api, Call, Operation, Reply
 from dispatcher.api.services import api
 from tests.conftest import Cast
 from tests.support import member_rows, post_json
@@ -113,6 +113,18 @@ async def call(
     if body is not None:
         kwargs["json"] = with_plp(body, cast)
     return await client.request(op.method, path, **kwargs)
+
+
+def test_an_operation_with_an_actor_must_say_who_may_call_it() -> None:
+    """Registering an operation that is neither public nor guarded is refused, so no route can forget it."""
+
+    async def handler(call: Call) -> Reply:
+        return Reply(204)
+
+    with pytest.raises(TypeError, match="authorize"):
+        Api(title="t", version="1", description="d").operation("GET", "/v1/x", summary="s", tag="t", responses={})(
+            handler
+        )
 
 
 def test_every_operation_with_input_has_a_valid_and_an_invalid_example() -> None:

@@ -2,8 +2,9 @@
 
 Masking is a processor, so no call site has to remember it: every string value of
 every event (the message included, and the records of libraries' loggers) has its
-phone numbers, e-mail addresses and secret tokens replaced by masked forms before it
-is rendered.
+phone numbers, e-mail addresses (Unicode ones too), Telegram chat ids and secret tokens
+replaced by masked forms before it is rendered. The same masking serves the fields of
+the API's answers that the police see masked (``dispatcher.policy``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ _SECRET = re.compile(r"(bot\d{3,}:|plp_)[\w-]{20,}")
 # Signed tokens (the links sent to members, JWTs): base64url JSON, then dot-separated parts.
 # A member's link is a capability (their data, their receipt): it must not be read from a log.
 _SIGNED = re.compile(r"eyJ[\w-]+\.[\w-]+(?:\.[\w-]+)?")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Local parts and domains in any script (иван@пример.рф, anne@bücher.be), punycode too.
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.(?:[^\W\d_]{2,}|xn--[\w-]+)")
+# A Telegram chat id: named (chat_id=123456789, 'chat_id': -100123..., 'chat': {'id': 1234...}, as the
+# Bot API library writes requests and answers at DEBUG), or in a delivery's provider
+# id (``<chat id>:<message id>``, see channels/telegram.py). Chat ids have 6 digits or more.
+_CHAT_NAMED = re.compile(r"(chat_?id\W{1,4}|\Wchat\W{1,4}\{\W{0,2}id\W{1,4})-?\d+", re.IGNORECASE)
+_CHAT_MESSAGE = re.compile(r"(?<![\w:.-])-?\d{6,}:(\d+)(?![\w:])")
+#: Event keys whose values are chat ids, or provider ids that may embed one.
+_CHAT_KEYS = frozenset({"chat_id", "telegram_chat_id"})
 # International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
 _PHONE = re.compile(r"(?<![\w+])(?<!\d[:.])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
 
@@ -48,10 +57,12 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every e-mail address, phone number and secret token found in a text."""
+    """Mask every e-mail address, phone number, Telegram chat id and secret token found in a text."""
     text = _SECRET.sub(lambda m: f"{m.group(1)}***", text)
     text = _SIGNED.sub("eyJ***", text)
     text = _EMAIL.sub(lambda m: mask_address(m.group(0)), text)
+    text = _CHAT_NAMED.sub(lambda m: f"{m.group(1)}***", text)
+    text = _CHAT_MESSAGE.sub(lambda m: f"***:{m.group(1)}", text)
     return _PHONE.sub(_mask_phone, text)
 
 
@@ -69,7 +80,15 @@ def _mask_value(value: Any) -> Any:
 
 def mask_personal_data(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask contact points in every value of the event."""
-    return {key: value if key.startswith("_") else _mask_value(value) for key, value in event_dict.items()}
+    return {key: _mask_entry(key, value) for key, value in event_dict.items()}
+
+
+def _mask_entry(key: str, value: Any) -> Any:
+    if key.startswith("_"):
+        return value
+    if key in _CHAT_KEYS and value is not None:
+        return "***"
+    return _mask_value(value)
 
 
 def configure_logging(settings: Settings) -> None:

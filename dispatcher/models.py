@@ -12,7 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dispatcher.contacts import normalise_email
 
 
 class Language(StrEnum):
@@ -134,6 +136,13 @@ FINAL_ALERT = frozenset(s for s, rank in ALERT_RANK.items() if rank == 4)
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 AlertText = Annotated[str, Field(min_length=1, max_length=1600)]
+
+#: An e-mail address in its one written form (``contacts.normalise_email``); look-alike addresses refused.
+EmailAddress = Annotated[
+    str,
+    Field(max_length=254, json_schema_extra={"format": "email"}),
+    AfterValidator(normalise_email),
+]
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -286,7 +295,7 @@ class PlpIn(Strict):
     default_language: Language = Language.FR
     timezone: str = "Europe/Brussels"
     charter: Charter = Field(default_factory=Charter)
-    reply_to: list[EmailStr] = Field(
+    reply_to: list[EmailAddress] = Field(
         default_factory=list, max_length=10, description="Where members' e-mail replies go: the coordinators."
     )
 
@@ -314,7 +323,7 @@ class MemberIn(Strict):
     phone: str | None = Field(
         default=None, max_length=32, examples=["0470 12 34 56", "+32470123456"], description="Mobile number."
     )
-    email: EmailStr | None = Field(default=None, max_length=254)
+    email: EmailAddress | None = None
     language: Language = Language.FR
     channels: list[ChannelName] = Field(
         default_factory=lambda: list(ChannelName), description="The channels the member accepts."
@@ -333,7 +342,7 @@ class MemberPatch(Strict):
 
     name: ShortText | None = None
     phone: str | None = Field(default=None, max_length=32)
-    email: EmailStr | None = Field(default=None, max_length=254)
+    email: EmailAddress | None = None
     language: Language | None = None
     channels: list[ChannelName] | None = None
     status: MemberStatus | None = None

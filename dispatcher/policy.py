@@ -8,13 +8,24 @@ reason a person can read otherwise. The API turns ``Denied`` into a 403.
   to the PLPs of their zone and follow them; they never see members' personal data.
 - Coordinators act for their own PLPs: they manage members, adapt the charter, relay
   (or decline) non-urgent police messages and send non-urgent advice themselves.
+
+What each role sees of an answer is declared here too, field by field (``OUTSIDER_FIELDS``):
+those who may not see a member's personal data see only the fields listed there, and every
+answer to an actor passes through ``visible_to`` (``dispatcher.api.routing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from dispatcher.logging import mask_text
 from dispatcher.models import Actor, Alert, Plp, Role, Urgency
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Denied(Exception):
@@ -122,3 +133,115 @@ def can_decide_relay(actor: Actor, plp: Plp) -> None:
     if _is_admin(actor) or (actor.role is Role.COORDINATOR and plp.id in actor.plp_ids):
         return
     raise Denied(f"only a coordinator of PLP {plp.id} may relay or decline messages for it")
+
+
+# -- what each role sees of an answer ----------------------------------------------------------------
+
+
+class Sight(StrEnum):
+    """How a field of an answer is shown to someone who may not see members' personal data."""
+
+    SHOWN = "shown"
+    MASKED = "masked"  # a free text, with the phone numbers, e-mail addresses and chat ids in it masked
+
+
+def _shown(names: str) -> dict[str, Sight]:
+    return dict.fromkeys(names.split(), Sight.SHOWN)
+
+
+#: What those who may not see a member's personal data see of each view, field by field: the police
+#: always, and a coordinator for the members of PLPs not theirs. Every field not listed here (a new
+#: one too) and every view not listed is hidden from them: answered as null. Admins, and coordinators
+#: for their own PLPs' members, see every field of the views they may read.
+#: A provider's message id is never listed: Telegram's embeds the member's chat id.
+OUTSIDER_FIELDS: Mapping[str, Mapping[str, Sight]] = {
+    "ActorView": _shown("id name role police_zone plp_ids"),
+    "PlpList": _shown("items"),
+    # reply_to: the coordinators' addresses, for the PLP's partners; no member's
+    "PlpView": _shown("id name commune police_zone kind default_language timezone charter created_at reply_to"),
+    "Charter": _shown("urgent non_urgent police_feedback relay"),
+    "ClassPlan": _shown(
+        "channels mode ttl_seconds quiet_hours escalate_after_seconds escalate_to ack_check_after_seconds ack_threshold"
+    ),
+    "QuietHours": _shown("start end"),
+    "AlertList": _shown("items"),
+    "AlertView": _shown(
+        "id author_id author_role urgency category plp_ids texts ttl_seconds created_at about_alert_id "
+        "expires_at status status_times relays counts cost held_until"
+    ),
+    "Relay": _shown("plp_id state decided_by decided_at reason texts"),
+    "AlertCounts": _shown("total by_status by_channel acknowledged members_unreachable members_opted_out escalated"),
+    "StatusCounts": _shown("queued sending sent delivered failed expired cancelled"),
+    "AlertCost": _shown("sms_segments voice_minutes estimated currency"),
+    "AlertPreview": _shown("sms members_reached by_channel members_unreachable members_opted_out cost"),
+    "SmsTextView": _shown("language text encoding segments"),
+    "AlertSnapshot": _shown("alert members members_acknowledged members_unreachable at acknowledgements"),
+    "DeliveryPage": _shown("items next_cursor"),
+    "DeliveryView": _shown(
+        "id alert_id member_id channel status status_times attempts failures acknowledged_at acknowledged_via"
+    )
+    | {"last_error": Sight.MASKED, "cause": Sight.MASKED},
+    "FeedbackList": _shown("items"),
+    "FeedbackView": _shown("id alert_id plp_ids member_id channel received_at") | {"text": Sight.MASKED},
+    "AlertAudience": _shown(
+        "members reached acknowledged unreachable names_shown not_reached not_acknowledged unreachable_members "
+        "truncated"
+    ),
+    "AudienceMember": _shown("member_id deliveries"),
+    "NotificationList": _shown("items"),
+    "NotificationView": _shown(
+        "id kind alert_id plp_id created_at language subject text planned acknowledged threshold"
+    ),
+    "Evaluation": _shown(
+        "plp_id plp_name commune police_zone year timezone period_start period_end complete generated_at members "
+        "alerts reach urgent_first_acknowledgement feedback_replies cost months"
+    ),
+    "MemberFigures": _shown("start end joined left opted_out"),
+    "AlertTotals": _shown("total urgent non_urgent police_feedback by_category by_sender relays"),
+    "RelayCounts": _shown("approved declined expired awaiting"),
+    "ReachFigures": _shown("urgent non_urgent"),
+    "Reach": _shown("members_targeted members_reached reach members_acknowledged acknowledgement_rate"),
+    "FirstAcknowledgement": _shown("alerts median_seconds"),
+    "CostFigures": _shown("currency sms_segments voice_minutes estimated by_channel"),
+    "ChannelCost": _shown("deliveries estimated"),
+    "MonthFigures": _shown(
+        "month members_joined members_left members_opted_out alerts urgent non_urgent police_feedback by_category "
+        "feedback_replies"
+    ),
+}
+
+
+def sees_personal_data(actor: Actor) -> bool:
+    """Whether the actor's role may see members' personal data at all (within their part)."""
+    return actor.role is not Role.POLICE
+
+
+def visible_to(actor: Actor, answer: M) -> M:
+    """The answer as the actor may see it: whole, or for the police without members' personal data."""
+    return answer if sees_personal_data(actor) else without_personal_data(answer)
+
+
+def without_personal_data(view: M) -> M:
+    """A copy of the view (and of the views in it) with only the fields of ``OUTSIDER_FIELDS``; the other
+    fields are None, the masked ones have their contact points masked."""
+    sights = OUTSIDER_FIELDS.get(type(view).__name__, {})
+    update: dict[str, Any] = {}
+    for name in type(view).model_fields:
+        sight = sights.get(name)
+        value = getattr(view, name)
+        update[name] = None if sight is None else _masked(value) if sight is Sight.MASKED else _outsider(value)
+    return view.model_copy(update=update)
+
+
+def _outsider(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return without_personal_data(value)
+    if isinstance(value, list):
+        return [_outsider(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _outsider(v) for k, v in value.items()}
+    return value
+
+
+def _masked(value: Any) -> Any:
+    return mask_text(value) if isinstance(value, str) else value

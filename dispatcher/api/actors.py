@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from config.settings import MAX_TOKEN_TTL_DAYS
-from dispatcher import accounts, policy
+from dispatcher import accounts
+from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
@@ -90,10 +91,10 @@ def _issued(actor: Actor, token: NewToken) -> TokenIssued:
     summary="Create an actor and issue their first token (admin)",
     tag="access",
     body=ActorIn,
+    authorize=guards.admin("create actors and issue tokens"),
     responses={201: TokenIssued},
 )
 async def create_actor(call: Call) -> Reply:
-    policy.require_admin(call.who, "create actors and issue tokens")
     ttl_days = services(call).runtime.settings.token_ttl_days
     try:
         actor, token = await accounts.open_account(services(call).store, call.body, ttl_days=ttl_days)
@@ -111,10 +112,10 @@ async def create_actor(call: Call) -> Reply:
     tag="access",
     body=TokenRequest,
     body_required=False,
+    authorize=guards.admin("issue tokens"),
     responses={201: TokenIssued},
 )
 async def issue_token(call: Call) -> Reply:
-    policy.require_admin(call.who, "issue tokens")
     svc = services(call)
     actor = await svc.store.get_actor(call.path("actor_id"))
     if actor is None:
@@ -130,10 +131,10 @@ async def issue_token(call: Call) -> Reply:
     summary="List tokens, newest first: ids, owners, validity; never the secrets (admin)",
     tag="access",
     query=TokenListQuery,
+    authorize=guards.admin("list tokens"),
     responses={200: TokenList},
 )
 async def list_tokens(call: Call) -> Reply:
-    policy.require_admin(call.who, "list tokens")
     store = services(call).store
     records = await store.list_tokens(actor_id=call.query.actor_id, limit=call.query.limit)
     actors = {actor_id: await store.get_actor(actor_id) for actor_id in {r.actor_id for r in records}}
@@ -145,10 +146,10 @@ async def list_tokens(call: Call) -> Reply:
     "/v1/tokens/{token_id}",
     summary="Revoke a token: it is refused from now on (admin)",
     tag="access",
+    authorize=guards.admin("revoke tokens"),
     responses={204: None},
 )
 async def revoke_token(call: Call) -> Reply:
-    policy.require_admin(call.who, "revoke tokens")
     record = await services(call).store.revoke_token(call.path("token_id"))
     if record is None:
         raise Problem(404, "Not found", f"no token {call.path('token_id')!r}")
@@ -156,6 +157,13 @@ async def revoke_token(call: Call) -> Reply:
     return Reply(204)
 
 
-@api.operation("GET", "/v1/me", summary="The actor this token belongs to", tag="access", responses={200: ActorView})
+@api.operation(
+    "GET",
+    "/v1/me",
+    summary="The actor this token belongs to",
+    tag="access",
+    authorize=guards.anyone,
+    responses={200: ActorView},
+)
 async def whoami(call: Call) -> Reply:
     return Reply(200, ActorView.model_validate(call.who.model_dump()))

@@ -6,11 +6,12 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from dispatcher import intake, policy
+from dispatcher import audience, intake, policy
+from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import alert_or_404, api, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import (
     AlertCost,
     AlertList,
@@ -109,6 +110,7 @@ def _idempotency_key(call: Call) -> str | None:
     summary="Send an alert (Idempotency-Key header: the same key and body never send twice)",
     tag="alerts",
     body=AlertIn,
+    authorize=guards.alert_sender,
     responses={202: AlertView},
 )
 async def create_alert(call: Call) -> Reply:
@@ -178,6 +180,7 @@ async def _checked_targets(call: Call, body: AlertIn) -> list[Plp]:
     summary="What an alert would do before it is sent: SMS per language, members reached, cost",
     tag="alerts",
     body=AlertIn,
+    authorize=guards.alert_sender,
     responses={200: AlertPreview},
 )
 async def preview_alert(call: Call) -> Reply:
@@ -211,6 +214,7 @@ async def preview_alert(call: Call) -> Reply:
     summary="List the alerts of your part, newest first",
     tag="alerts",
     query=AlertListQuery,
+    authorize=guards.anyone,
     responses={200: AlertList},
 )
 async def list_alerts(call: Call) -> Reply:
@@ -231,11 +235,11 @@ async def list_alerts(call: Call) -> Reply:
     "/v1/alerts/{alert_id}",
     summary="Read an alert and its delivery counts",
     tag="alerts",
+    authorize=guards.alert_reader,
     responses={200: AlertView},
 )
 async def get_alert(call: Call) -> Reply:
-    alert, plps = await alert_or_404(call, call.path("alert_id"))
-    policy.can_read_alert(call.who, plps)
+    alert, _ = call.scope
     return Reply(200, await _view(call, alert))
 
 
@@ -245,16 +249,19 @@ async def get_alert(call: Call) -> Reply:
     summary="List an alert's deliveries, by status and channel",
     tag="alerts",
     query=DeliveryQuery,
+    authorize=guards.alert_reader,
     responses={200: DeliveryPage},
 )
 async def list_deliveries(call: Call) -> Reply:
-    alert, plps = await alert_or_404(call, call.path("alert_id"))
-    policy.can_read_alert(call.who, plps)
+    alert, _ = call.scope
     q: DeliveryQuery = call.query
-    page = await services(call).store.list_deliveries(
-        alert.id, status=q.status, channel=q.channel, cursor=q.cursor, limit=q.limit
-    )
-    return Reply(200, DeliveryPage(items=[DeliveryView.build(d) for d in page.items], next_cursor=page.next_cursor))
+    store = services(call).store
+    page = await store.list_deliveries(alert.id, status=q.status, channel=q.channel, cursor=q.cursor, limit=q.limit)
+    views = [DeliveryView.build(d) for d in page.items]
+    if call.who.role is Role.COORDINATOR:  # the personal data of their own PLPs' members only
+        own = await audience.members_of(store, {v.member_id for v in views}, set(call.who.plp_ids))
+        views = [v if v.member_id in own else policy.without_personal_data(v) for v in views]
+    return Reply(200, DeliveryPage(items=views, next_cursor=page.next_cursor))  # the police: see routing
 
 
 @api.operation(
@@ -262,12 +269,11 @@ async def list_deliveries(call: Call) -> Reply:
     "/v1/alerts/{alert_id}/cancel",
     summary="Cancel an alert: no send that has not started will start",
     tag="alerts",
+    authorize=guards.alert_canceller,
     responses={200: AlertView},
 )
 async def cancel_alert(call: Call) -> Reply:
-    alert, plps = await alert_or_404(call, call.path("alert_id"))
-    policy.can_read_alert(call.who, plps)
-    policy.can_cancel(call.who, alert, plps)
+    alert, _ = call.scope
     if not await services(call).store.cancel_alert(alert.id):
         progress = await services(call).store.get_progress(alert.id)
         raise Problem(409, "Conflict", f"the alert is already {progress.status.value}")
@@ -276,11 +282,7 @@ async def cancel_alert(call: Call) -> Reply:
 
 
 async def _decide(call: Call, relay: Relay) -> Reply:
-    alert, plps = await alert_or_404(call, call.path("alert_id"))
-    plp = next((p for p in plps if p.id == relay.plp_id), None)
-    if plp is None:
-        raise Problem(404, "Not found", f"the alert does not target PLP {relay.plp_id!r}")
-    policy.can_decide_relay(call.who, plp)
+    alert, plp = call.scope
     svc = services(call)
     await svc.blocking(intake.decide_relay, svc.runtime, alert, relay)
     await note(call, Action(f"relay.{relay.state.value}"), alert=alert.id, plp=plp.id)  # approved or declined
@@ -293,6 +295,7 @@ async def _decide(call: Call, relay: Relay) -> Reply:
     summary="Relay a police message to the PLP's members, possibly with edited or added texts",
     tag="relay",
     body=RelayDecision,
+    authorize=guards.relay_decider,
     responses={200: AlertView},
 )
 async def approve_relay(call: Call) -> Reply:
@@ -313,6 +316,7 @@ async def approve_relay(call: Call) -> Reply:
     summary="Decline to relay a police message to the PLP, with a reason the police will see",
     tag="relay",
     body=RelayDecline,
+    authorize=guards.relay_decider,
     responses={200: AlertView},
 )
 async def decline_relay(call: Call) -> Reply:

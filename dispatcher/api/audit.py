@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from dispatcher import audit, policy
+from dispatcher import audit
+from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
@@ -63,10 +64,10 @@ class AuditPage(BaseModel):
     summary="Read the audit log, newest first (admin)",
     tag="access",
     query=AuditQuery,
+    authorize=guards.admin("read the audit log"),
     responses={200: AuditPage},
 )
 async def read_audit(call: Call) -> Reply:
-    policy.require_admin(call.who, "read the audit log")
     q: AuditQuery = call.query
     svc = services(call)
     page = await audit.read(

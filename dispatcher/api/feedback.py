@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from dispatcher import policy
-from dispatcher.api.problems import Problem
+from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import alert_or_404, api, plp_or_404, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
 from dispatcher.links import telegram_link_token
-from dispatcher.models import Actor, Role
+from dispatcher.models import Actor, Member, Plp, Role
 from dispatcher.receipts import Feedback, Receipts
 
 
@@ -71,11 +70,11 @@ async def _views(call: Call, items: list[Feedback]) -> FeedbackList:
     summary="Members' replies to an alert, newest first",
     tag="feedback",
     query=FeedbackQuery,
+    authorize=guards.alert_reader,
     responses={200: FeedbackList},
 )
 async def alert_feedback(call: Call) -> Reply:
-    alert, plps = await alert_or_404(call, call.path("alert_id"))
-    policy.can_read_alert(call.who, plps)
+    alert, _ = call.scope
     svc = services(call)
     items = await Receipts(svc.store).list_feedback(
         svc.runtime.keys.alert_feedback(alert.id), limit=call.query.limit, before=call.query.before
@@ -89,11 +88,11 @@ async def alert_feedback(call: Call) -> Reply:
     summary="Replies from a PLP's members, newest first",
     tag="feedback",
     query=FeedbackQuery,
+    authorize=guards.plp_reader,
     responses={200: FeedbackList},
 )
 async def plp_feedback(call: Call) -> Reply:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_read_plp(call.who, plp)
+    plp: Plp = call.scope
     svc = services(call)
     items = await Receipts(svc.store).list_feedback(
         svc.runtime.keys.plp_feedback(plp.id), limit=call.query.limit, before=call.query.before
@@ -106,15 +105,12 @@ async def plp_feedback(call: Call) -> Reply:
     "/v1/plps/{plp_id}/members/{member_id}/telegram-link",
     summary="Issue the member's personal Telegram link (valid once, for PLP_LINK_TTL_DAYS)",
     tag="members",
+    authorize=guards.member_keeper,
     responses={201: TelegramLink},
 )
 async def telegram_link(call: Call) -> Reply:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_manage_members(call.who, plp)
+    member: Member = call.scope[1]
     svc = services(call)
-    member = await svc.store.get_member(call.path("member_id"))
-    if member is None or plp.id not in member.plp_ids:
-        raise Problem(404, "Not found", f"no member {call.path('member_id')!r} in PLP {plp.id}")
     token, ttl = telegram_link_token(), svc.runtime.settings.link_ttl_days * 86400
     await Receipts(svc.store).issue_telegram_link(member, token, ttl=ttl)
     username = svc.runtime.settings.telegram_bot_username

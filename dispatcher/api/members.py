@@ -7,11 +7,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import audience, export, membership, policy
+from dispatcher import audience, export, membership
+from dispatcher.api import guards
 from dispatcher.api.audit import changed, left, note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_json
-from dispatcher.api.services import api, plp_or_404, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, Query, RejectedRow
 from dispatcher.audit import Action
 from dispatcher.contacts import InvalidContact
@@ -54,20 +55,6 @@ async def views(call: Call, plp: Plp, members: list[Member]) -> list[MemberView]
     return [view(m, call.who, last.get(m.id)) for m in members]
 
 
-async def _plp_for_members(call: Call) -> Plp:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_manage_members(call.who, plp)
-    return plp
-
-
-async def _member_in(call: Call, plp: Plp) -> Member:
-    member_id = call.path("member_id")
-    member = await services(call).store.get_member(member_id)
-    if member is None or plp.id not in member.plp_ids:
-        raise Problem(404, "Not found", f"no member {member_id!r} in PLP {plp.id}")
-    return member
-
-
 def _invalid_phone(exc: InvalidContact) -> Problem:
     return Problem(422, "Invalid request", f"body.phone: {exc}", errors=[{"field": "body.phone", "reason": str(exc)}])
 
@@ -78,10 +65,11 @@ def _invalid_phone(exc: InvalidContact) -> Problem:
     summary="Add a member (an existing person with the same phone or e-mail is linked, 200)",
     tag="members",
     body=MemberIn,
+    authorize=guards.member_manager,
     responses={200: MemberView, 201: MemberView},
 )
 async def create_member(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
+    plp: Plp = call.scope
     svc = services(call)
     try:
         member, existed = await membership.enroll(svc.store, plp, call.body, region=svc.runtime.settings.default_region)
@@ -98,21 +86,26 @@ async def create_member(call: Call) -> Reply:
     summary="List a PLP's members",
     tag="members",
     query=PageQuery,
+    authorize=guards.member_manager,
     responses={200: MemberPage},
 )
 async def list_members(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
+    plp: Plp = call.scope
     page = await services(call).store.list_members(plp.id, cursor=call.query.cursor, limit=call.query.limit)
     await note(call, Action.MEMBER_LISTED, detail=f"{len(page.items)} members", plp=plp.id)
     return Reply(200, MemberPage(items=await views(call, plp, page.items), next_cursor=page.next_cursor))
 
 
 @api.operation(
-    "GET", "/v1/plps/{plp_id}/members/{member_id}", summary="Read a member", tag="members", responses={200: MemberView}
+    "GET",
+    "/v1/plps/{plp_id}/members/{member_id}",
+    summary="Read a member",
+    tag="members",
+    authorize=guards.member_keeper,
+    responses={200: MemberView},
 )
 async def get_member(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
-    member = await _member_in(call, plp)
+    plp, member = call.scope
     await note(call, Action.MEMBER_VIEWED, plp=plp.id, member=member.id)
     return Reply(200, (await views(call, plp, [member]))[0])
 
@@ -123,11 +116,11 @@ async def get_member(call: Call) -> Reply:
     summary="Change a member",
     tag="members",
     body=MemberPatch,
+    authorize=guards.member_keeper,
     responses={200: MemberView},
 )
 async def update_member(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
-    member = await _member_in(call, plp)
+    plp, member = call.scope
     svc = services(call)
     try:
         updated = await membership.change(svc.store, member, call.body, region=svc.runtime.settings.default_region)
@@ -142,11 +135,11 @@ async def update_member(call: Call) -> Reply:
     "/v1/plps/{plp_id}/members/{member_id}",
     summary="Remove a member from the PLP; their personal data is erased when they are in no PLP any more",
     tag="members",
+    authorize=guards.member_keeper,
     responses={204: None},
 )
 async def delete_member(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
-    member = await _member_in(call, plp)
+    plp, member = call.scope
     await services(call).store.remove_member(member, plp.id)
     await note(call, left(member, plp.id), plp=plp.id, member=member.id)
     return Reply(204)
@@ -157,11 +150,11 @@ async def delete_member(call: Call) -> Reply:
     "/v1/plps/{plp_id}/members/{member_id}/export",
     summary="Everything stored about a member, as JSON (a coordinator's export: what concerns their PLPs)",
     tag="members",
+    authorize=guards.member_keeper,
     responses={200: MemberExport},
 )
 async def export_member(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
-    member = await _member_in(call, plp)
+    plp, member = call.scope
     svc = services(call)
     scope = None if call.who.role is Role.ADMIN else call.who.plp_ids
     data = await export.export_member(
@@ -198,13 +191,14 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
     body=ImportRequest,
     query=ImportQuery,
     body_reader=_import_body,
+    authorize=guards.member_manager,
     extra_content={
         "text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}
     },
     responses={200: ImportReport},
 )
 async def import_members(call: Call) -> Reply:
-    plp = await _plp_for_members(call)
+    plp: Plp = call.scope
     svc, rows = services(call), call.body
     limit = svc.runtime.settings.max_import_rows
     if len(rows) > limit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
@@ -33,6 +34,7 @@ class NotificationList(BaseModel):
     summary="The caller's notifications, newest first",
     tag="notifications",
     query=NotificationQuery,
+    authorize=guards.anyone,
     responses={200: NotificationList},
 )
 async def list_notifications(call: Call) -> Reply:

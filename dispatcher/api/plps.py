@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dispatcher import policy
+from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import api, plp_or_404, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import PlpList, PlpListQuery, PlpView
 from dispatcher.audit import Action
 from dispatcher.models import Charter, Plp, PlpIn, Role
 from dispatcher.store import new_id
 
 
-@api.operation("POST", "/v1/plps", summary="Create a PLP (admin)", tag="plps", body=PlpIn, responses={201: PlpView})
+@api.operation(
+    "POST",
+    "/v1/plps",
+    summary="Create a PLP (admin)",
+    tag="plps",
+    body=PlpIn,
+    authorize=guards.admin("create a PLP"),
+    responses={201: PlpView},
+)
 async def create_plp(call: Call) -> Reply:
-    policy.require_admin(call.who, "create a PLP")
     body: PlpIn = call.body
     plp = Plp(**body.model_dump(), id=new_id(), created_at=datetime.now(UTC))
     await services(call).store.save_plp(plp)
@@ -25,7 +32,13 @@ async def create_plp(call: Call) -> Reply:
 
 
 @api.operation(
-    "GET", "/v1/plps", summary="List the PLPs of your part", tag="plps", query=PlpListQuery, responses={200: PlpList}
+    "GET",
+    "/v1/plps",
+    summary="List the PLPs of your part",
+    tag="plps",
+    query=PlpListQuery,
+    authorize=guards.anyone,
+    responses={200: PlpList},
 )
 async def list_plps(call: Call) -> Reply:
     store, actor = services(call).store, call.who
@@ -43,10 +56,16 @@ async def list_plps(call: Call) -> Reply:
     )
 
 
-@api.operation("GET", "/v1/plps/{plp_id}", summary="Read a PLP and its charter", tag="plps", responses={200: PlpView})
+@api.operation(
+    "GET",
+    "/v1/plps/{plp_id}",
+    summary="Read a PLP and its charter",
+    tag="plps",
+    authorize=guards.plp_reader,
+    responses={200: PlpView},
+)
 async def get_plp(call: Call) -> Reply:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_read_plp(call.who, plp)
+    plp: Plp = call.scope
     return Reply(200, PlpView.model_validate(plp.model_dump()))
 
 
@@ -56,11 +75,11 @@ async def get_plp(call: Call) -> Reply:
     summary="Replace a PLP's charter",
     tag="plps",
     body=Charter,
+    authorize=guards.charter_editor,
     responses={200: PlpView},
 )
 async def put_charter(call: Call) -> Reply:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_change_charter(call.who, plp)
+    plp: Plp = call.scope
     updated = await services(call).store.set_charter(plp, call.body)
     await note(call, Action.CHARTER_CHANGED, plp=plp.id)
     return Reply(200, PlpView.model_validate(updated.model_dump()))

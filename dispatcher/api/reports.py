@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dispatcher import policy, reports
+from dispatcher import reports
+from dispatcher.api import guards
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import api, plp_or_404, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
+from dispatcher.models import Plp
 from dispatcher.reports import Evaluation, EvaluationFormat
 
 
@@ -25,12 +27,12 @@ class EvaluationQuery(Query):
     summary="A PLP's annual evaluation: members, alerts, reach, acknowledgements, replies, cost (JSON, CSV, Markdown)",
     tag="reports",
     query=EvaluationQuery,
+    authorize=guards.evaluation_reader,
     responses={200: Evaluation},
     alternatives={200: tuple(media for media, _ in reports.FILE_FORMATS.values())},
 )
 async def plp_evaluation(call: Call) -> Reply:
-    plp = await plp_or_404(call, call.path("plp_id"))
-    policy.can_read_evaluation(call.who, plp)
+    plp: Plp = call.scope
     query: EvaluationQuery = call.query
     svc = services(call)
     try:

@@ -4,10 +4,17 @@ Every operation of the API is registered here with ``Api.operation``. The same
 declaration installs the aiohttp route, parses and validates the request before the
 handler runs, and writes the OpenAPI document, so the document cannot drift from
 the routes (a test checks the app's router against it all the same).
+
+Each operation with an actor declares who may call it (``authorize``, see
+``dispatcher.api.guards``), and that check runs before its query and body are read: an
+actor who may not touch a resource is refused (403, or 404) whatever they send, and never
+learns from a 422 what a valid request would be. Every answer to an actor goes through
+``policy.visible_to``, the per-role field policy, before it is rendered.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +25,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from dispatcher import policy
 from dispatcher.api.problems import Problem, ProblemModel, validation_problem
 from dispatcher.models import Actor
 
@@ -32,6 +40,8 @@ class Call:
     actor: Actor | None
     body: Any = None
     query: Any = None
+    #: what the operation's ``authorize`` found while checking the actor may call it (the PLP, the alert...)
+    scope: Any = None
 
     def path(self, name: str) -> str:
         return self.request.match_info[name]
@@ -55,6 +65,9 @@ class Reply:
 #: A handler answers with a ``Reply``, or, for a stream (server-sent events), with the response it prepared.
 Handler = Callable[[Call], Awaitable[Reply | web.StreamResponse]]
 BodyReader = Callable[[web.Request], Awaitable[Any]]
+#: Checks that the call's actor may call the operation on the resources its path names, before the
+#: query and body are read; raises ``Denied`` (403) or a 404 ``Problem``, returns what it found (``Call.scope``).
+Authorize = Callable[[Call], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     public: bool = False
+    authorize: Authorize | None = None
     body_reader: BodyReader | None = None
     extra_content: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     body_required: bool = True
@@ -97,12 +111,17 @@ class Api:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         public: bool = False,
+        authorize: Authorize | None = None,
         body_reader: BodyReader | None = None,
         extra_content: Mapping[str, dict[str, Any]] | None = None,
         body_required: bool = True,
         alternatives: Mapping[int, tuple[str, ...]] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register a handler; raises ``TypeError`` if an operation with an actor does not say who may call it."""
+
         def register(handler: Handler) -> Handler:
+            if public == (authorize is not None):
+                raise TypeError(f"{handler.__name__}: an operation is public or has an authorize check, not both")
             self.operations.append(
                 Operation(
                     method=method,
@@ -114,6 +133,7 @@ class Api:
                     body=body,
                     query=query,
                     public=public,
+                    authorize=authorize,
                     body_reader=body_reader,
                     extra_content=extra_content or {},
                     body_required=body_required,
@@ -151,6 +171,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
     async def endpoint(request: web.Request) -> web.StreamResponse:
         actor = None if op.public else request[ACTOR]
         call = Call(request=request, actor=actor)
+        if op.authorize is not None:  # before anything the caller sent is read
+            call.scope = await op.authorize(call)
         if op.query is not None:
             call.query = _validate(op.query, dict(request.query), "query")
         if op.body_reader is not None:
@@ -160,7 +182,11 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         elif op.body is not None:
             call.body = _validate(op.body, await read_json(request), "body")
         reply = await op.handler(call)
-        return reply if isinstance(reply, web.StreamResponse) else render(reply)
+        if isinstance(reply, web.StreamResponse):
+            return reply
+        if actor is not None and isinstance(reply.content, BaseModel):
+            reply = dataclasses.replace(reply, content=policy.visible_to(actor, reply.content))
+        return render(reply)
 
     endpoint.__name__ = op.operation_id
     return endpoint

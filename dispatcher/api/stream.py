@@ -25,8 +25,9 @@ from pydantic import BaseModel, Field
 from redis.asyncio.client import PubSub
 
 from dispatcher import audience, policy
+from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import alert_or_404, api, services
+from dispatcher.api.services import api, services
 from dispatcher.api.views import AlertView, Query
 from dispatcher.models import FINAL_ALERT, Alert, AlertStatus, ChannelName, DeliveryStatus, Plp
 
@@ -99,9 +100,8 @@ def install(app: web.Application) -> None:
     app.on_shutdown.append(close)
 
 
-async def _plps_in_scope(call: Call, alert_id: str) -> tuple[Alert, list[Plp]]:
-    alert, plps = await alert_or_404(call, alert_id)
-    policy.can_read_alert(call.who, plps)
+def _plps_in_scope(call: Call) -> tuple[Alert, list[Plp]]:
+    alert, plps = call.scope  # guards.alert_reader
     return alert, [p for p in plps if policy.in_scope(call.who, p)]
 
 
@@ -111,10 +111,11 @@ async def _plps_in_scope(call: Call, alert_id: str) -> tuple[Alert, list[Plp]]:
     summary="Who an alert reached and who acknowledged it (members' names for coordinators, counts for police)",
     tag="alerts",
     query=AudienceQuery,
+    authorize=guards.alert_reader,
     responses={200: AlertAudience},
 )
 async def alert_audience(call: Call) -> Reply:
-    alert, plps = await _plps_in_scope(call, call.path("alert_id"))
+    alert, plps = _plps_in_scope(call)
     store, limit = services(call).store, call.query.limit
     found = await audience.audience(store, alert.id, [p.id for p in plps])
     named = {p.id for p in policy.plps_with_member_names(call.who, plps)}
@@ -154,10 +155,11 @@ async def alert_audience(call: Call) -> Reply:
     "/v1/alerts/{alert_id}/events",
     summary="Follow an alert live: server-sent snapshot events until it ends (bounded; reconnect to go on)",
     tag="alerts",
+    authorize=guards.alert_reader,
     responses={200: "text/event-stream"},
 )
 async def alert_events(call: Call) -> web.StreamResponse:
-    alert, plps = await _plps_in_scope(call, call.path("alert_id"))
+    alert, plps = _plps_in_scope(call)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -235,7 +237,7 @@ async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowled
         times = sorted(
             max(0.0, t - created) for t in (await audience.first_acknowledgements(store, alert.id, members)).values()
         )
-    return AlertSnapshot(
+    snapshot = AlertSnapshot(
         alert=view,
         members=count.members,
         members_acknowledged=count.acknowledged,
@@ -243,3 +245,4 @@ async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowled
         at=datetime.now(UTC),
         acknowledgements=times,
     )
+    return policy.visible_to(call.who, snapshot)

@@ -49,10 +49,19 @@ def test_mask_address(address: str, masked: str) -> None:
         ("mail ann.peeters@example.org", "ann.peeters"),
         ("mail Ann.Peeters+plp@Sub.Example.BE.", "ann.peeters"),
         ("two: ann@example.org, bob@example.org", "bob@"),
+        ("mail иван@пример.рф", "иван"),
+        ("mail anne.dubois@bücher.be", "anne.dubois"),
+        ("mail anne.dubois@xn--bcher-kva.be", "anne.dubois"),
+        ("mail ａｎｎｅ.ｄｕｂｏｉｓ@example.org", "ａｎｎｅ.ｄｕｂｏｉｓ"),
+        ("sent as 910000001:42", "910000001"),
+        ("sent to group -1001234567890:7", "1001234567890"),
+        ("chat_id=910000001", "910000001"),
+        ("{'chat_id': 910000001, 'text': 'x'}", "910000001"),
     ],
 )
 def test_mask_text_masks_contact_points(text: str, clear: str) -> None:
-    """Phone numbers in the formats people write and e-mail addresses do not survive in a text."""
+    """Phone numbers in the formats people write, e-mail addresses (in any script) and Telegram chat ids
+    (named, or in a provider's message id) do not survive in a text."""
     masked = mask_text(text)
     assert clear not in re.sub(r"[ ./-]", "", masked).lower()
     assert "*" in masked
@@ -74,10 +83,13 @@ def test_mask_text_masks_contact_points(text: str, clear: str) -> None:
         "ticket 0470",
         "attempt 3 of 5, took 0.25 s",
         "version 1.2.3",
+        "redis 127.0.0.1:6379, stream entry 1700000000000-0",
+        "at 21:04, from 8:00 to 21:00",
     ],
 )
 def test_mask_text_leaves_other_numbers_alone(text: str) -> None:
-    """Timestamps, hex ids, licence plates and short numbers are not contact points and stay readable."""
+    """Timestamps, hex ids, licence plates, addresses and short numbers are not contact points and stay
+    readable."""
     assert mask_text(text) == text
 
 
@@ -91,6 +103,7 @@ def test_the_same_number_keeps_its_last_digits_whatever_the_format() -> None:
 
 PHONES = ("+32 470 12 34 56", "0470/12.34.56", "+32470123456")
 EMAIL = "ann.peeters@example.org"
+CHAT = 910000001  # a member's Telegram chat id
 
 
 @pytest.fixture(autouse=True)
@@ -119,6 +132,7 @@ def assert_no_contact_point(output: str) -> None:
     assert "470123456" not in re.sub(r"[ ./-]", "", output)
     assert EMAIL not in output
     assert "ann.peeters" not in output
+    assert str(CHAT) not in output
 
 
 def _in_message(log: structlog.typing.FilteringBoundLogger) -> None:
@@ -174,6 +188,11 @@ def _library_traceback(log: structlog.typing.FilteringBoundLogger) -> None:
         logging.getLogger("some.library").exception("vendor call failed")
 
 
+def _provider_ids(log: structlog.typing.FilteringBoundLogger) -> None:
+    log.info("send.sent", provider_id=f"{CHAT}:42", chat_id=CHAT, telegram_chat_id=CHAT)
+    log.info(f"telegram answered message {CHAT}:42")
+
+
 LEAKS: dict[str, Callable[[structlog.typing.FilteringBoundLogger], None]] = {
     "in the message": _in_message,
     "as values, nested too": _as_values,
@@ -185,6 +204,7 @@ LEAKS: dict[str, Callable[[structlog.typing.FilteringBoundLogger], None]] = {
     "an exception as a value": _exception_as_value,
     "from the standard library": _from_a_library,
     "in a standard library traceback": _library_traceback,
+    "a chat id in a provider id, or as a value": _provider_ids,
 }
 
 

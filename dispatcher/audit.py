@@ -88,9 +88,7 @@ class Page:
     next_before: str | None
 
 
-def entry_fields(
-    *, actor: Actor | None, action: Action, target: Mapping[str, str], detail: str = ""
-) -> dict[str, str]:
+def entry_fields(*, actor: Actor | None, action: Action, target: Mapping[str, str], detail: str = "") -> dict[str, str]:
     """The fields of an entry (to append to ``keys.audit()``, here or in a transaction); ``actor`` None is the
     command line. Raises ``ValueError`` on a target that is not ``{kind: id}`` of a known kind."""
     for kind, value in target.items():

@@ -110,7 +110,7 @@ def _earlier(raw: Any, once: Once) -> str | None:
 
 
 def _settled(rt: Runtime, alert: Alert, once: Once | None) -> Accepted:
-    """What became of a transaction that was not seen to end: it is applied (or another request's), or ``NotSettled``."""
+    """What became of a transaction not seen to end: applied (or another request's came first), or ``NotSettled``."""
     conn = rt.rq_connection
     if once is not None and (earlier := _earlier(conn.get(once.key), once)) is not None and earlier != alert.id:
         return Accepted(earlier, None, replayed=True)

@@ -70,6 +70,12 @@ class Problem(Exception):
 #: Seconds a client is told to wait (``Retry-After``) before it retries a request Redis could not serve.
 UNAVAILABLE_RETRY_AFTER = 2
 
+#: What the OpenAPI document says of the 503 every operation that needs Redis may answer.
+UNAVAILABLE_DESCRIPTION = (
+    "Redis cannot be reached right now (restarting, failing over): retry after Retry-After seconds; "
+    "an alert retried with the same Idempotency-Key is sent once"
+)
+
 #: Redis errors that say "not now" rather than "never": the connection (refused, lost, timed out; the
 #: server still loading its data), a replica not yet promoted, a full memory, a cluster re-sharding,
 #: and a transaction that lost its connection while it watched a key (redis-py raises WatchError then).

@@ -8,17 +8,21 @@ in constant time). A refused request gets a 403 and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from aiohttp import web
 from pydantic import RootModel
+from redis.exceptions import RedisError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatcher.api.problems import Problem
+from dispatcher.api.problems import Problem, unavailable
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.compose import ACK_PREFIX
@@ -80,15 +84,36 @@ async def _twilio_params(call: Call) -> dict[str, str]:
 
 #: How long a webhook event is remembered; providers retry for minutes to hours, not days.
 _SEEN_FOR = 7 * 86400
+#: How long an event is held as being handled; the provider's retry of it meanwhile is answered 503.
+_HANDLING_FOR = 10
+_HANDLING = "handling"
 
 
-async def _first_time(call: Call, source: str, event_id: str) -> bool:
-    """Whether this provider event is new; a replay (a provider retrying, or an attacker) is handled once."""
+@asynccontextmanager
+async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
+    """Whether this provider event is new (True: handle it, within the block); a replay (a provider retrying,
+    or an attacker) is handled once.
+
+    The event is marked as handled only once its block ended: if Redis is lost on the way (a 503),
+    the mark is taken back, so that the provider's retry of the event is handled, not skipped. A
+    retry that comes while the first request still handles the event is answered 503 too.
+    """
     svc = services(call)
-    first = await svc.store.redis.set(svc.runtime.keys.seen(source, event_id), 1, nx=True, ex=_SEEN_FOR)
-    if not first:
+    key = svc.runtime.keys.seen(source, event_id)
+    redis = svc.store.redis
+    if not await redis.set(key, _HANDLING, nx=True, ex=_HANDLING_FOR):
+        if await redis.get(key) == _HANDLING:
+            raise unavailable()  # handled right now by another request: the provider retries later
         log.info("webhook.replayed", source=source)
-    return bool(first)
+        yield False
+        return
+    try:
+        yield True
+    except BaseException:
+        with contextlib.suppress(RedisError):
+            await redis.delete(key)  # if Redis is lost, the mark lapses after _HANDLING_FOR
+        raise
+    await redis.set(key, 1, ex=_SEEN_FOR)
 
 
 def _twilio_event(call: Call, *parts: str) -> str:
@@ -129,11 +154,13 @@ async def twilio_status(call: Call) -> Reply:
         status = _MESSAGE_STATUS.get(raw)
         cause = ""
         provider_id = params.get("MessageSid", "")
-    event = _twilio_event(call, provider_id, raw, delivery)
-    if status is not None and await _first_time(call, "twilio", event):
-        error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
-        result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
-        log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
+    if status is None:
+        return Reply(204)
+    async with _once(call, "twilio", _twilio_event(call, provider_id, raw, delivery)) as first:
+        if first:
+            error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
+            result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
+            log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
     return Reply(204)
 
 
@@ -150,11 +177,11 @@ async def twilio_sms(call: Call) -> Reply:
     receipts = Receipts(services(call).store)
     member = await receipts.member_by_phone(params.get("From", ""))
     response = MessagingResponse()
-    first = await _first_time(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound"))
-    if member is not None and first:
-        response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
-    else:
-        log.info("webhook.sms_from_unknown_number")
+    async with _once(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound")) as first:
+        if member is not None and first:
+            response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
+        else:
+            log.info("webhook.sms_from_unknown_number")
     return Reply(200, str(response), media_type=TWIML)
 
 
@@ -175,8 +202,9 @@ async def twilio_voice(call: Call) -> Reply:
     lang, voice = VOICES[language]
     response = VoiceResponse()
     if params.get("Digits", "").startswith("1"):
-        if await _first_time(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)):
-            await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
+        async with _once(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)) as first:
+            if first:
+                await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
         response.say(say(Words.VOICE_THANKS, language), language=lang, voice=voice)
     else:
         response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
@@ -210,9 +238,13 @@ async def telegram_update(call: Call) -> Reply:
         update = await call.request.json()
     except ValueError:
         raise Problem(400, "Malformed JSON", "a Telegram update is a JSON object") from None
-    receipts = Receipts(services(call).store)
-    if not isinstance(update, dict) or not await _first_time(call, "telegram", str(update.get("update_id", ""))):
-        return Reply(200)  # not an update, or one already handled (Telegram retries)
+    if not isinstance(update, dict):
+        return Reply(200)  # not an update
+    async with _once(call, "telegram", str(update.get("update_id", ""))) as first:
+        return await _telegram_update(Receipts(services(call).store), update) if first else Reply(200)
+
+
+async def _telegram_update(receipts: Receipts, update: dict[str, Any]) -> Reply:
     if isinstance(update.get("callback_query"), dict):
         return await _telegram_button(receipts, update["callback_query"])
     message = update.get("message")

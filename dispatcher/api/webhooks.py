@@ -8,7 +8,6 @@ in constant time). A refused request gets a 403 and changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +16,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 from pydantic import RootModel
-from redis.exceptions import RedisError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatcher.api.problems import Problem, unavailable
+from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.compose import ACK_PREFIX
@@ -84,36 +82,27 @@ async def _twilio_params(call: Call) -> dict[str, str]:
 
 #: How long a webhook event is remembered; providers retry for minutes to hours, not days.
 _SEEN_FOR = 7 * 86400
-#: How long an event is held as being handled; the provider's retry of it meanwhile is answered 503.
-_HANDLING_FOR = 10
-_HANDLING = "handling"
 
 
 @asynccontextmanager
 async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
     """Whether this provider event is new (True: handle it, within the block); a replay (a provider retrying,
-    or an attacker) is handled once.
+    or an attacker) of an event already handled is skipped.
 
-    The event is marked as handled only once its block ended: if Redis is lost on the way (a 503),
-    the mark is taken back, so that the provider's retry of the event is handled, not skipped. A
-    retry that comes while the first request still handles the event is answered 503 too.
+    The event is marked as handled once its block has ended, not before: a request cut short by
+    a lost Redis (a 503) leaves no mark, so the provider's retry of the event is handled rather
+    than skipped. Statuses only move forward, and an acknowledgement or an opt-out recorded twice
+    counts once; only a free-text reply whose handling ended but whose mark was lost with Redis
+    is stored twice when the provider retries it.
     """
     svc = services(call)
     key = svc.runtime.keys.seen(source, event_id)
-    redis = svc.store.redis
-    if not await redis.set(key, _HANDLING, nx=True, ex=_HANDLING_FOR):
-        if await redis.get(key) == _HANDLING:
-            raise unavailable()  # handled right now by another request: the provider retries later
+    if await svc.store.redis.exists(key):
         log.info("webhook.replayed", source=source)
         yield False
         return
-    try:
-        yield True
-    except BaseException:
-        with contextlib.suppress(RedisError):
-            await redis.delete(key)  # if Redis is lost, the mark lapses after _HANDLING_FOR
-        raise
-    await redis.set(key, 1, ex=_SEEN_FOR)
+    yield True
+    await svc.store.redis.set(key, 1, ex=_SEEN_FOR)
 
 
 def _twilio_event(call: Call, *parts: str) -> str:

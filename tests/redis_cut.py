@@ -37,7 +37,7 @@ class RedisCut:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port, self.port = upstream_port, free_port()
-        self._armed: tuple[Cut, Callable[[], None]] | None = None
+        self._armed: tuple[Cut, Callable[[], None], bytes] | None = None
         self.done = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="redis-cut", daemon=True)
@@ -48,10 +48,11 @@ class RedisCut:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def arm(self, cut: Cut, on_cut: Callable[[], None] = lambda: None) -> None:
-        """Cut the next transaction as ``cut`` says, then call ``on_cut``; ``done`` is set once it is cut."""
+    def arm(self, cut: Cut, on_cut: Callable[[], None] = lambda: None, *, containing: bytes = b"") -> None:
+        """Cut the next transaction (that holds ``containing``) as ``cut`` says, then call ``on_cut``; ``done`` is
+        set once it is cut."""
         self.done.clear()
-        self._armed = (cut, on_cut)
+        self._armed = (cut, on_cut, containing)
 
     def __enter__(self) -> RedisCut:
         self._thread.start()
@@ -85,7 +86,7 @@ class RedisCut:
         replies = asyncio.create_task(_pipe(up_reader, writer))
         try:
             while chunk := await reader.read(65536):
-                if self._armed is not None and EXEC in chunk:
+                if self._armed is not None and EXEC in chunk and self._armed[2] in chunk:
                     await self._cut(chunk, replies, up_reader, up_writer)
                     return
                 up_writer.write(chunk)
@@ -106,7 +107,7 @@ class RedisCut:
         up_writer: asyncio.StreamWriter,
     ) -> None:
         assert self._armed is not None
-        (cut, on_cut), self._armed = self._armed, None
+        (cut, on_cut, _), self._armed = self._armed, None
         replies.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await replies

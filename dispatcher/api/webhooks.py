@@ -72,8 +72,9 @@ async def _twilio_params(call: Call) -> dict[str, str]:
     settings = services(call).runtime.settings
     signature = call.request.headers.get("X-Twilio-Signature", "")
     token = settings.twilio_auth_token
-    url = services(call).runtime.links.public(call.request.path_qs)
-    valid = token is not None and RequestValidator(token.get_secret_value()).validate(url, params, signature)
+    urls = services(call).runtime.links.signed_urls(call.request.path_qs)
+    validator = RequestValidator(token.get_secret_value()) if token is not None else None
+    valid = validator is not None and any(validator.validate(url, params, signature) for url in urls)
     if not signature or not valid:
         log.warning("webhook.twilio_refused", path=call.request.path)
         raise Problem(403, "Forbidden", "the X-Twilio-Signature does not verify for this URL")

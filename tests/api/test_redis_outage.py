@@ -9,27 +9,31 @@ restart or a failover does. Promises under test: a 202 means it will be sent; on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
 from config import Settings
+from dispatcher.api.app import create_app
 from dispatcher.api.problems import UNAVAILABLE_RETRY_AFTER
 from dispatcher.api.services import SERVICES
 from dispatcher.models import MemberStatus
 from dispatcher.runtime import Runtime
 from tests.conftest import Cast
 from tests.redis_cut import Cut, RedisCut
-from tests.support import RedisServer, get_json, post_json
-from tests.world import AUTH_TOKEN, WEBHOOK_SECRET, world_settings
+from tests.simulators.twilio import Callback, TwilioSimulator
+from tests.support import RedisServer, free_port, get_json, post_json, until
+from tests.world import ACCOUNT, AUTH_TOKEN, WEBHOOK_SECRET, world_settings
 
 PERSISTENT = ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-BASE = "http://127.0.0.1:8080"
+PORT = free_port()  # the app's: Twilio signs the public URL, so the app must be where the settings say
+BASE = f"http://127.0.0.1:{PORT}"
 URGENT = {"urgency": "urgent", "category": "burglary", "texts": {"fr": "Cambriolage rue du Parc, voiture grise"}}
 PHONE = "+32470555555"
 
@@ -56,6 +60,12 @@ def redis_url(relay: RedisCut) -> str:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     return world_settings(redis_url, tmp_path / "data", BASE)
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(runtime), port=PORT)) as test_client:
+        yield test_client
 
 
 def _alert(cast: Cast) -> dict[str, Any]:
@@ -189,3 +199,22 @@ async def test_a_stop_cut_short_by_redis_is_recorded_when_twilio_retries_it(
     store = client.server.app[SERVICES].store
     stored = await store.get_member(member["id"])
     assert stored is not None and stored.status is MemberStatus.OPTED_OUT
+
+
+async def test_a_twilio_callback_refused_while_redis_is_down_is_retried_by_twilio_and_handled(
+    client: TestClient, server: RedisServer, runtime: Runtime
+) -> None:
+    """The status callback URL given to Twilio carries connection overrides: Twilio retries the 503 it meets while
+    Redis is down (with the same idempotency token), and once Redis is back the retry is handled (204, marked)."""
+    delivery = "0123456789abcdef:sms:fedcba9876543210"
+    params = {"MessageSid": "SM0002", "MessageStatus": "delivered", "AccountSid": ACCOUNT}
+    async with TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN) as twilio:
+        callback = Callback(url=runtime.links.twilio_status_url(delivery), params=params)
+        server.kill()
+        posting = asyncio.create_task(twilio.deliver(callback))
+        await until(lambda: callback.tries, timeout=10, what="Twilio's first try")
+        assert callback.tries == [503]
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(posting, 10)
+    assert callback.tries[0] == 503 and callback.tries[-1] == 204, callback.tries
+    assert runtime.rq_connection.keys(runtime.keys.seen("twilio", "*")), "the retry was handled and marked"

@@ -88,23 +88,26 @@ class Page:
     next_before: str | None
 
 
-async def record(
-    redis: Redis, keys: Keys, *, actor: Actor | None, action: Action, target: Mapping[str, str], detail: str = ""
-) -> str:
-    """Append an entry; return its id. ``actor`` None is the command line.
-
-    Raises ``ValueError`` on a target that is not ``{kind: id}`` of a known kind.
-    """
+def entry_fields(*, actor: Actor | None, action: Action, target: Mapping[str, str], detail: str = "") -> dict[str, str]:
+    """The fields of an entry (to append to ``keys.audit()``, here or in a transaction); ``actor`` None is the
+    command line. Raises ``ValueError`` on a target that is not ``{kind: id}`` of a known kind."""
     for kind, value in target.items():
         if kind not in TARGET_KINDS or not _ID.match(value):
             raise ValueError(f"an audit target is an id of an {'/'.join(sorted(TARGET_KINDS))}, not {kind}={value!r}")
-    fields = {
+    return {
         "actor_id": actor.id if actor else "cli",
         "role": actor.role.value if actor else "operator",
         "action": action.value,
         "target": json.dumps(dict(target), separators=(",", ":")),
         "detail": mask_text(detail)[:MAX_DETAIL],
     }
+
+
+async def record(
+    redis: Redis, keys: Keys, *, actor: Actor | None, action: Action, target: Mapping[str, str], detail: str = ""
+) -> str:
+    """Append an entry; return its id. Raises ``ValueError`` as ``entry_fields`` does."""
+    fields = entry_fields(actor=actor, action=action, target=target, detail=detail)
     return str(await redis.xadd(keys.audit(), fields, maxlen=MAX_ENTRIES, approximate=True))  # type: ignore[arg-type]
 
 

@@ -15,6 +15,8 @@ from importlib.metadata import version
 import redis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.driver_info import DriverInfo
 from rq import Queue
 
@@ -26,6 +28,10 @@ from dispatcher.redis_server import resolve_redis_url
 from dispatcher.scripts import Scripts
 
 REDIS_PY_VERSION = version("redis")
+#: Tries again of an asyncio client's command on a lost connection: its pooled connections all die with a Redis
+#: restart, and without a retry each one failed its next command once Redis was back. Few, and quick: while
+#: Redis is down, the web answers 503 (Retry-After) at once, and its clients retry.
+ASYNC_REDIS_RETRIES = 3
 
 
 @dataclass
@@ -95,5 +101,6 @@ class Runtime:
             timeout=None,
             # given, so that no new connection reads the package's metadata from disk again
             driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+            retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), ASYNC_REDIS_RETRIES),
         )
         return AsyncRedis.from_pool(pool)

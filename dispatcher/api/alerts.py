@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 
 from dispatcher import audience, intake, policy
@@ -23,7 +22,7 @@ from dispatcher.api.views import (
     DeliveryView,
     SmsTextView,
 )
-from dispatcher.audit import Action
+from dispatcher.audit import Action, entry_fields
 from dispatcher.estimate import estimate, sms_texts
 from dispatcher.models import (
     Actor,
@@ -70,25 +69,24 @@ def _relays(actor: Actor, body: AlertIn, plps: list[Plp]) -> list[Relay]:
     return [Relay(plp_id=p.id, state=RelayState.AWAITING if waits(p) else RelayState.AUTO) for p in plps]
 
 
-async def _reserve(call: Call, key: str, digest: str) -> str | Reply:
-    """Reserve a new Idempotency-Key and return the alert id it stands for, or replay the earlier answer."""
+def _once(call: Call, body: AlertIn) -> intake.Once | None:
+    """The request's Idempotency-Key, kept per actor with the digest of the body, if it has one."""
+    key = _idempotency_key(call)
+    if key is None:
+        return None
     svc = services(call)
-    redis_key = svc.runtime.keys.idempotency(call.who.id, key)
-    alert_id = new_id()
-    reservation = json.dumps({"digest": digest, "alert_id": alert_id})
-    if await svc.store.redis.set(redis_key, reservation, nx=True, ex=svc.runtime.settings.idempotency_ttl):
-        return alert_id
-    earlier = json.loads(await svc.store.redis.get(redis_key) or reservation)
-    if earlier["digest"] != digest:
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "this Idempotency-Key was already used with a different request body; use a new key for a new alert",
-            errors=[{"field": "header.Idempotency-Key", "reason": "already used with another body"}],
-        )
-    alert = await svc.store.get_alert(earlier["alert_id"])
-    if alert is None:
-        raise Problem(409, "In progress", "the first request with this Idempotency-Key is still being processed; retry")
+    return intake.Once(
+        key=svc.runtime.keys.idempotency(call.who.id, key),
+        digest=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+        ttl=svc.runtime.settings.idempotency_ttl,
+    )
+
+
+async def _replay(call: Call, alert_id: str) -> Reply:
+    """The answer to a request whose Idempotency-Key an earlier request stored: the same alert, as it is now."""
+    alert = await services(call).store.get_alert(alert_id)
+    if alert is None:  # removed since (retention): the key stands for nothing that can be shown
+        raise Problem(409, "Conflict", "this Idempotency-Key was used for an alert that is no longer kept")
     return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}", "Idempotent-Replayed": "true"})
 
 
@@ -117,21 +115,27 @@ async def create_alert(call: Call) -> Reply:
     body: AlertIn = call.body
     actor, svc = call.who, services(call)
     plps = await _checked_targets(call, body)
-    key = _idempotency_key(call)
-    alert_id = new_id()
-    if key is not None:
-        reserved = await _reserve(call, key, hashlib.sha256(body.model_dump_json().encode()).hexdigest())
-        if isinstance(reserved, Reply):
-            return reserved
-        alert_id = reserved
-    alert = _alert(alert_id, actor, body, plps)
+    once = _once(call, body)
+    alert = _alert(new_id(), actor, body, plps)
+    created = entry_fields(
+        actor=actor,
+        action=Action.ALERT_CREATED,
+        target={"alert": alert.id},
+        detail=f"{alert.urgency.value} {alert.category.value}",
+    )
     try:
-        await svc.blocking(intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps))
-    except BaseException:
-        if key is not None:
-            await svc.store.redis.delete(svc.runtime.keys.idempotency(actor.id, key))
-        raise
-    await note(call, Action.ALERT_CREATED, detail=f"{alert.urgency.value} {alert.category.value}", alert=alert.id)
+        accepted = await svc.blocking(
+            intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps), once=once, audit=created
+        )
+    except intake.KeyReused:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used with a different request body; use a new key for a new alert",
+            errors=[{"field": "header.Idempotency-Key", "reason": "already used with another body"}],
+        ) from None
+    if accepted.replayed:
+        return await _replay(call, accepted.alert_id)
     return Reply(202, await _view(call, alert), {"Location": f"/v1/alerts/{alert.id}"})
 
 

@@ -12,7 +12,9 @@ from dispatcher.api.views import Health, OpenApiDocument, Readiness
 from dispatcher.queues import queue_health
 
 
-@api.operation("GET", "/v1/health", summary="Liveness", tag="operations", public=True, responses={200: Health})
+@api.operation(
+    "GET", "/v1/health", summary="Liveness", tag="operations", public=True, responses={200: Health}, needs_redis=False
+)
 async def health(call: Call) -> Reply:
     return Reply(200, Health(status="ok"))
 

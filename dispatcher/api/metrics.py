@@ -39,6 +39,7 @@ def authorized_scrape(request: web.Request, settings: Settings) -> bool:
     tag="operations",
     public=True,
     responses={200: MEDIA_TYPE},
+    needs_redis=False,  # it answers redis_up 0 instead
 )
 async def prometheus_metrics(call: Call) -> web.Response:
     svc = services(call)

@@ -1,4 +1,11 @@
-"""Errors as RFC 9457 problem details (``application/problem+json``), naming the field at fault."""
+"""Errors as RFC 9457 problem details (``application/problem+json``), naming the field at fault.
+
+Redis out of reach (down, restarting, loading its data, failing over to a replica that is
+still read-only, out of memory) is the one failure a client should simply retry: every route
+then answers 503 with ``Retry-After``, never 500. A retried alert is not sent twice: its
+Idempotency-Key is stored in the alert's own transaction (``dispatcher.intake``); and a
+provider's event is only marked as handled once it was, so that the provider's retry counts.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
+from redis import exceptions as redis_errors
 
 from dispatcher.policy import Denied
 from dispatcher.store import Conflict
@@ -59,6 +67,49 @@ class Problem(Exception):
         )
 
 
+#: Seconds a client is told to wait (``Retry-After``) before it retries a request Redis could not serve.
+UNAVAILABLE_RETRY_AFTER = 2
+
+#: What the OpenAPI document says of the 503 every operation that needs Redis may answer.
+UNAVAILABLE_DESCRIPTION = (
+    "Redis cannot be reached right now (restarting, failing over): retry after Retry-After seconds; "
+    "an alert retried with the same Idempotency-Key is sent once"
+)
+
+#: Redis errors that say "not now" rather than "never": the connection (refused, lost, timed out; the
+#: server still loading its data), a replica not yet promoted, a full memory, a cluster re-sharding,
+#: and a transaction that lost its connection while it watched a key (redis-py raises WatchError then).
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    redis_errors.WatchError,
+)
+#: Replies of the server that refuse writes for a while, which redis-py has no class for.
+_UNAVAILABLE_REPLIES = ("NOREPLICAS", "MISCONF")
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis cannot serve the request now (a retry later may succeed)."""
+    if isinstance(exc, REDIS_UNAVAILABLE):
+        return True
+    return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith(_UNAVAILABLE_REPLIES)
+
+
+def unavailable() -> Problem:
+    """The 503 answer to a request Redis could not serve: retry after ``Retry-After`` seconds."""
+    return Problem(
+        503,
+        "Service unavailable",
+        f"the service's database (Redis) cannot be reached right now: retry in {UNAVAILABLE_RETRY_AFTER} s "
+        "(an alert with the same Idempotency-Key, which makes sure it is sent once)",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
 def validation_problem(exc: ValidationError, where: str) -> Problem:
     errors = field_errors(exc, where)
     fields = ", ".join(e["field"] for e in errors)
@@ -67,7 +118,8 @@ def validation_problem(exc: ValidationError, where: str) -> Problem:
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Answer every error as a problem detail (denials 403, conflicts 409); never leak a traceback."""
+    """Answer every error as a problem detail (denials 403, conflicts 409, Redis out of reach 503 with
+    Retry-After); never leak a traceback."""
     try:
         return await handler(request)
     except Problem as problem:
@@ -82,6 +134,9 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return Problem(exc.status, exc.reason, detail or exc.reason, headers=headers).response()
-    except Exception:
+    except Exception as exc:
+        if redis_unavailable(exc):
+            log.warning("api.redis_unavailable", method=request.method, path=request.path, error=type(exc).__name__)
+            return unavailable().response()
         log.exception("api.unexpected_error", method=request.method, path=request.path)
         return Problem(500, "Internal error", "the service failed; the error is logged").response()

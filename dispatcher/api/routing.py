@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from dispatcher import policy
-from dispatcher.api.problems import Problem, ProblemModel, validation_problem
+from dispatcher.api.problems import UNAVAILABLE_DESCRIPTION, Problem, ProblemModel, validation_problem
 from dispatcher.models import Actor
 
 ACTOR = web.RequestKey("actor", Actor)
@@ -87,6 +87,8 @@ class Operation:
     body_required: bool = True
     #: other media types a status may be answered with, as text (a file: CSV, Markdown)
     alternatives: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    #: whether it needs Redis, so answers 503 (Retry-After) while Redis is out of reach
+    needs_redis: bool = True
 
     @property
     def operation_id(self) -> str:
@@ -116,6 +118,7 @@ class Api:
         extra_content: Mapping[str, dict[str, Any]] | None = None,
         body_required: bool = True,
         alternatives: Mapping[int, tuple[str, ...]] | None = None,
+        needs_redis: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Register a handler; raises ``TypeError`` if an operation with an actor does not say who may call it."""
 
@@ -138,6 +141,7 @@ class Api:
                     extra_content=extra_content or {},
                     body_required=body_required,
                     alternatives=alternatives or {},
+                    needs_redis=needs_redis,
                 )
             )
             return handler
@@ -286,6 +290,7 @@ def _describe(op: Operation) -> dict[str, Any]:
             str(status): _response(model, also=op.alternatives.get(status, ()))
             for status, model in sorted(op.responses.items())
         }
+        | _unavailable(op)
         | {"default": _response(ProblemModel, problem=True)},
     }
     if op.public:
@@ -294,6 +299,19 @@ def _describe(op: Operation) -> dict[str, Any]:
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}
         doc["requestBody"] = {"required": op.body_required, "content": content | dict(op.extra_content)}
     return doc
+
+
+def _unavailable(op: Operation) -> dict[str, Any]:
+    """The 503 of an operation that needs Redis (unless it documents its own 503), with its Retry-After."""
+    if not op.needs_redis or 503 in op.responses:
+        return {}
+    retry_after = {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+    doc = _response(ProblemModel, problem=True)
+    return {"503": doc | {"description": UNAVAILABLE_DESCRIPTION, "headers": {"Retry-After": retry_after}}}
 
 
 def _response(

@@ -14,6 +14,7 @@ as for every other call and never in a URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from dispatcher import audience, policy
 from dispatcher.api import guards
+from dispatcher.api.problems import redis_unavailable
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import AlertView, Query
@@ -170,13 +173,19 @@ async def alert_events(call: Call) -> web.StreamResponse:
     await response.prepare(call.request)
     svc = services(call)
     pubsub = svc.store.redis.pubsub()
-    await pubsub.subscribe(svc.runtime.keys.events())
     try:
+        await pubsub.subscribe(svc.runtime.keys.events())
         await _follow(call, alert, plps, response, pubsub)
     except ConnectionResetError:
         log.debug("stream.client_left", alert_id=alert.id)
+    except Exception as exc:
+        if not redis_unavailable(exc):
+            raise
+        # The answer has begun: no 503 can be sent now. The stream ends; the client reconnects.
+        log.warning("stream.redis_unavailable", alert_id=alert.id, error=type(exc).__name__)
     finally:
-        await pubsub.aclose()
+        with contextlib.suppress(RedisError, OSError):
+            await pubsub.aclose()
     return response
 
 

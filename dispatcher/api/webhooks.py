@@ -9,6 +9,8 @@ in constant time). A refused request gets a 403 and changes nothing.
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -76,8 +78,9 @@ async def _twilio_params(call: Call) -> dict[str, str]:
     settings = services(call).runtime.settings
     signature = call.request.headers.get("X-Twilio-Signature", "")
     token = settings.twilio_auth_token
-    url = services(call).runtime.links.public(call.request.path_qs)
-    valid = token is not None and RequestValidator(token.get_secret_value()).validate(url, params, signature)
+    urls = services(call).runtime.links.signed_urls(call.request.path_qs)
+    validator = RequestValidator(token.get_secret_value()) if token is not None else None
+    valid = validator is not None and any(validator.validate(url, params, signature) for url in urls)
     if not signature or not valid:
         log.warning("webhook.twilio_refused", path=call.request.path)
         raise Problem(403, "Forbidden", "the X-Twilio-Signature does not verify for this URL")
@@ -88,13 +91,25 @@ async def _twilio_params(call: Call) -> dict[str, str]:
 _SEEN_FOR = 7 * 86400
 
 
-async def _first_time(call: Call, source: str, event_id: str) -> bool:
-    """Whether this provider event is new; a replay (a provider retrying, or an attacker) is handled once."""
+@asynccontextmanager
+async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
+    """Whether this provider event is new (True: handle it, within the block); a replay (a provider retrying,
+    or an attacker) of an event already handled is skipped.
+
+    The event is marked as handled once its block has ended, not before: a request cut short by
+    a lost Redis (a 503) leaves no mark, so the provider's retry of the event is handled rather
+    than skipped. Statuses only move forward, and an acknowledgement or an opt-out recorded twice
+    counts once; only a free-text reply whose handling ended but whose mark was lost with Redis
+    is stored twice when the provider retries it.
+    """
     svc = services(call)
-    first = await svc.store.redis.set(svc.runtime.keys.seen(source, event_id), 1, nx=True, ex=_SEEN_FOR)
-    if not first:
+    key = svc.runtime.keys.seen(source, event_id)
+    if await svc.store.redis.exists(key):
         log.info("webhook.replayed", source=source)
-    return bool(first)
+        yield False
+        return
+    yield True
+    await svc.store.redis.set(key, 1, ex=_SEEN_FOR)
 
 
 def _twilio_event(call: Call, *parts: str) -> str:
@@ -134,11 +149,13 @@ async def twilio_status(call: Call) -> Reply:
         status = _MESSAGE_STATUS.get(raw)
         cause = ""
         provider_id = params.get("MessageSid", "")
-    event = _twilio_event(call, provider_id, raw, delivery)
-    if status is not None and await _first_time(call, "twilio", event):
-        error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
-        result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
-        log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
+    if status is None:
+        return Reply(204)
+    async with _once(call, "twilio", _twilio_event(call, provider_id, raw, delivery)) as first:
+        if first:
+            error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
+            result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
+            log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
     return Reply(204)
 
 
@@ -166,11 +183,11 @@ async def twilio_sms(call: Call) -> Reply:
     receipts = Receipts(services(call).store)
     member = await receipts.member_by_phone(params.get("From", ""))
     response = MessagingResponse()
-    first = await _first_time(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound"))
-    if member is not None and first:
-        response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
-    else:
-        log.info("webhook.sms_from_unknown_number")
+    async with _once(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound")) as first:
+        if member is not None and first:
+            response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
+        else:
+            log.info("webhook.sms_from_unknown_number")
     return Reply(200, str(response), media_type=TWIML)
 
 
@@ -191,8 +208,9 @@ async def twilio_voice(call: Call) -> Reply:
     lang, voice = VOICES[language]
     response = VoiceResponse()
     if params.get("Digits", "").startswith("1") and await _pressed_by_a_person(store, delivery, params):
-        if await _first_time(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)):
-            await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
+        async with _once(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)) as first:
+            if first:
+                await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
         response.say(say(Words.VOICE_THANKS, language), language=lang, voice=voice)
     else:
         response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
@@ -244,9 +262,13 @@ async def telegram_update(call: Call) -> Reply:
         update = await call.request.json()
     except ValueError:
         raise Problem(400, "Malformed JSON", "a Telegram update is a JSON object") from None
-    receipts = Receipts(services(call).store)
-    if not isinstance(update, dict) or not await _first_time(call, "telegram", str(update.get("update_id", ""))):
-        return Reply(200)  # not an update, or one already handled (Telegram retries)
+    if not isinstance(update, dict):
+        return Reply(200)  # not an update
+    async with _once(call, "telegram", str(update.get("update_id", ""))) as first:
+        return await _telegram_update(Receipts(services(call).store), update) if first else Reply(200)
+
+
+async def _telegram_update(receipts: Receipts, update: dict[str, Any]) -> Reply:
     if isinstance(update.get("callback_query"), dict):
         return await _telegram_button(receipts, update["callback_query"])
     message = update.get("message")

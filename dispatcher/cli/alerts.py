@@ -37,6 +37,8 @@ ALERT_OPTIONS = {
 #: Times a send is tried again with the same Idempotency-Key when the connection drops or the first try is
 #: still being stored: the key makes it safe, the API never sends twice.
 SEND_TRIES = 4
+#: Seconds `plp alert send` waits, by default, for a service that answers 503 (its Redis restarting).
+SEND_PATIENCE = 120.0
 
 
 @click.group("alert", context_settings=CONTEXT, short_help="Alerts: preview, send, watch live, list, cancel.")
@@ -230,6 +232,15 @@ def _confirmed(body: dict[str, Any], preview: dict[str, Any]) -> bool:
     metavar="KEY",
     help="Sending again with the same key and message never sends twice (default: a new key each time).",
 )
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(0),
+    default=SEND_PATIENCE,
+    show_default=True,
+    metavar="SECONDS",
+    help="While the service answers 503 (its Redis restarting), keep trying this long, with the same "
+    "Idempotency-Key; 0 gives up at once.",
+)
 @api_options
 def send_alert(
     *,
@@ -238,12 +249,14 @@ def send_alert(
     watch: bool,
     timeout: float | None,
     idempotency_key: str | None,
+    retry_for: float,
     **fields: Any,
 ) -> None:
     """Send an alert: show its preview (segments, reach, cost), ask for a confirmation, send it once.
 
-    The alert is posted with an Idempotency-Key, so that a retry after a dropped connection
-    never sends twice. Police send to the PLPs of their zone; coordinators send non-urgent
+    The alert is posted with an Idempotency-Key, so that a retry after a dropped connection,
+    or while the service answers 503 (its Redis restarting: it waits, for --retry-for
+    seconds), never sends twice. Police send to the PLPs of their zone; coordinators send non-urgent
     messages to their PLPs; non-urgent police advice waits for the coordinators' relay where
     the charter says so. With --watch, the exit status is that of `plp alert watch`.
 
@@ -258,7 +271,9 @@ def send_alert(
     key = idempotency_key or f"plp-cli-{uuid.uuid4()}"
 
     async def preview(api: ApiClient) -> Any:
-        return (await api.call("POST", "/v1/alerts/preview", json_body=body, options=ALERT_OPTIONS)).body
+        return (
+            await api.call("POST", "/v1/alerts/preview", json_body=body, options=ALERT_OPTIONS, patience=retry_for)
+        ).body
 
     estimate = run_api(connection, preview)
     _echo_preview(body, estimate)
@@ -272,7 +287,7 @@ def send_alert(
             raise click.ClickException("not sent: not confirmed (--yes sends without asking)")
 
     async def send(api: ApiClient) -> Any:
-        return await _post_once(api, body, key)
+        return await _post_once(api, body, key, patience=retry_for)
 
     alert = run_api(connection, send)
     _echo_accepted(alert)
@@ -280,14 +295,23 @@ def send_alert(
         _watch(connection, alert["id"], interval=0.5, timeout=timeout)
 
 
-async def _post_once(api: ApiClient, body: dict[str, Any], key: str) -> Any:
-    """POST the alert; when the connection drops after the request went out, or the API answers 409 (the first
-    try is still being stored), post it again with the same Idempotency-Key: the API answers with the same alert."""
+async def _post_once(api: ApiClient, body: dict[str, Any], key: str, *, patience: float) -> Any:
+    """POST the alert; when the connection drops after the request went out, the API answers 409 (the first
+    try is still being stored) or 503 (its Redis is restarting: for ``patience`` seconds), post it again with
+    the same Idempotency-Key: the API answers with the same alert, or stores it then."""
     headers = {"Idempotency-Key": key}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
     for attempt in range(1, SEND_TRIES + 1):
         try:
             answer = await api.call(
-                "POST", "/v1/alerts", json_body=body, headers=headers, options=ALERT_OPTIONS, allow=frozenset({409})
+                "POST",
+                "/v1/alerts",
+                json_body=body,
+                headers=headers,
+                options=ALERT_OPTIONS,
+                allow=frozenset({409}),
+                patience=max(0.0, deadline - loop.time()),
             )
         except aiohttp.ClientConnectorError:
             raise  # nothing was sent: the service is not there (said by run_api)

@@ -7,17 +7,21 @@ live ``alert watch`` is a polling loop that suits an event loop.
 
 Every way a call can fail is turned into a short sentence with the fix, in this module
 only: the service cannot be reached, the token is refused, a field is not valid (named by
-the option that set it), not allowed, not found, too many requests, a server error.
+the option that set it), not allowed, not found, too many requests, unavailable for now (503,
+which a call given patience waits out), a server error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,6 +37,8 @@ T = TypeVar("T")
 #: Seconds a single API call may take (an import of 10,000 rows takes a few).
 REQUEST_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 5.0
+#: Seconds a call given patience waits between two tries at most (Retry-After sets the least).
+MAX_BACKOFF = 30.0
 DEMO_TOKENS = "demo-tokens.env"
 _TOKEN_LINE = re.compile(r"(?:export\s+)?PLP_(?:(?P<role>[A-Za-z]+)_)?TOKEN=(?P<q>['\"]?)(?P<token>[^'\"\s]+)(?P=q)")
 
@@ -177,13 +183,44 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         options: Mapping[str, str] | None = None,
         allow: frozenset[int] = frozenset(),
+        patience: float = 0.0,
     ) -> Answer:
         """Send one request; return the answer if it is a success (2xx) or its status is in ``allow``, else
         raise ``ApiError``.
 
         ``options`` names the command-line option behind a request field (``{"plp_ids": "--plp"}``),
-        so that a refused field is reported by the option the user typed.
+        so that a refused field is reported by the option the user typed. With ``patience``, a 503
+        (the service's Redis restarting or failing over) is tried again as it was sent (with the
+        same Idempotency-Key, if it has one), after its Retry-After and a growing backoff, saying
+        so on stderr, until ``patience`` seconds have passed.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        for attempt in itertools.count(1):
+            answer = await self._call(method, path, json_body, text_body, content_type, params, headers)
+            left = deadline - loop.time()
+            if answer.status != 503 or 503 in allow or left <= 0:
+                break
+            wait = min(_backoff(answer.headers, attempt), left)
+            click.echo(_waiting(answer.body, wait, left, headers or {}), err=True)
+            await asyncio.sleep(wait)
+        if answer.status >= 400 and answer.status not in allow:
+            url = self.connection.base_url + path
+            refusal = _refusal(answer.status, answer.body, answer.headers, url, options or {})
+            gave_up = answer.status == 503 and patience
+            raise ApiError(refusal + (f"; still so after {patience:.0f} s of retries" if gave_up else ""))
+        return answer
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        text_body: str | None,
+        content_type: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Answer:
         url = self.connection.base_url + path
         sent = dict(headers or {})
         data: str | None = None
@@ -196,14 +233,36 @@ class ApiClient:
         sent["Authorization"] = f"Bearer {self.connection.bearer}"
         async with self.session.request(method, url, data=data, params=params, headers=sent) as response:
             text = await response.text()
-            body = _decode(text, response.content_type)
-            if response.status >= 400 and response.status not in allow:
-                raise ApiError(_refusal(response.status, body, response.headers, url, options or {}))
-            return Answer(response.status, response.headers, body)
+            return Answer(response.status, response.headers, _decode(text, response.content_type))
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         """GET ``path`` and return its decoded body."""
         return (await self.call("GET", path, **kwargs)).body
+
+
+def _backoff(headers: Mapping[str, str], attempt: int) -> float:
+    """Seconds before try ``attempt + 1``: twice longer each time (1, 2, 4... up to MAX_BACKOFF), never less
+    than the answer's Retry-After (seconds, or an HTTP date)."""
+    growing = min(MAX_BACKOFF, 2.0 ** (attempt - 1))
+    raw = headers.get("Retry-After", "").strip()
+    if raw.isdigit():
+        return max(growing, float(raw))
+    try:
+        at = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return growing
+    return max(growing, (at - datetime.now(UTC)).total_seconds()) if at.tzinfo else growing
+
+
+def _waiting(body: Any, wait: float, left: float, headers: Mapping[str, str]) -> str:
+    """What the user is told while a call waits for the service to be available again."""
+    why = body.get("detail") if isinstance(body, dict) else None
+    key = headers.get("Idempotency-Key")
+    again = f" with the same Idempotency-Key {key}" if key else ""
+    return (
+        f"the service is unavailable for now ({why or '503'}): waiting {wait:.0f} s, then trying again{again} "
+        f"(giving up in {left:.0f} s; Ctrl-C stops)"
+    )
 
 
 def _decode(text: str, content_type: str) -> Any:
@@ -265,6 +324,9 @@ def _refusal(status: int, body: Any, headers: Mapping[str, str], url: str, optio
     if status == 429:
         wait = headers.get("Retry-After")
         return f"too many requests: {detail}" + (f"; try again in {wait} s" if wait else "; try again shortly")
+    if status == 503:
+        wait = headers.get("Retry-After")
+        return f"the service is unavailable for now: {detail}" + (f" (retry in {wait} s)" if wait else "")
     if status >= 500:
         return f"the service failed ({status}): {detail}. Its log says more; try again"
     if not errors:

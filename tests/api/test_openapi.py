@@ -103,6 +103,24 @@ async def test_every_operation_has_a_unique_id_and_a_problem_default(document: d
         assert "application/problem+json" in op["responses"]["default"]["content"], op["operationId"]
 
 
+#: Operations that answer whether Redis answers or not: liveness, metrics (redis_up 0), readiness (its own 503).
+ANSWER_WITHOUT_REDIS = {("GET", "/v1/health"), ("GET", "/metrics")}
+
+
+async def test_every_operation_that_needs_redis_declares_its_503_with_retry_after(document: dict[str, Any]) -> None:
+    """Every operation but liveness and metrics declares 503 (Redis out of reach), as a problem with Retry-After."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            declared = operation["responses"].get("503")
+            if (method.upper(), path) in ANSWER_WITHOUT_REDIS:
+                assert declared is None, (method, path)
+            elif path == "/v1/ready":
+                assert declared["content"]["application/json"], "readiness answers its own 503 body"
+            else:
+                assert "application/problem+json" in declared["content"], (method, path)
+                assert declared["headers"]["Retry-After"]["required"] is True, (method, path)
+
+
 async def test_every_success_with_a_body_documents_its_content(document: dict[str, Any]) -> None:
     """Each documented 2xx answer but 204 says what it returns, so that clients generated from it can read it."""
     silent = sorted(

@@ -144,7 +144,9 @@ def new_alert(
 async def accept(rt: Runtime, alert: Alert) -> AlertStatus:
     """Accept the alert for all its PLPs at once (no relay waits), as ``dispatcher.intake`` does."""
     relays = [Relay(plp_id=p, state=RelayState.AUTO) for p in alert.plp_ids]
-    return await asyncio.to_thread(accept_alert, rt, alert, relays)
+    accepted = await asyncio.to_thread(accept_alert, rt, alert, relays)
+    assert accepted.status is not None
+    return accepted.status
 
 
 async def run_fan_out(rt: Runtime, alert_id: str, plp_ids: list[str]) -> int:

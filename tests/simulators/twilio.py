@@ -9,8 +9,11 @@ the message: "To" plus body or TwiML; what it did is in ``injected``). ``duplica
 counts messages accepted more than once, ``in_flight`` the requests being answered.
 After accepting a message or a call it posts Twilio's status callbacks, signed with
 ``X-Twilio-Signature`` as Twilio signs them, as background tasks a test waits for with
-``callbacks_done()``. ``incoming_sms`` and ``press_digits`` post signed inbound traffic
-(``forge=True`` signs with the wrong key)::
+``callbacks_done()``. A webhook URL's connection overrides (``#rc=5&rp=all``) are honoured
+as Twilio documents them: ``rc`` retries (0 to 5) of an answer that ``rp`` names (``4xx``,
+``5xx``, ``ct``: no connection, ``rt``: no answer, or ``all``), each retry carrying the same
+``I-Twilio-Idempotency-Token``; without them nothing is retried here. ``incoming_sms`` and
+``press_digits`` post signed inbound traffic (``forge=True`` signs with the wrong key)::
 
     async with TwilioSimulator(account_sid=ACCOUNT, auth_token=TOKEN) as sim:
         settings = Settings(twilio_api_base_url=sim.base_url, ...)
@@ -33,6 +36,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -64,6 +68,26 @@ class Callback:
     url: str
     params: dict[str, str]
     answered: int | None = None  # None: no answer (connection refused or reset)
+    tries: list[int | None] = field(default_factory=list)  # every answer, retries included
+
+
+#: Seconds between two tries of a webhook that its connection overrides retry.
+RETRY_PAUSE = 0.5
+
+
+def _retries(url: str) -> tuple[int, frozenset[str]]:
+    """The retry count and the failures retried that a URL's connection overrides (its fragment) ask for."""
+    overrides = parse_qs(urlsplit(url).fragment)
+    count = min(5, int(overrides.get("rc", ["0"])[0]))
+    policy = frozenset(",".join(overrides.get("rp", ["ct"])).split(","))
+    return count, frozenset({"4xx", "5xx", "ct", "rt"}) if "all" in policy else policy
+
+
+def _failure(answered: int | None) -> str | None:
+    """The class of failure of an answer, as a retry policy names it (None: a success)."""
+    if answered is None:
+        return "ct"
+    return f"{answered // 100}xx" if answered >= 400 else None
 
 
 @dataclass(slots=True)
@@ -201,13 +225,17 @@ class TwilioSimulator:
             params["AnsweredBy"] = answered_by
         return await self.post_signed(url, params, forge=forge)
 
-    async def post_signed(self, url: str, params: dict[str, str], *, forge: bool = False) -> tuple[int, str]:
-        """Post form data signed as Twilio signs it (with a wrong key if ``forge``); returns status and text."""
+    async def post_signed(
+        self, url: str, params: dict[str, str], *, forge: bool = False, token: str | None = None
+    ) -> tuple[int, str]:
+        """Post form data signed as Twilio signs it (with a wrong key if ``forge``; the whole URL as given, its
+        fragment included, while the fragment itself is never sent), with the idempotency ``token`` Twilio gives
+        each webhook and its retries, if given; returns status and text."""
         key = f"not-{self.auth_token}" if forge else self.auth_token
         headers = {
             "X-Twilio-Signature": RequestValidator(key).compute_signature(url, params),
             "User-Agent": "TwilioProxy/1.1",
-        }
+        } | ({"I-Twilio-Idempotency-Token": token} if token else {})
         assert self._session is not None, "use the simulator as an async context manager"
         async with self._session.post(url, data=params, headers=headers) as response:
             return response.status, await response.text()
@@ -376,10 +404,22 @@ class TwilioSimulator:
         for params in progress:
             callback = Callback(url=record.status_callback, params=params)
             record.callbacks.append(callback)
+            await self.deliver(callback)
+
+    async def deliver(self, callback: Callback) -> None:
+        """Post a webhook, and retry it as its URL's connection overrides say, with one idempotency token."""
+        count, policy = _retries(callback.url)
+        token = secrets.token_hex(16)
+        for attempt in range(count + 1):
+            if attempt:
+                await asyncio.sleep(RETRY_PAUSE)  # Twilio's pause between tries
             try:
-                callback.answered, _ = await self.post_signed(record.status_callback, params)
+                callback.answered, _ = await self.post_signed(callback.url, callback.params, token=token)
             except aiohttp.ClientError:
                 callback.answered = None
+            callback.tries.append(callback.answered)
+            if _failure(callback.answered) not in policy:
+                return
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -53,12 +53,38 @@ async function problemOf(response) {
   return new ApiError(response.status, problem);
 }
 
+/** Milliseconds before try `attempt + 1` of a 503: doubling from 1 s up to 30 s, never less than Retry-After. */
+function backoff(response, attempt) {
+  const growing = Math.min(30_000, 1000 * 2 ** (attempt - 1));
+  const header = (response.headers.get("Retry-After") || "").trim();
+  const asked = /^\d+$/.test(header) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+  return Number.isFinite(asked) ? Math.max(growing, asked) : growing;
+}
+
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+}
+
 /**
  * Call the API: `api("GET", "/v1/me")`, `api("POST", "/v1/alerts", {json: body, headers: {...}})`,
  * `api("POST", path, {text: csv, type: "text/csv"})`. Resolves with the parsed JSON (or null);
  * rejects with an ApiError (or a TypeError when the network fails).
+ *
+ * With `patience` (milliseconds), a 503 (the service's Redis restarting) is sent again as it was,
+ * with the same headers (an alert's Idempotency-Key: it is sent once), after its Retry-After and a
+ * growing backoff, until `patience` has passed; `onWait(seconds)` is told of each wait.
  */
-export async function api(method, path, { json, text, type, headers: extra, query, signal } = {}) {
+export async function api(
+  method,
+  path,
+  { json, text, type, headers: extra, query, signal, patience = 0, onWait = () => {} } = {},
+) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -71,7 +97,14 @@ export async function api(method, path, { json, text, type, headers: extra, quer
     init.body = text;
     init.headers["Content-Type"] = type || "text/plain";
   }
-  const response = await fetch(url, init);
+  const deadline = Date.now() + patience;
+  let response = await fetch(url, init);
+  for (let attempt = 1; response.status === 503 && Date.now() < deadline; attempt++) {
+    const wait = Math.min(backoff(response, attempt), deadline - Date.now());
+    onWait(Math.ceil(wait / 1000));
+    await pause(wait, signal);
+    response = await fetch(url, init);
+  }
   if (response.status === 401) {
     const error = await problemOf(response);
     onUnauthorized(error);

@@ -8,6 +8,8 @@ import { dateTime, money, number, t, tn } from "../i18n.js";
 import { CATEGORIES, errorBox, heading, myPlps } from "../ui.js";
 
 const LANGS = ["fr", "nl", "de", "en"];
+// How long a send waits for a service that answers 503 (its database restarting), trying again with the same key.
+const SEND_PATIENCE_MS = 120_000;
 
 export async function render(main, { me, params, go }) {
   const about = params.get("about");
@@ -160,7 +162,13 @@ export async function render(main, { me, params, go }) {
     try {
       if (payload.urgency === "urgent" && !(await confirmUrgent(payload))) return;
       fill(status, h("p", { class: "muted" }, t("compose.sending")));
-      const alert = await api("POST", "/v1/alerts", { json: payload, headers: { "Idempotency-Key": state.key } });
+      const alert = await api("POST", "/v1/alerts", {
+        json: payload,
+        headers: { "Idempotency-Key": state.key },
+        patience: SEND_PATIENCE_MS,
+        onWait: (seconds) =>
+          fill(status, h("p", { class: "waiting", role: "status" }, t("compose.waiting", { seconds }))),
+      });
       go(`#/alerts/${alert.id}`);
     } catch (error) {
       fill(status, errorBox(error));

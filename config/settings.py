@@ -11,10 +11,17 @@ from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class LogFormat(StrEnum):
@@ -43,10 +50,46 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+def environment_variable(field: str) -> str:
+    """The one environment variable the field ``field`` of ``Settings`` is read from (as the README names it)."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices) and len(alias.choices) == 1, f"{field}: declare it with _env(NAME)"
+    return str(alias.choices[0])
+
+
+class _DocumentedVariables(EnvSettingsSource):
+    """The environment, each field read from its documented variable only, spelled exactly so.
+
+    pydantic-settings would also read a field from its bare name in any case (``PORT``,
+    ``HOST``, ``DATA_DIR``, ``SECRET_KEY``) once ``populate_by_name`` is on: honcho and
+    platforms set ``PORT`` for every process, so ``plp web`` listened where nothing announced.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = environment_variable(field_name)
+        return self.env_vars.get(variable), variable, False
+
+
 class Settings(BaseSettings):
     """Everything configurable about one process of the service."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True)
+    # populate_by_name lets code write Settings(port=...); the environment is read by
+    # _DocumentedVariables alone (see settings_customise_sources), never by field name.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True, case_sensitive=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the documented variables; no .env file and no secrets folder are read."""
+        return init_settings, _DocumentedVariables(settings_cls)
 
     redis_url: str | None = Field(
         default=None,

@@ -13,7 +13,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -48,6 +48,12 @@ MAX_TOKEN_TTL_DAYS = 3650
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port``, as a client on this machine reaches a server listening there."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def environment_variable(field: str) -> str:
@@ -130,9 +136,11 @@ class Settings(BaseSettings):
         description="Processes `plp web` serves the port with (SO_REUSEPORT): one per core for heavy webhook traffic.",
     )
     public_base_url: str = Field(
-        default="http://127.0.0.1:8080",
+        default="",
+        validate_default=True,
         validation_alias=_env("PLP_PUBLIC_BASE_URL"),
-        description="URL at which the service is reached from outside (links, webhooks).",
+        description="URL at which the service is reached from outside (links, webhooks); "
+        "unset: http://PLP_HOST:PLP_PORT, where `plp web` answers on this machine.",
     )
     log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PLP_LOG_FORMAT"))
     log_level: str = Field(
@@ -360,6 +368,18 @@ class Settings(BaseSettings):
             return tuple(str(ip_network(v, strict=False)) for v in value)
         except ValueError as exc:
             raise ValueError(f"PLP_TRUSTED_PROXIES: {exc}") from None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _where_the_service_answers(cls, value: str, info: ValidationInfo) -> str:
+        if value or "host" not in info.data or "port" not in info.data:
+            return value  # a host or port refused is reported on its own
+        return local_url(info.data["host"], info.data["port"])
+
+    @property
+    def local_url(self) -> str:
+        """The URL ``plp web`` answers at on this machine: ``http://PLP_HOST:PLP_PORT``, the wildcard as loopback."""
+        return local_url(self.host, self.port)
 
     @property
     def twilio_configured(self) -> bool:

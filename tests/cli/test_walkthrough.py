@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,13 +25,13 @@ import pytest
 
 from config import Settings
 from dispatcher.redis_server import EmbeddedRedis
+from tests.output import OutputLines
 from tests.readme import quick_start
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN, _, CURL, SEND = quick_start()
 #: A new user's shell: none of the service's variables, and no PORT but what honcho gives each process.
 NOT_SET = ("PLP_", "REDIS_URL", "TWILIO_", "SMTP_", "TELEGRAM_", "PORT", "VIRTUAL_ENV", "PYTHONPATH")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 README_ALERT_ID = "3f0c9a1e5b7d2c48"
 
 
@@ -84,30 +81,11 @@ class Dev:
         )  # fmt: skip
         # In the namespace, the other terminal's commands enter plp dev's network (its loopback).
         self.enter = ["nsenter", "-t", str(self.process.pid), "-U", "-n", "--preserve-credentials"] if network else []
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(ANSI.sub("", line))
-        self.lines.put(None)
+        self.output = OutputLines(self.process, what="plp dev")
 
     def wait_for(self, pattern: str, *, timeout: float = 90) -> re.Match[str]:
         """The first line of plp dev's output (its own, then its processes') matching ``pattern``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"plp dev never printed {pattern!r}:\n{''.join(self.output)}") from None
-            if line is None:
-                raise AssertionError(f"plp dev ended before printing {pattern!r}:\n{''.join(self.output)}")
-            self.output.append(line)
-            if found := re.search(pattern, line):
-                return found
+        return self.output.wait_for(pattern, timeout=timeout)
 
     def terminal(self, command: str, *, input: str | None = None, expect: int = 0) -> str:
         """Run a shell command in the clone, as a user types it in another terminal; its standard output."""
@@ -126,9 +104,7 @@ class Dev:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.reader.join(timeout=10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        self.output.close()
         EmbeddedRedis(self.clone / "var" / "redis").stop()  # if plp dev could not
         shutil.rmtree(self.clone / "var", ignore_errors=True)
 

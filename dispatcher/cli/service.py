@@ -211,6 +211,7 @@ def dev(procfile: Path) -> None:
 
     demo = asyncio.run(seed())
     tokens_file = settings.data_dir / DEMO_TOKENS_FILE
+    tokens_file.parent.mkdir(parents=True, exist_ok=True)  # with REDIS_URL, nothing else made it
     tokens_file.write_text("".join(f"export PLP_{role.value.upper()}_TOKEN={t}\n" for role, t in demo.tokens.items()))
     tokens_file.chmod(0o600)
     _print_welcome(settings, rt.redis_url, demo, tokens_file)
@@ -220,9 +221,10 @@ def dev(procfile: Path) -> None:
         "REDIS_URL": rt.redis_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    honcho = subprocess.Popen(
-        [shutil.which("honcho", path=env["PATH"]) or "honcho", "-f", str(procfile), "start"], env=env
-    )
+    # honcho would also read a .env file of the folder into every process, behind the settings just
+    # read here (the URL announced, the Redis seeded): the processes get this environment only.
+    honcho_command = [shutil.which("honcho", path=env["PATH"]) or "honcho", "start", "-e", os.devnull]
+    honcho = subprocess.Popen([*honcho_command, "-f", str(procfile)], env=env)
     # Ctrl-C reaches honcho too (same process group); SIGTERM is passed on. Either way honcho
     # stops the processes, and the embedded Redis is stopped once they are gone.
     signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))

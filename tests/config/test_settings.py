@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from config import Settings
 from config.settings import environment_variable
+from tests.readme import section
 
 FIELDS = sorted(Settings.model_fields)
 #: A value no field has as its default; valid for some fields, refused by others: either way, it shows.
@@ -46,8 +47,9 @@ def test_a_field_is_not_read_from_its_bare_name(bare_environment: pytest.MonkeyP
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_a_field_is_read_from_its_documented_variable(bare_environment: pytest.MonkeyPatch, field: str) -> None:
-    """The documented variable is read: the field takes its value, or the value is refused naming the variable."""
+    """The variable the README documents is read: the field takes its value, or the value is refused naming it."""
     variable = environment_variable(field)
+    assert f"`{variable}`" in section("Configuration"), f"{variable} is not in the README's configuration table"
     bare_environment.setenv(variable, SENTINEL)
     try:
         value = getattr(Settings(), field)
@@ -55,3 +57,25 @@ def test_a_field_is_read_from_its_documented_variable(bare_environment: pytest.M
         assert [e["loc"] for e in exc.errors()] == [(variable,)], exc
         return
     assert value != getattr(Settings.model_construct(), field), f"{variable}={SENTINEL} did not change {field}"
+
+
+@pytest.mark.parametrize(
+    ("environment", "local", "public"),
+    [
+        ({}, "http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ({"PLP_PORT": "9000"}, "http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ({"PLP_HOST": "0.0.0.0"}, "http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ({"PLP_HOST": "::", "PLP_PORT": "9000"}, "http://[::1]:9000", "http://[::1]:9000"),
+        ({"PLP_HOST": "10.1.2.3"}, "http://10.1.2.3:8080", "http://10.1.2.3:8080"),
+        ({"PLP_PORT": "9000", "PLP_PUBLIC_BASE_URL": "https://plp.example.org"}, "http://127.0.0.1:9000",
+         "https://plp.example.org"),
+    ],
+)  # fmt: skip
+def test_links_point_where_the_service_answers_unless_told_otherwise(
+    bare_environment: pytest.MonkeyPatch, environment: dict[str, str], local: str, public: str
+) -> None:
+    """Without PLP_PUBLIC_BASE_URL, members' links and webhooks use http://PLP_HOST:PLP_PORT, as the CLI does."""
+    for name, value in environment.items():
+        bare_environment.setenv(name, value)
+    settings = Settings()
+    assert (settings.local_url, settings.public_base_url) == (local, public)

@@ -19,7 +19,7 @@ from tests.readme import quick_start
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "tests" / "install-chromium"
-BOILERPLATE = ('set -euo pipefail', 'cd "$(dirname "$0")/.."')
+BOILERPLATE = ("set -euo pipefail", 'cd "$(dirname "$0")/.."')
 INSTALLED = ["apt-get update -qq", "apt-get install -y -qq chromium"]
 
 

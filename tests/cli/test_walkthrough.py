@@ -87,15 +87,15 @@ class Dev:
         """The first line of plp dev's output (its own, then its processes') matching ``pattern``."""
         return self.output.wait_for(pattern, timeout=timeout)
 
-    def terminal(self, command: str, *, input: str | None = None, expect: int = 0) -> str:
-        """Run a shell command in the clone, as a user types it in another terminal; its standard output."""
+    def terminal(self, command: str, *, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a shell command in the clone, as a user types it in another terminal; it must succeed."""
         done = subprocess.run(
             [*self.enter, "bash", "-c", command],
             cwd=self.clone, env=self.env, input=input, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert done.returncode == expect, f"{command}\n-> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"{command}\n-> {done.returncode}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
-        return done.stdout
+        return done
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -150,18 +150,18 @@ def test_the_readme_curl_calls_reach_the_url_plp_dev_announces(dev: Dev) -> None
     base = _announced(dev)
     assert set(re.findall(r"https?://[^/\s']+", CURL)) == {base}, "the README's curl calls go elsewhere"
     post, get, deliveries = CURL.split("\n\n")
-    accepted = json.loads(dev.terminal(post))
+    accepted = json.loads(dev.terminal(post).stdout)
     assert accepted["status"] == "accepted", accepted
     dev.terminal(f".venv/bin/plp alert watch {accepted['id']} --as police --timeout 60")
     same_terminal = "source var/demo-tokens.env\n"  # the first call's terminal keeps its variables
-    alert = json.loads(dev.terminal(same_terminal + get.replace(README_ALERT_ID, accepted["id"])))
+    alert = json.loads(dev.terminal(same_terminal + get.replace(README_ALERT_ID, accepted["id"])).stdout)
     assert alert["status"] == "completed" and alert["counts"]["total"] == 13, alert
-    sms = json.loads(dev.terminal(same_terminal + deliveries.replace(README_ALERT_ID, accepted["id"])))
+    sms = json.loads(dev.terminal(same_terminal + deliveries.replace(README_ALERT_ID, accepted["id"])).stdout)
     assert sms["items"] and {d["channel"] for d in sms["items"]} == {"sms"}, sms
     outbox = [json.loads(line) for line in (dev.clone / "var" / "outbox.jsonl").read_text().splitlines()]
     links = [url for m in outbox if m["channel"] == "email" for url in re.findall(r"https?://\S+", m["text"])]
     assert links and all(url.startswith(f"{base}/v1/") for url in links), links
-    assert dev.terminal(f"curl -s -o /dev/null -w '%{{http_code}}' '{links[0]}'") == "200"
+    assert dev.terminal(f"curl -s -o /dev/null -w '%{{http_code}}' '{links[0]}'").stdout == "200"
 
 
 @pytest.mark.slow
@@ -170,11 +170,12 @@ def test_the_readme_alert_send_reaches_the_service_with_no_api_given(dev: Dev) -
     itself, asks for URGENT and follows the alert to completion; the coordinator then sees it and its report."""
     _announced(dev)
     sent = dev.terminal(SEND, input="URGENT\n")
-    assert "Members reached: 6" in sent
-    assert re.search(r"^alert \w+ completed [\d.]+ s after it was posted: \d+ deliveries$", sent, re.MULTILINE), sent
-    status = dev.terminal(".venv/bin/plp status")
+    assert "Members reached: 6" in sent.stdout and "using the demo police token" in sent.stderr
+    completed = re.search(r"^alert \w+ completed [\d.]+ s after it was posted: \d+ deliveries$", sent.stdout, re.M)
+    assert completed, sent.stdout
+    status = dev.terminal(".venv/bin/plp status").stdout
     assert re.search(r"^urgent +\S+ +0 ", status, re.MULTILINE), status
-    listed = dev.terminal(".venv/bin/plp alert list --as coordinator")
+    listed = dev.terminal(".venv/bin/plp alert list --as coordinator").stdout
     assert re.search(r" urgent +burglary +demo +completed ", listed), listed
-    report = dev.terminal(".venv/bin/plp report --plp demo --as coordinator")
+    report = dev.terminal(".venv/bin/plp report --plp demo --as coordinator").stdout
     assert report.startswith("# Annual evaluation ") and "| urgent | 1 |" in report

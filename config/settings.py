@@ -11,10 +11,17 @@ from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class LogFormat(StrEnum):
@@ -43,10 +50,52 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+def local_url(host: str, port: int) -> str:
+    """``http://host:port``, as a client on this machine reaches a server listening there."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def environment_variable(field: str) -> str:
+    """The one environment variable the field ``field`` of ``Settings`` is read from (as the README names it)."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices) and len(alias.choices) == 1, f"{field}: declare it with _env(NAME)"
+    return str(alias.choices[0])
+
+
+class _DocumentedVariables(EnvSettingsSource):
+    """The environment, each field read from its documented variable only, spelled exactly so.
+
+    pydantic-settings would also read a field from its bare name in any case (``PORT``,
+    ``HOST``, ``DATA_DIR``, ``SECRET_KEY``) once ``populate_by_name`` is on: honcho and
+    platforms set ``PORT`` for every process, so ``plp web`` listened where nothing announced.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = environment_variable(field_name)
+        return self.env_vars.get(variable), variable, False
+
+
 class Settings(BaseSettings):
     """Everything configurable about one process of the service."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True)
+    # populate_by_name lets code write Settings(port=...); the environment is read by
+    # _DocumentedVariables alone (see settings_customise_sources), never by field name.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True, case_sensitive=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the documented variables; no .env file and no secrets folder are read."""
+        return init_settings, _DocumentedVariables(settings_cls)
 
     redis_url: str | None = Field(
         default=None,
@@ -87,9 +136,11 @@ class Settings(BaseSettings):
         description="Processes `plp web` serves the port with (SO_REUSEPORT): one per core for heavy webhook traffic.",
     )
     public_base_url: str = Field(
-        default="http://127.0.0.1:8080",
+        default="",
+        validate_default=True,
         validation_alias=_env("PLP_PUBLIC_BASE_URL"),
-        description="URL at which the service is reached from outside (links, webhooks).",
+        description="URL at which the service is reached from outside (links, webhooks); "
+        "unset: http://PLP_HOST:PLP_PORT, where `plp web` answers on this machine.",
     )
     log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PLP_LOG_FORMAT"))
     log_level: str = Field(
@@ -317,6 +368,18 @@ class Settings(BaseSettings):
             return tuple(str(ip_network(v, strict=False)) for v in value)
         except ValueError as exc:
             raise ValueError(f"PLP_TRUSTED_PROXIES: {exc}") from None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _where_the_service_answers(cls, value: str, info: ValidationInfo) -> str:
+        if value or "host" not in info.data or "port" not in info.data:
+            return value  # a host or port refused is reported on its own
+        return local_url(info.data["host"], info.data["port"])
+
+    @property
+    def local_url(self) -> str:
+        """The URL ``plp web`` answers at on this machine: ``http://PLP_HOST:PLP_PORT``, the wildcard as loopback."""
+        return local_url(self.host, self.port)
 
     @property
     def twilio_configured(self) -> bool:

@@ -9,7 +9,6 @@ write), so an alert answered 202 survives a crash or a restart of the machine.
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -106,7 +105,7 @@ class EmbeddedRedis:
         if self.socket.exists():
             self.socket.unlink()  # left by a server that died
         log.info("redis.embedded.starting", folder=str(self.folder))
-        subprocess.run([executable, str(config)], check=True, env={**os.environ})
+        subprocess.run([executable, str(config)], check=True)
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while not self._answers():
             if time.monotonic() > deadline:

@@ -58,12 +58,7 @@ class Connection:
 
     @functools.cached_property
     def base_url(self) -> str:
-        if self.api_url:
-            url = self.api_url.rstrip("/")
-        else:
-            settings = cli_settings(logging=False)
-            host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-            url = f"http://{host}:{settings.port}"
+        url = self.api_url.rstrip("/") if self.api_url else cli_settings(logging=False).local_url
         if not re.match(r"^https?://[^/\s]+", url):
             raise click.BadParameter(f"{url!r} is not a URL like http://127.0.0.1:8080", param_hint="--api")
         host = urlsplit(url).hostname or ""

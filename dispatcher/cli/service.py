@@ -10,14 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import structlog
 from aiohttp import web
 
 from channels.base import ChannelError
 from config import Settings
+from config.settings import local_url
 from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings
 from dispatcher.models import Role
 
@@ -26,10 +29,17 @@ if TYPE_CHECKING:
 
 DEMO_TOKENS_FILE = "demo-tokens.env"
 
+log = structlog.get_logger(__name__)
+
 
 @click.command("web", context_settings=CONTEXT, short_help="Run the HTTP API.")
 def serve_web() -> None:
-    """Run the HTTP API on PLP_HOST:PLP_PORT (default 127.0.0.1:8080).
+    """Run the HTTP API on PLP_HOST:PLP_PORT (default 127.0.0.1:8080), and say so (web.listening).
+
+    PORT is not read, even when PLP_PORT is unset: Procfile runners set it for every process
+    (honcho: 5000), so it would move the API away from PLP_PORT and PLP_PUBLIC_BASE_URL. On a
+    platform that routes to $PORT, write the Procfile's line as
+    web: PLP_HOST=0.0.0.0 PLP_PORT=$PORT plp web
 
     Redis is REDIS_URL, or the embedded Redis in PLP_DATA_DIR when it is unset. Run as many
     web processes as needed behind a proxy: they share everything through Redis.
@@ -68,9 +78,18 @@ def _serve(settings: Settings, reuse_port: bool) -> None:
 
     app = create_app(cli_runtime(settings))
     if settings.listen_fd is not None:  # connections already wait in its backlog: served as soon as the app is up
-        web.run_app(app, sock=socket.socket(fileno=settings.listen_fd), print=None)
+        sock = socket.socket(fileno=settings.listen_fd)
+        host, port = sock.getsockname()[:2]
+        web.run_app(app, sock=sock, print=_listening(local_url(host, port)))
         return
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, print=None)
+    web.run_app(
+        app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, print=_listening(settings.local_url)
+    )
+
+
+def _listening(url: str) -> Callable[[str], None]:
+    """What aiohttp calls once the socket is bound and the app started: one event saying where the API answers."""
+    return lambda _: log.info("web.listening", url=url, pid=os.getpid())
 
 
 @click.command(context_settings=CONTEXT, short_help="Run a worker of one lane (urgent or general).")
@@ -192,6 +211,7 @@ def dev(procfile: Path) -> None:
 
     demo = asyncio.run(seed())
     tokens_file = settings.data_dir / DEMO_TOKENS_FILE
+    tokens_file.parent.mkdir(parents=True, exist_ok=True)  # with REDIS_URL, nothing else made it
     tokens_file.write_text("".join(f"export PLP_{role.value.upper()}_TOKEN={t}\n" for role, t in demo.tokens.items()))
     tokens_file.chmod(0o600)
     _print_welcome(settings, rt.redis_url, demo, tokens_file)
@@ -201,9 +221,10 @@ def dev(procfile: Path) -> None:
         "REDIS_URL": rt.redis_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    honcho = subprocess.Popen(
-        [shutil.which("honcho", path=env["PATH"]) or "honcho", "-f", str(procfile), "start"], env=env
-    )
+    # honcho would also read a .env file of the folder into every process, behind the settings just
+    # read here (the URL announced, the Redis seeded): the processes get this environment only.
+    honcho_command = [shutil.which("honcho", path=env["PATH"]) or "honcho", "start", "-e", os.devnull]
+    honcho = subprocess.Popen([*honcho_command, "-f", str(procfile)], env=env)
     # Ctrl-C reaches honcho too (same process group); SIGTERM is passed on. Either way honcho
     # stops the processes, and the embedded Redis is stopped once they are gone.
     signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
@@ -221,7 +242,7 @@ def dev(procfile: Path) -> None:
 
 
 def _print_welcome(settings: Settings, redis_url: str, demo: Demo, tokens_file: Path) -> None:
-    base = f"http://{settings.host}:{settings.port}"
+    base = settings.local_url
     click.echo(
         f"""
 plp-dispatch is starting at {base}  (Redis: {redis_url})

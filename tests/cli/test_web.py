@@ -1,12 +1,19 @@
-"""``plp web`` on a socket handed down to it, from several processes (PLP_WEB_PROCESSES), stopping together."""
+"""``plp web`` on a socket handed down to it, from several processes (PLP_WEB_PROCESSES), stopping together; on a
+platform's ``$PORT`` through the Procfile line the README gives."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
-from tests.support import start_web, until
+from tests.output import OutputLines
+from tests.readme import section
+from tests.support import free_port, start_web, until
 
 
 def _children(pid: int) -> list[int]:
@@ -48,3 +55,32 @@ async def test_web_processes_share_the_port_and_stop_with_their_parent(redis_url
         web.wait(timeout=15)
     assert web.returncode == 0
     await until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout=10, what="children gone")
+
+
+async def test_the_readme_procfile_line_serves_a_platforms_port(redis_url: str, tmp_path: Path) -> None:
+    """plp web reads no PORT, so the README gives a platform's Procfile line that maps $PORT: it listens there."""
+    line = re.search(r"`web: (PLP_HOST=0\.0\.0\.0 PLP_PORT=\$PORT plp web)`", section("Command line"))
+    assert line, "the README gives no Procfile line for a platform's $PORT"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLP_", "PORT"))}
+    env |= {
+        "PORT": str(port),  # as the platform sets it
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        "REDIS_URL": redis_url,
+        "PLP_DATA_DIR": str(tmp_path),
+        "PLP_KEY_PREFIX": "plptest:",
+        "PLP_LOG_FORMAT": "json",
+    }
+    web = subprocess.Popen(
+        ["sh", "-c", line[1]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip  # a platform runs the Procfile's command with sh, and stops its process group
+    output = OutputLines(web, what="plp web")
+    try:
+        listening = output.wait_for(r'"event": "web\.listening"', timeout=30).string
+        assert f'"url": "http://127.0.0.1:{port}"' in listening, listening
+        assert _healthy(f"http://127.0.0.1:{port}")
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=15)
+        output.close()

@@ -2,7 +2,7 @@
 them (Debian's, driven by Playwright), a fresh browser context per test, and the screenshots folder.
 
 Chromium is required: without ``/usr/bin/chromium`` (or ``PLP_CHROMIUM``) these tests fail, they
-are not skipped (``.ci/run`` installs it).
+are not skipped (``tests/run``, the README's test command, installs it).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def stage(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install chromium) or set PLP_CHROMIUM"
+        f"{CHROMIUM} is missing: run the tests with tests/run, which installs Debian's Chromium, or set PLP_CHROMIUM"
     )
     with sync_playwright() as driver:
         yield driver

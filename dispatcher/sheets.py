@@ -578,6 +578,8 @@ def _expected() -> str:
 
 
 def _blank(cells: Sequence[Any]) -> bool:
+    if not any(cells):  # the common case, in C: the empty rows a workbook pads its gaps with
+        return True
     return all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells)
 
 

@@ -224,10 +224,14 @@ async def _import_body(request: web.Request) -> _Upload:
         raise Problem(
             413,
             "File too large",
-            f"the file is larger than the {limit / 1_048_576:.1f} MiB the service takes at once: split the sheet, "
+            f"the file is larger than the {_size(limit)} the service takes at once: split the sheet, "
             "or remove what is not members' columns (pictures, other sheets)",
         ) from None
     return _Upload(media_type, request.charset, data)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_048_576:.1f} MiB" if count >= 1_048_576 else f"{count / 1024:.0f} KiB"
 
 
 async def _import_rows(call: Call, plp: Plp, upload: _Upload) -> tuple[list[tuple[int, Any]], ImportSource | None]:

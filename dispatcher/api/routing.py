@@ -194,9 +194,11 @@ def json_body(data: bytes, charset: str | None) -> Any:
 
 def _check_charset(request: web.Request) -> None:
     """Refuse a body in a charset Python does not know (aiohttp would fail decoding it), whatever the route."""
-    try:
-        b"".decode(request.charset or "utf-8")  # raises LookupError for an unknown or non-text codec (base64)
-    except (LookupError, ValueError):
+    try:  # LookupError for an unknown or non-text codec (base64); an empty input would not look the codec up
+        b"-".decode(request.charset or "utf-8")
+    except ValueError:
+        pass
+    except LookupError:
         raise Problem(415, "Unsupported media type", f"unknown charset {request.charset!r}: send UTF-8 text") from None
 
 

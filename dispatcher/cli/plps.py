@@ -336,13 +336,13 @@ def members_group() -> None:
 
 @members_group.command("import", context_settings=CONTEXT, short_help="Import a CSV or Excel sheet, with a row report.")
 @click.argument("plp_id")
-@click.argument("sheet_file", metavar="FILE", type=click.File("rb"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--sheet", "sheet_name", metavar="NAME", help="The workbook's sheet (tab) to read; default: the first.")
 @click.option("--dry-run", is_flag=True, help="Check every row and print the same report, writing nothing.")
 @json_option
 @api_options
 def import_members(
-    *, connection: Connection, plp_id: str, sheet_file: Any, sheet_name: str | None, dry_run: bool, as_json: bool
+    *, connection: Connection, plp_id: str, file: Any, sheet_name: str | None, dry_run: bool, as_json: bool
 ) -> None:
     """Import the members of FILE (- for standard input) into the PLP PLP_ID; print the row report.
 
@@ -363,7 +363,7 @@ def import_members(
     """
     from dispatcher.sheets import media_type_of  # the sheet module loads openpyxl: only for this command
 
-    data = sheet_file.read()
+    data = file.read()
     query = {"dry_run": "true"} if dry_run else {}
     query |= {"sheet": sheet_name} if sheet_name else {}
 

@@ -55,10 +55,11 @@ async function problemOf(response) {
 
 /**
  * Call the API: `api("GET", "/v1/me")`, `api("POST", "/v1/alerts", {json: body, headers: {...}})`,
- * `api("POST", path, {text: csv, type: "text/csv"})`. Resolves with the parsed JSON (or null);
+ * `api("POST", path, {text: csv, type: "text/csv"})`, `api("POST", path, {bytes: await file.arrayBuffer(), type})`
+ * (a file's bytes as they are: the server reads their encoding). Resolves with the parsed JSON (or null);
  * rejects with an ApiError (or a TypeError when the network fails).
  */
-export async function api(method, path, { json, text, type, headers: extra, query, signal } = {}) {
+export async function api(method, path, { json, text, bytes, type, headers: extra, query, signal } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -70,6 +71,9 @@ export async function api(method, path, { json, text, type, headers: extra, quer
   } else if (text !== undefined) {
     init.body = text;
     init.headers["Content-Type"] = type || "text/plain";
+  } else if (bytes !== undefined) {
+    init.body = bytes;
+    init.headers["Content-Type"] = type || "application/octet-stream";
   }
   const response = await fetch(url, init);
   if (response.status === 401) {

@@ -192,6 +192,17 @@ def json_body(data: bytes, charset: str | None) -> Any:
         ) from None
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of a form post (``application/x-www-form-urlencoded``); raises a 400 problem for bad bytes."""
+    try:
+        return {key: str(value) for key, value in (await request.post()).items()}
+    except ValueError as exc:  # aiohttp decodes the fields strictly in the declared charset (default UTF-8)
+        reason = f"not {exc.encoding} text" if isinstance(exc, UnicodeDecodeError) else "not readable"
+        raise Problem(
+            400, "Malformed form", "the form cannot be read", errors=[{"field": "body", "reason": reason}]
+        ) from None
+
+
 def _check_charset(request: web.Request) -> None:
     """Refuse a body in a charset Python does not know (aiohttp would fail decoding it), whatever the route."""
     try:  # LookupError for an unknown or non-text codec (base64); an empty input would not look the codec up

@@ -153,7 +153,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         call = Call(request=request, actor=actor)
         if op.query is not None:
             call.query = _validate(op.query, dict(request.query), "query")
-        _check_charset(request)
+        if request.body_exists:
+            _check_charset(request)
         if op.body_reader is not None:
             call.body = await op.body_reader(request)
         elif op.body is not None and not op.body_required and not await _has_body(request):

@@ -7,8 +7,6 @@ than creating a second person, so an alert to overlapping PLPs reaches them once
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +16,6 @@ from dispatcher.contacts import InvalidContact, normalise_mobile
 from dispatcher.models import ChannelName, Member, MemberIn, MemberPatch, MemberStatus, Plp
 from dispatcher.store import Conflict, Store, new_id
 from dispatcher.validation import field_errors
-
-CSV_COLUMNS = ("name", "phone", "email", "language", "channels")
 
 
 class RowError(Exception):
@@ -101,30 +97,6 @@ async def change(store: Store, member: Member, patch: MemberPatch, *, region: st
     return updated
 
 
-def csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV export as ``(line number, fields)``; blank cells are left out.
-
-    ``channels`` is a list separated by ``;`` or ``|``. Raises ``RowError`` if the header
-    names no known column.
-    """
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if not header or unknown:
-        reason = f"unknown column(s) {', '.join(unknown)}; " if unknown else ""
-        raise RowError([{"field": "header", "reason": f"{reason}expected some of: {', '.join(CSV_COLUMNS)}"}])
-    reader.fieldnames = header
-    rows = []
-    for fields in reader:
-        row: dict[str, Any] = {k: v.strip() for k, v in fields.items() if k is not None and v and v.strip()}
-        if None in fields:  # more cells than columns
-            row["_extra"] = fields[None]
-        if "channels" in row:
-            row["channels"] = [c.strip().lower() for c in row["channels"].replace("|", ";").split(";") if c.strip()]
-        rows.append((reader.line_num, row))
-    return rows
-
-
 async def import_rows(
     store: Store, plp: Plp, rows: list[tuple[int, Any]], *, region: str, dry_run: bool = False
 ) -> tuple[list[tuple[int, Member, bool]], list[tuple[int, list[dict[str, str]]]]]:
@@ -172,10 +144,10 @@ async def import_rows(
 
 
 def _row_member(fields: Any) -> MemberIn:
+    if isinstance(fields, RowError):  # a sheet's row with a cell that could not be read
+        raise fields
     if not isinstance(fields, dict):
         raise RowError([{"field": "row", "reason": "each row must be an object with the member's fields"}])
-    if "_extra" in fields:
-        raise RowError([{"field": "row", "reason": "more cells than columns"}])
     try:
         return MemberIn.model_validate(fields)
     except ValidationError as exc:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import audience, export, membership
+from dispatcher import audience, export, membership, sheets
 from dispatcher.api import guards
 from dispatcher.api.audit import changed, left, note
 from dispatcher.api.problems import Problem
-from dispatcher.api.routing import Call, Reply, read_json
-from dispatcher.api.services import api, services
-from dispatcher.api.views import ImportedRow, ImportReport, MemberPage, MemberView, PageQuery, Query, RejectedRow
+from dispatcher.api.routing import Call, Reply, json_body
+from dispatcher.api.services import SERVICES, api, services
+from dispatcher.api.views import (
+    ImportedRow,
+    ImportReport,
+    ImportSource,
+    MemberPage,
+    MemberView,
+    PageQuery,
+    Query,
+    RejectedRow,
+)
 from dispatcher.audit import Action
 from dispatcher.contacts import InvalidContact
 from dispatcher.export import MemberExport
@@ -25,12 +37,27 @@ class ImportQuery(Query):
     dry_run: bool = Field(
         default=False, description="Check the rows and answer the same report, writing nothing (a preview)"
     )
+    sheet: str | None = Field(
+        default=None, max_length=100, description="An Excel workbook's sheet (tab) to read; default: the first one"
+    )
 
 
 class ImportRequest(BaseModel):
-    """Members to import; each row is checked on its own. CSV (text/csv) is accepted too."""
+    """Members to import; each row is checked on its own. A sheet is accepted too: CSV or an Excel workbook."""
 
     members: list[dict[str, Any]] = Field(description="Rows with the fields of MemberIn")
+
+
+_SHEET_COLUMNS = "Columns: " + ", ".join(sheets.COLUMNS) + " (or their names in French, Dutch or German)"
+#: The import's other media types, as the document lists them (the bytes decide how a sheet is read).
+SHEET_CONTENT = {
+    "text/csv": {"schema": {"type": "string", "description": _SHEET_COLUMNS + "; separated by , ; or tab"}},
+    "text/tab-separated-values": {"schema": {"type": "string", "description": _SHEET_COLUMNS}},
+    sheets.XLSX: {"schema": {"type": "string", "format": "binary", "description": _SHEET_COLUMNS}},
+    "application/octet-stream": {
+        "schema": {"type": "string", "format": "binary", "description": "A CSV file or an Excel workbook"}
+    },
+}
 
 
 def view(member: Member, actor: Actor, last: audience.LastAcknowledgement | None = None) -> MemberView:
@@ -164,14 +191,63 @@ async def export_member(call: Call) -> Reply:
     return Reply(200, data, {"Cache-Control": "no-store"})
 
 
-async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
-    """Rows of a JSON or CSV import, numbered: array index for JSON, line number for CSV."""
-    if request.content_type == "text/csv":
-        try:
-            return membership.csv_rows(await request.text())
-        except membership.RowError as exc:
-            raise Problem(422, "Invalid CSV", str(exc), errors=exc.errors) from None
-    data = await read_json(request)
+@dataclass(frozen=True)
+class _Upload:
+    """An import's body as received: read (and checked) by the handler, once the caller may import."""
+
+    media_type: str
+    charset: str | None
+    data: bytes
+
+
+async def _import_body(request: web.Request) -> _Upload:
+    """The bytes of a JSON or sheet import; 415 for another media type, 413 past the body limit."""
+    media_type = request.content_type.lower()
+    if media_type != "application/json" and media_type not in sheets.SHEET_TYPES:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"send JSON (application/json), CSV (text/csv) or an Excel workbook ({sheets.XLSX}), "
+            f"not {request.content_type!r}",
+        )
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVICES].runtime.settings.max_body_bytes
+        raise Problem(
+            413,
+            "File too large",
+            f"the file is larger than the {_size(limit)} the service takes at once: split the sheet, "
+            "or remove what is not members' columns (pictures, other sheets)",
+        ) from None
+    return _Upload(media_type, request.charset, data)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_048_576:.1f} MiB" if count >= 1_048_576 else f"{count / 1024:.0f} KiB"
+
+
+async def _import_rows(call: Call, plp: Plp, upload: _Upload) -> tuple[list[tuple[int, Any]], ImportSource | None]:
+    """Rows of a JSON import (numbered from 0) or of a sheet (numbered as the sheet numbers them)."""
+    settings = services(call).runtime.settings
+    if upload.media_type == "application/json":
+        return _json_rows(json_body(upload.data, upload.charset), settings.max_import_rows), None
+    try:
+        sheet = await asyncio.to_thread(  # parsing a large workbook must not hold up the event loop (urgent alerts)
+            sheets.read_sheet,
+            upload.data,
+            charset=upload.charset,
+            sheet=call.query.sheet,
+            region=settings.default_region,
+            zone=plp.timezone,
+            max_rows=settings.max_import_rows,
+        )
+    except sheets.SheetError as exc:
+        raise Problem(exc.status, exc.title, exc.detail, errors=exc.errors) from None
+    return list(sheet.rows), ImportSource.model_validate(dataclasses.asdict(sheet.source))
+
+
+def _json_rows(data: Any, limit: int) -> list[tuple[int, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("members"), list) or set(data) - {"members"}:
         raise Problem(
             422,
@@ -179,6 +255,8 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
             'expected {"members": [...]}',
             errors=[{"field": "body.members", "reason": "a list of rows is required"}],
         )
+    if len(data["members"]) > limit:
+        raise Problem(413, "Too many rows", f"{len(data['members'])} rows; import at most {limit} at once")
     return list(enumerate(data["members"]))
 
 
@@ -192,17 +270,13 @@ async def _import_body(request: web.Request) -> list[tuple[int, Any]]:
     query=ImportQuery,
     body_reader=_import_body,
     authorize=guards.member_manager,
-    extra_content={
-        "text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(membership.CSV_COLUMNS)}}
-    },
+    extra_content=SHEET_CONTENT,
     responses={200: ImportReport},
 )
 async def import_members(call: Call) -> Reply:
     plp: Plp = call.scope
-    svc, rows = services(call), call.body
-    limit = svc.runtime.settings.max_import_rows
-    if len(rows) > limit:
-        raise Problem(413, "Too many rows", f"{len(rows)} rows; import at most {limit} at once")
+    svc = services(call)
+    rows, source = await _import_rows(call, plp, call.body)
     dry_run = call.query.dry_run
     imported, rejected = await membership.import_rows(
         svc.store, plp, rows, region=svc.runtime.settings.default_region, dry_run=dry_run
@@ -219,5 +293,6 @@ async def import_members(call: Call) -> Reply:
             ],
             rejected=[RejectedRow(row=row, errors=errors) for row, errors in rejected],
             dry_run=dry_run,
+            source=source,
         ),
     )

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 
 from dispatcher.api.problems import Problem
-from dispatcher.api.routing import Call, Reply
+from dispatcher.api.routing import Call, Reply, read_form
 from dispatcher.api.services import api, services
 from dispatcher.compose import templates
 from dispatcher.export import MemberExport, export_member
@@ -52,7 +52,7 @@ async def _receipt_target(call: Call) -> tuple[str, Member] | None:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    return {k: str(v) for k, v in (await request.post()).items()}
+    return await read_form(request)
 
 
 @api.operation(

@@ -179,6 +179,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             call.scope = await op.authorize(call)
         if op.query is not None:
             call.query = _validate(op.query, dict(request.query), "query")
+        if request.body_exists:
+            _check_charset(request)
         if op.body_reader is not None:
             call.body = await op.body_reader(request)
         elif op.body is not None and not op.body_required and not await _has_body(request):
@@ -204,13 +206,42 @@ async def read_json(request: web.Request) -> Any:
             "Unsupported media type",
             f"send JSON with Content-Type: application/json, not {request.content_type!r}",
         )
+    return json_body(await request.read(), request.charset)
+
+
+def json_body(data: bytes, charset: str | None) -> Any:
+    """The value of a JSON body in ``charset`` (default UTF-8); raises a 400 problem naming what is wrong."""
     try:
-        return json.loads(await request.text())
+        return json.loads(data.decode(charset or "utf-8"))
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, integer too long
-        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else f"not readable: {type(exc).__name__}"
+        if isinstance(exc, UnicodeDecodeError):
+            reason = f"not {exc.encoding} text: byte {exc.start} cannot be read"
+        else:
+            reason = str(exc) if isinstance(exc, json.JSONDecodeError) else f"not readable: {type(exc).__name__}"
         raise Problem(
             400, "Malformed JSON", "the body is not valid JSON", errors=[{"field": "body", "reason": reason}]
         ) from None
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of a form post (``application/x-www-form-urlencoded``); raises a 400 problem for bad bytes."""
+    try:
+        return {key: str(value) for key, value in (await request.post()).items()}
+    except ValueError as exc:  # aiohttp decodes the fields strictly in the declared charset (default UTF-8)
+        reason = f"not {exc.encoding} text" if isinstance(exc, UnicodeDecodeError) else "not readable"
+        raise Problem(
+            400, "Malformed form", "the form cannot be read", errors=[{"field": "body", "reason": reason}]
+        ) from None
+
+
+def _check_charset(request: web.Request) -> None:
+    """Refuse a body in a charset Python does not know (aiohttp would fail decoding it), whatever the route."""
+    try:  # LookupError for an unknown or non-text codec (base64); an empty input would not look the codec up
+        b"-".decode(request.charset or "utf-8")
+    except ValueError:
+        pass
+    except LookupError:
+        raise Problem(415, "Unsupported media type", f"unknown charset {request.charset!r}: send UTF-8 text") from None
 
 
 async def _has_body(request: web.Request) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -92,12 +92,24 @@ class RejectedRow(BaseModel):
     errors: list[dict[str, str]]
 
 
+class ImportSource(BaseModel):
+    """How an uploaded sheet was read, so that a wrong guess shows."""
+
+    format: Literal["csv", "xlsx"]
+    header_row: int = Field(description="The sheet's row holding the column names; rows count from 1 as in the sheet")
+    encoding: str | None = Field(default=None, description="CSV: the text encoding the file was read in")
+    delimiter: str | None = Field(default=None, description="CSV: the column separator found")
+    sheet: str | None = Field(default=None, description="Workbook: the sheet (tab) read")
+    sheets: list[str] = Field(default_factory=list, description="Workbook: its visible sheets, to pick another")
+
+
 class ImportReport(BaseModel):
     """Which rows were imported and which were rejected, and why."""
 
     imported: list[ImportedRow]
     rejected: list[RejectedRow]
     dry_run: bool = Field(default=False, description="True if nothing was written: the report of an import to come")
+    source: ImportSource | None = Field(default=None, description="How an uploaded sheet was read (none for JSON)")
 
 
 class StatusCounts(BaseModel):

@@ -21,7 +21,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from dispatcher.api.problems import Problem
-from dispatcher.api.routing import Call, Reply
+from dispatcher.api.routing import Call, Reply, read_form
 from dispatcher.api.services import api, services
 from dispatcher.compose import ACK_PREFIX
 from dispatcher.models import ChannelName, DeliveryStatus, Language
@@ -69,7 +69,7 @@ _PERSON_ANSWERED = frozenset({"human", "unknown"})
 async def _form(request: web.Request) -> dict[str, str]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise Problem(415, "Unsupported media type", "Twilio posts application/x-www-form-urlencoded")
-    return {k: str(v) for k, v in (await request.post()).items()}
+    return await read_form(request)
 
 
 async def _twilio_params(call: Call) -> dict[str, str]:

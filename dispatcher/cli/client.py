@@ -172,7 +172,7 @@ class ApiClient:
         path: str,
         *,
         json_body: Any = None,
-        text_body: str | None = None,
+        text_body: str | bytes | None = None,
         content_type: str = "application/json",
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -218,7 +218,7 @@ class ApiClient:
     ) -> Answer:
         url = self.connection.base_url + path
         sent = dict(headers or {})
-        data: str | None = None
+        data: str | bytes | None = None
         if json_body is not None:
             data = json.dumps(json_body)
         elif text_body is not None:

@@ -329,43 +329,49 @@ def _quiet_hours(value: str, name: str) -> dict[str, str] | None:
     return {"start": found[1].zfill(5), "end": found[2].zfill(5)}
 
 
-@click.group("members", context_settings=CONTEXT, short_help="A PLP's members: import a CSV, list.")
+@click.group("members", context_settings=CONTEXT, short_help="A PLP's members: import a sheet, list.")
 def members_group() -> None:
-    """A PLP's members (admin, or its coordinators): import a CSV sheet, list them."""
+    """A PLP's members (admin, or its coordinators): import a sheet (CSV or Excel), list them."""
 
 
-@members_group.command("import", context_settings=CONTEXT, short_help="Import members from CSV, with a row report.")
+@members_group.command("import", context_settings=CONTEXT, short_help="Import a CSV or Excel sheet, with a row report.")
 @click.argument("plp_id")
-@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("rb"))
+@click.option("--sheet", "sheet_name", metavar="NAME", help="The workbook's sheet (tab) to read; default: the first.")
 @click.option("--dry-run", is_flag=True, help="Check every row and print the same report, writing nothing.")
 @json_option
 @api_options
-def import_members(*, connection: Connection, plp_id: str, csv_file: Any, dry_run: bool, as_json: bool) -> None:
-    """Import the members of CSV_FILE (- for standard input) into the PLP PLP_ID; print the row report.
+def import_members(
+    *, connection: Connection, plp_id: str, file: Any, sheet_name: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import the members of FILE (- for standard input) into the PLP PLP_ID; print the row report.
 
-    Columns: name, phone, email, language, channels (separated by ;). Each row is checked on
-    its own: a bad row is reported with its line and reason and never drops its neighbours.
-    Someone already a member elsewhere (same phone or e-mail) is linked, not duplicated.
-    Exit status 0 when every row was imported, 3 when some were rejected.
+    FILE is a CSV as any spreadsheet saves it (separated by , ; or tab; UTF-8, UTF-16 or
+    Windows-1252) or an Excel workbook (.xlsx). Columns: name (or first name and name), phone,
+    email, language, channels, consent_at, named in English, French, Dutch or German. Each
+    row is checked on its own: a bad row is reported with its line of the sheet and the reason
+    and never drops its neighbours. Someone already a member elsewhere (same phone or e-mail)
+    is linked, not duplicated. Exit status 0 when every row was imported, 3 when some were rejected.
 
     \b
-    Example (a sheet exported as CSV):
-      name,phone,email,language,channels
-      Anne Dubois,0470 12 34 56,anne@example.org,fr,sms;email
+    Example (a sheet saved by Excel as "CSV (separator: ;)"):
+      Nom;Téléphone;E-mail;Langue;Canaux
+      Anne Dubois;0470 12 34 56;anne@example.org;fr;sms, e-mail
     \b
       plp members import parc members.csv --dry-run   # the report, nothing written
-      plp members import parc members.csv
+      plp members import parc members.xlsx --sheet Membres
     """
-    try:
-        text = csv_file.read()
-    except UnicodeDecodeError:
-        raise click.BadParameter(
-            f'{csv_file.name} is not UTF-8 text: save the sheet as "CSV UTF-8"', param_hint="CSV_FILE"
-        ) from None
+    from dispatcher.sheets import media_type_of  # the sheet module loads openpyxl: only for this command
+
+    data = file.read()
+    query = {"dry_run": "true"} if dry_run else {}
+    query |= {"sheet": sheet_name} if sheet_name else {}
 
     async def work(api: ApiClient) -> Any:
-        path, params = f"/v1/plps/{plp_id}/members/import", {"dry_run": "true"} if dry_run else None
-        return (await api.call("POST", path, text_body=text, content_type="text/csv", params=params)).body
+        path = f"/v1/plps/{plp_id}/members/import"
+        return (
+            await api.call("POST", path, text_body=data, content_type=media_type_of(data), params=query or None)
+        ).body
 
     report = run_api(connection, work)
     if as_json:
@@ -377,7 +383,7 @@ def import_members(*, connection: Connection, plp_id: str, csv_file: Any, dry_ru
 
 
 def _echo_import_report(report: dict[str, Any], *, dry_run: bool) -> None:
-    imported, rejected = report["imported"], report["rejected"]
+    imported, rejected, source = report["imported"], report["rejected"], report.get("source") or {}
     linked = sum(1 for row in imported if row["existing"])
     total = len(imported) + len(rejected)
     click.echo(
@@ -386,10 +392,22 @@ def _echo_import_report(report: dict[str, Any], *, dry_run: bool) -> None:
         + (f" ({linked} already members of another PLP, linked)" if linked else "")
     )
     if rejected:
-        click.echo(f"rejected {len(rejected)} rows (line numbers of the file, the header is line 1):")
+        header = source.get("header_row", 1)
+        click.echo(f"rejected {len(rejected)} rows (line numbers of the sheet, the header is line {header}):")
         for row in rejected:
             reasons = "; ".join(f"{e['field']}: {e['reason']}" for e in row["errors"])
             click.echo(f"  line {row['row']}: {reasons}")
+    if source:
+        click.echo(_how_read(source))
+
+
+def _how_read(source: dict[str, Any]) -> str:
+    if source["format"] == "xlsx":
+        others = [repr(name) for name in source["sheets"] if name != source["sheet"]]
+        also = f" (other sheets: {', '.join(others)}; pick one with --sheet)" if others else ""
+        return f"read the workbook's sheet {source['sheet']!r}{also}"
+    separator = {"\t": "tabs"}.get(source["delimiter"], repr(source["delimiter"]))
+    return f"read as CSV in {source['encoding']}, separated by {separator}"
 
 
 @members_group.command("list", context_settings=CONTEXT, short_help="A PLP's members and their channels.")

@@ -6,10 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dispatcher.runtime import Runtime
 from tests.cli.conftest import PlpCommand, Scene
+from tests.sheetfiles import BELGIAN_NAMES, BELGIAN_ROWS, csv_file, ods_file, xls_file, xlsx_file
 
 
 def test_an_admin_creates_a_plp_and_finds_it_listed_and_shown(api: PlpCommand, scene: Scene) -> None:
@@ -120,7 +122,7 @@ Anne Again,0470 11 22 01,,fr,sms
 
 
 def test_an_import_reports_each_bad_row_and_keeps_its_neighbours(api: PlpCommand, scene: Scene, tmp_path: Path) -> None:
-    """``members import`` prints the row report by line of the file (a bad number, no contact point, someone
+    """``members import`` prints the row report by line of the sheet (a bad number, no contact point, someone
     already a member); the good rows around them are imported; exit status 3 says some rows were rejected."""
     sheet = tmp_path / "members.csv"
     sheet.write_text(SHEET, encoding="utf-8")
@@ -132,10 +134,11 @@ def test_an_import_reports_each_bad_row_and_keeps_its_neighbours(api: PlpCommand
     assert result.exit_code == 3, result.output
     lines = result.output.strip().splitlines()
     assert lines[0] == "imported 2 of 5 rows"
-    assert lines[1] == "rejected 3 rows (line numbers of the file, the header is line 1):"
-    assert [line.split(":")[0] for line in lines[2:]] == ["  line 3", "  line 5", "  line 6"]
+    assert lines[1] == "rejected 3 rows (line numbers of the sheet, the header is line 1):"
+    assert [line.split(":")[0] for line in lines[2:5]] == ["  line 3", "  line 5", "  line 6"]
     assert lines[2].startswith("  line 3: phone: ")
     assert "already a member of this PLP" in lines[4]
+    assert lines[5] == "read as CSV in utf-8, separated by ','"
     listed = api.ok("members", "list", "parc", **scene.token("coordinator")).output
     assert "Marie Lambert" in listed and "Jan Peeters" in listed and "Bad Number" not in listed
     assert listed.strip().endswith("5 members")  # the scene's three, and two new
@@ -153,17 +156,53 @@ def test_an_import_from_standard_input_with_every_row_good_exits_0(api: PlpComma
 def test_an_import_with_a_wrong_header_says_which_columns_are_known(
     api: PlpCommand, scene: Scene, runtime: Runtime
 ) -> None:
-    """A sheet whose header the API cannot read is refused whole, with the expected columns."""
-    result = api("members", "import", "parc", "-", input="nom,telephone\nX,0470\n", **scene.token("admin"))
+    """A sheet whose header the API cannot read is refused whole, naming the column and the expected ones."""
+    result = api("members", "import", "parc", "-", input="Nom;Adresse\nX;Rue Haute 1\n", **scene.token("admin"))
     assert result.exit_code == 1
-    assert "unknown column(s) nom, telephone" in result.output
+    assert "unknown column(s) Adresse (B1)" in result.output
     assert "name, phone, email, language, channels" in result.output
 
 
-def test_a_sheet_that_is_not_utf8_says_how_to_save_it(api: PlpCommand, scene: Scene, tmp_path: Path) -> None:
-    """A CSV saved in a legacy encoding is a usage error saying to save it as CSV UTF-8."""
-    sheet = tmp_path / "latin1.csv"
-    sheet.write_bytes("name,email\nRené,rene@example.org\n".encode("latin-1"))
+BELGIAN_FILES = [
+    pytest.param("leden.csv", csv_file(BELGIAN_ROWS, delimiter=";", encoding="cp1252"), (),
+                 "read as CSV in cp1252, separated by ';'", id="excel-csv-cp1252"),
+    pytest.param("leden.txt", csv_file(BELGIAN_ROWS, delimiter="\t", encoding="utf-16"), (),
+                 "read as CSV in utf-16, separated by tabs", id="unicode-text"),
+    pytest.param("leden.xlsx", xlsx_file({"Leden": BELGIAN_ROWS, "Oud": [["Naam"]]}), (),
+                 "read the workbook's sheet 'Leden' (other sheets: 'Oud'; pick one with --sheet)", id="xlsx"),
+    pytest.param("leden.xlsx", xlsx_file({"Oud": [["Naam"]], "Leden": BELGIAN_ROWS}), ("--sheet", "Leden"),
+                 "read the workbook's sheet 'Leden' (other sheets: 'Oud'; pick one with --sheet)", id="xlsx-tab"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data", "options", "how"), BELGIAN_FILES)
+def test_a_sheet_saved_by_a_belgian_excel_is_imported_with_its_accents(
+    api: PlpCommand, scene: Scene, tmp_path: Path, name: str, data: bytes, options: tuple[str, ...], how: str
+) -> None:
+    """A ; CSV in Windows-1252, Unicode text or a workbook (a chosen tab): every name arrives intact, and the
+    report says how the file was read."""
+    sheet = tmp_path / name
+    sheet.write_bytes(data)
+    result = api.ok("members", "import", "parc", str(sheet), *options, **scene.token("coordinator"))
+    assert result.output.splitlines() == ["imported 4 of 4 rows", how]
+    listed = api.ok("members", "list", "parc", "--json", **scene.token("coordinator")).output
+    assert {m["name"] for m in json.loads(listed)["items"]} >= set(BELGIAN_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        pytest.param(xls_file(), 'Save As" "Excel Workbook (.xlsx)" or "CSV UTF-8"', id="xls"),
+        pytest.param(ods_file(), '"File > Save As" and the type "Excel 2007-365 (.xlsx)"', id="ods"),
+        pytest.param(b"\xff\xfeN\x00o\x00m", "ends in the middle of a character", id="truncated-utf16"),
+    ],
+)
+def test_a_file_the_service_cannot_read_says_what_to_do(
+    api: PlpCommand, scene: Scene, tmp_path: Path, data: bytes, said: str
+) -> None:
+    """An old .xls, an .ods or a damaged file: exit status 1 and the service's sentence saying what to do."""
+    sheet = tmp_path / "members.bin"
+    sheet.write_bytes(data)
     result = api("members", "import", "parc", str(sheet), **scene.token("admin"))
-    assert result.exit_code == 2
-    assert 'is not UTF-8 text: save the sheet as "CSV UTF-8"' in result.output
+    assert result.exit_code == 1
+    assert said in result.output

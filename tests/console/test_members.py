@@ -1,4 +1,4 @@
-"""The coordinator's members screen: reachability, adding and editing, CSV import with a preview, Telegram links."""
+"""The coordinator's members screen: reachability, adding and editing, sheet import with a preview, Telegram links."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.console.conftest import screenshot, sign_in
 from tests.console.stage import Stage
+from tests.sheetfiles import XLSX, csv_file, xlsx_file
 
 CSV = """name,phone,email,language,channels
 Marie Leroy,0471 55 66 77,marie.leroy@example.org,fr,sms;email
@@ -28,8 +29,8 @@ def test_importing_a_csv_shows_the_rejected_rows_and_why_before_importing_the_ot
     sheet.write_text(CSV, encoding="utf-8")
     sign_in(page, stage, "coordinator_gare")
     page.get_by_role("link", name="Members").click()
-    page.get_by_text("Import a spreadsheet (CSV)").click()
-    page.get_by_label("CSV file").set_input_files(sheet)
+    page.get_by_text("Import a spreadsheet (CSV or Excel)").click()
+    page.get_by_label("Spreadsheet (CSV or Excel)").set_input_files(sheet)
     expect(page.locator("#import-preview")).to_have_text("3 rows will be imported. 1 row is rejected.")
     rejected = page.locator("table.rejected tbody tr")
     expect(rejected).to_have_count(1)
@@ -47,6 +48,51 @@ def test_importing_a_csv_shows_the_rejected_rows_and_why_before_importing_the_ot
     expect(members).not_to_contain_text("Bad Row")
     names = {m["name"] for m in stage.api("GET", f"/v1/plps/{plp}/members", who="coordinator_gare")["items"]}
     assert names == before | {"Marie Leroy", "Jan De Smet", "Eva Braun"}
+
+
+WINDOWS_SHEET = [
+    ["Nom", "Prénom", "Téléphone", "E-mail", "Langue", "", ""],
+    ["Lefèvre", "René", "0478 10 20 01", "rene.lefevre@example.org", "Français", "", ""],
+    ["Dubœuf", "Hélène", "0478 10 20 02", "", "fr", "", ""],
+    ["Müller", "Jürgen", "", "juergen.mueller@example.org", "Deutsch", "", ""],
+    ["", "", "", "", "", "", ""],
+]
+WORKBOOK = {
+    "Archief": [["Naam", "GSM"], ["Oud Lid", 478102099]],
+    "Leden": [["Naam", "Voornaam", "GSM", "Taal"], ["Claes", "Joëlle", 478102003.0, "Nederlands"],
+              ["Ægidius", "Noël", 32478102004, "NL"]],
+}  # fmt: skip
+
+
+def test_a_windows_excel_csv_and_a_workbook_arrive_with_their_accented_names_intact(page: Page, stage: Stage) -> None:
+    """The console sends the file's bytes: a ; CSV in Windows-1252 (typed as Windows browsers type it) and an
+    .xlsx whose second sheet is picked arrive with é, œ, ü, ë, Æ intact, and the preview says how they were read."""
+    plp = stage.plps["gare"]
+    sign_in(page, stage, "coordinator_gare")
+    page.get_by_role("link", name="Members").click()
+    page.get_by_text("Import a spreadsheet (CSV or Excel)").click()
+    chooser = page.get_by_label("Spreadsheet (CSV or Excel)")
+    windows_csv = csv_file(WINDOWS_SHEET, delimiter=";", encoding="cp1252")
+    chooser.set_input_files({"name": "leden.csv", "mimeType": "application/vnd.ms-excel", "buffer": windows_csv})
+    expect(page.locator("#import-preview")).to_have_text("3 rows will be imported. 0 rows are rejected.")
+    expect(page.locator("#import-source")).to_have_text("Read as CSV (cp1252, separated by “;”).")
+    page.get_by_role("button", name="Import 3 rows").click()
+    expect(page.locator("#import-done")).to_have_text("3 rows imported. 0 rows are rejected.")
+    members = page.locator("table.members")
+    for name in ("René Lefèvre", "Hélène Dubœuf", "Jürgen Müller"):
+        expect(members).to_contain_text(name)
+
+    chooser.set_input_files({"name": "leden.xlsx", "mimeType": XLSX, "buffer": xlsx_file(WORKBOOK)})
+    expect(page.locator("#import-source")).to_have_text("Read from the sheet “Archief”.")
+    page.get_by_label("Sheet", exact=True).select_option("Leden")
+    expect(page.locator("#import-source")).to_have_text("Read from the sheet “Leden”.")
+    expect(page.locator("#import-preview")).to_have_text("2 rows will be imported. 0 rows are rejected.")
+    page.get_by_role("button", name="Import 2 rows").click()
+    expect(page.locator("#import-done")).to_have_text("2 rows imported. 0 rows are rejected.")
+    expect(members).to_contain_text("Noël Ægidius")
+    names = {m["name"] for m in stage.api("GET", f"/v1/plps/{plp}/members", who="coordinator_gare")["items"]}
+    assert {"René Lefèvre", "Hélène Dubœuf", "Jürgen Müller", "Joëlle Claes", "Noël Ægidius"} <= names
+    assert "Oud Lid" not in names
 
 
 def test_each_member_shows_which_channels_work_and_their_last_acknowledgement(page: Page, stage: Stage) -> None:

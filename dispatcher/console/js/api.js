@@ -73,7 +73,8 @@ function pause(ms, signal) {
 
 /**
  * Call the API: `api("GET", "/v1/me")`, `api("POST", "/v1/alerts", {json: body, headers: {...}})`,
- * `api("POST", path, {text: csv, type: "text/csv"})`. Resolves with the parsed JSON (or null);
+ * `api("POST", path, {text: csv, type: "text/csv"})`, `api("POST", path, {bytes: await file.arrayBuffer(), type})`
+ * (a file's bytes as they are: the server reads their encoding). Resolves with the parsed JSON (or null);
  * rejects with an ApiError (or a TypeError when the network fails).
  *
  * With `patience` (milliseconds), a 503 (the service's Redis restarting) is sent again as it was,
@@ -83,7 +84,7 @@ function pause(ms, signal) {
 export async function api(
   method,
   path,
-  { json, text, type, headers: extra, query, signal, patience = 0, onWait = () => {} } = {},
+  { json, text, bytes, type, headers: extra, query, signal, patience = 0, onWait = () => {} } = {},
 ) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
@@ -96,6 +97,9 @@ export async function api(
   } else if (text !== undefined) {
     init.body = text;
     init.headers["Content-Type"] = type || "text/plain";
+  } else if (bytes !== undefined) {
+    init.body = bytes;
+    init.headers["Content-Type"] = type || "application/octet-stream";
   }
   const deadline = Date.now() + patience;
   let response = await fetch(url, init);

@@ -1,5 +1,5 @@
 // A PLP's members for its coordinators: who can be reached on which channel and when they last
-// acknowledged; adding and editing a member; importing a CSV export with a preview of the rows that
+// acknowledged; adding and editing a member; importing a sheet (CSV or Excel) with a preview of the rows that
 // will be rejected, and why; the personal Telegram link to hand to a member.
 
 import { api } from "../api.js";
@@ -8,6 +8,9 @@ import { dateTime, t, tn } from "../i18n.js";
 import { CHANNELS, errorBox, heading, myPlps, plpSelect, table } from "../ui.js";
 
 const LANGS = ["fr", "nl", "de", "en"];
+// What the import reads (CSV, Excel), and what it refuses saying how to convert it (.xls, .ods).
+const SHEET_FILES = ".csv,.tsv,.txt,.xlsx,.xlsm,.xls,.ods,text/csv,text/plain,text/tab-separated-values," +
+  "application/vnd.ms-excel,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 export async function render(main, { params, go }) {
   const plps = await myPlps();
@@ -157,20 +160,45 @@ export async function render(main, { params, go }) {
   }
 
   function importForm() {
-    const file = h("input", { type: "file", name: "csv", accept: ".csv,text/csv" });
+    const file = h("input", { type: "file", name: "sheet", accept: SHEET_FILES });
     const report = h("div", { class: "import-report", "aria-live": "polite" });
-    let text = null;
+    // The file's bytes as they are, read once (the preview and the import send the same): the server finds
+    // their encoding (a CSV from Excel is often Windows-1252) and whether they are a workbook.
+    let upload = null;
     file.addEventListener("change", async () => {
       fill(report);
+      upload = null;
       if (!file.files.length) return;
-      text = await file.files[0].text();
+      const chosen = file.files[0];
+      upload = { bytes: await chosen.arrayBuffer(), type: chosen.type || "application/octet-stream", sheet: null };
+      await preview();
+    });
+
+    async function preview() {
       try {
-        const found = await api("POST", `/v1/plps/${plp.id}/members/import`, { text, type: "text/csv", query: { dry_run: "true" } });
-        showReport(found);
+        showReport(await send(true));
       } catch (error) {
         fill(report, errorBox(error));
       }
-    });
+    }
+
+    function send(dryRun) {
+      const query = { dry_run: dryRun ? "true" : null, sheet: upload.sheet };
+      return api("POST", `/v1/plps/${plp.id}/members/import`, { bytes: upload.bytes, type: upload.type, query });
+    }
+
+    function howRead(source) {
+      if (!source) return null;
+      if (source.format === "xlsx") {
+        const read = h("p", { class: "muted", id: "import-source" }, t("members.read_sheet", { sheet: source.sheet }));
+        if (source.sheets.length < 2) return read;
+        const pick = h("select", { name: "sheet", onchange: (e) => { upload.sheet = e.target.value; preview(); } },
+          source.sheets.map((s) => h("option", { value: s, selected: s === source.sheet }, s)));
+        return [read, field(t("members.sheet_pick"), pick)];
+      }
+      const delimiter = source.delimiter === "\t" ? t("members.tab") : `“${source.delimiter}”`;
+      return h("p", { class: "muted", id: "import-source" }, t("members.read_csv", { encoding: source.encoding, delimiter }));
+    }
 
     function rejectedTable(rejected) {
       return table(t("members.rejected_caption"), [t("members.line"), t("members.reasons")],
@@ -182,13 +210,14 @@ export async function render(main, { params, go }) {
       const go = h("button", { type: "button", class: "primary", disabled: ok === 0, onclick: commit }, tn("members.import_go", ok));
       fill(report,
         h("p", { class: "summary", id: "import-preview" }, tn("members.will_import", ok), " ", tn("members.will_reject", found.rejected.length)),
+        howRead(found.source),
         found.rejected.length ? rejectedTable(found.rejected) : null,
         h("div", { class: "actions" }, go));
     }
 
     async function commit() {
       try {
-        const done = await api("POST", `/v1/plps/${plp.id}/members/import`, { text, type: "text/csv" });
+        const done = await send(false);
         fill(report, h("p", { class: "success", id: "import-done" }, tn("members.imported", done.imported.length), " ", tn("members.will_reject", done.rejected.length)),
           done.rejected.length ? rejectedTable(done.rejected) : null);
         file.value = "";
@@ -200,7 +229,7 @@ export async function render(main, { params, go }) {
 
     return h("details", { class: "panel" }, h("summary", {}, t("members.import")),
       h("div", { class: "card" }, h("p", { class: "hint" }, t("members.import_hint")),
-        field(t("members.csv_file"), file), report));
+        field(t("members.sheet_file"), file), report));
   }
 
   await load();

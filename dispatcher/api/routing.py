@@ -212,7 +212,7 @@ async def read_json(request: web.Request) -> Any:
 def json_body(data: bytes, charset: str | None) -> Any:
     """The value of a JSON body in ``charset`` (default UTF-8); raises a 400 problem naming what is wrong."""
     try:
-        return json.loads(data.decode(charset or "utf-8"))
+        return json.loads(data.decode(_text_codec(charset)))
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, integer too long
         if isinstance(exc, UnicodeDecodeError):
             reason = f"not {exc.encoding} text: byte {exc.start} cannot be read"
@@ -236,12 +236,18 @@ async def read_form(request: web.Request) -> dict[str, str]:
 
 def _check_charset(request: web.Request) -> None:
     """Refuse a body in a charset Python does not know (aiohttp would fail decoding it), whatever the route."""
+    _text_codec(request.charset)
+
+
+def _text_codec(charset: str | None) -> str:
+    """``charset`` (default UTF-8) if Python reads text in it; else a 415 problem naming it."""
     try:  # LookupError for an unknown or non-text codec (base64); an empty input would not look the codec up
-        b"-".decode(request.charset or "utf-8")
+        b"-".decode(charset or "utf-8")
     except ValueError:
         pass
     except LookupError:
-        raise Problem(415, "Unsupported media type", f"unknown charset {request.charset!r}: send UTF-8 text") from None
+        raise Problem(415, "Unsupported media type", f"unknown charset {charset!r}: send UTF-8 text") from None
+    return charset or "utf-8"
 
 
 async def _has_body(request: web.Request) -> bool:

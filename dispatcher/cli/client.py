@@ -211,7 +211,7 @@ class ApiClient:
         method: str,
         path: str,
         json_body: Any,
-        text_body: str | None,
+        text_body: str | bytes | None,
         content_type: str,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str] | None,

@@ -6,6 +6,8 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
+import structlog
+
 from dispatcher import intake, policy
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
@@ -38,6 +40,8 @@ from dispatcher.models import (
     Urgency,
 )
 from dispatcher.store import new_id
+
+log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -260,7 +264,7 @@ async def list_deliveries(call: Call) -> Reply:
 @api.operation(
     "POST",
     "/v1/alerts/{alert_id}/cancel",
-    summary="Cancel an alert: no send that has not started will start",
+    summary="Cancel an alert: no send that has not started will start; answered once those started have landed",
     tag="alerts",
     responses={200: AlertView},
 )
@@ -268,9 +272,13 @@ async def cancel_alert(call: Call) -> Reply:
     alert, plps = await alert_or_404(call, call.path("alert_id"))
     policy.can_read_alert(call.who, plps)
     policy.can_cancel(call.who, alert, plps)
-    if not await services(call).store.cancel_alert(alert.id):
-        progress = await services(call).store.get_progress(alert.id)
+    store = services(call).store
+    if not await store.cancel_alert(alert.id):
+        progress = await store.get_progress(alert.id)
         raise Problem(409, "Conflict", f"the alert is already {progress.status.value}")
+    # Answered once the sends already with a provider have their answer: after it, nothing of the alert goes out.
+    if unanswered := await store.sends_landed(alert_id=alert.id):
+        log.warning("alert.cancelled_with_sends_unanswered", alert_id=alert.id, sends=unanswered)
     await note(call, Action.ALERT_CANCELLED, alert=alert.id)
     return Reply(200, await _view(call, alert))
 

@@ -291,6 +291,7 @@ if ARGV[6] == '1' then
   if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
 end
 redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
+redis.call('ZREM', k.holds, ARGV[1] .. '|' .. ARGV[2])  -- the lease holds it until its next attempt
 landed(k, ARGV[1] .. '|' .. ARGV[2])
 return 'waiting'
 """

@@ -217,6 +217,8 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             ready = await _claim(ctx, ref, member_id, mode=READY)
             if ready != READY:
                 bound.debug("send.not_claimed", status=ready)
+                if ready == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
+                    await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
                 return ready
             turn = None
             if address is not None:
@@ -224,6 +226,8 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             claimed = await _claim(ctx, ref, member_id, mode=CLAIMED)
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
+                if claimed == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
+                    await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
                 return claimed
             ctx.in_flight.add(ref)
             if member is None or address is None:

@@ -1,10 +1,16 @@
-"""Sending one batch of deliveries, concurrently, each claimed before it goes.
+"""Sending one batch of deliveries, concurrently, each claimed at the moment it goes.
 
-A delivery is claimed by an atomic script that refuses it if the alert was cancelled, its
-time-to-live has passed, or the member opted out, so nothing starts too late or after a
-stop. A claim is a lease: the batch renews it while it works, so if its worker dies, the
-clock (``dispatcher.clock``) hands the delivery to another worker once the lease runs out.
-Within the lease, exactly one worker owns the send.
+A delivery waits for its provider's turn (``dispatcher.limits``) unclaimed, then is claimed by
+an atomic script that refuses it if the alert was cancelled, its time-to-live has passed, or
+the member opted out, and otherwise hands the send over: nothing starts too late or after a
+stop, however long the turn took. (The same script checks once before the wait, so that a
+stopped delivery costs no turn.) A batch lets only as many of a channel's sends wait for their
+turn as the channel's limit lets out within a couple of seconds (``send_slots``).
+
+A claim is a lease: the batch renews it while it works, so if its worker dies, the clock
+(``dispatcher.clock``) hands the delivery to another worker once the lease runs out. Within
+the lease, exactly one worker owns the send. The batch holds the deliveries not claimed yet
+the same way, from the moment its job starts.
 
 The channel's answer moves the delivery forward; its typed error decides what comes next:
 a permanent failure marks the contact point unusable and tries the charter's next channel

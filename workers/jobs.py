@@ -39,11 +39,12 @@ def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
     rt = runtime()
     job = get_current_job()
     job_id = job.id if job is not None else None
+    urgent = job is None or job.origin == rt.urgent_queue.name
     loop = process_loop(rt.settings.worker_batches)
     if rt.settings.worker_kind is WorkerKind.FORK:
         loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, None))
     else:
-        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted))
+        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted), urgent=urgent)
 
 
 async def _send_batch(

@@ -144,3 +144,30 @@ def test_a_crashed_batch_frees_its_place(loop: ProcessLoop) -> None:
         loop.submit(broken)
 
     assert loop.drain(timeout=5)
+
+
+def test_an_urgent_batch_is_admitted_while_non_urgent_ones_fill_the_process() -> None:
+    """A general worker whose batches are all non-urgent admits an urgent batch at once: urgent work never waits
+    in a worker for non-urgent batches to end (past ``batches`` urgent ones, it waits like any other)."""
+    process_loop = ProcessLoop(batches=1)
+    release = threading.Event()
+    admitted: list[str] = []
+
+    async def batch(name: str, entry: AbstractAsyncContextManager[object]) -> None:
+        async with entry:
+            admitted.append(name)
+            await asyncio.to_thread(release.wait)
+
+    try:
+        process_loop.submit(lambda entry: batch("advice", entry))
+        process_loop.submit(lambda entry: batch("burglary", entry), urgent=True)  # returns: admitted at once
+        assert sorted(admitted) == ["advice", "burglary"]
+        second = threading.Thread(target=process_loop.submit, args=(lambda entry: batch("theft", entry),))
+        second.start()
+        second.join(timeout=0.2)
+        assert second.is_alive()  # a second non-urgent batch waits for room
+        release.set()
+        second.join(timeout=5)
+        assert process_loop.drain(timeout=5)
+    finally:
+        process_loop.close()

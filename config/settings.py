@@ -181,7 +181,7 @@ class Settings(BaseSettings):
         ge=1,
         le=2000,
         validation_alias=_env("PLP_SEND_CONCURRENCY"),
-        description="Sends in flight at once inside one send job.",
+        description="Sends waiting for their turn or in flight at once, per channel, inside one send job, at most.",
     )
     send_job_timeout: int = Field(
         default=600, ge=10, validation_alias=_env("PLP_SEND_JOB_TIMEOUT"), description="Seconds."

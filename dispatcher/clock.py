@@ -1,14 +1,23 @@
-"""The clock: hands work whose time has come back to the workers.
+"""The clock: hands work whose time has come, or whose owner died, back to the workers.
 
-One sorted set, ``leases``, holds every delivery (and fan-out) someone is working on or
-will work on, scored by the time its lease ends: a batch renews the leases of its
-deliveries while it works, a retry sets it to the next attempt, a fallback to now. Every
-``PLP_CLOCK_INTERVAL`` the clock takes what has run out and enqueues it again on its
-alert's lane: due retries, and the work of a worker that died (it stopped renewing). The
-claim script makes a second worker harmless, so the clock may err on the side of
-dispatching. Several clocks may run: taking due entries is atomic.
+Three sorted sets say who owns the work not done yet, each scored by when the clock looks at
+an entry next; every ``PLP_CLOCK_INTERVAL`` the clock takes what is due:
 
-A second sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
+- ``dispatches``: send jobs waiting in a queue (``dispatcher.dispatches``). The queue owns
+  them: one still queued is left alone, however long it waits; one a worker took and never
+  started is lost, and its deliveries go again.
+- ``holds``: deliveries of a running batch, renewed by its worker while it lives. A hold that
+  runs out means the worker died: its deliveries not settled go again.
+- ``leases``: claimed deliveries (renewed by their worker; one that runs out means it died
+  mid-send), retries (scored at their next attempt), deliveries added for the clock (a
+  fallback, due at once) and fan-outs.
+
+Work is thus dispatched again only when it is due or its owner is gone, and each delivery
+dispatched again is counted by cause (``plp_redispatched_total``, see ``Redispatch``). The
+claim script would make a second worker harmless anyway: nothing is ever sent twice because
+of the clock, at worst work is wasted. Several clocks may run: taking due entries is atomic.
+
+A fourth sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
 quiet-hours holds): the clock enqueues each once it is due.
 """
 
@@ -16,14 +25,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 import structlog
 
-from dispatcher import queues, retention
-from dispatcher.fanout import SEND_JOB
+from dispatcher import dispatches, queues, retention
 from dispatcher.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
 from dispatcher.models import Alert, DeliveryStatus, Urgency
 from dispatcher.runtime import Runtime
@@ -32,6 +42,23 @@ from dispatcher.store import now_ts
 log = structlog.get_logger(__name__)
 
 _TAKE = 500  # entries per sweep
+
+#: Field prefix of the re-dispatch counters in the ``metrics`` hash (``rd|<cause>``).
+REDISPATCH_FIELD = "rd"
+
+
+class Redispatch(StrEnum):
+    """Why the clock dispatched a delivery again (the ``cause`` of ``plp_redispatched_total``).
+
+    ``retry`` and ``added`` are work scheduled for the clock; the others are work whose owner
+    died: ``lease`` (mid-send), ``hold`` (a running batch), ``job`` (a job taken, never started).
+    """
+
+    RETRY = "retry"  # its next attempt is due
+    ADDED = "added"  # added after the fan-out (a fallback, an escalation), due at once
+    LEASE = "lease"  # claimed by a worker that stopped renewing the lease: it died mid-send
+    HOLD = "hold"  # held by a batch whose worker stopped renewing the hold: it died before sending it
+    JOB = "job"  # its send job was taken from the queue by a worker that never started it
 
 
 @dataclass(frozen=True)
@@ -80,32 +107,25 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     leased = _entries(rt.sync_scripts.take_due(keys=[keys.leases()], args=[now, _TAKE, "pop"]))
     # Run-out holds are pushed back: a hold is only a sign of life, the claim ignores it.
     held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, now + rt.settings.lease_seconds]))
+    lost = dispatches.take_lost(rt, now)
     fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in leased if ref.startswith(FANOUT_REF)]
     deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
-    work = _still_to_send(rt, deliveries)
-    held_work = _still_to_send(rt, held)
-    for batch_key, refs in held_work.items():
-        work.setdefault(batch_key, set()).update(refs)
-    settled = {(a, r) for a, r in held} - {(a, r) for (a, _), refs in held_work.items() for r in refs}
+    work = _still_to_send(rt, deliveries, _lease_cause)
+    for entries, cause in (
+        (held, Redispatch.HOLD),
+        ([(job.alert_id, ref) for job in lost for ref in job.refs], Redispatch.JOB),
+    ):
+        for batch_key, refs in _still_to_send(rt, entries, _always(cause)).items():
+            work.setdefault(batch_key, {}).update(refs)
+    settled = {(a, r) for a, r in held} - {(a, r) for (a, _), refs in work.items() for r in refs}
     if settled:  # nothing left to do for these: drop their holds
         rt.sync_redis.zrem(keys.holds(), *(f"{a}|{r}" for a, r in settled))
-    lanes = _lanes(rt, {alert_id for alert_id, _ in work} | {alert_id for alert_id, _ in fan_outs})
-    for (alert_id, plp_id), pending in work.items():
-        ordered = sorted(pending)
-        until = now + rt.horizon(lanes[alert_id])
-        for start in range(0, len(ordered), rt.settings.send_batch_size):
-            batch = ordered[start : start + rt.settings.send_batch_size]
-            with rt.rq_connection.pipeline(transaction=True) as pipe:
-                pipe.multi()  # held at once, like the fan-out's: its job may be lost as a worker takes it
-                pipe.zadd(keys.holds(), {f"{alert_id}|{ref}": until for ref in batch})
-                rt.queue_for(lanes[alert_id]).enqueue_call(
-                    SEND_JOB,
-                    args=(alert_id, plp_id, batch),
-                    timeout=rt.settings.send_job_timeout,
-                    result_ttl=0,
-                    pipeline=pipe,
-                )
-                pipe.execute()
+    lost_jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for job in lost:
+        lost_jobs[job.alert_id, job.plp_id].append(job.job_id)
+    lanes = _lanes(rt, {alert_id for alert_id, _ in [*work, *lost_jobs, *fan_outs]})
+    for batch_key in sorted(work.keys() | lost_jobs.keys()):
+        _redispatch(rt, batch_key, work.get(batch_key, {}), lost_jobs.get(batch_key, []), lanes, now)
     for alert_id, plp_id in fan_outs:
         with rt.rq_connection.pipeline(transaction=True) as pipe:
             pipe.multi()
@@ -121,25 +141,63 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     return sum(len(refs) for refs in work.values()), len(fan_outs)
 
 
+def _redispatch(
+    rt: Runtime,
+    batch_key: tuple[str, str],
+    pending: dict[str, Redispatch],
+    lost_jobs: list[str],
+    lanes: dict[str, Urgency],
+    now: float,
+) -> None:
+    """Enqueue a PLP's deliveries of an alert again, count why, and forget what they were held by, at once."""
+    alert_id, plp_id = batch_key
+    keys, refs = rt.keys, sorted(pending)
+    with rt.rq_connection.pipeline(transaction=True) as pipe:
+        pipe.multi()  # recorded like the fan-out's: its job may be lost as a worker takes it
+        if refs:
+            pipe.zrem(keys.holds(), *(f"{alert_id}|{ref}" for ref in refs))  # the new job's record holds them
+            for cause, count in Counter(pending.values()).items():
+                pipe.hincrby(keys.metrics(), f"{REDISPATCH_FIELD}|{cause.value}", count)
+            dispatches.enqueue_sends(rt, pipe, alert_id, plp_id, refs, urgency=lanes[alert_id], now=now)
+        for job_id in lost_jobs:
+            dispatches.drop(pipe, keys, job_id)
+        pipe.execute()
+
+
+def _lease_cause(phase: str | None) -> Redispatch:
+    """Why a delivery's lease ran out: its retry is due, it was added for the clock, or its worker died mid-send."""
+    if phase == "waiting":
+        return Redispatch.RETRY
+    if phase == "in_flight":
+        return Redispatch.LEASE
+    return Redispatch.ADDED
+
+
+def _always(cause: Redispatch) -> Callable[[str | None], Redispatch]:
+    return lambda _phase: cause
+
+
 def _entries(raw: list[bytes | str]) -> list[tuple[str, str]]:
     texts = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in raw]
     return [(alert_id, ref) for alert_id, _, ref in (t.partition("|") for t in texts)]
 
 
-def _still_to_send(rt: Runtime, entries: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
-    """Group by (alert, PLP) the deliveries not settled yet: queued, or sending (a live lease makes
-    the claim refuse a second worker, so dispatching one that is being sent is only wasted)."""
+def _still_to_send(
+    rt: Runtime, entries: list[tuple[str, str]], cause: Callable[[str | None], Redispatch]
+) -> dict[tuple[str, str], dict[str, Redispatch]]:
+    """Group by (alert, PLP) the deliveries not settled yet, with why they go again: queued, or sending
+    (a live lease makes the claim refuse a second worker, so dispatching one being sent is only wasted)."""
     if not entries:
         return {}
     with rt.sync_redis.pipeline(transaction=False) as pipe:
         for alert_id, ref in entries:
-            pipe.hmget(rt.keys.delivery(alert_id, ref), ["status", "plp"])
+            pipe.hmget(rt.keys.delivery(alert_id, ref), ["status", "plp", "phase"])
         states = pipe.execute()
     wanted = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value}
-    work: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for (alert_id, ref), (status, plp) in zip(entries, states, strict=True):
+    work: dict[tuple[str, str], dict[str, Redispatch]] = defaultdict(dict)
+    for (alert_id, ref), (status, plp, phase) in zip(entries, states, strict=True):
         if status in wanted and plp:
-            work[alert_id, plp].add(ref)
+            work[alert_id, plp][ref] = cause(phase)
     return work
 
 

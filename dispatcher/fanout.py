@@ -18,15 +18,14 @@ the same transaction (see ``dispatcher.escalation``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from rq import Queue
 
 from dispatcher import segments
 from dispatcher.compose import sms_text, voice_minutes
+from dispatcher.dispatches import enqueue_sends
 from dispatcher.intake import FAN_OUT_JOB, fanout_lease
 from dispatcher.models import (
     Alert,
@@ -46,7 +45,6 @@ from dispatcher.store import delivery_ref, now_ts
 
 log = structlog.get_logger(__name__)
 
-SEND_JOB = "workers.jobs.send_batch"
 ESCALATE_JOB = "workers.jobs.escalate"
 ACK_CHECK_JOB = "workers.jobs.check_acknowledgements"
 
@@ -158,7 +156,6 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     redis, keys, chunk = rt.sync_redis, rt.keys, rt.settings.fanout_chunk
     plan = plp.charter.plan_of(alert.message_class)
-    queue = rt.queue_for(alert.urgency)
     low, planned = "-", 0
     members_key = keys.plp_members(plp.id)
     lease = fanout_lease(alert.id, plp.id)
@@ -180,14 +177,12 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
         ]
         members = [Member.model_validate_json(raw) for _, raw, out in rows if raw is not None and not out]
         skipped = [m for m, raw, out in rows if raw is not None and out]
-        planned += _plan_chunk(rt, alert, plp, plan, queue, members, skipped)
+        planned += _plan_chunk(rt, alert, plp, plan, members, skipped)
         low = f"({member_ids[-1]}"
     return planned
 
 
-def _plan_chunk(
-    rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, queue: Queue, members: list[Member], skipped: list[str]
-) -> int:
+def _plan_chunk(rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, members: list[Member], skipped: list[str]) -> int:
     keys, now = rt.keys, now_ts()
     script_keys = [
         keys.alert_members(alert.id),
@@ -215,22 +210,8 @@ def _plan_chunk(
             rt.sync_scripts.plan_member(keys=script_keys, args=args, client=pipe)
             if outcome == "plan":
                 refs.extend(delivery_ref(c, member.id) for c in channels)
-        if refs:  # marked for the clock at once: a worker may die as it takes the job
-            until = now + rt.horizon(alert.urgency)
-            pipe.zadd(keys.holds(), {f"{alert.id}|{ref}": until for ref in refs})
-        queue.enqueue_many(
-            [
-                Queue.prepare_data(
-                    SEND_JOB,
-                    args=(alert.id, plp.id, batch),
-                    timeout=rt.settings.send_job_timeout,
-                    result_ttl=0,
-                    description=f"send {len(batch)} deliveries of alert {alert.id}",
-                )
-                for batch in _batches(refs, rt.settings.send_batch_size)
-            ],
-            pipeline=pipe,
-        )
+        # recorded for the clock at once: a worker may die as it takes the job
+        enqueue_sends(rt, pipe, alert.id, plp.id, refs, urgency=alert.urgency, now=now)
         results = pipe.execute()
     created = [int(r) for r in results[len(skipped) : len(skipped) + len(members)]]
     new = [(m, m.reachable_channels(plan)) for m, n in zip(members, created, strict=True) if n > 0]
@@ -263,11 +244,6 @@ def count_costs(
     target.hincrby(rt.keys.alert_counts(alert.id), cost_field(plp.id, "voice_minutes"), voice)
     if pipe is None:
         target.execute()
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _advance(rt: Runtime, alert_id: str, status: AlertStatus) -> None:

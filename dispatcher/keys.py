@@ -61,7 +61,11 @@ key                                    type    holds
 ``limit:<name>``                       string  a limit's next free time (GCRA), see ``dispatcher.limits``: providers',
                                                and the API's ``api-token:<token id>``, ``api-address:<address>``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
-``holds``                              zset    ``<alert>|<ref>`` of deliveries a batch will send, by hold end
+``holds``                              zset    ``<alert>|<ref>`` of deliveries a running batch will send, by hold end
+``handed``                             zset    ``<alert>|<ref>`` of sends handed to a provider, unanswered, by call end
+``handed:landed``                      pubsub  ``<alert>|<ref>`` of each send leaving ``handed`` (named by the scripts)
+``dispatches``                         zset    ids of send jobs waiting in a queue, by when the clock looks again
+``dispatch:<job id>``                  hash    what a waiting send job carries: alert, PLP, lane, refs (JSON), taken
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
@@ -175,6 +179,7 @@ class Keys:
             self.leases(),
             self.holds(),
             self.metrics(),
+            self.handed(),
         ]
 
     def feedback(self, feedback_id: str) -> str:
@@ -204,6 +209,19 @@ class Keys:
 
     def holds(self) -> str:
         return f"{self.prefix}holds"
+
+    def handed(self) -> str:
+        return f"{self.prefix}handed"
+
+    def handed_landed(self) -> str:
+        """The channel the scripts publish to as a send leaves ``handed`` (they append ``:landed``)."""
+        return f"{self.handed()}:landed"
+
+    def dispatches(self) -> str:
+        return f"{self.prefix}dispatches"
+
+    def dispatch(self, job_id: str) -> str:
+        return f"{self.prefix}dispatch:{job_id}"
 
     def timers(self) -> str:
         return f"{self.prefix}timers"

@@ -6,11 +6,14 @@ One Lua script reads and moves the TATs of all the limits a send needs, atomical
 using the Redis server's clock: any number of workers, on any number of hosts with
 skewed clocks, together stay under a provider's rate.
 
-Priority: an urgent caller *reserves* the next free slot, even one in the future, and
-is told how long to wait for it. A non-urgent caller only *takes* a slot that is free
-now; otherwise it reserves nothing and is told when to ask again. Non-urgent work thus
-never holds a slot that urgent work would need: while both wait on a limit, urgent
-goes first (and a steady urgent load can hold non-urgent work back indefinitely).
+Priority: an urgent caller *reserves* the next free slot, even one in the future (up to
+``RESERVE_AHEAD`` seconds ahead), and is told how long to wait for it. A non-urgent caller
+only *takes* a slot that is free now. A caller that gets no slot reserves nothing and is
+told when to ask again. Non-urgent work thus never holds a slot that urgent work would
+need: while both wait on a limit, urgent goes first (and a steady urgent load can hold
+non-urgent work back indefinitely). Reservations never reach further than ``RESERVE_AHEAD``:
+the sends waiting for their turn stay few, and a cancelled alert leaves at most that
+many seconds of turns unused.
 
 A key expires once its TAT has passed, when it no longer changes anything: idle
 limits (say, the per-chat limit of a Telegram chat messaged once) vanish by themselves.
@@ -35,8 +38,12 @@ from dispatcher.models import ChannelName
 
 _MICROS = 1_000_000
 
-# KEYS: one key per limit. ARGV: '1' if urgent else '0', then per limit (in KEYS order)
-# its emission interval and its burst tolerance, in whole microseconds.
+#: Seconds ahead of now an urgent caller may reserve a slot; beyond, it asks again later.
+RESERVE_AHEAD = 2.0
+
+# KEYS: one key per limit. ARGV: how far ahead of now the caller may reserve a slot (0: only a
+# slot free now), then per limit (in KEYS order) its emission interval and its burst tolerance,
+# all in whole microseconds.
 # Returns {owned (1 or 0), wait, slot} in microseconds of the server clock: the slot is
 # the moment the caller may send (owned) or should ask again (not owned).
 # All limits get the same slot: the first moment every one of them allows, so a send
@@ -55,7 +62,8 @@ for i, key in ipairs(KEYS) do
   tats[i] = tat
   slot = math.max(slot, tat - tonumber(ARGV[2 * i + 1]))
 end
-if slot > now and ARGV[1] ~= '1' then return {0, slot - now, slot} end
+local reach = tonumber(ARGV[1])
+if slot - now > reach then return {0, slot - reach - now, slot - reach} end
 for i, key in ipairs(KEYS) do
   local tat = math.max(tats[i], slot) + tonumber(ARGV[2 * i])
   redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
@@ -95,9 +103,10 @@ class Limit:
 class Turn:
     """The answer to one request for a slot.
 
-    ``owned``: the caller holds the slot (always, for urgent callers; for non-urgent ones,
-    only when it is free now). ``at``: the slot's moment, in seconds of the Redis server's
-    clock, when owned; otherwise the moment to ask again. ``wait``: seconds from the
+    ``owned``: the caller holds the slot (for urgent callers, when it is at most
+    ``RESERVE_AHEAD`` seconds away; for non-urgent ones, only when it is free now).
+    ``at``: the slot's moment, in seconds of the Redis server's clock, when owned;
+    otherwise the moment to ask again. ``wait``: seconds from the
     server's now to ``at`` (0.0 when the caller may send at once).
     """
 
@@ -117,13 +126,14 @@ class ProviderLimits:
     async def take(self, limits: Sequence[Limit], *, urgent: bool) -> Turn:
         """Ask once for a slot under every one of ``limits`` (atomically, all or none).
 
-        Urgent: reserves the first slot free under all limits and returns it (``owned``).
-        Non-urgent: takes it only if it is free now; otherwise changes nothing and returns
-        ``owned=False`` with the wait before asking again. Raises ``ValueError`` on no limits.
+        Urgent: reserves the first slot free under all limits if it is at most ``RESERVE_AHEAD``
+        seconds away, and returns it (``owned``). Non-urgent: takes it only if it is free now.
+        Otherwise changes nothing and returns ``owned=False`` with the wait before asking again.
+        Raises ``ValueError`` on no limits.
         """
         if not limits:
             raise ValueError("take() needs at least one limit")
-        args: list[int] = [1 if urgent else 0]
+        args: list[int] = [round(RESERVE_AHEAD * _MICROS) if urgent else 0]
         for limit in limits:
             args += [limit.interval_us, limit.tolerance_us]
         owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
@@ -133,16 +143,17 @@ class ProviderLimits:
     async def acquire(self, limit: Limit, *, urgent: bool) -> float:
         """One attempt under one limit: 0.0 if the caller may send now, else the seconds to wait.
 
-        An urgent caller then owns the slot it waits for; a non-urgent one owns nothing and
-        must ask again after the wait.
+        An urgent caller then owns the slot it waits for (unless it is further than
+        ``RESERVE_AHEAD``); a non-urgent one owns nothing and must ask again after the wait.
         """
         return (await self.take([limit], urgent=urgent)).wait
 
     async def wait_turn(self, limits: Sequence[Limit], *, urgent: bool) -> Turn | None:
         """Wait until the caller may send under every one of ``limits``; return the turn it got.
 
-        Urgent callers wait once, for the slot they reserved; non-urgent callers ask again
-        after each wait until a slot is free. Returns None at once when there are no limits.
+        Urgent callers wait for the slot they reserved (asking again first while the line
+        reaches further than ``RESERVE_AHEAD``); non-urgent callers ask again after each wait
+        until a slot is free. Returns None at once when there are no limits.
         """
         if not limits:
             return None

@@ -126,6 +126,12 @@ _COUNTERS = {
     "a": ("acknowledgements", "Deliveries acknowledged by their member (first time).", ["channel", "urgency"]),
     "s": ("provider_sends", "Calls to a provider to send a delivery, by outcome.", ["channel", "provider", "outcome"]),
     "f": ("alerts_finished", "Alerts that reached a final status.", ["urgency", "status"]),
+    "rd": (
+        "redispatched",
+        "Deliveries the clock dispatched again, by cause: retry, added (work scheduled for it); "
+        "lease, hold, job (work whose worker died).",
+        ["cause"],
+    ),
 }
 _HISTOGRAMS = {
     # histogram name in the hash: (metric name, help, labels, bounds)

@@ -94,13 +94,17 @@ class Receipts:
         return first
 
     async def opt_out(self, member: Member, *, via: ChannelName | str) -> Member:
-        """Stop every message to the member from now on; sends already queued for them are dropped."""
+        """Stop every message to the member from now on; sends already queued for them are dropped.
+
+        Returns once the sends to them already with a provider have their answer: after it, nothing reaches them.
+        """
         if member.status is MemberStatus.OPTED_OUT:
             return member
         now = datetime.now(UTC)
         stopped = member.model_copy(update={"status": MemberStatus.OPTED_OUT, "opted_out_at": now, "updated_at": now})
         await self.store.save_member(stopped, previous=member)
-        log.info("receipt.opted_out", member_id=member.id, via=str(via))
+        unanswered = await self.store.sends_landed(member_id=member.id)
+        log.info("receipt.opted_out", member_id=member.id, via=str(via), sends_unanswered=unanswered)
         return stopped
 
     async def feedback(

@@ -132,6 +132,7 @@ def _purge_deliveries(client: redis.Redis, keys: Keys, alert_id: str) -> int:
             pipe.delete(*(keys.delivery(alert_id, ref) for ref in refs))
             pipe.zrem(keys.leases(), *entries)
             pipe.zrem(keys.holds(), *entries)
+            pipe.zrem(keys.handed(), *entries)
             pipe.execute()
         count += len(refs)
     return count

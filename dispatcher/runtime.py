@@ -81,10 +81,11 @@ class Runtime:
         return self.urgent_queue if urgency is Urgency.URGENT else self.general_queue
 
     def horizon(self, urgency: Urgency) -> float:
-        """How long work may wait in its queue before the clock takes its job for lost.
+        """How long a fan-out job may wait in its queue before the clock takes it for lost.
 
         A lease on the urgent lane, which its own worker serves at once; twenty on the general
-        lane, which may hold a backlog (a job dispatched twice is harmless, only wasted).
+        lane, which may hold a backlog (a job dispatched twice is harmless, only wasted). Send
+        jobs are followed in their queue instead (``dispatcher.dispatches``).
         """
         return self.settings.lease_seconds * (1 if urgency is Urgency.URGENT else 20)
 

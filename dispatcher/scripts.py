@@ -19,6 +19,7 @@ field                               counts
 ``a|<channel>|<urgency>``           deliveries acknowledged (first time)
 ``s|<channel>|<provider>|<kind>``   send attempts by outcome (``ok`` or the kind of error)
 ``dup``                             sends that may have reached the provider twice
+``rd|<cause>``                      deliveries the clock dispatched again (written by ``dispatcher.clock``)
 ``f|<urgency>|<status>``            alerts that ended in a status
 ``h|<name>|<labels>|<bin>``         histogram ``<name>``: observations in bin ``<bin>`` (0-based;
                                     one past the last bound: above them all)
@@ -110,6 +111,14 @@ local function maybe_complete(state_key, counts_key, events_key, alert_id, now, 
   end
 end
 
+-- A send handed to its provider has its answer (or will never be sent by that worker): it leaves
+-- the handed set, and whoever waits for the sends of a cancelled alert or an opted-out member hears it.
+local function landed(k, entry)
+  if k.handed and redis.call('ZREM', k.handed, entry) == 1 then
+    redis.call('PUBLISH', k.handed .. ':landed', entry)
+  end
+end
+
 -- Move a delivery from old to new status: record, re-file, count, maybe complete the alert.
 -- A delivery is settled once handed to its provider (sent) or ended: the alert completes when
 -- all are settled; providers' later reports (delivered, undelivered) still update the counts.
@@ -124,6 +133,7 @@ local function move(k, alert_id, ref, channel, old, new, now)
   if RANK[new] >= 2 then
     redis.call('ZREM', k.leases, alert_id .. '|' .. ref)  -- nobody works on it any more
     redis.call('ZREM', k.holds, alert_id .. '|' .. ref)
+    landed(k, alert_id .. '|' .. ref)
   end
   if k.metrics then
     redis.call('HINCRBY', k.metrics, 'd|' .. channel .. '|' .. new, 1)
@@ -144,7 +154,7 @@ end
 local function delivery_keys()
   return {{
     delivery=KEYS[1], state=KEYS[2], counts=KEYS[3], by_status=KEYS[4], events=KEYS[5], leases=KEYS[6], holds=KEYS[7],
-    metrics=KEYS[8]
+    metrics=KEYS[8], handed=KEYS[9]
   }}
 end
 
@@ -206,11 +216,17 @@ return create_delivery(
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, opt-outs set
-# ARGV: alert id, ref, channel, member id, now, lease end
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed, opt-outs set
+# ARGV: alert id, ref, channel, member id, now, lease end, mode ('check' or 'go'; default 'go'),
+#       end of the provider call (default: the lease end)
 # Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
-# the worker that had it died). Returns 'claimed' when the caller now owns the send, else the
-# status the delivery is in (a delivery still leased belongs to someone else).
+# the worker that had it died), unless the alert was cancelled, its time-to-live has passed or
+# the member opted out: then the delivery ends at once, in its final state with the cause.
+# 'go' is called at the last moment, once the provider's turn has come: the caller then owns the
+# send, which is handed to the provider (phase in_flight, in the handed set) and leased.
+# 'check' (before waiting for a turn) changes nothing on a delivery that may still go.
+# Returns 'claimed' (go) or 'ready' (check), else the status the delivery is in (a delivery
+# still leased belongs to someone else).
 CLAIM = (
     _PRELUDE
     + """
@@ -230,7 +246,7 @@ if redis.call('HGET', k.state, 'status') == 'cancelled' then
   target, cause = 'cancelled', 'alert cancelled'
 elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
   target, cause = 'expired', 'time-to-live passed before it could be sent'
-elseif redis.call('SISMEMBER', KEYS[9], ARGV[4]) == 1 then
+elseif redis.call('SISMEMBER', KEYS[10], ARGV[4]) == 1 then
   target, cause = 'cancelled', 'member opted out'
 end
 if cause then
@@ -238,6 +254,7 @@ if cause then
   move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5])
   return target
 end
+if ARGV[7] == 'check' then return 'ready' end
 redis.call('HINCRBY', k.delivery, 'attempts', 1)
 if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
   -- its worker died during a send: that send may have reached the provider
@@ -247,12 +264,13 @@ if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
 end
 redis.call('HSET', k.delivery, 'phase', 'in_flight')
 redis.call('ZADD', k.leases, ARGV[6], leased)
+redis.call('ZADD', k.handed, ARGV[8] or ARGV[6], leased)
 if not taken_over then move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5]) end
 return 'claimed'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed
 # ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
 #       '1' if the failed attempt may have reached the provider, channel, then the attempt that
 #       failed (provider, kind of error, seconds) for the metrics
@@ -273,11 +291,13 @@ if ARGV[6] == '1' then
   if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
 end
 redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
+redis.call('ZREM', k.holds, ARGV[1] .. '|' .. ARGV[2])  -- the lease holds it until its next attempt
+landed(k, ARGV[1] .. '|' .. ARGV[2])
 return 'waiting'
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed
 # ARGV: alert id, ref, channel, new status, now, provider id or '', error or '', cause or '',
 #       then, after a send attempt, its provider, outcome and seconds for the metrics
 # Returns the status afterwards; a move backwards (a late or repeated report) changes nothing.

@@ -1,10 +1,16 @@
-"""Sending one batch of deliveries, concurrently, each claimed before it goes.
+"""Sending one batch of deliveries, concurrently, each claimed at the moment it goes.
 
-A delivery is claimed by an atomic script that refuses it if the alert was cancelled, its
-time-to-live has passed, or the member opted out, so nothing starts too late or after a
-stop. A claim is a lease: the batch renews it while it works, so if its worker dies, the
-clock (``dispatcher.clock``) hands the delivery to another worker once the lease runs out.
-Within the lease, exactly one worker owns the send.
+A delivery waits for its provider's turn (``dispatcher.limits``) unclaimed, then is claimed by
+an atomic script that refuses it if the alert was cancelled, its time-to-live has passed, or
+the member opted out, and otherwise hands the send over: nothing starts too late or after a
+stop, however long the turn took. (The same script checks once before the wait, so that a
+stopped delivery costs no turn.) A batch lets only as many of a channel's sends wait for their
+turn as the channel's limit lets out within a couple of seconds (``send_slots``).
+
+A claim is a lease: the batch renews it while it works, so if its worker dies, the clock
+(``dispatcher.clock``) hands the delivery to another worker once the lease runs out. Within
+the lease, exactly one worker owns the send. The batch holds the deliveries not claimed yet
+the same way, from the moment its job starts.
 
 The channel's answer moves the delivery forward; its typed error decides what comes next:
 a permanent failure marks the contact point unusable and tries the charter's next channel
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -25,8 +32,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from channels import Channel, ChannelError, PermanentError, ReceiptStatus, TransientError, open_channels
 from config import Settings
+from dispatcher import dispatches
 from dispatcher.compose import compose
-from dispatcher.limits import ProviderLimits, limits_for
+from dispatcher.limits import RESERVE_AHEAD, ProviderLimits, Turn, limits_for
 from dispatcher.links import Links
 from dispatcher.metrics import SendAttempt, SendOutcome
 from dispatcher.models import Alert, ChannelName, DeliveryMode, DeliveryStatus, Member, Plp, Relay, Urgency
@@ -36,8 +44,13 @@ from dispatcher.store import Store, delivery_id, now_ts
 
 log = structlog.get_logger(__name__)
 
-#: What the claim script answers to the one caller that now owns a send.
+#: What the claim script answers to the one caller that now owns a send (handed to the provider).
 CLAIMED = "claimed"
+#: What it answers, when only asked to check, for a delivery that may still go.
+READY = "ready"
+NO_CONTACT = "the member has no such contact point any more"
+#: Seconds past the provider's timeout by which a send handed over has its answer (the event loop's lag).
+HANDED_MARGIN = 1.0
 
 #: Channels on which a member's reply carries no reference: it is matched to the last message.
 REPLYABLE = frozenset({ChannelName.SMS, ChannelName.TELEGRAM})
@@ -62,9 +75,9 @@ class BatchContext:
         self.alert, self.plp, self.relay = alert, plp, relay
         self.members, self.channels, self.links = members, channels, links
         self.settings = settings
-        # Sends in flight, per channel: deliveries waiting for a slow channel's connections (SMTP)
-        # must not hold up the batch's deliveries on the other channels.
-        self.slots = {channel: asyncio.Semaphore(settings.send_concurrency) for channel in ChannelName}
+        # Sends waiting for their turn or in flight, per channel: deliveries waiting for a slow channel
+        # (its rate, its connections) must not hold up the batch's deliveries on the other channels.
+        self.slots = {channel: asyncio.Semaphore(send_slots(settings, channel)) for channel in ChannelName}
         self.reply_window = max(alert.ttl_seconds, 7 * 86400)
         self.urgent = alert.urgency is Urgency.URGENT
         self.policy = RetryPolicy.for_urgency(settings, alert.urgency)
@@ -78,6 +91,19 @@ class BatchContext:
 
     def leased(self, ref: str) -> str:
         return f"{self.alert.id}|{ref}"
+
+
+def send_slots(settings: Settings, channel: ChannelName) -> int:
+    """How many sends of one batch may wait for their turn or be in flight on ``channel`` at once.
+
+    What the channel's limit lets out within ``RESERVE_AHEAD`` seconds, plus one, at most
+    PLP_SEND_CONCURRENCY (a channel without limits: that many). More would only queue on the
+    limit, asking it again and again for a turn it cannot give yet.
+    """
+    limits = limits_for(settings, channel, "")
+    if not limits:
+        return settings.send_concurrency
+    return max(1, min(settings.send_concurrency, math.ceil(limits[0].per_second * RESERVE_AHEAD) + 1))
 
 
 class Connections:
@@ -99,19 +125,30 @@ async def connections(rt: Runtime) -> AsyncIterator[Connections]:
 
 
 async def send_batch(
-    rt: Runtime, alert_id: str, plp_id: str, refs: list[str], *, using: Connections | None = None
+    rt: Runtime,
+    alert_id: str,
+    plp_id: str,
+    refs: list[str],
+    *,
+    using: Connections | None = None,
+    job_id: str | None = None,
+    admitted: contextlib.AbstractAsyncContextManager[object] | None = None,
 ) -> dict[str, int]:
     """Send the deliveries ``refs`` of an alert for one PLP; return how many ended in each status.
 
     ``using``: connections kept open between batches (a worker's); by default, the batch opens its own.
+    ``job_id``: the send job that carried them, whose record (``dispatcher.dispatches``) the batch takes
+    over. ``admitted``: entered before sending (a worker's turn to run a batch); the batch holds its
+    deliveries while it waits for it.
     """
     if using is None:
         async with connections(rt) as opened:
-            return await send_batch(rt, alert_id, plp_id, refs, using=opened)
+            return await send_batch(rt, alert_id, plp_id, refs, using=opened, job_id=job_id, admitted=admitted)
     store = Store(using.redis, rt.keys)
     alert, plp = await store.get_alert(alert_id), await store.get_plp(plp_id)
     if alert is None or plp is None:
         log.error("send.batch_orphaned", alert_id=alert_id, plp_id=plp_id)
+        await dispatches.take_over(using.redis, rt.keys, job_id, {})
         return {}
     relay_raw = await using.redis.hget(rt.keys.alert_relays(alert_id), plp_id)
     member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
@@ -126,7 +163,7 @@ async def send_batch(
         links=rt.links,
         settings=rt.settings,
     )
-    async with _holding(ctx, refs):
+    async with _holding(ctx, refs, job_id), admitted or contextlib.nullcontext():
         outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
     tally: dict[str, int] = {}
     for outcome in outcomes:
@@ -136,16 +173,17 @@ async def send_batch(
 
 
 @contextlib.asynccontextmanager
-async def _holding(ctx: BatchContext, refs: list[str]) -> AsyncIterator[None]:
+async def _holding(ctx: BatchContext, refs: list[str], job_id: str | None) -> AsyncIterator[None]:
     """Hold the batch's deliveries, and renew the holds and the leases of those not done, until it ends.
 
-    A hold says "a batch will send this": if it runs out while the delivery is still queued,
-    the batch's worker died before claiming it, and the clock dispatches it again. A lease
-    says "this batch is sending this now"; the claim script refuses a delivery whose lease runs.
+    A hold says "a live worker will send this": taken over from the job's record as the batch
+    starts, and renewed while the worker lives, even while the batch waits for its turn to run.
+    If it runs out, the worker died, and the clock dispatches the delivery again. A lease says
+    "this batch is sending this now"; the claim script refuses a delivery whose lease runs.
     """
     lease, redis, keys = ctx.settings.lease_seconds, ctx.store.redis, ctx.keys
     ctx.held = set(refs)
-    await redis.zadd(keys.holds(), {ctx.leased(r): now_ts() + lease for r in refs})
+    await dispatches.take_over(redis, keys, job_id, {ctx.leased(r): now_ts() + lease for r in refs})
 
     async def renew() -> None:
         while True:
@@ -167,41 +205,72 @@ async def _holding(ctx: BatchContext, refs: list[str]) -> AsyncIterator[None]:
 
 
 async def deliver(ctx: BatchContext, ref: str) -> str:
-    """Claim, send and record one delivery; return the status it is left in (or "waiting" for a retry)."""
+    """Send one delivery when the provider's turn comes, if it may still go; return the status it is left
+    in (or "waiting" for a retry).
+
+    The claim script checks the alert (cancelled? past its time-to-live?) and the member (opted
+    out?) twice: before the delivery waits for its turn, so that a stopped one costs no turn; and
+    once the turn has come, at the last moment, where it hands the send over atomically. A send
+    thus never leaves after the cancel, the opt-out or the TTL it waited through.
+    """
     channel_name, member_id = ref.split(":", 1)
+    channel = ChannelName(channel_name)
     bound = log.bind(alert_id=ctx.alert.id, delivery_id=delivery_id(ctx.alert.id, ref), channel=channel_name)
+    member = ctx.members.get(member_id)
+    address = member.address_for(channel) if member is not None else None
     try:
-        async with ctx.slots[ChannelName(channel_name)]:
-            claimed = await ctx.store.scripts.claim(
-                keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
-                args=[ctx.alert.id, ref, channel_name, member_id, now_ts(), now_ts() + ctx.settings.lease_seconds],
-            )
+        async with ctx.slots[channel]:
+            ready = await _claim(ctx, ref, member_id, mode=READY)
+            if ready != READY:
+                bound.debug("send.not_claimed", status=ready)
+                if ready == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
+                    await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
+                return ready
+            turn = None
+            if address is not None:
+                turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, address), urgent=ctx.urgent)
+            claimed = await _claim(ctx, ref, member_id, mode=CLAIMED)
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
-                return str(claimed)
+                if claimed == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
+                    await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
+                return claimed
             ctx.in_flight.add(ref)
-            return await _attempt(ctx, ref, ChannelName(channel_name), member_id, bound)
+            if member is None or address is None:
+                return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
+            return await _attempt(ctx, ref, channel, member, turn, bound)
     finally:
         ctx.held.discard(ref)
         ctx.in_flight.discard(ref)
 
 
+async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str) -> str:
+    """Run the claim script: ``READY`` checks only, ``CLAIMED`` hands the send over (see ``dispatcher.scripts``)."""
+    now = now_ts()
+    answer = await ctx.store.scripts.claim(
+        keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
+        args=[
+            ctx.alert.id,
+            ref,
+            ref.split(":", 1)[0],
+            member_id,
+            now,
+            now + ctx.settings.lease_seconds,
+            "check" if mode == READY else "go",
+            now + ctx.settings.provider_timeout + HANDED_MARGIN,
+        ],
+    )
+    return str(answer)
+
+
 async def _attempt(
-    ctx: BatchContext, ref: str, channel: ChannelName, member_id: str, bound: structlog.BoundLogger
+    ctx: BatchContext, ref: str, channel: ChannelName, member: Member, turn: Turn | None, bound: structlog.BoundLogger
 ) -> str:
-    member = ctx.members.get(member_id)
-    address = member.address_for(channel) if member is not None else None
-    if member is None or address is None:
-        return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
-    # The turn first, the message just before it goes: composing costs CPU, and done at once for a
-    # whole batch it would hold up the sends whose turn has come (the provider sees that jitter).
-    turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, address), urgent=ctx.urgent)
-    if now_ts() > ctx.expires_at:  # the provider's rate held it back too long: never send late
-        cause = "time-to-live passed while waiting for the provider's rate limit"
-        return await _record(ctx, ref, DeliveryStatus.EXPIRED, cause=cause)
+    # The message is composed once the send is handed over: composing costs CPU, and done at once for
+    # a whole batch it would hold up the sends whose turn has come (the provider sees that jitter).
     message = compose(alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links)
     if message is None:
-        return await _record(ctx, ref, DeliveryStatus.FAILED, error="the member has no such contact point any more")
+        return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
     if turn is not None:
         message = dataclasses.replace(message, slot=turn.index)
     provider = ctx.channels[channel]
@@ -214,7 +283,7 @@ async def _attempt(
     attempt = SendAttempt.of(provider, SendOutcome.OK, time.perf_counter() - started)
     status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
     if channel in REPLYABLE:
-        await ctx.store.remember_last_delivery(member_id, channel, message.delivery_id, ttl=ctx.reply_window)
+        await ctx.store.remember_last_delivery(member.id, channel, message.delivery_id, ttl=ctx.reply_window)
     return await _record(ctx, ref, status, provider_id=receipt.provider_id, attempt=attempt)
 
 

@@ -615,6 +615,37 @@ class Store:
         )
         return int(moved) == 1
 
+    async def sends_landed(self, *, alert_id: str | None = None, member_id: str | None = None) -> int:
+        """Wait until each send of the alert (or to the member) already handed to a provider has its answer;
+        return how many are still unanswered when their time is up (0: nothing more of theirs can reach
+        a provider).
+
+        After a cancel or an opt-out, no send starts any more (the claim script checks at the last
+        moment); this waits for those that started just before. Each is waited for until the end
+        of its provider call (its score in ``handed``, set as it was handed over): a dead worker's
+        send is not waited for past that. Events from the scripts wake the wait (no polling).
+        """
+
+        def theirs(entry: str) -> bool:
+            alert, _, ref = entry.partition("|")
+            return alert == alert_id if alert_id is not None else ref.endswith(f":{member_id}")
+
+        async def pending() -> list[float]:
+            entries = cast(list[tuple[str, float]], await self.redis.zrange(self.keys.handed(), 0, -1, withscores=True))
+            return [until for entry, until in entries if theirs(entry)]
+
+        left = await pending()
+        if not left or max(left) <= now_ts():
+            return len(left)
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(self.keys.handed_landed())
+            while left := await pending():  # read again once subscribed: nothing lands unheard
+                wait = max(left) - now_ts()
+                if wait <= 0:
+                    return len(left)
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+        return 0
+
     async def mark_unusable(self, member_id: str, channel: ChannelName, reason: str) -> None:
         """Note that a member's contact point failed for good on a channel; later alerts skip it."""
         member = await self.get_member(member_id)

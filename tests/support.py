@@ -322,4 +322,4 @@ async def run_queued(runtime: Runtime, *, limit: int | None = None) -> None:
             if job.func_name.endswith("fan_out"):
                 await asyncio.to_thread(fanout.fan_out, runtime, *job.args)
             else:
-                await sending.send_batch(runtime, *job.args)
+                await sending.send_batch(runtime, *job.args, job_id=job.id)

@@ -6,8 +6,11 @@ format: jobs already queued must still run after a deploy.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from functools import lru_cache
+
+from rq import get_current_job
 
 from config import WorkerKind, load_settings
 from dispatcher import escalation, fanout, retention, sending
@@ -29,19 +32,32 @@ def fan_out(alert_id: str, plp_ids: list[str]) -> int:
 def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
     """Send a batch of deliveries concurrently, on the process's event loop and its open connections.
 
-    The job returns once the batch runs (see ``workers.loop``), except in a forked work horse,
-    which would take the batch with it when it exits: there it waits for the batch to end.
+    The job returns once the batch is admitted to send (see ``workers.loop``); the batch holds its
+    deliveries from its first moment. In a forked work horse, which would take the batch with it
+    when it exits, the job waits for the batch to end.
     """
     rt = runtime()
+    job = get_current_job()
+    job_id = job.id if job is not None else None
+    urgent = job is None or job.origin == rt.urgent_queue.name
     loop = process_loop(rt.settings.worker_batches)
     if rt.settings.worker_kind is WorkerKind.FORK:
-        loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
+        loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, None))
     else:
-        loop.submit(lambda: _send_batch(rt, loop, alert_id, plp_id, refs))
+        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted), urgent=urgent)
 
 
-async def _send_batch(rt: Runtime, loop: ProcessLoop, alert_id: str, plp_id: str, refs: list[str]) -> dict[str, int]:
-    return await sending.send_batch(rt, alert_id, plp_id, refs, using=await loop.connections(rt))
+async def _send_batch(
+    rt: Runtime,
+    loop: ProcessLoop,
+    alert_id: str,
+    plp_id: str,
+    refs: list[str],
+    job_id: str | None,
+    admitted: AbstractAsyncContextManager[object] | None,
+) -> dict[str, int]:
+    connections = await loop.connections(rt)
+    return await sending.send_batch(rt, alert_id, plp_id, refs, using=connections, job_id=job_id, admitted=admitted)
 
 
 def purge() -> dict[str, float | int | bool]:

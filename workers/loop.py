@@ -5,20 +5,23 @@ pool, an HTTP session per provider and the SMTP sessions for every batch. A work
 instead runs its send jobs on a loop of its own, in a daemon thread, and keeps those
 connections between batches.
 
-Batches overlap: ``submit`` starts a batch on the loop and returns as soon as fewer than
-``PLP_WORKER_BATCHES`` run, so RQ hands the worker its next job while the last sends of
-earlier batches (a slow SMTP session, a rate-limited tail) are still out; a new urgent batch
-never waits for them. Nothing is lost if the process dies meanwhile: a batch holds its
-deliveries and leases its sends (``dispatcher.sending``), and the clock hands whatever a dead
-process held to another worker. ``drain`` waits for the batches still running (a worker
-stopping); ``run`` waits for one (a forked work horse, tests).
+Batches overlap: ``submit`` starts a batch on the loop at once (it holds its deliveries from
+then on) and returns as soon as it is admitted, when fewer than ``PLP_WORKER_BATCHES`` of its
+urgency send (an urgent batch never waits for non-urgent ones to end),
+so RQ hands the worker its next job while the last sends of earlier batches (a slow SMTP
+session, a rate-limited tail) are still out; a new urgent batch never waits for them. Nothing
+is lost if the process dies meanwhile: a batch holds its deliveries and leases its sends
+(``dispatcher.sending``), and the clock hands whatever a dead process held to another worker.
+``drain`` waits for the batches still running (a worker stopping); ``run`` waits for one (a
+forked work horse, tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future, wait
 from contextlib import AbstractAsyncContextManager
 from functools import lru_cache
@@ -36,7 +39,9 @@ log = structlog.get_logger(__name__)
 
 class ProcessLoop:
     def __init__(self, *, batches: int = 2) -> None:
-        self._capacity = threading.BoundedSemaphore(batches)
+        # Batches admitted at once, per lane (used on the loop only): an urgent batch a general worker
+        # takes while its non-urgent batches run is admitted at once, never queued behind them.
+        self._sending = {urgent: asyncio.Semaphore(batches) for urgent in (True, False)}
         self._running: set[Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="plp-send-loop", daemon=True)
@@ -54,16 +59,26 @@ class ProcessLoop:
             future.cancel()
             raise
 
-    def submit(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        """Start ``work()`` on the loop; return once it runs, as soon as fewer than ``batches`` do."""
-        self._capacity.acquire()
-        future = asyncio.run_coroutine_threadsafe(work(), self._loop)
+    def submit(
+        self, work: Callable[[AbstractAsyncContextManager[object]], Coroutine[Any, Any, Any]], *, urgent: bool = False
+    ) -> None:
+        """Start ``work(admitted)`` on the loop at once; return once it enters ``admitted`` (which it may
+        when fewer than ``batches`` works of its urgency are inside) or ends."""
+        entered = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(work(self._admission(entered, urgent=urgent)), self._loop)
         self._running.add(future)
         future.add_done_callback(self._finished)
+        future.add_done_callback(lambda _: entered.set())
+        entered.wait()
+
+    @contextlib.asynccontextmanager
+    async def _admission(self, entered: threading.Event, *, urgent: bool) -> AsyncIterator[object]:
+        async with self._sending[urgent]:
+            entered.set()
+            yield None
 
     def _finished(self, future: Future[Any]) -> None:
         self._running.discard(future)
-        self._capacity.release()
         if not future.cancelled() and (error := future.exception()) is not None:
             log.error("worker.batch_crashed", error=f"{type(error).__name__}: {error}", exc_info=error)
 

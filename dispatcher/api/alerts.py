@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+import structlog
+
 from dispatcher import audience, intake, policy
 from dispatcher.api import guards
 from dispatcher.api.audit import note
@@ -38,6 +40,8 @@ from dispatcher.models import (
     Urgency,
 )
 from dispatcher.store import new_id
+
+log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -271,16 +275,20 @@ async def list_deliveries(call: Call) -> Reply:
 @api.operation(
     "POST",
     "/v1/alerts/{alert_id}/cancel",
-    summary="Cancel an alert: no send that has not started will start",
+    summary="Cancel an alert: no send that has not started will start; answered once those started have landed",
     tag="alerts",
     authorize=guards.alert_canceller,
     responses={200: AlertView},
 )
 async def cancel_alert(call: Call) -> Reply:
     alert, _ = call.scope
-    if not await services(call).store.cancel_alert(alert.id):
-        progress = await services(call).store.get_progress(alert.id)
+    store = services(call).store
+    if not await store.cancel_alert(alert.id):
+        progress = await store.get_progress(alert.id)
         raise Problem(409, "Conflict", f"the alert is already {progress.status.value}")
+    # Answered once the sends already with a provider have their answer: after it, nothing of the alert goes out.
+    if unanswered := await store.sends_landed(alert_id=alert.id):
+        log.warning("alert.cancelled_with_sends_unanswered", alert_id=alert.id, sends=unanswered)
     await note(call, Action.ALERT_CANCELLED, alert=alert.id)
     return Reply(200, await _view(call, alert))
 

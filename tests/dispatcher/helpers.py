@@ -182,11 +182,14 @@ class Scripted:
         self.alert = alert
         self.keys = store.keys
 
-    async def claim(self, ref: str, *, at: float | None = None) -> str:
+    async def claim(self, ref: str, *, at: float | None = None, mode: str = "go", answer_by: float = 30) -> str:
+        """Claim as a batch does: ``mode`` "check" before the turn, "go" when it comes (the provider is
+        then expected to answer within ``answer_by`` seconds)."""
         channel, member_id = ref.split(":", 1)
+        now = now_ts() if at is None else at
         result = await self.store.scripts.claim(
             keys=[*self.keys.delivery_move(self.alert.id, ref), self.store.keys.optouts()],
-            args=[self.alert.id, ref, channel, member_id, now_ts() if at is None else at, now_ts() + 30],
+            args=[self.alert.id, ref, channel, member_id, now, now_ts() + 30, mode, now_ts() + answer_by],
         )
         return str(result)
 

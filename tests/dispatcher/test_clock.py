@@ -17,6 +17,7 @@ import pytest
 from config import Settings
 from dispatcher import clock
 from dispatcher.fanout import fanout_lease
+from dispatcher.metrics import render
 from dispatcher.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store, now_ts
@@ -240,6 +241,8 @@ async def test_deliveries_a_dead_batch_held_but_never_claimed_are_dispatched_aga
     assert (done["status"], done["attempts"]) == ("sent", "1")
     assert done.get("possible_duplicates") is None  # never claimed: nothing was in flight
     assert await scene.store.redis.zscore(scene.rt.keys.holds(), entry) is None
+    assert await _redispatched(scene) == {"hold": 1}
+    assert 'plp_redispatched_total{cause="hold"} 1.0' in render(scene.rt).decode()
 
 
 async def test_a_hold_left_on_a_settled_delivery_is_dropped(scene: Scene) -> None:
@@ -249,3 +252,73 @@ async def test_a_hold_left_on_a_settled_delivery_is_dropped(scene: Scene) -> Non
     await scene.store.redis.zadd(scene.rt.keys.holds(), {entry: now_ts() - 1})
     assert clock.tick(scene.rt).redispatched == 0
     assert await scene.store.redis.zscore(scene.rt.keys.holds(), entry) is None
+
+
+# -- work dispatched again only when its owner is gone -----------------------------------------
+
+
+async def _make_all_due(scene: Scene) -> None:
+    """Time passes: every hold, lease and queued job's record of the test is due for the clock."""
+    for key in (scene.rt.keys.holds(), scene.rt.keys.leases(), scene.rt.keys.dispatches()):
+        entries = await scene.store.redis.zrange(key, 0, -1)
+        if entries:
+            await scene.store.redis.zadd(key, dict.fromkeys(entries, now_ts() - 1))
+
+
+async def _redispatched(scene: Scene) -> dict[str, int]:
+    raw = await scene.store.redis.hgetall(scene.rt.keys.metrics())
+    return {field.partition("|")[2]: int(n) for field, n in raw.items() if field.startswith("rd|")}
+
+
+async def _queued_fan_out(scene: Scene, members: int = 3) -> str:
+    for n in range(members):
+        await add_member(scene.store, [scene.plp], phone=f"+3247012{n:04d}")
+    alert = new_alert([scene.plp])
+    await accept(scene.rt, alert)
+    await run_queued(scene.rt, limit=1)  # the fan-out; its send job waits in the queue
+    return alert.id
+
+
+async def test_a_send_job_waiting_in_its_queue_is_never_dispatched_again(scene: Scene) -> None:
+    """However long a send job waits in its queue (a backlog under a provider's rate), the clock leaves its
+    deliveries alone: the queue still holds them, nothing is enqueued twice."""
+    alert_id = await _queued_fan_out(scene)
+    for _ in range(3):  # three leases go by
+        await _make_all_due(scene)
+        assert clock.tick(scene.rt).redispatched == 0
+    assert scene.rt.urgent_queue.count == 1
+    assert await _redispatched(scene) == {}
+    await run_queued(scene.rt)
+    assert (await scene.store.get_progress(alert_id)).counts["s:sent"] == 3  # SMS first (e-mail only if it fails)
+
+
+async def test_a_send_job_a_worker_took_and_never_started_is_dispatched_again_at_the_second_look(
+    scene: Scene,
+) -> None:
+    """A job gone from its queue but never started (its worker died as it took it) is lost: the next look gives
+    a live worker time to start it, the one after dispatches its deliveries again, counted as "job"."""
+    alert_id = await _queued_fan_out(scene)
+    scene.rt.urgent_queue.empty()  # a worker took the job... and died
+    await _make_all_due(scene)
+    assert clock.tick(scene.rt).redispatched == 0  # perhaps being started
+    await _make_all_due(scene)
+    assert clock.tick(scene.rt).redispatched == 3
+    assert await _redispatched(scene) == {"job": 3}
+    await _make_all_due(scene)
+    assert clock.tick(scene.rt).redispatched == 0  # the new job waits in the queue: left alone
+    await run_queued(scene.rt)
+    counts = (await scene.store.get_progress(alert_id)).counts
+    assert counts["s:sent"] == 3 and counts.get("possible_duplicates", 0) == 0
+
+
+async def test_a_batch_takes_its_job_over_as_it_starts(scene: Scene) -> None:
+    """Once a batch runs, its job's record is gone (its worker holds the deliveries): nothing is left for the
+    clock to look at, and once it ends, nothing is held."""
+    await _queued_fan_out(scene)
+    assert await scene.store.redis.zcard(scene.rt.keys.dispatches()) == 1
+    await run_queued(scene.rt)
+    assert await scene.store.redis.zcard(scene.rt.keys.dispatches()) == 0
+    assert await scene.store.redis.keys(scene.rt.keys.dispatch("*")) == []
+    assert await scene.store.redis.zcard(scene.rt.keys.holds()) == 0
+    await _make_all_due(scene)
+    assert clock.tick(scene.rt).redispatched == 0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rq import Queue
 
-from dispatcher.fanout import SEND_JOB
+from dispatcher.dispatches import SEND_JOB
 from dispatcher.membership import enroll
 from dispatcher.models import AlertStatus, ChannelName, DeliveryMode, Language, MemberIn, MemberStatus, Urgency
 from dispatcher.runtime import Runtime

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from config import Settings
 from dispatcher.logging import mask_address
-from dispatcher.models import AlertStatus, DeliveryStatus, Language, MemberStatus
+from dispatcher.models import Alert, AlertStatus, DeliveryStatus, Language, Member, MemberStatus
+from dispatcher.receipts import Receipts
 from dispatcher.runtime import Runtime
 from dispatcher.sending import send_batch
 from dispatcher.store import Store
@@ -30,6 +33,8 @@ from tests.dispatcher.helpers import (
     open_store,
     ref_of,
 )
+from tests.simulators.twilio import TwilioSimulator
+from tests.support import until
 
 TEXTS = {Language.FR: "Cambriolage rue du Bailli", Language.NL: "Inbraak in de Baljuwstraat"}
 
@@ -222,3 +227,103 @@ async def test_a_batch_of_an_unknown_alert_does_nothing(runtime: Runtime, store:
     plp = await add_plp(store)
     assert await send_batch(runtime, "0000000000000000", plp.id, ["sms:nobody"]) == {}
     assert not outbox.exists()
+
+
+# -- at a provider's rate: what waits for its turn ----------------------------------------------
+
+PACED_SMS_PER_SECOND = 5
+PACED_MEMBERS = 12  # 2.4 s of turns at that rate
+
+
+@pytest.fixture
+async def paced(runtime: Runtime) -> AsyncIterator[tuple[Runtime, TwilioSimulator]]:
+    """The test's runtime sending SMS through the Twilio simulator, at 5 SMS per second (one sender)."""
+    async with TwilioSimulator(account_sid=PACED_ACCOUNT, auth_token="paced-token", callbacks=False) as twilio:
+        update = {
+            "twilio_account_sid": PACED_ACCOUNT,
+            "twilio_auth_token": SecretStr("paced-token"),
+            "twilio_api_base_url": twilio.base_url,
+            "twilio_sms_from": ("+3225550001",),
+            "limit_sms_per_second": PACED_SMS_PER_SECOND,
+        }
+        rt = Runtime(settings=runtime.settings.model_copy(update=update), redis_url=runtime.redis_url)
+        yield rt, twilio
+        rt.rq_connection.close()
+        rt.sync_redis.close()
+
+
+PACED_ACCOUNT = "AC" + "7" * 32
+
+
+async def _sending_paced(rt: Runtime, store: Store) -> tuple[Alert, list[Member], asyncio.Task[dict[str, int]]]:
+    plp = await add_plp(store, charter=charter([SMS]))
+    members = [await add_member(store, [plp]) for _ in range(PACED_MEMBERS)]
+    alert = await fanned_out(rt, [plp])
+    batch = asyncio.create_task(send_batch(rt, alert.id, plp.id, await refs_of(store, alert.id)))
+    return alert, members, batch
+
+
+async def test_sends_waiting_for_their_turn_are_not_claimed_before_it(
+    paced: tuple[Runtime, TwilioSimulator], store: Store
+) -> None:
+    """While a batch waits on the provider's rate, the deliveries it has claimed are only those handed to the
+    provider: the others stay queued until their turn comes."""
+    rt, twilio = paced
+    alert, _, batch = await _sending_paced(rt, store)
+    await until(lambda: len(twilio.messages) >= 2, timeout=10, what="the first SMS")
+
+    claimed = set(await store.redis.zrange(store.keys.alert_deliveries_in(alert.id, "sending"), 0, -1))
+    handed = {entry.partition("|")[2] for entry in await store.redis.zrange(store.keys.handed(), 0, -1)}
+    queued = await store.redis.zcard(store.keys.alert_deliveries_in(alert.id, "queued"))
+    await batch
+
+    assert claimed <= handed, f"claimed but waiting for a turn: {sorted(claimed - handed)}"
+    assert queued >= PACED_MEMBERS - 2 - PACED_SMS_PER_SECOND  # the line is still long
+    assert len(twilio.messages) == PACED_MEMBERS
+
+
+async def test_a_cancel_stops_the_sends_waiting_for_their_turn(
+    paced: tuple[Runtime, TwilioSimulator], store: Store
+) -> None:
+    """Cancelled while most of its SMS wait on the provider's rate, an alert sends nothing more once the cancel
+    has returned: the waiting deliveries end cancelled, with the cause."""
+    rt, twilio = paced
+    alert, _, batch = await _sending_paced(rt, store)
+    await until(lambda: len(twilio.messages) >= 2, timeout=10, what="the first SMS")
+
+    assert await store.cancel_alert(alert.id)
+    assert await store.sends_landed(alert_id=alert.id) == 0
+    cancelled_at = time.time()
+    tally = await batch
+
+    late = [round(m.received_at - cancelled_at, 2) for m in twilio.messages if m.received_at > cancelled_at]
+    assert not late, f"SMS reached Twilio after the cancel returned, by (s): {late}"
+    assert tally["cancelled"] >= PACED_MEMBERS - 2 - PACED_SMS_PER_SECOND, tally
+    for record in await deliveries(store, alert.id):
+        assert record.status in {DeliveryStatus.SENT, DeliveryStatus.CANCELLED}
+        if record.status is DeliveryStatus.CANCELLED:
+            assert (record.cause, record.attempts) == ("alert cancelled", 0)
+    await assert_books_balance(store, alert.id)
+
+
+async def test_an_opt_out_stops_the_members_send_waiting_for_its_turn(
+    paced: tuple[Runtime, TwilioSimulator], store: Store
+) -> None:
+    """A member who texts STOP while their SMS waits on the provider's rate gets nothing once the STOP is
+    answered; the other members' SMS go."""
+    rt, twilio = paced
+    alert, members, batch = await _sending_paced(rt, store)
+    await until(lambda: len(twilio.messages) >= 2, timeout=10, what="the first SMS")
+    # The last in the batch's order: beyond the sends it lets wait for a turn, it is nowhere near its own.
+    leaver = max(members, key=lambda m: m.id)
+    assert leaver.phone not in {m.to for m in twilio.messages}
+
+    await Receipts(store).opt_out(leaver, via=SMS)
+    stopped_at = time.time()
+    tally = await batch
+
+    assert [m for m in twilio.messages if m.to == leaver.phone and m.received_at > stopped_at] == []
+    record = await store.get_delivery(alert.id, f"sms:{leaver.id}")
+    assert record is not None
+    assert (record.status, record.cause, record.attempts) == (DeliveryStatus.CANCELLED, "member opted out", 0)
+    assert tally == {"sent": PACED_MEMBERS - 1, "cancelled": 1}

@@ -27,6 +27,7 @@ from tests.dispatcher.helpers import (
     open_store,
     ref_of,
 )
+from tests.support import until
 
 QUEUED, SENDING, SENT = DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.SENT
 CLAIMED = sending.CLAIMED
@@ -234,6 +235,99 @@ async def test_claim_refuses_a_delivery_to_a_member_who_opted_out(scene: Scene, 
         assert record is not None
         assert (record.cause, record.attempts) == ("member opted out", 0)
     await assert_books_balance(store, scene.alert.id)
+
+
+@pytest.mark.parametrize(
+    ("stop", "answer", "cause"),
+    [
+        ("nothing", sending.READY, None),
+        ("alert cancelled", CANCELLED, "alert cancelled"),
+        ("member opted out", CANCELLED, "member opted out"),
+    ],
+)
+async def test_a_check_before_the_turn_ends_a_stopped_delivery_and_leaves_the_others_as_they_are(
+    scene: Scene, store: Store, stop: str, answer: str, cause: str | None
+) -> None:
+    """Checked before it waits for its turn, a delivery that may still go stays queued and unclaimed; one that
+    was stopped ends at once, with the cause."""
+    member, ref = scene.members[0], f"sms:{scene.members[0].id}"
+    if stop == "alert cancelled":
+        assert await store.cancel_alert(scene.alert.id)
+    elif stop == "member opted out":
+        await store.save_member(member.model_copy(update={"status": MemberStatus.OPTED_OUT}), previous=member)
+
+    assert await scene.scripts.claim(ref, mode="check") == answer
+
+    record = await store.get_delivery(scene.alert.id, ref)
+    assert record is not None
+    assert (record.status.value, record.cause, record.attempts) == (
+        QUEUED.value if answer == sending.READY else answer,
+        cause,
+        0,
+    )
+    assert await store.redis.zrange(store.keys.handed(), 0, -1) == []
+    await assert_books_balance(store, scene.alert.id)
+
+
+async def test_a_claim_hands_the_send_over_until_the_provider_answers(scene: Scene, store: Store) -> None:
+    """The claim puts the send among those handed to a provider; recording the provider's answer takes it out."""
+    ref = scene.refs[0]
+    assert await scene.scripts.claim(ref) == CLAIMED
+    assert await store.redis.zrange(store.keys.handed(), 0, -1) == [f"{scene.alert.id}|{ref}"]
+    assert await scene.scripts.record(ref, SENT) == SENT
+    assert await store.redis.zrange(store.keys.handed(), 0, -1) == []
+
+
+async def test_waiting_for_the_sends_of_a_cancelled_alert_ends_when_the_provider_answers(
+    scene: Scene, store: Store
+) -> None:
+    """After a cancel, the sends already handed over are waited for until their answer is recorded, and only
+    the alert's own: another alert's send in flight does not hold the wait."""
+    mine, other = scene.refs[0], scene.refs[1]
+    assert await scene.scripts.claim(mine) == CLAIMED
+    assert await store.cancel_alert(scene.alert.id)
+    waiting = asyncio.create_task(store.sends_landed(alert_id=scene.alert.id))
+    await until(lambda: _listening(store), timeout=5, what="the wait to listen")
+    assert not waiting.done()
+
+    assert await scene.scripts.record(mine, SENT) == SENT
+    async with asyncio.timeout(5):
+        assert await waiting == 0
+    assert await scene.scripts.claim(other) == CANCELLED  # nothing starts after the cancel
+
+
+async def test_waiting_for_an_opted_out_members_sends_ends_when_the_provider_answers(
+    scene: Scene, store: Store
+) -> None:
+    """After an opt-out, the member's sends already handed over are waited for until answered (a retry too)."""
+    member = scene.members[0]
+    sms, email = f"sms:{member.id}", f"email:{member.id}"
+    assert await scene.scripts.claim(sms) == CLAIMED
+    assert await scene.scripts.claim(f"sms:{scene.members[1].id}") == CLAIMED  # someone else's: not waited for
+    await store.save_member(member.model_copy(update={"status": MemberStatus.OPTED_OUT}), previous=member)
+    waiting = asyncio.create_task(store.sends_landed(member_id=member.id))
+    await until(lambda: _listening(store), timeout=5, what="the wait to listen")
+    assert not waiting.done()
+
+    assert await scene.scripts.record(sms, FAILED) == FAILED
+    async with asyncio.timeout(5):
+        assert await waiting == 0
+    assert await scene.scripts.claim(email) == CANCELLED
+
+
+async def test_a_send_past_the_end_of_its_provider_call_is_not_waited_for(scene: Scene, store: Store) -> None:
+    """A send whose provider call should have ended long ago (its worker died) does not hold a cancel: the wait
+    returns at once and says how many sends never got their answer."""
+    ref = scene.refs[0]
+    assert await scene.scripts.claim(ref, answer_by=-1) == CLAIMED
+    assert await store.cancel_alert(scene.alert.id)
+    async with asyncio.timeout(1):
+        assert await store.sends_landed(alert_id=scene.alert.id) == 1
+
+
+async def _listening(store: Store) -> bool:
+    [(_, subscribers)] = await store.redis.pubsub_numsub(store.keys.handed_landed())
+    return int(subscribers) > 0
 
 
 async def test_a_second_claim_does_not_hand_over_the_send(scene: Scene, store: Store) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from dispatcher import intake
 from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
+from dispatcher.compose import ACK_PREFIX
 from dispatcher.logging import configure_logging
 from dispatcher.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
 from dispatcher.runtime import Runtime
@@ -147,6 +149,29 @@ class World:
         status, twiml = await self.twilio.incoming_sms(f"{self.base}/v1/webhooks/twilio/sms", e164, SMS_FROM, "STOP")
         assert status == 200, twiml
 
+    async def link_telegram(self, plp_id: str, member_id: str, chat_id: int) -> None:
+        """The coordinator issues the member's Telegram link; the member opens it (``/start <token>``)."""
+        path = f"/v1/plps/{plp_id}/members/{member_id}/telegram-link"
+        link = await post_json(self.client, path, None, headers=self.auth(), expect=201)
+        status, answer = await self.telegram_says(chat_id, link["start_command"])
+        assert status == 200, answer
+
+    async def opt_out_by_telegram(self, chat_id: int) -> None:
+        """The member writes /stop to the bot; returns once the service has answered the update."""
+        status, answer = await self.telegram_says(chat_id, "/stop")
+        assert status == 200, answer
+
+    async def telegram_says(self, chat_id: int, text: str) -> tuple[int, Any]:
+        secret = self.settings.telegram_webhook_secret
+        assert secret is not None, "open the world with telegram_webhook_secret=..."
+        url = f"{self.base}/v1/webhooks/telegram"
+        return await self.telegram.member_sends(url, chat_id, text, secret=secret.get_secret_value())
+
+    async def cancel(self, alert_id: str) -> float:
+        """The police cancel the alert through the API; returns the Unix time its answer (200) came back."""
+        await post_json(self.client, f"/v1/alerts/{alert_id}/cancel", None, headers=self.auth("police"), expect=200)
+        return time.time()
+
     # -- reading the outcome -----------------------------------------------------------------
 
     async def deliveries(self, alert_id: str) -> dict[str, dict[str, Any]]:
@@ -190,7 +215,24 @@ class World:
         for mail in self.smtp.messages:
             alert_id, channel, member_id = mail.message_id.strip("<>").partition("@")[0].split(".")
             found.append(Sent(alert_id, channel, member_id, mail.received_at, mail.late))
+        for call in self.telegram.calls("sendMessage"):
+            if call.status == 200 and (delivery := _telegram_delivery(call.params)) is not None:
+                alert_id, channel, member_id = split_delivery_id(delivery)
+                found.append(Sent(alert_id, channel, member_id, call.received_at, call.late))
         return found
+
+    def requests_after(self, moment: float) -> list[tuple[str, str, float]]:
+        """(provider, recipient, Unix time) of every send request the SMS and Telegram simulators received after
+        ``moment``, whatever they answered (refused for the rate included)."""
+        return [
+            *(("twilio", to, at) for to, at in self.twilio.received if at > moment),
+            *(("telegram", chat, at) for chat, at in self.telegram.received if at > moment),
+        ]
+
+    def redispatched(self) -> dict[str, int]:
+        """Deliveries the clock dispatched again so far, by cause (the counters behind ``plp_redispatched_total``)."""
+        raw = self.redis.hgetall(self.runtime.keys.metrics())
+        return {f.partition("|")[2]: int(n) for f, n in raw.items() if str(f).startswith("rd|")}  # type: ignore[union-attr]
 
     def duplicates_observed(self) -> int:
         return sum(self.twilio.duplicates().values()) + sum(self.smtp.duplicates().values())
@@ -278,6 +320,13 @@ class World:
             if worker.pid is not None and job is not None:
                 busy[worker.pid] = job.func_name
         return busy
+
+
+def _telegram_delivery(params: dict[str, Any]) -> str | None:
+    """The delivery a Telegram message carries, from its "received" button's callback data."""
+    rows = (params.get("reply_markup") or {}).get("inline_keyboard") or []
+    data = [button.get("callback_data", "") for row in rows for button in row]
+    return next((d.removeprefix(ACK_PREFIX) for d in data if d.startswith(ACK_PREFIX)), None)
 
 
 def settled_at(record: dict[str, str]) -> float | None:

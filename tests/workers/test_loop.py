@@ -6,6 +6,7 @@ import asyncio
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from types import FrameType
 
 import pytest
@@ -87,8 +88,9 @@ def test_a_submitted_batch_runs_on_after_the_job_returns_and_drain_waits_for_it(
     """RQ gets the worker back at once (the next job can start) while the batch goes on; stopping waits for it."""
     release, done = threading.Event(), threading.Event()
 
-    async def batch() -> None:
-        await asyncio.to_thread(release.wait)
+    async def batch(admitted: AbstractAsyncContextManager[object]) -> None:
+        async with admitted:
+            await asyncio.to_thread(release.wait)
         done.set()
 
     loop.submit(batch)  # returns although the batch is still running
@@ -101,23 +103,29 @@ def test_a_submitted_batch_runs_on_after_the_job_returns_and_drain_waits_for_it(
 
 
 def test_no_more_batches_run_at_once_than_the_process_takes() -> None:
-    """Past ``batches`` running, submitting waits for one to end: RQ leaves further jobs to other workers."""
+    """Past ``batches`` admitted, submitting waits for one to end (RQ leaves further jobs to other workers),
+    while the waiting batch already runs up to its admission (it holds its deliveries meanwhile)."""
     process_loop = ProcessLoop(batches=2)
     release = threading.Event()
     running: list[int] = []
 
-    async def batch(n: int) -> None:
-        running.append(n)
-        await asyncio.to_thread(release.wait)
+    started: list[int] = []
+
+    async def batch(n: int, admitted: AbstractAsyncContextManager[object]) -> None:
+        started.append(n)  # it holds its deliveries from here, admitted or not
+        async with admitted:
+            running.append(n)
+            await asyncio.to_thread(release.wait)
 
     try:
-        process_loop.submit(lambda: batch(1))
-        process_loop.submit(lambda: batch(2))
-        third = threading.Thread(target=process_loop.submit, args=(lambda: batch(3),))
+        process_loop.submit(lambda admitted: batch(1, admitted))
+        process_loop.submit(lambda admitted: batch(2, admitted))
+        third = threading.Thread(target=process_loop.submit, args=(lambda admitted: batch(3, admitted),))
         third.start()
         third.join(timeout=0.2)
 
         assert third.is_alive()  # waiting for room
+        assert sorted(started) == [1, 2, 3] and sorted(running) == [1, 2]  # the third already runs, not admitted
         release.set()
         third.join(timeout=5)
         assert not third.is_alive()
@@ -128,10 +136,38 @@ def test_no_more_batches_run_at_once_than_the_process_takes() -> None:
 
 
 def test_a_crashed_batch_frees_its_place(loop: ProcessLoop) -> None:
-    async def broken() -> None:
-        raise RuntimeError("defect in a channel")
+    async def broken(admitted: AbstractAsyncContextManager[object]) -> None:
+        async with admitted:
+            raise RuntimeError("defect in a channel")
 
     for _ in range(6):  # more than the loop's batches: each crash gave its place back
         loop.submit(broken)
 
     assert loop.drain(timeout=5)
+
+
+def test_an_urgent_batch_is_admitted_while_non_urgent_ones_fill_the_process() -> None:
+    """A general worker whose batches are all non-urgent admits an urgent batch at once: urgent work never waits
+    in a worker for non-urgent batches to end (past ``batches`` urgent ones, it waits like any other)."""
+    process_loop = ProcessLoop(batches=1)
+    release = threading.Event()
+    admitted: list[str] = []
+
+    async def batch(name: str, entry: AbstractAsyncContextManager[object]) -> None:
+        async with entry:
+            admitted.append(name)
+            await asyncio.to_thread(release.wait)
+
+    try:
+        process_loop.submit(lambda entry: batch("advice", entry))
+        process_loop.submit(lambda entry: batch("burglary", entry), urgent=True)  # returns: admitted at once
+        assert sorted(admitted) == ["advice", "burglary"]
+        second = threading.Thread(target=process_loop.submit, args=(lambda entry: batch("theft", entry),))
+        second.start()
+        second.join(timeout=0.2)
+        assert second.is_alive()  # a second non-urgent batch waits for room
+        release.set()
+        second.join(timeout=5)
+        assert process_loop.drain(timeout=5)
+    finally:
+        process_loop.close()

@@ -121,6 +121,9 @@ class Channel(Protocol):
     name: ClassVar[str]
     #: Longest text the channel carries in one message, if it has a limit.
     max_text_length: ClassVar[int | None]
+    #: Whether the provider calls back with each message's fate: a send in doubt is then settled by
+    #: its report, if the message went, before any retry (see ``dispatcher.retries``).
+    reports_delivery: ClassVar[bool]
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send one message. Raises a ``ChannelError`` subclass when it does not go."""

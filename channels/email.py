@@ -58,6 +58,7 @@ class SmtpChannel:
 
     name: ClassVar[str] = "email"
     max_text_length: ClassVar[int | None] = None
+    reports_delivery: ClassVar[bool] = False  # no delivery reports over SMTP
 
     def __init__(
         self,

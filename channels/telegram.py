@@ -122,6 +122,7 @@ class TelegramChannel:
 
     name: ClassVar[str] = "telegram"
     max_text_length: ClassVar[int | None] = MAX_TEXT_LENGTH
+    reports_delivery: ClassVar[bool] = False  # a message Telegram took is in the chat: nothing more comes
 
     def __init__(self, *, token: SecretStr, api_base_url: str, timeout: float, pool_size: int = POOL_SIZE) -> None:
         self._token = token

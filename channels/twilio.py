@@ -221,6 +221,7 @@ class _TwilioChannel:
 
     name: ClassVar[str]
     max_text_length: ClassVar[int | None]
+    reports_delivery: ClassVar[bool] = True  # the status callbacks of each message and call
 
     def __init__(self, account: TwilioAccount) -> None:
         self._account = account

@@ -211,6 +211,10 @@ return create_delivery(
 # Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
 # the worker that had it died). Returns 'claimed' when the caller now owns the send, else the
 # status the delivery is in (a delivery still leased belongs to someone else).
+# The send about to be made is counted as a possible duplicate when the previous one may have
+# reached the provider: its worker died during it (phase 'in_flight'), or it failed in a way
+# that leaves it in doubt (phase 'uncertain', see RETRY). Counted here, at the resend, so that a
+# doubt settled without one (a provider's report, a cancel, the time-to-live) counts nothing.
 CLAIM = (
     _PRELUDE
     + """
@@ -239,8 +243,9 @@ if cause then
   return target
 end
 redis.call('HINCRBY', k.delivery, 'attempts', 1)
-if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
-  -- its worker died during a send: that send may have reached the provider
+local phase = redis.call('HGET', k.delivery, 'phase')
+if taken_over and (phase == 'in_flight' or phase == 'uncertain') then
+  -- the previous send may have reached the provider: this one may deliver the message twice
   redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
   redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
   if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
@@ -256,8 +261,9 @@ return 'claimed'
 # ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
 #       '1' if the failed attempt may have reached the provider, channel, then the attempt that
 #       failed (provider, kind of error, seconds) for the metrics
-# The delivery stays "sending", waiting: its lease ends at the next attempt, when the clock
-# hands it to a worker again.
+# The delivery stays "sending", waiting (phase 'uncertain' if the attempt may have reached the
+# provider: CLAIM counts the resend): its lease ends at the next attempt, when the clock hands
+# it to a worker again.
 RETRY = (
     _PRELUDE
     + """
@@ -265,13 +271,10 @@ local k = delivery_keys()
 local status = redis.call('HGET', k.delivery, 'status')
 count_send(k.metrics, ARGV[7], 8)
 if status ~= 'sending' then return status or 'missing' end
-redis.call('HSET', k.delivery, 'phase', 'waiting', 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
+local phase = 'waiting'
+if ARGV[6] == '1' then phase = 'uncertain' end
+redis.call('HSET', k.delivery, 'phase', phase, 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
 if ARGV[5] == '1' then redis.call('HINCRBY', k.delivery, 'failures', 1) end
-if ARGV[6] == '1' then
-  redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
-  redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
-  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
-end
 redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
 return 'waiting'
 """

@@ -30,11 +30,12 @@ class TransientError(ChannelError):
 
     ``may_have_sent``: the provider may have taken the message, so sending it again may
     deliver it twice. Each channel decides it from the protocol step the failure came at:
-    the whole request (an SMTP message's DATA) had gone out and no answer came back, or
+    the request (an SMTP message's DATA) had started going out and no answer came back, or
     the answer was a server error after which the provider may have acted
     (``server_may_have_acted``). A failure before the request went out (a refused or
     timed-out connection, no free connection) or an answer that refuses it (4xx, 429,
-    503) leaves it False.
+    503) leaves it False. In doubt between two steps, a channel says True: a duplicate
+    counted that did not happen is the safe side of a duplicate that went uncounted.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, may_have_sent: bool = False) -> None:

@@ -11,11 +11,15 @@ loggers that print URLs get a filter that hides it (see ``hide_tokens_in_library
 
 Whether a failed call may still have sent the message follows from how far the HTTP
 exchange got, which each call notes (``_Exchange``): httpcore reports when the request's
-body has been written whole (its ``trace`` extension), and the HTTP status comes with the
-answer. Not written (no connection, no free connection, a write that failed): nothing was
+body starts going out (its ``trace`` extension), and the HTTP status comes with the answer.
+Not written (no connection, no free connection, headers that did not go out): nothing was
 sent. Written, and no answer (a reset, a read timeout, a connection closed, our own bound
 on the call): Telegram may have sent it. Answered: the status says (a 5xx after which the
 API may have acted, see ``server_may_have_acted``; never a 4xx or a 429).
+
+The body's start, not its end, is the mark: httpcore hands the body to the socket, then
+yields to the event loop before it reports the body complete, and a cancellation (our bound
+on the call) landing there would make a request the server has whole look unsent.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ T = TypeVar("T")
 
 @dataclass
 class _Exchange:
-    """How far one Bot API call got: its request written whole, the HTTP status Telegram answered."""
+    """How far one Bot API call got: its request written (its body going out), the HTTP status answered."""
 
     written: bool = False
     status: int | None = None
@@ -97,8 +101,8 @@ _exchange: ContextVar[_Exchange | None] = ContextVar("telegram_exchange", defaul
 
 
 async def _trace(event: str, info: dict[str, Any]) -> None:
-    """httpcore's ``trace`` extension: notes when the request's body has gone out whole."""
-    if event.endswith(".send_request_body.complete") and (exchange := _exchange.get()) is not None:
+    """httpcore's ``trace`` extension: notes when the request's body starts going out (the headers have)."""
+    if event.endswith(".send_request_body.started") and (exchange := _exchange.get()) is not None:
         exchange.written = True
 
 
@@ -219,8 +223,8 @@ class TelegramChannel:
 def translate(exc: BaseException, *, written: bool = False, status: int | None = None) -> ChannelError:
     """The channel error for what the Bot API (or the network) answered; the only such mapping.
 
-    ``written``: the request had gone out whole; ``status``: the HTTP status Telegram answered,
-    if it did. They decide whether the message may have gone out (see the module docstring).
+    ``written``: the request had gone out (its body had started); ``status``: the HTTP status Telegram
+    answered, if it did. They decide whether the message may have gone out (see the module docstring).
     """
     match exc:
         case RetryAfter():

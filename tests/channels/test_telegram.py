@@ -28,7 +28,7 @@ from config import Settings
 from dispatcher.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.telegram import SECRET_HEADER, TelegramSimulator
-from tests.support import unconnectable_port
+from tests.support import unconnectable_port, until
 
 # python-telegram-bot 22 warns, when it builds a RetryAfter (on every 429), that retry_after will
 # become a timedelta; the channel reads both forms.
@@ -241,6 +241,41 @@ async def test_a_failed_send_may_have_gone_only_once_the_request_went_out_unansw
     await channel.close()
     assert isinstance(raised.value, TransientError) and raised.value.may_have_sent is may_have_sent
     assert len([c for c in tg.calls("sendMessage") if c.status == 200]) == int(in_the_chat)
+
+
+class _StallAt(logging.Handler):
+    """Blocks the event loop for ``seconds`` the first time httpcore reports ``step`` (a starved worker, then)."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        super().__init__(logging.DEBUG)
+        self.step, self.seconds, self.stalled = step, seconds, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.stalled and record.getMessage().startswith(self.step):
+            self.stalled = True
+            time.sleep(self.seconds)  # the whole process stops, as a worker starved of CPU does
+
+
+async def test_a_request_written_as_the_provider_timeout_runs_out_may_have_gone(tg: TelegramSimulator) -> None:
+    """A worker that stalls past the provider timeout as it starts writing a request still writes it whole before
+    the bound cancels the call (httpcore yields only once the body is out): Telegram has the message, and the
+    channel says it may have gone."""
+    stall = _StallAt("send_request_headers.started", 0.5)
+    library = logging.getLogger("httpcore.http11")
+    level = library.level
+    library.addHandler(stall)
+    library.setLevel(logging.DEBUG)
+    channel = channel_for(tg, timeout=0.3)
+    try:
+        with pytest.raises(TransientError) as raised:
+            await channel.send(message())
+    finally:
+        library.removeHandler(stall)
+        library.setLevel(level)
+        await channel.close()
+    assert stall.stalled and raised.value.may_have_sent is True
+    calls = await until(lambda: tg.calls("sendMessage"), timeout=5, what="Telegram to take the message")
+    assert [call.params["chat_id"] for call in calls] == [CHAT]
 
 
 async def test_a_refused_message_never_may_have_gone(telegram: TelegramChannel, tg: TelegramSimulator) -> None:

@@ -126,6 +126,12 @@ _COUNTERS = {
     "a": ("acknowledgements", "Deliveries acknowledged by their member (first time).", ["channel", "urgency"]),
     "s": ("provider_sends", "Calls to a provider to send a delivery, by outcome.", ["channel", "provider", "outcome"]),
     "f": ("alerts_finished", "Alerts that reached a final status.", ["urgency", "status"]),
+    "dup": (
+        "possible_duplicates",
+        "Sends made again after one that may have reached the provider, by cause: taken_over (its worker died or "
+        "stalled during it) or in_doubt (it failed with no answer, or a 5xx, once the request was out).",
+        ["channel", "cause"],
+    ),
 }
 _HISTOGRAMS = {
     # histogram name in the hash: (metric name, help, labels, bounds)
@@ -172,12 +178,6 @@ def counter_families(raw: dict[str, str]) -> Iterator[Metric]:
         "Calls to a provider that failed, by kind: transient, rate_limited, permanent, not_configured, internal.",
         ["channel", "provider", "kind"],
         sorted(errors.items()),
-    )
-    yield _counter(
-        "possible_duplicates",
-        "Sends that may have reached the provider twice (a worker died or a call timed out mid-send).",
-        [],
-        [((), float(raw.get("dup", 0)))],
     )
     for hist, (name, doc, labels, bounds) in _HISTOGRAMS.items():
         yield _histogram(name, doc, labels, bounds, bins[hist], sums[hist])

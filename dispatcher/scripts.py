@@ -18,7 +18,9 @@ field                               counts
 ``r|<channel>|<urgency>``           deliveries handed over (first ``sent`` or ``delivered``)
 ``a|<channel>|<urgency>``           deliveries acknowledged (first time)
 ``s|<channel>|<provider>|<kind>``   send attempts by outcome (``ok`` or the kind of error)
-``dup``                             sends that may have reached the provider twice
+``dup|<channel>|<cause>``           sends made again after one that may have reached the provider:
+                                    ``taken_over`` from a worker that died (or stalled) during it,
+                                    ``in_doubt`` after a failure that left it in doubt
 ``f|<urgency>|<status>``            alerts that ended in a status
 ``h|<name>|<labels>|<bin>``         histogram ``<name>``: observations in bin ``<bin>`` (0-based;
                                     one past the last bound: above them all)
@@ -248,7 +250,11 @@ if taken_over and (phase == 'in_flight' or phase == 'uncertain') then
   -- the previous send may have reached the provider: this one may deliver the message twice
   redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
   redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
-  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
+  if k.metrics then
+    local cause = 'in_doubt'
+    if phase == 'in_flight' then cause = 'taken_over' end
+    redis.call('HINCRBY', k.metrics, 'dup|' .. ARGV[3] .. '|' .. cause, 1)
+  end
 end
 redis.call('HSET', k.delivery, 'phase', 'in_flight')
 redis.call('ZADD', k.leases, ARGV[6], leased)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from dispatcher import clock
+from dispatcher import clock, metrics
 from dispatcher.fanout import fanout_lease
 from dispatcher.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
 from dispatcher.receipts import Receipts
@@ -79,6 +80,13 @@ async def scene(redis_url: str, tmp_path: Path) -> AsyncIterator[Scene]:
             plp = await add_plp(store, charter=charter([SMS, EMAIL], mode=DeliveryMode.FIRST_THAT_WORKS))
             yield Scene(rt, store, twilio, smtp, plp)
         rt.rq_connection.flushdb()
+
+
+def _possible_duplicates(scene: Scene) -> dict[tuple[str, str], float]:
+    """``plp_possible_duplicates_total`` as /metrics shows it, by (channel, cause)."""
+    families = text_string_to_metric_families(metrics.render(scene.rt).decode())
+    [family] = [f for f in families if f.name == "plp_possible_duplicates"]
+    return {(s.labels["channel"], s.labels["cause"]): s.value for s in family.samples if s.name.endswith("_total")}
 
 
 async def _sent_once(scene: Scene, **alert_fields: object) -> tuple[str, str]:
@@ -186,6 +194,7 @@ async def test_the_work_of_a_dead_worker_is_taken_up_and_counted_as_a_possible_d
     assert (done["status"], done["attempts"], done["possible_duplicates"]) == ("sent", "2", "1")
     progress = await scene.store.get_progress(alert.id)
     assert progress.counts["possible_duplicates"] == 1
+    assert _possible_duplicates(scene) == {("sms", "taken_over"): 1.0}
 
 
 async def test_a_send_in_doubt_is_counted_as_a_possible_duplicate_when_it_goes_again(scene: Scene) -> None:
@@ -213,6 +222,7 @@ async def test_a_send_in_doubt_is_counted_as_a_possible_duplicate_when_it_goes_a
     assert (done["status"], done["attempts"], done["possible_duplicates"]) == ("sent", "3", "1")
     assert (await scene.store.get_progress(alert_id)).counts["possible_duplicates"] == 1
     assert sum(scene.twilio.duplicates().values()) == 1  # the member did get it twice
+    assert _possible_duplicates(scene) == {("sms", "in_doubt"): 1.0}
 
 
 async def test_a_send_in_doubt_settled_by_the_providers_report_is_neither_sent_again_nor_counted(

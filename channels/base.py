@@ -28,14 +28,30 @@ class ChannelError(Exception):
 class TransientError(ChannelError):
     """The send did not go through this time; it may on another attempt.
 
-    ``may_have_sent``: the request may have reached the provider (a timeout or a broken
-    connection after it was sent), so sending again may deliver the message twice.
+    ``may_have_sent``: the provider may have taken the message, so sending it again may
+    deliver it twice. Each channel decides it from the protocol step the failure came at:
+    the request (an SMTP message's DATA) had started going out and no answer came back, or
+    the answer was a server error after which the provider may have acted
+    (``server_may_have_acted``). A failure before the request went out (a refused or
+    timed-out connection, no free connection) or an answer that refuses it (4xx, 429,
+    503) leaves it False. In doubt between two steps, a channel says True: a duplicate
+    counted that did not happen is the safe side of a duplicate that went uncounted.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, may_have_sent: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.may_have_sent = may_have_sent
+
+
+def server_may_have_acted(status: int) -> bool:
+    """Whether an HTTP server error leaves open that the provider acted on the request (RFC 9110, 15.6).
+
+    A 500 may come after the work was done, a gateway's 502 or 504 after the request was passed
+    on; a 503 says the service was not available to take it. Below 500, the server says
+    what it did (or that it refused), so it is never in doubt.
+    """
+    return status >= 500 and status != 503
 
 
 class RateLimited(TransientError):
@@ -106,6 +122,9 @@ class Channel(Protocol):
     name: ClassVar[str]
     #: Longest text the channel carries in one message, if it has a limit.
     max_text_length: ClassVar[int | None]
+    #: Whether the provider calls back with each message's fate: a send in doubt is then settled by
+    #: its report, if the message went, before any retry (see ``dispatcher.retries``).
+    reports_delivery: ClassVar[bool]
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send one message. Raises a ``ChannelError`` subclass when it does not go."""

@@ -14,6 +14,14 @@ The mail server's answers become the channel errors in one place, ``translate``:
 a recipient refused with ``5xx`` is permanent, ``4xx`` transient; a server that
 cannot be reached or does not answer in time is transient; a refused login is a
 configuration problem (``NotConfigured``).
+
+Whether a failed message may still have been delivered follows from the step of the
+transaction it failed at (RFC 5321, 4.1.1.4 and 6.1; RFC 1047). Once the message's DATA has
+gone out, the server may have taken it: a connection lost or a reply that does not come
+from then on leaves it in doubt (``may_have_sent``). Before that (connecting, MAIL, RCPT),
+or when the server replies to the data, it did not take it. ``aiosmtplib`` sends the DATA
+command and the message in one call, so the round trip that asks for the ``354`` is counted
+with the data: a doubt too many there is on the safe side.
 """
 
 from __future__ import annotations
@@ -106,6 +114,7 @@ class SmtpChannel:
 
     name: ClassVar[str] = "email"
     max_text_length: ClassVar[int | None] = None
+    reports_delivery: ClassVar[bool] = False  # no delivery reports over SMTP
 
     def __init__(
         self,
@@ -129,8 +138,8 @@ class SmtpChannel:
         self._username, self._password = username, password
         self._pool_size, self._timeout, self._probe_idle_after = pool_size, timeout, probe_idle_after
         self._slots = asyncio.Semaphore(pool_size)
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (client, loop time it was last released)
-        self._clients: list[aiosmtplib.SMTP] = []
+        self._idle: list[tuple[_Session, float]] = []  # (client, loop time it was last released)
+        self._clients: list[_Session] = []
 
     def __repr__(self) -> str:
         return (
@@ -189,12 +198,14 @@ class SmtpChannel:
         server unreachable or slower than the provider timeout) or ``NotConfigured``.
         """
         mail = self.compose(message)
+        client: _Session | None = None
         try:
             async with self._connection() as client:
+                client.data_started = False
                 async with asyncio.timeout(self._timeout):
                     await client.send_message(mail, sender=self._envelope_from, recipients=[message.address])
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:  # TimeoutError is an OSError
-            raise translate(exc) from exc
+            raise translate(exc, data_started=client is not None and client.data_started) from exc
         return Receipt(provider_id=self.message_id(message.delivery_id), status=ReceiptStatus.SENT)
 
     async def close(self) -> None:
@@ -203,7 +214,7 @@ class SmtpChannel:
         await asyncio.gather(*(self._quit(client) for client in clients))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
+    async def _connection(self) -> AsyncIterator[_Session]:
         # Waiting for a free connection is not the provider's time: only the calls are bounded.
         async with self._slots:
             client, idle_since = self._idle.pop() if self._idle else (self._new_client(), None)
@@ -219,9 +230,9 @@ class SmtpChannel:
             finally:
                 self._idle.append((client, asyncio.get_running_loop().time()))
 
-    def _new_client(self) -> aiosmtplib.SMTP:
+    def _new_client(self) -> _Session:
         login = self._username is not None and self._password is not None
-        client = aiosmtplib.SMTP(
+        client = _Session(
             hostname=self._host,
             port=self._port,
             username=self._username if login else None,
@@ -233,7 +244,7 @@ class SmtpChannel:
         self._clients.append(client)
         return client
 
-    async def _ready(self, client: aiosmtplib.SMTP, idle_since: float | None) -> None:
+    async def _ready(self, client: _Session, idle_since: float | None) -> None:
         idle = asyncio.get_running_loop().time() - idle_since if idle_since is not None else 0.0
         if client.is_connected and idle > self._probe_idle_after:
             try:
@@ -244,7 +255,7 @@ class SmtpChannel:
             await client.connect()
             log.info("email.connected", host=self._host, port=self._port, security=self._security.value)
 
-    async def _quit(self, client: aiosmtplib.SMTP) -> None:
+    async def _quit(self, client: _Session) -> None:
         if not client.is_connected:
             return
         try:
@@ -254,8 +265,22 @@ class SmtpChannel:
             client.close()
 
 
-def translate(exc: BaseException) -> ChannelError:
-    """The channel error for what the mail server (or the network) answered; the only such mapping."""
+class _Session(aiosmtplib.SMTP):
+    """An ``aiosmtplib`` connection that notes when a message's DATA starts (see the module docstring)."""
+
+    data_started = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(*args, **kwargs)
+
+
+def translate(exc: BaseException, *, data_started: bool = False) -> ChannelError:
+    """The channel error for what the mail server (or the network) answered; the only such mapping.
+
+    ``data_started``: the failure came once the message's DATA had started; a lost connection or a
+    missing reply then leaves the message possibly delivered (``may_have_sent``).
+    """
     match exc:
         case aiosmtplib.SMTPAuthenticationError():
             return NotConfigured(f"the mail server refused the login: {exc.code}")
@@ -265,8 +290,18 @@ def translate(exc: BaseException) -> ChannelError:
             return _refused("address refused by the mail server", exc.code)
         case aiosmtplib.SMTPSenderRefused() if exc.code >= 500:
             return NotConfigured(f"the mail server refused the sender address: {exc.code}")
+        case TimeoutError() if data_started:
+            return TransientError(
+                "the mail server did not answer the message in time; it may have taken it", may_have_sent=True
+            )
+        case OSError() if data_started:  # the connection broke while the server had the message
+            return TransientError(
+                f"the connection to the mail server broke during the message ({type(exc).__name__}); "
+                "it may have taken it",
+                may_have_sent=True,
+            )
         case TimeoutError():
-            return TransientError("the mail server did not answer in time", may_have_sent=True)
+            return TransientError("the mail server did not answer in time; the message was not sent")
         case OSError():  # refused, reset, disconnected, TLS failures
             return TransientError(f"mail server unreachable: {type(exc).__name__}")
         case aiosmtplib.SMTPResponseException():

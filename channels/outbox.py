@@ -26,6 +26,7 @@ class OutboxChannel:
     """Delivers messages of one channel name into the outbox file."""
 
     max_text_length: ClassVar[int | None] = None
+    reports_delivery: ClassVar[bool] = False
     name: ClassVar[str] = "outbox"
 
     def __init__(self, channel: str, *, path: Path, latency_ms: int = 0) -> None:

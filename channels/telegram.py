@@ -8,6 +8,18 @@ chat, so the receipt says ``DELIVERED``.
 The Bot API's answers become the channel errors in one place, ``translate``. The bot
 token is part of every request URL; it never appears in a repr, and the library
 loggers that print URLs get a filter that hides it (see ``hide_tokens_in_library_logs``).
+
+Whether a failed call may still have sent the message follows from how far the HTTP
+exchange got, which each call notes (``_Exchange``): httpcore reports when the request's
+body starts going out (its ``trace`` extension), and the HTTP status comes with the answer.
+Not written (no connection, no free connection, headers that did not go out): nothing was
+sent. Written, and no answer (a reset, a read timeout, a connection closed, our own bound
+on the call): Telegram may have sent it. Answered: the status says (a 5xx after which the
+API may have acted, see ``server_may_have_acted``; never a 4xx or a 429).
+
+The body's start, not its end, is the mark: httpcore hands the body to the socket, then
+yields to the event loop before it reports the body complete, and a cancellation (our bound
+on the call) landing there would make a request the server has whole look unsent.
 """
 
 from __future__ import annotations
@@ -17,9 +29,12 @@ import logging
 import re
 import warnings
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+import httpx
 from pydantic import SecretStr
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
@@ -44,6 +59,7 @@ from channels.base import (
     Receipt,
     ReceiptStatus,
     TransientError,
+    server_may_have_acted,
 )
 from config import Settings
 
@@ -72,11 +88,45 @@ _REASONS = (
 T = TypeVar("T")
 
 
+@dataclass
+class _Exchange:
+    """How far one Bot API call got: its request written (its body going out), the HTTP status answered."""
+
+    written: bool = False
+    status: int | None = None
+
+
+#: The exchange of the call running in this task (set by ``TelegramChannel._call``).
+_exchange: ContextVar[_Exchange | None] = ContextVar("telegram_exchange", default=None)
+
+
+async def _trace(event: str, info: dict[str, Any]) -> None:
+    """httpcore's ``trace`` extension: notes when the request's body starts going out (the headers have)."""
+    if event.endswith(".send_request_body.started") and (exchange := _exchange.get()) is not None:
+        exchange.written = True
+
+
+async def _traced(request: httpx.Request) -> None:
+    """An httpx request hook that has httpcore report the steps of the request to ``_trace``."""
+    request.extensions["trace"] = _trace
+
+
+class _BotApiRequest(HTTPXRequest):
+    """PTB's httpx transport, noting the HTTP status of each answer for ``translate``."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if (exchange := _exchange.get()) is not None:
+            exchange.status = code
+        return code, payload
+
+
 class TelegramChannel:
     """Sends chat messages from the bot whose token is ``TELEGRAM_BOT_TOKEN``."""
 
     name: ClassVar[str] = "telegram"
     max_text_length: ClassVar[int | None] = MAX_TEXT_LENGTH
+    reports_delivery: ClassVar[bool] = False  # a message Telegram took is in the chat: nothing more comes
 
     def __init__(self, *, token: SecretStr, api_base_url: str, timeout: float, pool_size: int = POOL_SIZE) -> None:
         self._token = token
@@ -137,24 +187,27 @@ class TelegramChannel:
 
     async def _call(self, request: Callable[[Bot], Awaitable[T]]) -> T:
         async with self._slots:
+            exchange = _Exchange()
+            _exchange.set(exchange)
             try:
                 bot = self._open()
                 async with asyncio.timeout(self._timeout):
                     return await request(bot)
             except (TelegramError, TimeoutError) as exc:
-                raise translate(exc) from exc
+                raise translate(exc, written=exchange.written, status=exchange.status) from exc
 
     def _open(self) -> Bot:
         # Built on first use, inside the running loop. No getMe (Bot.initialize): it would cost a
         # round trip per channel instance, and its InvalidToken message quotes the token.
         if self._bot is None:
             hide_tokens_in_library_logs()
-            request = HTTPXRequest(
+            request = _BotApiRequest(
                 connection_pool_size=self._pool_size,
                 connect_timeout=self._timeout,
                 read_timeout=self._timeout,
                 write_timeout=self._timeout,
                 pool_timeout=None,  # the semaphore in _call already waits for a free connection
+                httpx_kwargs={"event_hooks": {"request": [_traced]}},
             )
             updates_request = HTTPXRequest(connection_pool_size=1)  # getUpdates: unused, webhooks instead
             self._requests = (request, updates_request)
@@ -167,8 +220,12 @@ class TelegramChannel:
         return self._bot
 
 
-def translate(exc: BaseException) -> ChannelError:
-    """The channel error for what the Bot API (or the network) answered; the only such mapping."""
+def translate(exc: BaseException, *, written: bool = False, status: int | None = None) -> ChannelError:
+    """The channel error for what the Bot API (or the network) answered; the only such mapping.
+
+    ``written``: the request had gone out (its body had started); ``status``: the HTTP status Telegram
+    answered, if it did. They decide whether the message may have gone out (see the module docstring).
+    """
     match exc:
         case RetryAfter():
             return RateLimited("Telegram flood control", retry_after=_retry_seconds(exc))
@@ -178,12 +235,18 @@ def translate(exc: BaseException) -> ChannelError:
             return PermanentError(_reason(exc.message))
         case ChatMigrated():
             return PermanentError("the chat moved to a supergroup")
-        case TimedOut():
-            return TransientError("Telegram did not answer in time", may_have_sent=True)
+        case NetworkError() if status is not None:  # another HTTP error status (PTB says NetworkError)
+            acted = server_may_have_acted(status)
+            gone = "; the message may have gone out" if acted else ""
+            return TransientError(f"Telegram answered HTTP {status}{gone}", may_have_sent=acted)
+        case NetworkError() | TimeoutError() if written:  # TimedOut is a NetworkError
+            return TransientError(
+                f"no answer from Telegram ({type(exc).__name__}); the message may have gone out", may_have_sent=True
+            )
+        case TimedOut() | TimeoutError():
+            return TransientError("Telegram did not answer in time; nothing was sent")
         case NetworkError():
             return TransientError(f"Telegram unreachable: {type(exc).__name__}")
-        case TimeoutError():
-            return TransientError("Telegram did not answer in time", may_have_sent=True)
         case _:
             return TransientError(f"Telegram error: {type(exc).__name__}")
 

@@ -12,6 +12,13 @@ Every failure of the library, of aiohttp and of the clock is translated in ``_tr
     any other HTTP 4xx                      PermanentError, with Twilio's words
     HTTP 5xx, timeouts, connection errors   TransientError
 
+A transient failure may have created the message or the call (``may_have_sent``) when the
+request had been handed to the connection whole and no answer came back (a reset, a
+connection closed, our bound on the call), or when Twilio answered a server error after
+which it may have acted (500, 502, 504; not 503, see ``server_may_have_acted``). No
+connection, or no free connection in the pool before the bound: nothing was sent. Each call
+notes how far it got (``_Exchange``) from aiohttp's request tracing.
+
 The HTTP client is made on the first send, inside the event loop that sends (RQ runs each
 job in a fresh loop), and closed by ``close``. The auth token stays a ``SecretStr`` until
 the client is made, and appears in no repr.
@@ -26,6 +33,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import aiohttp
@@ -43,6 +51,7 @@ from channels.base import (
     Receipt,
     ReceiptStatus,
     TransientError,
+    server_may_have_acted,
 )
 from config import Settings
 
@@ -68,9 +77,33 @@ _VENDOR_ERRORS = (TwilioRestException, TwilioServiceException, TimeoutError, aio
 # given no environment; configuration is read in config/ only, so it gets one that sets nothing.
 _NO_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
 
-# Retry-After of the last 429 answered in this task. TwilioRestException carries no headers, so the
-# HTTP client keeps the delay here for _translate; a context variable keeps concurrent sends apart.
-_retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
+
+@dataclass
+class _Exchange:
+    """How far one API call got: its body handed to the connection, and a 429's Retry-After.
+
+    TwilioRestException carries neither, so the HTTP client notes them here for ``_translate``.
+    """
+
+    written: bool = False
+    retry_after: float | None = None
+
+
+#: The exchange of the call running in this task (set by ``_TwilioChannel._create``); the context
+#: variable keeps concurrent sends apart, and aiohttp's body-writing task sees the same object.
+_exchange: ContextVar[_Exchange | None] = ContextVar("twilio_exchange", default=None)
+
+
+async def _body_going_out(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
+    """aiohttp's ``on_request_chunk_sent``: the request's body is being written, right after this returns."""
+    if (exchange := _exchange.get()) is not None:
+        exchange.written = True
+
+
+def _write_tracing() -> aiohttp.TraceConfig:
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_chunk_sent.append(_body_going_out)
+    return tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +129,10 @@ class TwilioAccount:
 
 
 class _HttpClient(AsyncTwilioHttpClient):
-    """The library's aiohttp client, sending credentials as a header and keeping a 429's Retry-After."""
+    """The library's aiohttp client, sending credentials as a header, noting how far each call got."""
+
+    def __init__(self) -> None:
+        super().__init__(trace_configs=[_write_tracing()])
 
     async def request(
         self,
@@ -115,8 +151,8 @@ class _HttpClient(AsyncTwilioHttpClient):
         response = await super().request(
             method, url, params=params, data=data, headers=headers, timeout=timeout, allow_redirects=allow_redirects
         )
-        if response.status_code == 429:
-            _retry_after.set(_seconds(response.headers.get("Retry-After")))
+        if response.status_code == 429 and (exchange := _exchange.get()) is not None:
+            exchange.retry_after = _seconds(response.headers.get("Retry-After"))
         return response
 
 
@@ -132,8 +168,11 @@ def _seconds(retry_after: str | None) -> float | None:
         return None
 
 
-def _translate(exc: Exception) -> ChannelError:
-    """The channel error that says whose fault ``exc`` is (see the table in the module docstring)."""
+def _translate(exc: Exception, *, written: bool = False, retry_after: float | None = None) -> ChannelError:
+    """The channel error that says whose fault ``exc`` is (see the table in the module docstring).
+
+    ``written``: the request's body had been handed to the connection; ``retry_after``: what a 429 asked.
+    """
     if isinstance(exc, TwilioRestException | TwilioServiceException):
         status, code = exc.status, exc.code
         if code in _UNREACHABLE:
@@ -142,17 +181,19 @@ def _translate(exc: Exception) -> ChannelError:
             return NotConfigured("Twilio refused the credentials")
         if code == _TOO_MANY_REQUESTS or status == 429:
             # Refused before processing: safe to send again once the delay is over.
-            delay = _retry_after.get()
-            return RateLimited(
-                "Twilio is rate limiting the account", retry_after=DEFAULT_RETRY_AFTER if delay is None else delay
-            )
+            delay = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+            return RateLimited("Twilio is rate limiting the account", retry_after=delay)
         if 400 <= status < 500:
             return PermanentError(_plain_words(exc))
+        if server_may_have_acted(status):
+            return TransientError(f"Twilio answered HTTP {status}; the message may have gone out", may_have_sent=True)
         return TransientError(f"Twilio answered HTTP {status}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransientError("could not connect to Twilio; nothing was sent")
-    # A timeout or a broken connection after the request went out: Twilio may have accepted it,
-    # so the message may have gone, and sending again may deliver it twice.
+    if not written:  # no connection, or none free before the bound: the request never left
+        if isinstance(exc, TimeoutError):
+            return TransientError("Twilio could not be reached in time; nothing was sent")
+        return TransientError(f"could not connect to Twilio ({type(exc).__name__}); nothing was sent")
+    # No answer to a request that went out: Twilio may have accepted it, so the message may have
+    # gone, and sending again may deliver it twice.
     if isinstance(exc, TimeoutError):
         return TransientError("Twilio did not answer in time; the message may have gone out", may_have_sent=True)
     return TransientError(
@@ -180,6 +221,7 @@ class _TwilioChannel:
 
     name: ClassVar[str]
     max_text_length: ClassVar[int | None]
+    reports_delivery: ClassVar[bool] = True  # the status callbacks of each message and call
 
     def __init__(self, account: TwilioAccount) -> None:
         self._account = account
@@ -206,13 +248,14 @@ class _TwilioChannel:
 
     async def _create(self, create: Callable[..., Awaitable[Any]], **params: Any) -> Receipt:
         """Create one resource through the library, bounded in time; its SID is the provider id."""
-        _retry_after.set(None)
+        exchange = _Exchange()
+        _exchange.set(exchange)
         try:
             # The library's HTTP client applies no timeout: without this bound a hung provider hangs the send.
             async with asyncio.timeout(self._account.timeout):
                 resource = await create(**params)
         except _VENDOR_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, written=exchange.written, retry_after=exchange.retry_after) from exc
         return Receipt(provider_id=resource.sid, status=ReceiptStatus.SENT)
 
 

@@ -132,6 +132,12 @@ _COUNTERS = {
         "lease, hold, job (work whose worker died).",
         ["cause"],
     ),
+    "dup": (
+        "possible_duplicates",
+        "Sends made again after one that may have reached the provider, by cause: taken_over (its worker died or "
+        "stalled during it) or in_doubt (it failed with no answer, or a 5xx, once the request was out).",
+        ["channel", "cause"],
+    ),
 }
 _HISTOGRAMS = {
     # histogram name in the hash: (metric name, help, labels, bounds)
@@ -178,12 +184,6 @@ def counter_families(raw: dict[str, str]) -> Iterator[Metric]:
         "Calls to a provider that failed, by kind: transient, rate_limited, permanent, not_configured, internal.",
         ["channel", "provider", "kind"],
         sorted(errors.items()),
-    )
-    yield _counter(
-        "possible_duplicates",
-        "Sends that may have reached the provider twice (a worker died or a call timed out mid-send).",
-        [],
-        [((), float(raw.get("dup", 0)))],
     )
     for hist, (name, doc, labels, bounds) in _HISTOGRAMS.items():
         yield _histogram(name, doc, labels, bounds, bins[hist], sums[hist])

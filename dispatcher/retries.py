@@ -5,9 +5,12 @@
 - Another transient failure waits ``base * 2**failures`` seconds, half of it random (so that
   a thousand failed sends do not all come back at the same instant), up to a cap; after
   ``PLP_MAX_ATTEMPTS`` failures the delivery fails, and the charter's next channel is tried.
-- A failure after which the message *may* have gone out (a timeout once the request was
-  sent) waits at least ``UNCERTAIN_WAIT`` seconds: long enough for a provider that calls
-  back (Twilio) to report the message, which settles the delivery and cancels the retry.
+- A failure after which the message *may* have gone out (no answer once the request was
+  sent), on a channel whose provider calls back with each message's fate (Twilio), waits at
+  least ``UNCERTAIN_WAIT`` seconds: long enough for its report, which settles the delivery
+  and cancels the retry. Where no report will come (SMTP, Telegram), waiting longer avoids
+  nothing: the usual backoff applies. A resend after such a failure is counted as a possible
+  duplicate when it is claimed (``dispatcher.scripts``).
 - A next attempt that would fall after the alert's time-to-live is not made: the delivery
   expires. Nothing is sent late.
 """
@@ -56,8 +59,13 @@ class RetryPolicy:
         ceiling = min(self.cap, self.base * 2**failures)
         return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
-    def decide(self, error: TransientError, *, failures: int, now: float, expires_at: float) -> Decision:
-        """What to do after a transient failure; ``failures`` counts the earlier ones."""
+    def decide(
+        self, error: TransientError, *, failures: int, now: float, expires_at: float, reported: bool = False
+    ) -> Decision:
+        """What to do after a transient failure; ``failures`` counts the earlier ones.
+
+        ``reported``: the channel's provider calls back with each message's fate (``Channel.reports_delivery``).
+        """
         if isinstance(error, RateLimited):
             decision = Decision(Verdict.RETRY, at=now + (error.retry_after or 0.0), counts=False)
         elif failures + 1 >= self.max_attempts:
@@ -66,7 +74,7 @@ class RetryPolicy:
             wait = self.backoff(failures)
             if error.retry_after is not None:
                 wait = max(wait, error.retry_after)
-            if error.may_have_sent:
+            if error.may_have_sent and reported:
                 wait = max(wait, UNCERTAIN_WAIT)
             decision = Decision(Verdict.RETRY, at=now + wait)
         if decision.at > expires_at:

@@ -18,7 +18,9 @@ field                               counts
 ``r|<channel>|<urgency>``           deliveries handed over (first ``sent`` or ``delivered``)
 ``a|<channel>|<urgency>``           deliveries acknowledged (first time)
 ``s|<channel>|<provider>|<kind>``   send attempts by outcome (``ok`` or the kind of error)
-``dup``                             sends that may have reached the provider twice
+``dup|<channel>|<cause>``           sends made again after one that may have reached the provider:
+                                    ``taken_over`` from a worker that died (or stalled) during it,
+                                    ``in_doubt`` after a failure that left it in doubt
 ``rd|<cause>``                      deliveries the clock dispatched again (written by ``dispatcher.clock``)
 ``f|<urgency>|<status>``            alerts that ended in a status
 ``h|<name>|<labels>|<bin>``         histogram ``<name>``: observations in bin ``<bin>`` (0-based;
@@ -227,6 +229,10 @@ return create_delivery(
 # 'check' (before waiting for a turn) changes nothing on a delivery that may still go.
 # Returns 'claimed' (go) or 'ready' (check), else the status the delivery is in (a delivery
 # still leased belongs to someone else).
+# The send about to be made ('go') is counted as a possible duplicate when the previous one may
+# have reached the provider: its worker died during it (phase 'in_flight'), or it failed in a way
+# that leaves it in doubt (phase 'uncertain', see RETRY). Counted here, at the resend, so that a
+# doubt settled without one (a provider's report, a cancel, the time-to-live) counts nothing.
 CLAIM = (
     _PRELUDE
     + """
@@ -256,11 +262,16 @@ if cause then
 end
 if ARGV[7] == 'check' then return 'ready' end
 redis.call('HINCRBY', k.delivery, 'attempts', 1)
-if taken_over and redis.call('HGET', k.delivery, 'phase') == 'in_flight' then
-  -- its worker died during a send: that send may have reached the provider
+local phase = redis.call('HGET', k.delivery, 'phase')
+if taken_over and (phase == 'in_flight' or phase == 'uncertain') then
+  -- the previous send may have reached the provider: this one may deliver the message twice
   redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
   redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
-  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
+  if k.metrics then
+    local cause = 'in_doubt'
+    if phase == 'in_flight' then cause = 'taken_over' end
+    redis.call('HINCRBY', k.metrics, 'dup|' .. ARGV[3] .. '|' .. cause, 1)
+  end
 end
 redis.call('HSET', k.delivery, 'phase', 'in_flight')
 redis.call('ZADD', k.leases, ARGV[6], leased)
@@ -274,8 +285,9 @@ return 'claimed'
 # ARGV: alert id, ref, next attempt time, error, '1' if the failure counts against the attempts,
 #       '1' if the failed attempt may have reached the provider, channel, then the attempt that
 #       failed (provider, kind of error, seconds) for the metrics
-# The delivery stays "sending", waiting: its lease ends at the next attempt, when the clock
-# hands it to a worker again.
+# The delivery stays "sending", waiting (phase 'uncertain' if the attempt may have reached the
+# provider: CLAIM counts the resend): its lease ends at the next attempt, when the clock hands
+# it to a worker again.
 RETRY = (
     _PRELUDE
     + """
@@ -283,13 +295,10 @@ local k = delivery_keys()
 local status = redis.call('HGET', k.delivery, 'status')
 count_send(k.metrics, ARGV[7], 8)
 if status ~= 'sending' then return status or 'missing' end
-redis.call('HSET', k.delivery, 'phase', 'waiting', 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
+local phase = 'waiting'
+if ARGV[6] == '1' then phase = 'uncertain' end
+redis.call('HSET', k.delivery, 'phase', phase, 'last_error', ARGV[4], 'next_attempt_at', ARGV[3])
 if ARGV[5] == '1' then redis.call('HINCRBY', k.delivery, 'failures', 1) end
-if ARGV[6] == '1' then
-  redis.call('HINCRBY', k.delivery, 'possible_duplicates', 1)
-  redis.call('HINCRBY', k.counts, 'possible_duplicates', 1)
-  if k.metrics then redis.call('HINCRBY', k.metrics, 'dup', 1) end
-end
 redis.call('ZADD', k.leases, ARGV[3], ARGV[1] .. '|' .. ARGV[2])
 redis.call('ZREM', k.holds, ARGV[1] .. '|' .. ARGV[2])  -- the lease holds it until its next attempt
 landed(k, ARGV[1] .. '|' .. ARGV[2])

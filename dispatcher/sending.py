@@ -322,7 +322,8 @@ async def _retry_or_fail(
     attempt: SendAttempt,
 ) -> str:
     failures = int(await ctx.store.redis.hget(ctx.keys.delivery(ctx.alert.id, ref), "failures") or 0)
-    decision = ctx.policy.decide(exc, failures=failures, now=now_ts(), expires_at=ctx.expires_at)
+    reported = ctx.channels[channel].reports_delivery
+    decision = ctx.policy.decide(exc, failures=failures, now=now_ts(), expires_at=ctx.expires_at, reported=reported)
     bound.warning("send.transient_failure", error=str(exc), verdict=decision.verdict.value, failures=failures)
     if decision.verdict is Verdict.TOO_LATE:
         cause = "time-to-live passed while retrying"

@@ -90,6 +90,7 @@ class DeliveryRecord:
     times: dict[str, datetime]
     attempts: int
     failures: int
+    possible_duplicates: int
     provider_id: str | None
     last_error: str | None
     cause: str | None
@@ -600,6 +601,7 @@ class Store:
             times=times_of(raw),
             attempts=int(raw.get("attempts", 0)),
             failures=int(raw.get("failures", 0)),
+            possible_duplicates=int(raw.get("possible_duplicates", 0)),
             provider_id=raw.get("provider_id"),
             last_error=raw.get("last_error"),
             cause=raw.get("cause"),

@@ -4,6 +4,7 @@ on alert events with a bound."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -169,6 +170,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def unconnectable_port() -> Iterator[int]:
+    """A port where a connection is never made: its listener's queue is full, so the SYNs go unanswered.
+
+    A client connecting there waits until its own timeout, as with a host that drops packets.
+    """
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # room for one connection not accepted yet
+        filler.connect(listener.getsockname())  # takes it
+        yield int(listener.getsockname()[1])
 
 
 class RedisServer:

@@ -132,6 +132,11 @@ class AlertCounts(BaseModel):
     escalated: int = Field(
         default=0, description="Deliveries added to reach members who had not acknowledged an urgent alert in time"
     )
+    possible_duplicates: int = Field(
+        default=0,
+        description="Sends made again after one that may have reached the provider (no answer once it went out, "
+        "or its worker died during it): members may have received these messages twice",
+    )
 
 
 class AlertCost(BaseModel):
@@ -216,6 +221,7 @@ def _counts(raw: dict[str, int]) -> AlertCounts:
         members_unreachable=raw.get("unreachable", 0),
         members_opted_out=raw.get("opted_out", 0),
         escalated=raw.get("escalated", 0),
+        possible_duplicates=raw.get("possible_duplicates", 0),
     )
 
 
@@ -230,6 +236,11 @@ class DeliveryView(BaseModel):
     status_times: dict[str, datetime]
     attempts: int = Field(description="Sends tried, those refused by a provider's rate limit included")
     failures: int = Field(description="Transient failures, the ones PLP_MAX_ATTEMPTS bounds")
+    possible_duplicates: int = Field(
+        default=0,
+        description="Times it was sent again after a send that may have reached the provider: the member may "
+        "have received it that many times more",
+    )
     provider_id: str | None
     last_error: str | None
     cause: str | None
@@ -247,6 +258,7 @@ class DeliveryView(BaseModel):
             status_times=record.times,
             attempts=record.attempts,
             failures=record.failures,
+            possible_duplicates=record.possible_duplicates,
             provider_id=record.provider_id,
             last_error=record.last_error,
             cause=record.cause,

@@ -158,6 +158,8 @@ def echo_summary(alert: dict[str, Any], audience: dict[str, Any] | None = None) 
     ]
     if counts.get("escalated"):
         extra.append(f"{counts['escalated']} deliveries added by escalation")
+    if counts.get("possible_duplicates"):
+        extra.append(f"{counts['possible_duplicates']} sent again after a send in doubt (may have arrived twice)")
     if extra:
         click.echo("; ".join(extra))
     cost = alert["cost"]

@@ -6,7 +6,7 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 
@@ -15,13 +15,22 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from channels.base import NotConfigured, OutboundMessage, PermanentError, Receipt, ReceiptStatus, TransientError
+from channels.base import (
+    ChannelError,
+    NotConfigured,
+    OutboundMessage,
+    PermanentError,
+    Receipt,
+    ReceiptStatus,
+    TransientError,
+)
 from channels.email import MAIL_POLICY, SmtpChannel, translate
 from config import Settings, SmtpSecurity
 from dispatcher.links import Links
 from dispatcher.models import Category, ChannelName, Language, Urgency
 from dispatcher.store import new_id
 from dispatcher.wording import subject as subject_line
+from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
 
 SENDER = "PLP Flagey <alerts@plp.example>"
@@ -251,11 +260,48 @@ async def test_421_closes_the_connection(email: SmtpChannel, smtp: SmtpSimulator
 
 
 async def test_a_server_that_is_down_is_transient() -> None:
-    """Nothing listening on the mail server's port is a transient failure."""
+    """Nothing listening on the mail server's port is a transient failure, after which nothing was sent."""
     channel = SmtpChannel(host="127.0.0.1", port=free_port(), security=SmtpSecurity.NONE, sender=SENDER, timeout=2)
-    with pytest.raises(TransientError, match="unreachable"):
+    with pytest.raises(TransientError, match="unreachable") as raised:
         await channel.send(message())
     await channel.close()
+    assert raised.value.may_have_sent is False
+
+
+def _faults(fault: Fault) -> Callable[[SmtpSimulator], None]:
+    def inject(smtp: SmtpSimulator) -> None:
+        smtp.faults = FaultPlan(seed=1, rates={fault: 1.0}, hold=1.0)
+
+    return inject
+
+
+#: What the mail server does to the message -> whether the channel says it may have gone. Before the end
+#: of the data the server cannot have it, and a reply to the data is its word; after, silence is doubt.
+PHASES = [
+    pytest.param(lambda smtp: smtp.reject.update({ANN: (451, "4.3.0 Try later")}), False, id="451-to-the-rcpt"),
+    pytest.param(_faults(Fault.RESET), False, id="closed-at-the-rcpt"),
+    pytest.param(lambda smtp: smtp.stall.add(ANN), False, id="no-answer-to-the-rcpt"),
+    pytest.param(lambda smtp: smtp.reject_data.update({ANN: (451, "4.3.0 Queue full")}), False, id="451-to-the-data"),
+    pytest.param(lambda smtp: smtp.reject_data.update({ANN: (554, "5.7.1 Refused")}), False, id="554-to-the-data"),
+    pytest.param(_faults(Fault.TAKEN_THEN_RESET), True, id="closed-after-the-data"),
+    pytest.param(_faults(Fault.TIMEOUT), True, id="no-answer-to-the-data-in-time"),
+]
+
+
+@pytest.mark.parametrize(("fault", "may_have_sent"), PHASES)
+async def test_a_failed_message_may_have_gone_only_once_its_data_went_out(
+    smtp: SmtpSimulator, fault: Callable[[SmtpSimulator], None], may_have_sent: bool
+) -> None:
+    """The channel says a failed message may have gone exactly when the server has it: the connection lost
+    or the reply missing after the data went out; never at the envelope, nor when the server refused the data."""
+    channel = SmtpChannel.from_settings(settings_for(smtp, timeout=0.3, pool_size=1))
+    fault(smtp)
+    with pytest.raises(ChannelError) as raised:
+        await channel.send(message())
+    await channel.close()
+    assert isinstance(raised.value, TransientError | PermanentError)
+    assert getattr(raised.value, "may_have_sent", False) is may_have_sent
+    assert [m.message_id for m in smtp.messages] == ["<a1.email.m1@plp.example>"] * may_have_sent
 
 
 async def test_a_hung_server_is_transient_after_the_provider_timeout(smtp: SmtpSimulator) -> None:
@@ -496,3 +542,23 @@ def message_with(name: str, value: str) -> EmailMessage:
     mail = EmailMessage(policy=MAIL_POLICY)
     mail[name] = value
     return mail
+
+
+@pytest.mark.parametrize(
+    ("error", "data_started", "may_have_sent"),
+    [
+        (aiosmtplib.SMTPServerDisconnected("gone"), False, False),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), False, False),
+        (TimeoutError(), False, False),  # the channel's own bound on the call
+        (aiosmtplib.SMTPServerDisconnected("gone"), True, True),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), True, True),
+        (TimeoutError(), True, True),
+        (aiosmtplib.SMTPDataError(451, "later"), True, False),  # the server's word on the data
+    ],
+)
+def test_translate_says_a_message_may_have_gone_only_from_its_data_on(
+    error: Exception, data_started: bool, may_have_sent: bool
+) -> None:
+    """A lost connection or a missing reply leaves the message in doubt once its DATA had started, not before."""
+    translated = translate(error, data_started=data_started)
+    assert isinstance(translated, TransientError) and translated.may_have_sent is may_have_sent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from channels import announce_channels, build_channels, describe_channels
+from channels import REGISTRY, announce_channels, build_channels, describe_channels
 from channels.email import SmtpChannel
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
@@ -52,3 +52,16 @@ async def test_configured_vendors_serve_their_channels() -> None:
     assert events == []
     for channel in channels.values():
         await channel.close()
+
+
+def test_only_twilios_channels_report_each_messages_fate() -> None:
+    """Twilio calls back with each message's and call's fate, so a send in doubt waits for that report; SMTP,
+    Telegram and the outbox never report, so waiting for one would avoid nothing."""
+    reporting = {cls.__name__: cls.reports_delivery for cls in (*REGISTRY.values(), OutboxChannel)}
+    assert reporting == {
+        "TwilioSmsChannel": True,
+        "TwilioVoiceChannel": True,
+        "SmtpChannel": False,
+        "TelegramChannel": False,
+        "OutboxChannel": False,
+    }

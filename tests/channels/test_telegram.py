@@ -26,7 +26,9 @@ from channels.base import (
 from channels.telegram import TelegramChannel, deep_link, translate
 from config import Settings
 from dispatcher.models import ChannelName, Language, Urgency
+from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.telegram import SECRET_HEADER, TelegramSimulator
+from tests.support import unconnectable_port, until
 
 # python-telegram-bot 22 warns, when it builds a RetryAfter (on every 429), that retry_after will
 # become a timedelta; the channel reads both forms.
@@ -187,15 +189,101 @@ async def test_a_slow_api_is_transient_after_the_provider_timeout() -> None:
 
 
 async def test_an_api_that_is_down_is_transient() -> None:
-    """Nothing listening at the Bot API's address is a transient failure."""
+    """Nothing listening at the Bot API's address is a transient failure, after which nothing was sent."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = Settings(telegram_bot_token=TOKEN, telegram_api_base_url=f"http://127.0.0.1:{port}", provider_timeout=2)
     channel = TelegramChannel.from_settings(settings)
-    with pytest.raises(TransientError, match="unreachable"):
+    with pytest.raises(TransientError, match="unreachable") as raised:
         await channel.send(message())
     await channel.close()
+    assert raised.value.may_have_sent is False
+
+
+async def test_a_connection_not_made_within_the_provider_timeout_sent_nothing() -> None:
+    """A Bot API whose address does not answer the connection fails the send as transient, once the provider
+    timeout is over, saying nothing was sent."""
+    with unconnectable_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        channel = TelegramChannel.from_settings(
+            Settings(telegram_bot_token=TOKEN, telegram_api_base_url=url, provider_timeout=0.3)
+        )
+        with pytest.raises(TransientError, match="nothing was sent") as raised:
+            await channel.send(message())
+        await channel.close()
+    assert raised.value.may_have_sent is False
+
+
+#: What the Bot API does with the message -> the error the channel raises, whether it says the message may
+#: have gone, whether the chat has it. Nothing is in doubt before the request is written whole, nor when
+#: Telegram answers 4xx, 429 or 503; everything is after that without an answer, or with a 500, 502 or 504.
+PHASES = [
+    pytest.param(Fault.THROTTLE, RateLimited, False, False, id="429"),
+    pytest.param(Fault.SERVER_ERROR, TransientError, False, False, id="503"),
+    pytest.param(Fault.RESET, TransientError, True, False, id="read-then-closed"),  # it cannot tell this one
+    pytest.param(Fault.TAKEN_THEN_RESET, TransientError, True, True, id="sent-then-closed"),
+    pytest.param(Fault.TAKEN_THEN_ERROR, TransientError, True, True, id="sent-then-502"),
+    pytest.param(Fault.TIMEOUT, TransientError, True, True, id="sent-then-no-answer-in-time"),
+]
+
+
+@pytest.mark.parametrize(("fault", "error", "may_have_sent", "in_the_chat"), PHASES)
+async def test_a_failed_send_may_have_gone_only_once_the_request_went_out_unanswered(
+    tg: TelegramSimulator, fault: Fault, error: type[Exception], may_have_sent: bool, in_the_chat: bool
+) -> None:
+    """The channel says a failed message may have gone exactly when Telegram may have it: the request written
+    whole and then no answer, or a server error after which it may have acted."""
+    tg.faults = FaultPlan(seed=1, rates={fault: 1.0}, hold=1.0, retry_after=1)
+    channel = channel_for(tg, timeout=0.3)
+    with pytest.raises(error) as raised:
+        await channel.send(message())
+    await channel.close()
+    assert isinstance(raised.value, TransientError) and raised.value.may_have_sent is may_have_sent
+    assert len([c for c in tg.calls("sendMessage") if c.status == 200]) == int(in_the_chat)
+
+
+class _StallAt(logging.Handler):
+    """Blocks the event loop for ``seconds`` the first time httpcore reports ``step`` (a starved worker, then)."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        super().__init__(logging.DEBUG)
+        self.step, self.seconds, self.stalled = step, seconds, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.stalled and record.getMessage().startswith(self.step):
+            self.stalled = True
+            time.sleep(self.seconds)  # the whole process stops, as a worker starved of CPU does
+
+
+async def test_a_request_written_as_the_provider_timeout_runs_out_may_have_gone(tg: TelegramSimulator) -> None:
+    """A worker that stalls past the provider timeout as it starts writing a request still writes it whole before
+    the bound cancels the call (httpcore yields only once the body is out): Telegram has the message, and the
+    channel says it may have gone."""
+    stall = _StallAt("send_request_headers.started", 0.5)
+    library = logging.getLogger("httpcore.http11")
+    level = library.level
+    library.addHandler(stall)
+    library.setLevel(logging.DEBUG)
+    channel = channel_for(tg, timeout=0.3)
+    try:
+        with pytest.raises(TransientError) as raised:
+            await channel.send(message())
+    finally:
+        library.removeHandler(stall)
+        library.setLevel(level)
+        await channel.close()
+    assert stall.stalled and raised.value.may_have_sent is True
+    calls = await until(lambda: tg.calls("sendMessage"), timeout=5, what="Telegram to take the message")
+    assert [call.params["chat_id"] for call in calls] == [CHAT]
+
+
+async def test_a_refused_message_never_may_have_gone(telegram: TelegramChannel, tg: TelegramSimulator) -> None:
+    """A message Telegram answers with a 4xx (chat not found) is permanent, and nothing is in doubt."""
+    tg.missing.add(CHAT)
+    with pytest.raises(PermanentError):
+        await telegram.send(message())
+    assert tg.calls("sendMessage")[0].status == 400
 
 
 async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCaptureFixture) -> None:
@@ -236,6 +324,32 @@ def test_translate_says_whose_fault(error: Exception, expected: type[Exception],
     translated = translate(error)
     assert type(translated) is expected
     assert reason in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("error", "written", "status", "may_have_sent"),
+    [
+        (TimedOut(), False, None, False),  # no connection, or the request not written in time
+        (TimeoutError(), False, None, False),  # the channel's own bound on the call, before the request went out
+        (NetworkError("httpx.ConnectError: refused"), False, None, False),
+        (TimedOut(), True, None, True),  # written, then no answer in time
+        (TimeoutError(), True, None, True),
+        (NetworkError("httpx.RemoteProtocolError: Server disconnected"), True, None, True),
+        (NetworkError("httpx.ReadError: reset"), True, None, True),
+        (NetworkError("Bad Gateway"), True, 502, True),
+        (NetworkError("Internal Server Error (500)"), True, 500, True),
+        (NetworkError("Gateway Timeout (504)"), True, 504, True),
+        (NetworkError("Service Unavailable (503)"), True, 503, False),
+        (NetworkError("Request Entity Too Large (413)"), True, 413, False),
+    ],
+)
+def test_translate_says_a_message_may_have_gone_once_written_and_not_refused(
+    error: Exception, written: bool, status: int | None, may_have_sent: bool
+) -> None:
+    """Nothing is in doubt before the request is written whole; after, a missing answer or a server error
+    after which Telegram may have acted is."""
+    translated = translate(error, written=written, status=status)
+    assert isinstance(translated, TransientError) and translated.may_have_sent is may_have_sent
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ from channels.base import (
 from channels.twilio import TwilioAccount, TwilioSmsChannel, TwilioVoiceChannel
 from config import Settings
 from dispatcher.models import ChannelName, Language, Urgency
+from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.twilio import Failure, TwilioSimulator
+from tests.support import unconnectable_port
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "tok-" + "5e" * 14
@@ -246,7 +248,12 @@ FAILURES = [
         id="other-4xx",
     ),
     pytest.param(Failure(401, 20003, "Authenticate"), NotConfigured, "Twilio refused the credentials", id="401"),
-    pytest.param(Failure(500, 20500, "Internal server error"), TransientError, "Twilio answered HTTP 500", id="500"),
+    pytest.param(
+        Failure(500, 20500, "Internal server error"),
+        TransientError,
+        "Twilio answered HTTP 500; the message may have gone out",
+        id="500",
+    ),
     pytest.param(Failure(503, None, "Service unavailable"), TransientError, "Twilio answered HTTP 503", id="503"),
     pytest.param(
         Failure(429, 20429, "Too Many Requests", retry_after="7"),
@@ -321,8 +328,51 @@ async def test_an_unreachable_twilio_is_transient_and_nothing_was_sent(build: Bu
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(TransientError, match="nothing was sent"):
+    with pytest.raises(TransientError, match="nothing was sent") as raised:
         await build(base_url=f"http://127.0.0.1:{port}").send(message())
+    assert raised.value.may_have_sent is False
+
+
+async def test_a_connection_not_made_within_the_provider_timeout_sent_nothing(build: Build) -> None:
+    """When the API address does not answer the connection, the send fails once the provider timeout is over,
+    saying nothing was sent."""
+    with unconnectable_port() as port, pytest.raises(TransientError, match="nothing was sent") as raised:
+        await build(base_url=f"http://127.0.0.1:{port}", provider_timeout=0.3).send(message())
+    assert raised.value.may_have_sent is False
+
+
+#: What Twilio does with the request -> the error the channel raises, whether it says the message may have
+#: gone, whether Twilio has it. Nothing is in doubt when Twilio refuses (4xx, 429, 503); everything is once
+#: the request went out and no answer came, or a 500, 502 or 504 did.
+PHASES = [
+    pytest.param(Fault.THROTTLE, RateLimited, False, False, id="429"),
+    pytest.param(Fault.SERVER_ERROR, TransientError, False, False, id="503"),
+    pytest.param(Fault.RESET, TransientError, True, False, id="read-then-closed"),  # it cannot tell this one
+    pytest.param(Fault.TAKEN_THEN_RESET, TransientError, True, True, id="taken-then-closed"),
+    pytest.param(Fault.TAKEN_THEN_ERROR, TransientError, True, True, id="taken-then-500"),
+    pytest.param(Fault.TIMEOUT, TransientError, True, True, id="taken-then-no-answer-in-time"),
+]
+
+
+@pytest.mark.parametrize(("fault", "error", "may_have_sent", "taken"), PHASES)
+async def test_a_failed_send_may_have_gone_only_once_the_request_went_out_unanswered(
+    build: Build, sim: TwilioSimulator, fault: Fault, error: type[Exception], may_have_sent: bool, taken: bool
+) -> None:
+    """The channel says a failed message may have gone exactly when Twilio may have it: the request went out
+    and no answer came, or a server error after which Twilio may have acted."""
+    sim.faults = FaultPlan(seed=1, rates={fault: 1.0}, hold=1.0, retry_after=1)
+    with pytest.raises(error) as raised:
+        await build(provider_timeout=0.3).send(message())
+    assert isinstance(raised.value, TransientError) and raised.value.may_have_sent is may_have_sent
+    assert len(sim.ledger) == int(taken)
+
+
+async def test_a_refused_number_never_may_have_gone(sms: TwilioSmsChannel, sim: TwilioSimulator) -> None:
+    """A request Twilio refuses with a 4xx is permanent, and nothing is in doubt."""
+    sim.failures[MEMBER] = Failure(400, 21211, "The 'To' number is not a valid phone number.")
+    with pytest.raises(PermanentError) as raised:
+        await sms.send(message())
+    assert not isinstance(raised.value, TransientError) and sim.ledger == []
 
 
 async def test_wrong_credentials_mean_not_configured(build: Build, sim: TwilioSimulator) -> None:

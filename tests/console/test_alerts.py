@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import screenshot, sign_in
 from tests.console.stage import Stage
+from tests.simulators.faults import Fault, FaultPlan
 from tests.world import TEXTS
 
 
@@ -111,3 +113,22 @@ def test_a_police_officer_cancels_an_alert_waiting_for_the_coordinator(page: Pag
     page.get_by_role("dialog").get_by_role("button", name="Yes, cancel").click()
     expect(page.locator(".alert-head .badge.status-cancelled")).to_have_text("Cancelled")
     assert stage.api("GET", f"/v1/alerts/{alert['id']}")["status"] == "cancelled"
+
+
+def test_the_live_view_says_how_many_messages_may_have_arrived_twice(page: Page, stage: Stage) -> None:
+    """A mail server that takes Lea's e-mail and drops the connection before it replies makes the service send it
+    again: the follow view says one message may have reached its member twice, as the server's ledger shows."""
+    stage.smtp.faults = FaultPlan(seed=1, script={"lea@example.org": [Fault.TAKEN_THEN_RESET]})
+    try:
+        body = {"urgency": "urgent", "category": "burglary", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+        alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+        sign_in(page, stage, "police")
+        page.goto(f"{stage.console}#/alerts/{alert['id']}")
+        expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+        expect(page.locator("#possible-duplicates")).to_have_text(
+            "1 message was sent again after a send in doubt: its member may have received it twice."
+        )
+    finally:
+        stage.smtp.faults = None
+    copies = [m for m in stage.smtp.messages if m.message_id.startswith(f"<{alert['id']}.email.")]
+    assert sorted(Counter(m.rcpt_tos for m in copies).values()) == [1, 1, 2]  # Anne, John once; Lea twice

@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from dispatcher import clock
+from dispatcher import clock, metrics
 from dispatcher.fanout import fanout_lease
 from dispatcher.metrics import render
 from dispatcher.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
+from dispatcher.receipts import Receipts
+from dispatcher.retries import UNCERTAIN_WAIT
 from dispatcher.runtime import Runtime
 from dispatcher.store import Store, now_ts
 from tests.dispatcher.helpers import accept, add_member, add_plp, charter, new_alert, open_store
+from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.twilio import TwilioSimulator
 from tests.support import run_queued
@@ -77,6 +81,13 @@ async def scene(redis_url: str, tmp_path: Path) -> AsyncIterator[Scene]:
             plp = await add_plp(store, charter=charter([SMS, EMAIL], mode=DeliveryMode.FIRST_THAT_WORKS))
             yield Scene(rt, store, twilio, smtp, plp)
         rt.rq_connection.flushdb()
+
+
+def _possible_duplicates(scene: Scene) -> dict[tuple[str, str], float]:
+    """``plp_possible_duplicates_total`` as /metrics shows it, by (channel, cause)."""
+    families = text_string_to_metric_families(metrics.render(scene.rt).decode())
+    [family] = [f for f in families if f.name == "plp_possible_duplicates"]
+    return {(s.labels["channel"], s.labels["cause"]): s.value for s in family.samples if s.name.endswith("_total")}
 
 
 async def _sent_once(scene: Scene, **alert_fields: object) -> tuple[str, str]:
@@ -184,6 +195,53 @@ async def test_the_work_of_a_dead_worker_is_taken_up_and_counted_as_a_possible_d
     assert (done["status"], done["attempts"], done["possible_duplicates"]) == ("sent", "2", "1")
     progress = await scene.store.get_progress(alert.id)
     assert progress.counts["possible_duplicates"] == 1
+    assert _possible_duplicates(scene) == {("sms", "taken_over"): 1.0}
+
+
+async def test_a_send_in_doubt_is_counted_as_a_possible_duplicate_when_it_goes_again(scene: Scene) -> None:
+    """A 503 (Twilio took nothing) is retried with nothing counted; then Twilio takes the SMS and answers 500: the
+    delivery waits for Twilio's report (20 s), still with nothing counted; no report comes, so the clock sends it
+    again, and that resend is the one possible duplicate counted."""
+    scene.twilio.faults = FaultPlan(seed=1, script={PHONE: [Fault.SERVER_ERROR, Fault.TAKEN_THEN_ERROR]})
+    alert_id, member_id = await _sent_once(scene)
+    ref = f"sms:{member_id}"
+    phases = [(await scene.delivery(alert_id, SMS, member_id))["phase"]]
+    await scene.make_due(f"{alert_id}|{ref}")
+    clock.tick(scene.rt)
+    before = now_ts()
+    await run_queued(scene.rt)
+    waiting = await scene.delivery(alert_id, SMS, member_id)
+    phases.append(waiting["phase"])
+    assert phases == ["waiting", "uncertain"] and waiting.get("possible_duplicates") is None
+    assert float(waiting["next_attempt_at"]) >= before + UNCERTAIN_WAIT
+    assert (await scene.store.get_progress(alert_id)).counts.get("possible_duplicates", 0) == 0
+
+    await scene.make_due(f"{alert_id}|{ref}")
+    assert clock.tick(scene.rt).redispatched == 1
+    await run_queued(scene.rt)
+    done = await scene.delivery(alert_id, SMS, member_id)
+    assert (done["status"], done["attempts"], done["possible_duplicates"]) == ("sent", "3", "1")
+    assert (await scene.store.get_progress(alert_id)).counts["possible_duplicates"] == 1
+    assert sum(scene.twilio.duplicates().values()) == 1  # the member did get it twice
+    assert _possible_duplicates(scene) == {("sms", "in_doubt"): 1.0}
+
+
+async def test_a_send_in_doubt_settled_by_the_providers_report_is_neither_sent_again_nor_counted(
+    scene: Scene,
+) -> None:
+    """Twilio's report that the SMS taken before its 500 was delivered settles the delivery: its retry is called
+    off, and no duplicate is counted."""
+    scene.twilio.faults = FaultPlan(seed=1, script={PHONE: [Fault.TAKEN_THEN_ERROR]})
+    alert_id, member_id = await _sent_once(scene)
+    [taken] = scene.twilio.messages
+    delivery = f"{alert_id}:sms:{member_id}"
+    await Receipts(scene.store).provider_status(delivery, DeliveryStatus.DELIVERED, provider_id=taken.sid)
+    assert await scene.lease(alert_id, f"sms:{member_id}") is None
+    assert clock.tick(scene.rt).redispatched == 0
+    await run_queued(scene.rt)
+    done = await scene.delivery(alert_id, SMS, member_id)
+    assert (done["status"], done["attempts"], done.get("possible_duplicates")) == ("delivered", "1", None)
+    assert len(scene.twilio.messages) == 1
 
 
 async def test_a_fan_out_whose_worker_died_is_run_again(scene: Scene) -> None:

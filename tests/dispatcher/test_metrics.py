@@ -79,7 +79,7 @@ async def test_a_fresh_service_shows_every_family_with_redis_up(world: World) ->
         "plp_provider_limit_per_second",
     ):
         assert family in seen.families, family
-    assert seen.total("plp_deliveries_total") == 0 and seen("plp_possible_duplicates_total") == 0
+    assert seen.total("plp_deliveries_total") == 0 and seen.total("plp_possible_duplicates_total") == 0
 
 
 async def test_an_alert_is_counted_by_channel_status_provider_and_urgency(world: World) -> None:

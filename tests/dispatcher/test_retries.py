@@ -38,9 +38,16 @@ def test_a_transient_failure_is_retried_until_the_attempts_run_out() -> None:
 
 
 def test_a_send_that_may_have_gone_waits_for_the_providers_report_first() -> None:
-    """After a timeout the provider may call back: the retry waits long enough to hear it."""
+    """After a timeout a provider that reports each message's fate may call back: the retry waits to hear it."""
     error = TransientError("timeout", may_have_sent=True)
-    assert POLICY.decide(error, failures=0, now=NOW, expires_at=FAR).at >= NOW + UNCERTAIN_WAIT
+    assert POLICY.decide(error, failures=0, now=NOW, expires_at=FAR, reported=True).at >= NOW + UNCERTAIN_WAIT
+
+
+def test_a_send_that_may_have_gone_on_a_channel_without_reports_is_retried_after_the_backoff() -> None:
+    """Where no report will come (SMTP, Telegram), waiting for one avoids nothing: the usual backoff applies."""
+    error = TransientError("timeout", may_have_sent=True)
+    decision = POLICY.decide(error, failures=0, now=NOW, expires_at=FAR, reported=False)
+    assert decision.verdict is Verdict.RETRY and NOW < decision.at <= NOW + 2.0
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,9 @@ def _message(channel: ChannelName, n: int = 1) -> OutboundMessage:
     )
 
 
-#: fault, channel -> (error class the service sees, may_have_sent, whether the provider kept the message)
+#: fault, channel -> (error class the service sees, may_have_sent, whether the provider kept the message).
+#: A fault before the message is taken never says it may have gone, unless the client cannot tell it
+#: from one after (an HTTP connection closed once the request was written); every fault after it does.
 OUTCOMES = [
     (Fault.SERVER_ERROR, ChannelName.SMS, TransientError, False, False),
     (Fault.SERVER_ERROR, ChannelName.EMAIL, TransientError, False, False),
@@ -114,11 +116,16 @@ OUTCOMES = [
     (Fault.TIMEOUT, ChannelName.SMS, TransientError, True, True),
     (Fault.TIMEOUT, ChannelName.EMAIL, TransientError, True, True),
     (Fault.TIMEOUT, ChannelName.TELEGRAM, TransientError, True, True),
-    (Fault.RESET, ChannelName.SMS, TransientError, True, False),  # Twilio: a broken connection may have sent
-    (Fault.RESET, ChannelName.EMAIL, TransientError, False, False),
-    (Fault.RESET, ChannelName.TELEGRAM, TransientError, False, False),
+    (Fault.RESET, ChannelName.SMS, TransientError, True, False),  # HTTP: written whole, then no answer
+    (Fault.RESET, ChannelName.EMAIL, TransientError, False, False),  # SMTP: at the RCPT, before the data
+    (Fault.RESET, ChannelName.TELEGRAM, TransientError, True, False),
     (Fault.THROTTLE, ChannelName.SMS, RateLimited, False, False),
     (Fault.THROTTLE, ChannelName.TELEGRAM, RateLimited, False, False),
+    (Fault.TAKEN_THEN_RESET, ChannelName.SMS, TransientError, True, True),
+    (Fault.TAKEN_THEN_RESET, ChannelName.EMAIL, TransientError, True, True),
+    (Fault.TAKEN_THEN_RESET, ChannelName.TELEGRAM, TransientError, True, True),
+    (Fault.TAKEN_THEN_ERROR, ChannelName.SMS, TransientError, True, True),
+    (Fault.TAKEN_THEN_ERROR, ChannelName.TELEGRAM, TransientError, True, True),
 ]
 
 
@@ -126,7 +133,8 @@ OUTCOMES = [
 async def test_each_fault_is_seen_by_the_channel_as_its_kind_of_error(
     providers: Providers, fault: Fault, channel: ChannelName, error: type[Exception], may_have_sent: bool, kept: bool
 ) -> None:
-    """A fault at rate 1 fails the send with the error of its kind; only a timeout leaves the message sent."""
+    """A fault at rate 1 fails the send with the error of its kind; the provider keeps the message only after
+    the faults that come once it took it."""
     providers.simulator(channel).faults = FaultPlan(seed=1, rates={fault: 1.0}, hold=HOLD, retry_after=0.25)
     with pytest.raises(error) as raised:
         await providers.channels[channel].send(_message(channel))
@@ -137,9 +145,10 @@ async def test_each_fault_is_seen_by_the_channel_as_its_kind_of_error(
     assert [i.fault for i in providers.simulator(channel).injected] == [fault]
 
 
-async def test_smtp_never_draws_a_throttle(providers: Providers) -> None:
-    """SMTP has no "retry after": a plan of throttles only leaves e-mails alone."""
-    providers.smtp.faults = FaultPlan(seed=1, rates={Fault.THROTTLE: 1.0})
+@pytest.mark.parametrize("fault", [Fault.THROTTLE, Fault.TAKEN_THEN_ERROR])
+async def test_smtp_never_draws_a_throttle_or_an_error_after_the_data(providers: Providers, fault: Fault) -> None:
+    """SMTP has no "retry after", and its reply to the data is the server's word: such plans leave e-mails alone."""
+    providers.smtp.faults = FaultPlan(seed=1, rates={fault: 1.0})
     await providers.channels[ChannelName.EMAIL].send(_message(ChannelName.EMAIL))
     assert len(providers.smtp.messages) == 1 and providers.smtp.injected == []
 

@@ -114,7 +114,6 @@ async def test_a_cancel_mid_alert_stops_every_send_waiting_for_its_turn(
         assert figures["cancelled"] >= MEMBERS, "most of the SMS should still have been waiting"
 
 
-
 async def test_stop_by_sms_and_on_telegram_mid_alert_stops_every_send_to_those_members(
     fault_redis: RedisServer, tmp_path: Path, seed: int, figures: dict[str, Any]
 ) -> None:

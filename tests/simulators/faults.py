@@ -14,14 +14,24 @@ the same deliveries, attempt by attempt.
 ``script`` sets the faults of a destination's first requests, in order, before any draw:
 ``plan.script["+32470000007"] = [Fault.THROTTLE] * 5`` throttles that number five times.
 
-The kinds, as each simulator acts them out:
+The kinds, as each simulator acts them out. Before the message is taken (nothing is sent):
 
-- ``SERVER_ERROR``: the provider fails (Twilio HTTP 503, Telegram HTTP 502, SMTP 451); nothing was sent.
-- ``TIMEOUT``: the request is taken and the message goes out, but the answer comes ``hold``
-  seconds later, after the client gave up: the client cannot know that it went.
-- ``RESET``: the request is read, then the connection is closed unanswered; nothing was sent.
+- ``SERVER_ERROR``: the provider refuses, saying it took nothing (Twilio and Telegram HTTP 503,
+  SMTP 451 to the RCPT).
+- ``RESET``: the connection is closed unanswered before the message is taken: HTTP once the
+  request was read (the client cannot tell this from ``TAKEN_THEN_RESET``), SMTP at the RCPT
+  (before the DATA: the client can tell).
 - ``THROTTLE``: refused before processing with a delay to respect (HTTP 429 with
   ``retry_after``); SMTP has no such answer and never draws it.
+
+Accepted, then failed (the message is taken, in the ledger, and goes out):
+
+- ``TIMEOUT``: the answer comes ``hold`` seconds later, after the client gave up.
+- ``TAKEN_THEN_RESET``: the connection is closed unanswered (SMTP: after the end of the DATA,
+  before the reply).
+- ``TAKEN_THEN_ERROR``: the answer is a server error after which the provider may have acted
+  (Twilio HTTP 500, Telegram HTTP 502). SMTP never draws it: its reply to the data is the
+  server's word on whether it took the message (RFC 5321, 4.1.1.4).
 """
 
 from __future__ import annotations
@@ -38,6 +48,12 @@ class Fault(StrEnum):
     TIMEOUT = "timeout"
     RESET = "reset"
     THROTTLE = "429"
+    TAKEN_THEN_RESET = "taken-reset"
+    TAKEN_THEN_ERROR = "taken-5xx"
+
+
+#: The faults after which the provider has the message: the client cannot know that it went.
+TAKEN = frozenset({Fault.TIMEOUT, Fault.TAKEN_THEN_RESET, Fault.TAKEN_THEN_ERROR})
 
 
 @dataclass(frozen=True, slots=True)

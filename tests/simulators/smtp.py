@@ -8,7 +8,8 @@
 Faults at random rates go into ``faults`` (a ``FaultPlan`` keyed by recipient address;
 what it did is in ``injected``): a server error is a ``451`` to the RCPT, a reset closes the
 connection at the RCPT, a timeout takes the message and answers the DATA ``hold`` seconds
-later. ``latency`` delays the answer to each DATA (the message is taken first, as a real
+later, a "taken then reset" takes the message and closes the connection instead of replying
+to the DATA. ``latency`` delays the answer to each DATA (the message is taken first, as a real
 server commits it once the data has come in); ``duplicates()`` counts Message-IDs received
 more than once.
 
@@ -58,9 +59,11 @@ class SmtpSimulator:
     """A real SMTP server on 127.0.0.1 (a free port), for one test.
 
     ``reject`` maps a recipient address to the ``(code, text)`` its RCPT gets (550: gone,
-    451: try later, 421: and the connection closes); ``stall`` holds addresses whose RCPT
-    is never answered (a hung server); ``credentials`` turns on AUTH (PLAIN/LOGIN, no TLS
-    needed) with that one ``(username, password)``. All can be changed while it runs.
+    451: try later, 421: and the connection closes); ``reject_data`` to the reply its message's
+    DATA gets once the data is in (the server refuses the message: it is not kept); ``stall``
+    holds addresses whose RCPT is never answered (a hung server); ``credentials`` turns on AUTH
+    (PLAIN/LOGIN, no TLS needed) with that one ``(username, password)``. All can be changed
+    while it runs.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class SmtpSimulator:
         self.host = HOST
         self.port = 0
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
+        self.reject_data: dict[str, tuple[int, str]] = {}
         self.stall: set[str] = set(stall or ())
         self.credentials = credentials
         self.latency = 0.0  # seconds before answering each DATA, once the message is taken
@@ -140,7 +144,8 @@ class SmtpSimulator:
     def _draw_fault(self, address: str) -> Fault | None:
         if self.faults is None:
             return None
-        fault = self.faults.draw(address, destination=address, kinds=(Fault.SERVER_ERROR, Fault.TIMEOUT, Fault.RESET))
+        kinds = (Fault.SERVER_ERROR, Fault.TIMEOUT, Fault.RESET, Fault.TAKEN_THEN_RESET)
+        fault = self.faults.draw(address, destination=address, kinds=kinds)
         if fault is not None:
             self.injected.append(Injected(fault, address, time.time()))
         return fault
@@ -181,6 +186,7 @@ class _Handler:
             server.transport.close()  # gone before the message: nothing was taken
             return "421 4.4.2 Connection reset"  # never reaches the client
         envelope.late = fault is Fault.TIMEOUT  # type: ignore[attr-defined]
+        envelope.cut = fault is Fault.TAKEN_THEN_RESET  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -190,6 +196,10 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received_at, late = time.time(), bool(getattr(envelope, "late", False))
+        refused = [self._simulator.reject_data[r] for r in envelope.rcpt_tos if r in self._simulator.reject_data]
+        if refused:
+            code, text = refused[0]
+            return f"{code} {text}"
         raw = envelope.original_content or b""
         # The email package works with \n line ends; on the wire they are \r\n.
         message = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw.replace(b"\r\n", b"\n")))
@@ -197,6 +207,9 @@ class _Handler:
         simulator._received(
             ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), message, raw, received_at, late)
         )
+        if getattr(envelope, "cut", False) and server.transport is not None:
+            server.transport.close()  # taken, and gone before the reply
+            return "451 4.4.2 Connection reset"  # never reaches the client
         hold = simulator.latency + (simulator.faults.hold if late and simulator.faults else 0.0)
         if hold > 0:
             simulator.in_flight += 1

@@ -12,9 +12,10 @@ bodies as python-telegram-bot sends them (form fields, objects JSON-encoded) or 
 and answers with the API's shapes. Every call is written to ``ledger``.
 
 Faults at random rates go into ``faults`` (a ``FaultPlan`` keyed by chat and text, drawn for
-``sendMessage`` only; what it did is in ``injected``): a server error is HTTP 502, a reset
-closes the connection unanswered, a throttle is a 429 with ``retry_after``, a timeout sends
-the message and answers ``hold`` seconds later. ``duplicates()`` counts messages sent more
+``sendMessage`` only; what it did is in ``injected``): a server error is HTTP 503, a reset
+closes the connection unanswered, a throttle is a 429 with ``retry_after``; a timeout sends
+the message and answers ``hold`` seconds later, "taken then reset" sends it and closes the
+connection unanswered, "taken then 5xx" sends it and answers HTTP 502. ``duplicates()`` counts messages sent more
 than once to a chat with the same text.
 """
 
@@ -253,7 +254,7 @@ class TelegramSimulator:
             request.transport.close()  # read, then gone: nothing was sent
             return web.Response(status=500)  # never reaches the client
         if fault is Fault.SERVER_ERROR:
-            return _error(502, "Bad Gateway")
+            return _error(503, "Service Unavailable")
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
@@ -265,6 +266,13 @@ class TelegramSimulator:
         if fault is Fault.TIMEOUT:
             assert self.faults is not None
             await self._delay(self.faults.hold)  # the message is in the chat; the answer comes too late
+        if response.status != 200:  # refused: nothing was taken to fail after
+            return response
+        if fault is Fault.TAKEN_THEN_RESET and request.transport is not None:
+            request.transport.close()  # the message is in the chat; the answer never comes
+            return web.Response(status=500)  # never reaches the client
+        if fault is Fault.TAKEN_THEN_ERROR:
+            return _error(502, "Bad Gateway")  # the message is in the chat all the same
         return response
 
     def _draw_fault(self, method: str, params: dict[str, Any]) -> Fault | None:

@@ -5,7 +5,8 @@ basic auth with the account SID and auth token, Twilio-shaped JSON answers and e
 What it accepts goes into ``ledger``; what a test wants to go wrong goes into
 ``failures`` (by "To" number), ``drop``, ``latency``, ``undelivered``, ``answered_by`` and
 ``call_outcomes``, and faults at random rates into ``faults`` (a ``FaultPlan``, keyed by
-the message: "To" plus body or TwiML; what it did is in ``injected``). ``duplicates()``
+the message: "To" plus body or TwiML; what it did is in ``injected``; see
+``tests.simulators.faults`` for what each kind does). ``duplicates()``
 counts messages accepted more than once, ``in_flight`` the requests being answered.
 After accepting a message or a call it posts Twilio's status callbacks, signed with
 ``X-Twilio-Signature`` as Twilio signs them, as background tasks a test waits for with
@@ -293,6 +294,11 @@ class TwilioSimulator:
         if fault is Fault.TIMEOUT:
             assert self.faults is not None
             await self._held(self.faults.hold)  # the message is on its way; the answer comes too late
+        if fault is Fault.TAKEN_THEN_RESET and request.transport is not None:
+            request.transport.close()  # the message is on its way; the answer never comes
+            return web.Response(status=500)  # never reaches the client
+        if fault is Fault.TAKEN_THEN_ERROR:
+            return _error(Failure(500, 20500, "Internal server error"))  # the message is on its way all the same
         return web.json_response(_resource(record, self.account_sid), status=201)
 
     def limit(self, *, sms_per_sender: float | None = None, calls: float | None = None) -> None:

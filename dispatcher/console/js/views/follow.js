@@ -77,7 +77,10 @@ export async function render(main, { me, id }) {
     );
     fill(byStatus, h("h2", {}, t("follow.by_status")),
       table(null, [t("follow.status"), t("follow.deliveries")],
-        STATUSES.map((s) => [badge("dstatus", s), number(c.by_status[s])]), { className: "by-status" }));
+        STATUSES.map((s) => [badge("dstatus", s), number(c.by_status[s])]), { className: "by-status" }),
+      c.possible_duplicates
+        ? h("p", { class: "muted", id: "possible-duplicates" }, tn("follow.possible_duplicates", c.possible_duplicates))
+        : null);
     const channels = CHANNELS.filter((ch) => c.by_channel[ch]);
     const seen = STATUSES.filter((s) => channels.some((ch) => c.by_channel[ch][s])); // columns of zeros left out
     fill(byChannel, h("h2", {}, t("follow.by_channel")),

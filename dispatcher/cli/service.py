@@ -274,7 +274,8 @@ def supervise(web_count: int, general_count: int, config_file: Path, ctl: bool, 
     Web processes share one socket on PLP_HOST:PLP_PORT that supervisord keeps open; the urgent
     worker, the general workers and the clock run beside them. Needs REDIS_URL: supervised
     processes share one Redis (and one PLP_SECRET_KEY, for the links they sign). Logs and the
-    control socket go to PLP_DATA_DIR/log and PLP_DATA_DIR/run.
+    control socket go to PLP_DATA_DIR/log and PLP_DATA_DIR/run. ARGS go to supervisord, or with
+    --ctl to supervisorctl.
 
     \b
     Examples:

@@ -87,15 +87,24 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
     """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds)."""
     started = time.monotonic()
     log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
-    retention.schedule_first(rt)
+    outage: float | None = None  # when Redis stopped answering, logged once per outage
+    scheduled = False
     while stop_after is None or time.monotonic() - started < stop_after:
         try:
+            if not scheduled:  # at the first sweep that reaches Redis: the clock may start before it
+                retention.schedule_first(rt)
+                scheduled = True
             done = tick(rt)
             queues.record_clock_sweep(rt)
-        except redis.ConnectionError as exc:  # Redis restarting: keep ticking once it is back
-            log.warning("clock.redis_unavailable", error=type(exc).__name__)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # Redis restarting: keep ticking once it is back
+            if outage is None:
+                log.warning("clock.redis_lost", error=type(exc).__name__)
+                outage = time.monotonic()
             time.sleep(1.0)
             continue
+        if outage is not None:
+            log.warning("clock.redis_back", outage_s=round(time.monotonic() - outage, 1))
+            outage = None
         if done.redispatched or done.fan_outs or done.timers:
             log.info("clock.tick", redispatched=done.redispatched, fan_outs=done.fan_outs, timers=done.timers)
         time.sleep(rt.settings.clock_interval)  # the clock's period: there is no event for "time passed"

@@ -2,12 +2,23 @@
 
 An urgent alert therefore always has a process of its own, whatever the non-urgent
 backlog, and the general workers help with urgent work whenever they are free.
+
+A worker rides out a Redis outage instead of exiting: RQ's work loop quits on a Redis error
+raised outside its own reconnect loop (a heartbeat after a job, the suspension check, a job's
+result being written), so ``run_worker`` waits for Redis to answer again, with backoff, and
+starts the work loop again under the same name. The outage is logged once when it starts and
+once when it ends; the batches still sending on the process loop carry on meanwhile (their
+holds and leases keep their work safe whatever happens).
 """
 
 from __future__ import annotations
 
+import signal
+import time
 from enum import StrEnum
+from typing import Any
 
+import redis
 import structlog
 from rq import SimpleWorker, Worker
 
@@ -19,6 +30,9 @@ from workers.loop import drain_process_loop
 log = structlog.get_logger(__name__)
 
 WORKER_TTL = 60  # seconds; RQ renews it every 45 s while idle, and covers each job's timeout while busy
+#: Waits between two attempts to reach Redis again after an outage: doubled each time up to the last.
+RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
 class Lane(StrEnum):
@@ -26,14 +40,33 @@ class Lane(StrEnum):
     GENERAL = "general"
 
 
+class _StopAware:
+    """Remembers that a stop was asked (SIGTERM, SIGINT), which RQ does not record when it is idle."""
+
+    stop_asked = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+
+class PlpWorker(_StopAware, Worker):
+    """RQ's forking worker that remembers a stop request."""
+
+
+class PlpSimpleWorker(_StopAware, SimpleWorker):
+    """RQ's in-process worker that remembers a stop request."""
+
+
 def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
-    """Run a worker for a lane until stopped (or, with ``burst``, until its queues are empty)."""
+    """Run a worker for a lane until stopped (or, with ``burst``, until its queues are empty).
+
+    A Redis outage does not stop it: it waits for Redis and goes on (see the module's docstring).
+    Returns whether it did any job.
+    """
     rt = Runtime.from_settings(settings)
     queues = [rt.urgent_queue] if lane is Lane.URGENT else [rt.urgent_queue, rt.general_queue]
-    worker_class = SimpleWorker if settings.worker_kind is WorkerKind.SIMPLE else Worker
-    # A worker's key lives WORKER_TTL seconds past its last heartbeat: a killed worker stops counting
-    # as alive (readiness, ``plp status``) within a minute instead of RQ's default eight.
-    worker = worker_class(queues, connection=rt.rq_connection, name=None, worker_ttl=WORKER_TTL)
+    worker_class = PlpSimpleWorker if settings.worker_kind is WorkerKind.SIMPLE else PlpWorker
     log.info(
         "worker.starting",
         lane=lane.value,
@@ -42,7 +75,54 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
         channels=describe_channels(settings),
     )
     announce_channels(settings)
+    worked, name = False, None
     try:
-        return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+        while True:
+            _wait_for_redis(rt.rq_connection)
+            # A worker's key lives WORKER_TTL seconds past its last heartbeat: a killed worker stops counting
+            # as alive (readiness, ``plp status``) within a minute instead of RQ's default eight.
+            worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
+            name = worker.name  # the same worker again after an outage, not a new one beside a ghost
+            try:
+                worked = worker.work(burst=burst, with_scheduler=False, logging_level="WARNING") or worked
+            except REDIS_DOWN:  # RQ's teardown could not record the worker's death: Redis is gone
+                pass
+            if burst or worker.stop_asked:
+                return worked
+            log.warning("worker.redis_lost", worker=name, lane=lane.value)
+            # RQ's handlers need Redis to stop; until the next work loop installs them again, a stop is plain.
+            signal.signal(signal.SIGTERM, _exit)
+            signal.signal(signal.SIGINT, _exit)
+            _forget(worker)
     finally:
         drain_process_loop()  # the batches still sending end before the process does
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _wait_for_redis(connection: redis.Redis) -> None:
+    """Return once Redis answers; wait with backoff meanwhile, logging the outage's end once."""
+    started, attempt = time.monotonic(), 0
+    while True:
+        try:
+            connection.ping()
+        except REDIS_DOWN:
+            time.sleep(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])  # backoff, not a wait on an event
+            attempt += 1
+            continue
+        if attempt:
+            log.warning("worker.redis_back", outage_s=round(time.monotonic() - started, 1))
+        return
+
+
+def _forget(worker: Worker | SimpleWorker) -> None:
+    """Record the previous work loop's end, so that its name can be registered again."""
+    for _ in range(2):
+        _wait_for_redis(worker.connection)
+        try:
+            worker.register_death()
+            return
+        except REDIS_DOWN:
+            continue

@@ -270,3 +270,63 @@ Or with curl:
 Then follow it with GET {base}/v1/alerts/<id>; the messages land in {settings.outbox_file}.
 """
     )
+
+
+@click.command(
+    context_settings={**CONTEXT, "ignore_unknown_options": True}, short_help="Run the service under supervisord."
+)
+@click.option("--web", "web_count", type=click.IntRange(1, 64), default=2, show_default=True, help="Web processes.")
+@click.option(
+    "--general", "general_count", type=click.IntRange(1, 64), default=2, show_default=True, help="General workers."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="deploy/supervisord.conf",
+    show_default=True,
+    help="The supervisord configuration.",
+)
+@click.option("--ctl", is_flag=True, help="Run supervisorctl with ARGS against the running supervisord instead.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def supervise(web_count: int, general_count: int, config_file: Path, ctl: bool, args: tuple[str, ...]) -> None:
+    """Run every process of the service under supervisord, in the foreground: each restarted when it exits.
+
+    Web processes share one socket on PLP_HOST:PLP_PORT that supervisord keeps open; the urgent
+    worker, the general workers and the clock run beside them. Needs REDIS_URL: supervised
+    processes share one Redis (and one PLP_SECRET_KEY, for the links they sign). Logs and the
+    control socket go to PLP_DATA_DIR/log and PLP_DATA_DIR/run. ARGS go to supervisord, or with
+    --ctl to supervisorctl.
+
+    \b
+    Examples:
+      plp supervise --web 2 --general 3
+      plp supervise --ctl status          # from another terminal, same folder and variables
+      plp supervise --ctl restart general:*
+    """
+    settings = cli_settings(logging=False)
+    if not settings.redis_url:
+        raise click.ClickException("set REDIS_URL: the supervised processes share one Redis server")
+    env = {**os.environ, **supervisor_env(settings, web=web_count, general=general_count)}
+    for folder in ("PLP_SUPERVISOR_LOG_DIR", "PLP_SUPERVISOR_RUN_DIR"):
+        Path(env[folder]).mkdir(parents=True, exist_ok=True)
+    tool = "supervisorctl" if ctl else "supervisord"
+    command = [shutil.which(tool, path=env["PATH"]) or tool, "-c", str(config_file)]
+    command += list(args) if ctl else ["--nodaemon", *args]
+    os.execvpe(command[0], command, env)
+
+
+def supervisor_env(settings: Settings, *, web: int, general: int) -> dict[str, str]:
+    """The PLP_SUPERVISOR_* variables deploy/supervisord.conf reads (supervisord has no defaults of its own)."""
+    data_dir = settings.data_dir.resolve()
+    bin_dir = Path(sys.executable).parent
+    return {
+        "PLP_SUPERVISOR_BIN": str(bin_dir),
+        "PLP_SUPERVISOR_DIR": str(Path.cwd()),
+        "PLP_SUPERVISOR_LOG_DIR": str(data_dir / "log"),
+        "PLP_SUPERVISOR_RUN_DIR": str(data_dir / "run"),
+        "PLP_SUPERVISOR_LISTEN": f"{settings.host}:{settings.port}",
+        "PLP_SUPERVISOR_WEB": str(web),
+        "PLP_SUPERVISOR_GENERAL": str(general),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }

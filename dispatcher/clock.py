@@ -110,14 +110,23 @@ def run(rt: Runtime, *, stop_after: float | None = None) -> None:
         time.sleep(rt.settings.clock_interval)  # the clock's period: there is no event for "time passed"
 
 
+def take_due_leases(rt: Runtime, now: float) -> list[tuple[str, str]]:
+    """Take the run-out leases (the claim of the next worker sets a new one), holding their work in the same
+    script: if this clock or Redis dies before the work is enqueued again, the hold runs out and a later sweep
+    takes it up, instead of the work being left with neither lease nor hold. Returns (alert id, ref) pairs."""
+    keys, again = rt.keys, now + rt.settings.lease_seconds
+    return _entries(rt.sync_scripts.take_due(keys=[keys.leases(), keys.holds()], args=[now, _TAKE, "move", again]))
+
+
 def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     keys = rt.keys
-    # Run-out leases are taken out: the claim of the next worker sets a new one.
-    leased = _entries(rt.sync_scripts.take_due(keys=[keys.leases()], args=[now, _TAKE, "pop"]))
+    again = now + rt.settings.lease_seconds
     # Run-out holds are pushed back: a hold is only a sign of life, the claim ignores it.
-    held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, now + rt.settings.lease_seconds]))
+    held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, again]))
+    leased = take_due_leases(rt, now)
     lost = dispatches.take_lost(rt, now)
-    fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in leased if ref.startswith(FANOUT_REF)]
+    fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in [*leased, *held] if ref.startswith(FANOUT_REF)]
+    held = [(a, ref) for a, ref in held if not ref.startswith(FANOUT_REF)]
     deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
     work = _still_to_send(rt, deliveries, _lease_cause)
     for entries, cause in (
@@ -126,7 +135,7 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     ):
         for batch_key, refs in _still_to_send(rt, entries, _always(cause)).items():
             work.setdefault(batch_key, {}).update(refs)
-    settled = {(a, r) for a, r in held} - {(a, r) for (a, _), refs in work.items() for r in refs}
+    settled = {*held, *deliveries} - {(a, r) for (a, _), refs in work.items() for r in refs}
     if settled:  # nothing left to do for these: drop their holds
         rt.sync_redis.zrem(keys.holds(), *(f"{a}|{r}" for a, r in settled))
     lost_jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -139,6 +148,7 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
         with rt.rq_connection.pipeline(transaction=True) as pipe:
             pipe.multi()
             pipe.zadd(keys.leases(), {fanout_lease(alert_id, plp_id): now + rt.horizon(lanes[alert_id])})
+            pipe.zrem(keys.holds(), fanout_lease(alert_id, plp_id))  # the lease is back: the hold's work is done
             rt.queue_for(lanes[alert_id]).enqueue_call(
                 FAN_OUT_JOB,
                 args=(alert_id, [plp_id]),

@@ -415,14 +415,16 @@ return 1
 )
 
 
-# KEYS: a zset of due work (score = due time); ARGV: now, most to take, score to give them or 'pop'
-# Takes what is due, atomically (several clocks never take the same entry), and either
-# removes it or pushes it back to ARGV[3] for whoever handles it to remove or push further.
+# KEYS: a zset of due work (score = due time), [a zset to move it to]; ARGV: now, most to take,
+# score to give them or 'pop' or 'move' (then ARGV[4]: its score in KEYS[2]).
+# Takes what is due, atomically (several clocks never take the same entry), and either removes it,
+# pushes it back to ARGV[3], or moves it to KEYS[2], for whoever handles it to remove or push further.
 TAKE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
-  if ARGV[3] == 'pop' then
+  if ARGV[3] == 'pop' or ARGV[3] == 'move' then
     redis.call('ZREM', KEYS[1], member)
+    if ARGV[3] == 'move' then redis.call('ZADD', KEYS[2], ARGV[4], member) end
   else
     redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
   end

@@ -258,6 +258,57 @@ async def test_a_fan_out_whose_worker_died_is_run_again(scene: Scene) -> None:
     assert progress.status.value == "completed" and progress.counts["s:sent"] == 1
 
 
+async def _clock_dies_after_taking_due_leases(scene: Scene) -> None:
+    """A sweep that takes the run-out leases, then dies (or loses Redis) before it enqueues anything."""
+    clock.take_due_leases(scene.rt, now_ts())
+
+
+async def test_a_delivery_whose_lease_a_dying_clock_took_is_still_dispatched_again(scene: Scene) -> None:
+    """A run-out lease taken by a clock that dies before re-enqueueing leaves a hold: a later sweep sends it."""
+    member = await add_member(scene.store, [scene.plp], phone=PHONE)
+    alert = new_alert([scene.plp])
+    await accept(scene.rt, alert)
+    await run_queued(scene.rt, limit=1)  # the fan-out; the send job is left queued
+    ref = f"sms:{member.id}"
+    claimed = await scene.store.scripts.claim(  # a worker's batch takes it... and dies mid-send
+        keys=[*scene.rt.keys.delivery_move(alert.id, ref), scene.rt.keys.optouts()],
+        args=[alert.id, ref, "sms", member.id, now_ts(), now_ts() + 30],
+    )
+    assert claimed == "claimed"
+    scene.rt.general_queue.empty()
+    scene.rt.urgent_queue.empty()
+    await scene.store.redis.delete(scene.rt.keys.dispatches())  # the batch had taken its job over,
+    await scene.store.redis.delete(scene.rt.keys.holds())  # and dropped its holds as it failed: only the lease is left
+    await scene.make_due(f"{alert.id}|{ref}")
+    await _clock_dies_after_taking_due_leases(scene)
+    assert await scene.store.redis.zscore(scene.rt.keys.leases(), f"{alert.id}|{ref}") is None
+    assert await scene.store.redis.zscore(scene.rt.keys.holds(), f"{alert.id}|{ref}") is not None  # taken, held
+    assert clock.tick(scene.rt).redispatched == 0  # held: its time has not come
+    await scene.make_due(f"{alert.id}|{ref}", zset="holds")
+    assert clock.tick(scene.rt).redispatched == 1
+    await run_queued(scene.rt)
+    done = await scene.delivery(alert.id, SMS, member.id)
+    assert done["status"] == "sent"
+
+
+async def test_a_fan_out_whose_lease_a_dying_clock_took_is_still_run_again(scene: Scene) -> None:
+    """A fan-out lease taken by a clock that dies before re-enqueueing is held: a later sweep runs the fan-out."""
+    await add_member(scene.store, [scene.plp], phone=PHONE)
+    alert = new_alert([scene.plp])
+    await accept(scene.rt, alert)
+    scene.rt.urgent_queue.empty()  # the worker took the fan-out job, then died
+    lease = fanout_lease(alert.id, scene.plp.id)
+    await scene.store.redis.zadd(scene.rt.keys.leases(), {lease: now_ts() - 1})
+    await _clock_dies_after_taking_due_leases(scene)
+    assert await scene.store.redis.zscore(scene.rt.keys.holds(), lease) is not None  # taken, held
+    await scene.make_due(lease, zset="holds")
+    assert clock.tick(scene.rt).fan_outs == 1
+    assert await scene.store.redis.zscore(scene.rt.keys.holds(), lease) is None
+    await run_queued(scene.rt)
+    progress = await scene.store.get_progress(alert.id)
+    assert progress.status.value == "completed" and progress.counts["s:sent"] == 1
+
+
 async def test_a_timer_is_enqueued_once_when_due(scene: Scene) -> None:
     """A job scheduled for a past time is enqueued on its lane by the next sweep, and only once."""
     clock.schedule(scene.rt, now_ts() - 1, "workers.jobs.fan_out", "nope", [], urgent=True)

@@ -170,7 +170,9 @@ OUTSIDER_FIELDS: Mapping[str, Mapping[str, Sight]] = {
         "expires_at status status_times relays counts cost held_until"
     ),
     "Relay": _shown("plp_id state decided_by decided_at reason texts"),
-    "AlertCounts": _shown("total by_status by_channel acknowledged members_unreachable members_opted_out escalated"),
+    "AlertCounts": _shown(
+        "total by_status by_channel acknowledged members_unreachable members_opted_out escalated possible_duplicates"
+    ),
     "StatusCounts": _shown("queued sending sent delivered failed expired cancelled"),
     "AlertCost": _shown("sms_segments voice_minutes estimated currency"),
     "AlertPreview": _shown("sms members_reached by_channel members_unreachable members_opted_out cost"),
@@ -178,7 +180,8 @@ OUTSIDER_FIELDS: Mapping[str, Mapping[str, Sight]] = {
     "AlertSnapshot": _shown("alert members members_acknowledged members_unreachable at acknowledgements"),
     "DeliveryPage": _shown("items next_cursor"),
     "DeliveryView": _shown(
-        "id alert_id member_id channel status status_times attempts failures acknowledged_at acknowledged_via"
+        "id alert_id member_id channel status status_times attempts failures acknowledged_at acknowledged_via "
+        "possible_duplicates"
     )
     | {"last_error": Sight.MASKED, "cause": Sight.MASKED},
     "FeedbackList": _shown("items"),

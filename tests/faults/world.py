@@ -26,6 +26,7 @@ import redis
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from rq import Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from config import Settings
@@ -316,7 +317,10 @@ class World:
         """pid -> name of the function each worker process is running now (RQ's own registry)."""
         busy = {}
         for worker in Worker.all(connection=self.runtime.rq_connection):
-            job = worker.get_current_job()
+            try:
+                job = worker.get_current_job()
+            except NoSuchJobError:  # the job ended (and RQ deleted it) between the two reads: not busy
+                continue
             if worker.pid is not None and job is not None:
                 busy[worker.pid] = job.func_name
         return busy

@@ -102,7 +102,7 @@ class OutboundMessage:
     ack_label: str | None = None  # Telegram: label of the "received" button
     ack_data: str | None = None  # Telegram: callback data of that button (at most 64 bytes)
     status_callback: str | None = None  # Twilio: where status callbacks for this message go
-    slot: int | None = None  # the number of the provider-limit slot this send holds (SMS: picks the sender)
+    slot: int | None = None  # the send's number among the departures under its provider limit (SMS: picks the sender)
 
     def __repr__(self) -> str:  # the address is personal data: keep it out of reprs
         return f"OutboundMessage(delivery_id={self.delivery_id!r}, channel={self.channel.value!r})"

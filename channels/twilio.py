@@ -304,9 +304,9 @@ class TwilioSmsChannel(_TwilioChannel):
     def _sender(self, slot: int | None) -> dict[str, str]:
         """A Messaging Service picks the sender from its own pool; otherwise the load goes round our numbers.
 
-        A send that holds a slot of the account's SMS limit takes the sender of that slot: slots
-        follow each other one emission interval apart, so consecutive slots go to consecutive
-        numbers and each number keeps its own rate, however many workers share the account.
+        A send paced under the account's SMS limit carries its departure's number: departures
+        leave one emission interval apart, so consecutive ones go to consecutive numbers and each
+        number keeps its own rate, however many workers share the account.
         """
         if self._messaging_service_sid:
             return {"messaging_service_sid": self._messaging_service_sid}

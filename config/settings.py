@@ -265,6 +265,13 @@ class Settings(BaseSettings):
         default=1.0, gt=0, validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_CHAT_PER_SECOND")
     )
     limit_email_per_minute: float = Field(default=600.0, gt=0, validation_alias=_env("PLP_LIMIT_EMAIL_PER_MINUTE"))
+    limit_margin: float = Field(
+        default=0.01,
+        ge=0,
+        lt=0.5,
+        validation_alias=_env("PLP_LIMIT_MARGIN"),
+        description="Fraction below each provider's rate at which sends are paced (0.01: 1 %).",
+    )
 
     # -- personal data ------------------------------------------------------------------------
     retention_days: int = Field(

@@ -71,9 +71,13 @@ class Tick:
 
 
 def schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: object | None = None) -> None:
-    """Have the clock enqueue ``job(*args)`` on a lane at Unix time ``at`` (once)."""
-    spec = json.dumps({"job": job, "args": list(args), "urgent": urgent}, sort_keys=True)
-    (pipe or rt.sync_redis).zadd(rt.keys.timers(), {spec: at})  # type: ignore[attr-defined]
+    """Have the clock enqueue ``job(*args)`` on a lane at Unix time ``at`` (once; scheduled again, it moves)."""
+    (pipe or rt.sync_redis).zadd(rt.keys.timers(), {timer_spec(job, *args, urgent=urgent): at})  # type: ignore[attr-defined]
+
+
+def timer_spec(job: str, *args: object, urgent: bool) -> str:
+    """The timer's member in the timers set: the same job with the same arguments is the same timer."""
+    return json.dumps({"job": job, "args": list(args), "urgent": urgent}, sort_keys=True)
 
 
 def tick(rt: Runtime) -> Tick:

@@ -60,6 +60,8 @@ key                                    type    holds
 ``seen:<source>:<event>``              string  a webhook event already handled (expires after a week)
 ``limit:<name>``                       string  a limit's next free time (GCRA), see ``dispatcher.limits``: providers',
                                                and the API's ``api-token:<token id>``, ``api-address:<address>``
+``departed:<name>``                    hash    a provider limit's departures: next moment one may leave (``t``),
+                                               departures in a row (``n``), see ``dispatcher.limits``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
 ``holds``                              zset    ``<alert>|<ref>`` of deliveries a running batch will send, by hold end
 ``handed``                             zset    ``<alert>|<ref>`` of sends handed to a provider, unanswered, by call end
@@ -67,6 +69,8 @@ key                                    type    holds
 ``dispatches``                         zset    ids of send jobs waiting in a queue, by when the clock looks again
 ``dispatch:<job id>``                  hash    what a waiting send job carries: alert, PLP, lane, refs (JSON), taken
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
+``reply-out:<id>``                     hash    an answer to a member waiting to go: channel, address, text, language,
+                                               lease, attempts (expires after an hour), see ``dispatcher.replies``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
 =====================================  ======  =================================================
@@ -204,6 +208,10 @@ class Keys:
     def limit(self, name: str) -> str:
         return f"{self.prefix}limit:{name}"
 
+    def departures(self, name: str) -> str:
+        """When sends last left under a limit, and how many in a row (``dispatcher.limits.DEPART``)."""
+        return f"{self.prefix}departed:{name}"
+
     def leases(self) -> str:
         return f"{self.prefix}leases"
 
@@ -225,6 +233,10 @@ class Keys:
 
     def timers(self) -> str:
         return f"{self.prefix}timers"
+
+    def reply_out(self, reply_id: str) -> str:
+        """An answer to a member waiting to be sent (``dispatcher.replies``)."""
+        return f"{self.prefix}reply-out:{reply_id}"
 
     def clock_heartbeat(self) -> str:
         return f"{self.prefix}clock"

@@ -18,9 +18,15 @@ many seconds of turns unused.
 A key expires once its TAT has passed, when it no longer changes anything: idle
 limits (say, the per-chat limit of a Telegram chat messaged once) vanish by themselves.
 
-Accuracy: a send may still leave later than its slot (a slow event loop, the round
-trip to Redis). Slots are never closer than ``1 / per_second`` (``burst`` of them may
-share one moment); what the provider sees is that spacing plus the callers' jitter.
+Departures: a slot says when a send may go, not when it goes. Between the two come the
+round trip of the claim, composing the message, a busy event loop: a send that leaves late
+followed by its neighbour on time would reach the provider closer than its rate allows, and
+be refused. So a send also *departs* (``depart``), at the last moment before its request is
+written: a second meter per limit, kept on the moments sends actually leave, lets it go only
+one emission interval after the previous departure, and numbers the departures (SMS: the
+number picks the sender, so consecutive departures use consecutive senders). The limits are
+set a margin below the provider's rate (``PLP_LIMIT_MARGIN``), so that a departure held back
+by its neighbour's lateness catches up instead of pushing every later send back.
 """
 
 from __future__ import annotations
@@ -71,6 +77,32 @@ end
 return {1, slot - now, slot}
 """
 
+# KEYS: one departure meter per limit (a hash: "t", the moment from which the next send may leave;
+# "n", departures counted). ARGV: per limit (in KEYS order) its emission interval in microseconds.
+# Returns {1, n, now}: the send departs now (server clock, µs), the n-th departure of the first limit
+# since it was last idle; or {0, wait}: microseconds until every limit lets a send leave. A meter
+# vanishes a second after its last departure's interval ends, counter included: by then every
+# sender is idle again.
+DEPART = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local wait = 0
+for _, key in ipairs(KEYS) do
+  wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - now)
+end
+if wait > 0 then return {0, wait} end
+local n = 0
+for i, key in ipairs(KEYS) do
+  local next = now + tonumber(ARGV[i])
+  redis.call('HSET', key, 't', string.format('%.0f', next))
+  local count = redis.call('HINCRBY', key, 'n', 1)
+  if i == 1 then n = count end
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[i]) / 1000) + 1000)
+end
+return {1, n, now}
+"""
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -113,7 +145,15 @@ class Turn:
     owned: bool
     at: float
     wait: float
-    index: int = 0  # the slot's number: its moment in emission intervals of the first limit (consecutive slots, +1)
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A send leaving: its ``number`` among the departures under its first limit (consecutive while the
+    limit is busy), and the moment, ``at``, in seconds of the Redis server's clock."""
+
+    number: int
+    at: float
 
 
 class ProviderLimits:
@@ -122,6 +162,7 @@ class ProviderLimits:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self._keys = keys
         self._gcra = redis.register_script(GCRA)
+        self._depart = redis.register_script(DEPART)
 
     async def take(self, limits: Sequence[Limit], *, urgent: bool) -> Turn:
         """Ask once for a slot under every one of ``limits`` (atomically, all or none).
@@ -137,8 +178,7 @@ class ProviderLimits:
         for limit in limits:
             args += [limit.interval_us, limit.tolerance_us]
         owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
-        index = round(int(slot_us) / limits[0].interval_us)
-        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS, index=index)
+        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS)
 
     async def acquire(self, limit: Limit, *, urgent: bool) -> float:
         """One attempt under one limit: 0.0 if the caller may send now, else the seconds to wait.
@@ -164,6 +204,22 @@ class ProviderLimits:
             if turn.owned:
                 return turn
 
+    async def depart(self, limits: Sequence[Limit]) -> Departure | None:
+        """Wait until one emission interval has passed since the last send left under each of ``limits``,
+        and mark this send as leaving now; return its number among the first limit's departures.
+
+        Called at the last moment before the request is written, after ``wait_turn``: the wait is
+        only the lateness of a neighbour, a few milliseconds. None at once when there are no limits.
+        """
+        if not limits:
+            return None
+        keys = [self._keys.departures(limit.name) for limit in limits]
+        while True:
+            departed, value, *at = await self._depart(keys=keys, args=[limit.interval_us for limit in limits])
+            if departed:
+                return Departure(number=int(value), at=int(at[0]) / _MICROS)
+            await asyncio.sleep(int(value) / _MICROS)
+
 
 def chat_limit_name(chat_id: str) -> str:
     """The limit of one Telegram chat; its key names the chat, so erasing a member deletes it."""
@@ -177,18 +233,20 @@ def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[L
     account's rate is the per-sender rate times the number of senders (a messaging service
     without listed senders counts as one). Voice: one per account. Telegram: the bot's
     rate and the chat's (``address`` is the chat id). E-mail: the SMTP relay's rate.
-    A channel whose vendor is not configured is served by the outbox: no limits.
+    A channel whose vendor is not configured is served by the outbox: no limits. Every rate is
+    set ``PLP_LIMIT_MARGIN`` below the provider's (see the module's docstring).
     """
+    below = 1 - settings.limit_margin
     if channel is ChannelName.SMS and settings.sms_configured:
         senders = max(1, len(settings.twilio_sms_from))
-        return [Limit("twilio-sms", settings.limit_sms_per_second * senders)]
+        return [Limit("twilio-sms", settings.limit_sms_per_second * senders * below)]
     if channel is ChannelName.VOICE and settings.voice_configured:
-        return [Limit("twilio-voice", settings.limit_voice_per_second)]
+        return [Limit("twilio-voice", settings.limit_voice_per_second * below)]
     if channel is ChannelName.TELEGRAM and settings.telegram_configured:
         return [
-            Limit("telegram", settings.limit_telegram_per_second),
-            Limit(chat_limit_name(address), settings.limit_telegram_per_chat_per_second),
+            Limit("telegram", settings.limit_telegram_per_second * below),
+            Limit(chat_limit_name(address), settings.limit_telegram_per_chat_per_second * below),
         ]
     if channel is ChannelName.EMAIL and settings.email_configured:
-        return [Limit("smtp", settings.limit_email_per_minute / 60)]
+        return [Limit("smtp", settings.limit_email_per_minute / 60 * below)]
     return []

@@ -168,10 +168,11 @@ def urgent_workers_alive(runtime: Runtime) -> int:
 
 
 def provider_limits(settings: Settings) -> tuple[ProviderLimit, ...]:
-    """The limits the workers pace sends under, as ``dispatcher.limits.limits_for`` applies them.
-
-    A channel served by the outbox (no credentials) has none.
+    """The providers' limits the workers pace sends under (``dispatcher.limits.limits_for``), at the
+    providers' rates: the workers keep ``PLP_LIMIT_MARGIN`` below them. A channel served by the
+    outbox (no credentials) has none.
     """
+    settings = settings.model_copy(update={"limit_margin": 0.0})
     details = {
         "twilio-sms": (
             f"{settings.limit_sms_per_second:g}/s per sender × {max(1, len(settings.twilio_sms_from))} sender(s)"

@@ -3,9 +3,11 @@
 A delivery waits for its provider's turn (``dispatcher.limits``) unclaimed, then is claimed by
 an atomic script that refuses it if the alert was cancelled, its time-to-live has passed, or
 the member opted out, and otherwise hands the send over: nothing starts too late or after a
-stop, however long the turn took. (The same script checks once before the wait, so that a
-stopped delivery costs no turn.) A batch lets only as many of a channel's sends wait for their
-turn as the channel's limit lets out within a couple of seconds (``send_slots``).
+stop, however long the turn took. Composed, it departs (``ProviderLimits.depart``): the
+request leaves one emission interval after the previous one, whatever delayed either. (The
+claim script checks once before the wait too, so that a stopped delivery costs no turn.) A
+batch lets only as many of a channel's sends wait for their turn as the channel's limit lets
+out within a couple of seconds (``send_slots``).
 
 A claim is a lease: the batch renews it while it works, so if its worker dies, the clock
 (``dispatcher.clock``) hands the delivery to another worker once the lease runs out. Within
@@ -34,7 +36,7 @@ from channels import Channel, ChannelError, PermanentError, ReceiptStatus, Trans
 from config import Settings
 from dispatcher import dispatches
 from dispatcher.compose import compose
-from dispatcher.limits import RESERVE_AHEAD, ProviderLimits, Turn, limits_for
+from dispatcher.limits import RESERVE_AHEAD, Limit, ProviderLimits, limits_for
 from dispatcher.links import Links
 from dispatcher.metrics import SendAttempt, SendOutcome
 from dispatcher.models import Alert, ChannelName, DeliveryMode, DeliveryStatus, Member, Plp, Relay, Urgency
@@ -226,9 +228,8 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
                 if ready == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
                     await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
                 return ready
-            turn = None
-            if address is not None:
-                turn = await ctx.limits.wait_turn(limits_for(ctx.settings, channel, address), urgent=ctx.urgent)
+            limits = limits_for(ctx.settings, channel, address) if address is not None else []
+            await ctx.limits.wait_turn(limits, urgent=ctx.urgent)
             claimed = await _claim(ctx, ref, member_id, mode=CLAIMED)
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
@@ -238,7 +239,7 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             ctx.in_flight.add(ref)
             if member is None or address is None:
                 return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
-            return await _attempt(ctx, ref, channel, member, turn, bound)
+            return await _attempt(ctx, ref, channel, member, limits, bound)
     finally:
         ctx.held.discard(ref)
         ctx.in_flight.discard(ref)
@@ -264,15 +265,16 @@ async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str) -> s
 
 
 async def _attempt(
-    ctx: BatchContext, ref: str, channel: ChannelName, member: Member, turn: Turn | None, bound: structlog.BoundLogger
+    ctx: BatchContext, ref: str, channel: ChannelName, member: Member, limits: list[Limit], bound: structlog.BoundLogger
 ) -> str:
     # The message is composed once the send is handed over: composing costs CPU, and done at once for
     # a whole batch it would hold up the sends whose turn has come (the provider sees that jitter).
     message = compose(alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links)
     if message is None:
         return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
-    if turn is not None:
-        message = dataclasses.replace(message, slot=turn.index)
+    departure = await ctx.limits.depart(limits)  # the last moment before the request is written
+    if departure is not None:
+        message = dataclasses.replace(message, slot=departure.number)
     provider = ctx.channels[channel]
     started = time.perf_counter()
     try:

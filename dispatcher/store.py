@@ -375,7 +375,8 @@ class Store:
                 if value:
                     pipe.delete(self.keys.contact(contact_digest(kind, value)))
             if member.telegram_chat_id is not None:
-                pipe.delete(self.keys.limit(chat_limit_name(str(member.telegram_chat_id))))
+                chat = chat_limit_name(str(member.telegram_chat_id))
+                pipe.delete(self.keys.limit(chat), self.keys.departures(chat))
             pipe.sadd(self.keys.optouts(), member.id)
             await pipe.execute()
         # Once more, for a reply or a link that came in meanwhile (replies check for this too).

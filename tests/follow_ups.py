@@ -12,6 +12,7 @@ from rq import Queue
 
 from dispatcher import escalation, fanout, sending
 from dispatcher.runtime import Runtime
+from tests.support import send_reply
 
 
 def timers(runtime: Runtime) -> list[tuple[dict[str, Any], float]]:
@@ -48,6 +49,8 @@ async def run_jobs(runtime: Runtime, *, now: datetime | None = None) -> list[str
                 await sending.send_batch(runtime, *job.args)
             elif name == "escalate":
                 await asyncio.to_thread(escalation.escalate, runtime, *job.args, now=now)
+            elif name == "send_reply":
+                await send_reply(runtime, *job.args)
             elif name == "check_acknowledgements":
                 await escalation.check_acknowledgements(runtime, *job.args, now=now)
             else:

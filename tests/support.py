@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import AliasChoices, SecretStr
 
 from config import Settings
-from dispatcher import fanout, sending
+from dispatcher import fanout, replies, sending
 from dispatcher.models import AlertStatus
 from dispatcher.runtime import Runtime
 
@@ -335,5 +335,13 @@ async def run_queued(runtime: Runtime, *, limit: int | None = None) -> None:
             job, _ = found
             if job.func_name.endswith("fan_out"):
                 await asyncio.to_thread(fanout.fan_out, runtime, *job.args)
+            elif job.func_name.endswith("send_reply"):
+                await send_reply(runtime, *job.args)
             else:
                 await sending.send_batch(runtime, *job.args, job_id=job.id)
+
+
+async def send_reply(runtime: Runtime, reply_id: str) -> str:
+    """Send a queued answer to a member, the way a worker's ``send_reply`` job does."""
+    async with sending.connections(runtime) as opened:
+        return await replies.send(runtime, opened.redis, opened.channels, reply_id)

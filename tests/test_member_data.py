@@ -21,7 +21,7 @@ from dispatcher.links import secret_key
 from tests.redis_scan import everything
 from tests.simulators.twilio import Failure
 from tests.support import get_json, post_json, run_queued
-from tests.world import SMS_FROM, WEBHOOK_SECRET, World, callback_data, link_in, open_world
+from tests.world import SMS_FROM, WEBHOOK_SECRET, World, link_in, open_world
 
 ZOE = {"name": "Zoé Vandenbroucke", "phone": "0478 12 34 98", "email": "zoe.vdb@example.net", "language": "fr"}
 PHONE, CHAT = "+32478123498", 770011223
@@ -57,8 +57,7 @@ async def zoe_receives_acknowledges_and_replies(world: World) -> dict[str, Any]:
     alert = await world.alert()
     await run_queued(world.runtime)
     await world.twilio.callbacks_done()
-    button = next(c for c in world.telegram.calls("sendMessage") if int(c.params["chat_id"]) == CHAT)
-    data = callback_data(button.params["reply_markup"])
+    data = world.button_to(CHAT)
     status, _ = await world.telegram.member_presses(world.telegram_webhook, CHAT, data, 1, secret=WEBHOOK_SECRET)
     assert status == 200
     status, _ = await world.twilio.incoming_sms(world.sms_webhook, PHONE, SMS_FROM, REPLIES["sms"])

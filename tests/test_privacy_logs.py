@@ -30,7 +30,7 @@ from config import LogFormat, Settings
 from dispatcher.logging import configure_logging
 from tests.simulators.twilio import Failure
 from tests.support import run_queued
-from tests.world import ACCOUNT, PEOPLE, SMS_FROM, TEXTS, WEBHOOK_SECRET, World, callback_data, link_in, open_world
+from tests.world import ACCOUNT, PEOPLE, SMS_FROM, TEXTS, WEBHOOK_SECRET, World, link_in, open_world
 
 AUTH_TOKEN = "f3a9c1e7b2d84f6a9e0c5b7d1a2e3f4c"  # Twilio's are 32 hex digits
 BOT_TOKEN = "7123456789:AAH3k9sQ_xY2vW8pLmN4rT6uZ1bC0dEfGhI"  # Telegram's: bot id, colon, 35 characters
@@ -121,11 +121,11 @@ async def a_full_run(world: World) -> list[str]:
     assert (await world.twilio.incoming_sms(world.sms_webhook, PHONES["john"], SMS_FROM, "OK"))[0] == 200
     assert (await world.twilio.incoming_sms(world.sms_webhook, PHONES["anne"], SMS_FROM, "STOP"))[0] == 200
     assert (await world.twilio.incoming_sms(world.sms_webhook, "+32499887766", SMS_FROM, "hello?"))[0] == 200
-    button = next(c for c in world.telegram.calls("sendMessage") if int(c.params["chat_id"]) == 1002)
-    data = callback_data(button.params["reply_markup"])
+    data = world.button_to(1002)
     assert (await world.telegram.member_presses(world.telegram_webhook, 1002, data, 1, secret=WEBHOOK_SECRET))[0] == 200
     seen = "Grey car, plate 1-ABC-123, call me on 0470 44 44 44 or john@example.org"
     assert (await world.telegram.member_sends(world.telegram_webhook, 1002, seen, secret=WEBHOOK_SECRET))[0] == 200
+    await run_queued(world.runtime)  # the answers to the members, sent by a worker
 
     mail = next(m.message for m in world.smtp.messages if m.message["To"] == PEOPLE["lea"]["email"])
     links = [link_in(mail, "/v1/r/"), link_in(mail, "/v1/x/"), mail["List-Unsubscribe"].strip("<>")]

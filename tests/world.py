@@ -23,12 +23,13 @@ from config import Settings
 from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Role
+from dispatcher.models import ActorIn, Language, Role
 from dispatcher.runtime import Runtime
+from dispatcher.wording import Words, say
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
-from tests.support import get_json, post_json
+from tests.support import get_json, post_json, run_queued
 
 ACCOUNT, AUTH_TOKEN = "AC" + "7" * 32, "twilio-auth-token-e2e"
 BOT_TOKEN, WEBHOOK_SECRET = "4242:bot-token-e2e", "telegram-webhook-secret-e2e"
@@ -85,6 +86,18 @@ class World:
         names = {m["id"]: name for name, m in self.members.items()}
         return {(d["channel"], names[d["member_id"]]): d for d in page["items"]}
 
+    async def answer_to(self, chat_id: int) -> str:
+        """Run the queued jobs (the answers to members among them); the text the bot last sent to the chat."""
+        await run_queued(self.runtime)
+        sent = [c for c in self.telegram.calls("sendMessage") if int(c.params["chat_id"]) == chat_id]
+        assert sent and sent[-1].status == 200, f"no answer reached chat {chat_id}"
+        return str(sent[-1].params["text"])
+
+    def button_to(self, chat_id: int) -> str:
+        """The callback data of the "received" button on the last alert message sent to the chat."""
+        sent = [c for c in self.telegram.calls("sendMessage") if int(c.params["chat_id"]) == chat_id]
+        return callback_data(next(c for c in reversed(sent) if "reply_markup" in c.params).params["reply_markup"])
+
     async def member(self, name: str) -> dict[str, Any]:
         path = f"/v1/plps/{self.plp}/members/{self.members[name]['id']}"
         return dict(await get_json(self.client, path, headers=self.auth("coordinator")))
@@ -100,7 +113,10 @@ class World:
             status, answer = await self.telegram.member_sends(
                 self.telegram_webhook, telegram_chat, link["start_command"], secret=WEBHOOK_SECRET
             )
-            assert status == 200 and answer["method"] == "sendMessage"
+            assert status == 200 and not answer, answer  # the confirmation goes out in its turn, from a worker
+            assert await self.answer_to(telegram_chat) == say(
+                Words.TELEGRAM_LINKED, Language(self.members[name]["language"])
+            )
             self.members[name] = await self.member(name)
             assert self.members[name]["telegram_chat_id"] == telegram_chat
         return self.members[name]

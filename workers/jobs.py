@@ -13,7 +13,7 @@ from functools import lru_cache
 from rq import get_current_job
 
 from config import WorkerKind, load_settings
-from dispatcher import escalation, fanout, retention, sending
+from dispatcher import escalation, fanout, replies, retention, sending
 from dispatcher.runtime import Runtime
 from workers.loop import ProcessLoop, process_loop
 
@@ -58,6 +58,25 @@ async def _send_batch(
 ) -> dict[str, int]:
     connections = await loop.connections(rt)
     return await sending.send_batch(rt, alert_id, plp_id, refs, using=connections, job_id=job_id, admitted=admitted)
+
+
+def send_reply(reply_id: str) -> None:
+    """Send a queued answer to a member in its turn (``dispatcher.replies``), on the process's loop.
+
+    The job returns at once: the answer waits for its turn on the loop, apart from the batches'
+    admission (an answer is one message, not a batch). In a forked work horse it waits.
+    """
+    rt = runtime()
+    loop = process_loop(rt.settings.worker_batches)
+    if rt.settings.worker_kind is WorkerKind.FORK:
+        loop.run(lambda: _send_reply(rt, loop, reply_id))
+    else:
+        loop.spawn(lambda: _send_reply(rt, loop, reply_id))
+
+
+async def _send_reply(rt: Runtime, loop: ProcessLoop, reply_id: str) -> str:
+    connections = await loop.connections(rt)
+    return await replies.send(rt, connections.redis, connections.channels, reply_id)
 
 
 def purge() -> dict[str, float | int | bool]:

@@ -71,6 +71,12 @@ class ProcessLoop:
         future.add_done_callback(lambda _: entered.set())
         entered.wait()
 
+    def spawn(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Start ``work()`` on the loop and return at once (``drain`` waits for it like for a batch)."""
+        future = asyncio.run_coroutine_threadsafe(work(), self._loop)
+        self._running.add(future)
+        future.add_done_callback(self._finished)
+
     @contextlib.asynccontextmanager
     async def _admission(self, entered: threading.Event, *, urgent: bool) -> AsyncIterator[object]:
         async with self._sending[urgent]:

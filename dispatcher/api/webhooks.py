@@ -20,9 +20,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from dispatcher import replies
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_form
-from dispatcher.api.services import api, services
+from dispatcher.api.services import Services, api, services
 from dispatcher.compose import ACK_PREFIX
 from dispatcher.models import ChannelName, DeliveryStatus, Language
 from dispatcher.receipts import Receipts, page_language
@@ -236,12 +237,13 @@ async def _pressed_by_a_person(store: Store, delivery: str, params: dict[str, st
 
 
 class TelegramAnswer(RootModel[dict[str, Any]]):
-    """A Bot API method answering the update (sendMessage, answerCallbackQuery), or an empty body."""
+    """A Bot API method answering the update (answerCallbackQuery: the button's toast), or an empty body."""
 
 
-def _telegram_answer(chat_id: int, text: str) -> Reply:
-    # Answering the webhook with a method call saves a request to the Bot API.
-    return Reply(200, {"method": "sendMessage", "chat_id": chat_id, "text": text})
+async def _answer_later(svc: Services, chat_id: int, text: str, language: Language) -> Reply:
+    # Not in the webhook's answer, which Telegram would send outside our limiter (see dispatcher.replies).
+    await svc.blocking(replies.queue, svc.runtime, ChannelName.TELEGRAM, str(chat_id), text, language)
+    return Reply(200)
 
 
 @api.operation(
@@ -265,18 +267,18 @@ async def telegram_update(call: Call) -> Reply:
     if not isinstance(update, dict):
         return Reply(200)  # not an update
     async with _once(call, "telegram", str(update.get("update_id", ""))) as first:
-        return await _telegram_update(Receipts(services(call).store), update) if first else Reply(200)
+        return await _telegram_update(services(call), update) if first else Reply(200)
 
 
-async def _telegram_update(receipts: Receipts, update: dict[str, Any]) -> Reply:
+async def _telegram_update(svc: Services, update: dict[str, Any]) -> Reply:
     if isinstance(update.get("callback_query"), dict):
-        return await _telegram_button(receipts, update["callback_query"])
+        return await _telegram_button(Receipts(svc.store), update["callback_query"])
     message = update.get("message")
     if not isinstance(message, dict) or not isinstance(message.get("text"), str):
         return Reply(200)  # other kinds of update are not for us
     chat_id = int(message.get("chat", {}).get("id", 0))
     language = page_language((message.get("from") or {}).get("language_code"))
-    return await _telegram_text(receipts, chat_id, message["text"], language, by_owner=_by_chat_owner(message))
+    return await _telegram_text(svc, chat_id, message["text"], language, by_owner=_by_chat_owner(message))
 
 
 def _by_chat_owner(item: dict[str, Any]) -> bool:
@@ -289,17 +291,19 @@ def _by_chat_owner(item: dict[str, Any]) -> bool:
     return bool(chat.get("id")) and (item.get("from") or {}).get("id") == chat.get("id")
 
 
-async def _telegram_text(receipts: Receipts, chat_id: int, text: str, language: Language, *, by_owner: bool) -> Reply:
+async def _telegram_text(svc: Services, chat_id: int, text: str, language: Language, *, by_owner: bool) -> Reply:
+    receipts = Receipts(svc.store)
     if text.startswith("/start"):
         token = text.removeprefix("/start").strip()
         member = await receipts.link_telegram(token, chat_id) if token else None
         if member is None:
-            return _telegram_answer(chat_id, say(Words.TELEGRAM_LINK_INVALID, language))
-        return _telegram_answer(chat_id, say(Words.TELEGRAM_LINKED, member.language))
+            return await _answer_later(svc, chat_id, say(Words.TELEGRAM_LINK_INVALID, language), language)
+        return await _answer_later(svc, chat_id, say(Words.TELEGRAM_LINKED, member.language), member.language)
     member = await receipts.member_by_chat(chat_id) if by_owner else None
     if member is None:
-        return _telegram_answer(chat_id, say(Words.TELEGRAM_UNKNOWN, language))
-    return _telegram_answer(chat_id, await receipts.reply(member, ChannelName.TELEGRAM, text))
+        return await _answer_later(svc, chat_id, say(Words.TELEGRAM_UNKNOWN, language), language)
+    answer = await receipts.reply(member, ChannelName.TELEGRAM, text)
+    return await _answer_later(svc, chat_id, answer, member.language)
 
 
 async def _telegram_button(receipts: Receipts, query: dict[str, Any]) -> Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -16,7 +17,7 @@ from channels.telegram import POOL_SIZE as TELEGRAM_POOL_SIZE
 from dispatcher.models import ChannelName
 from dispatcher.runtime import Runtime
 from tests.bench import baselines, vendors
-from tests.bench.harness import ROOT, Stage, peak_rss_mb
+from tests.bench.harness import ROOT, SMS_SENDERS, Stage, peak_rss_mb
 from tests.support import free_port
 
 
@@ -294,58 +295,136 @@ async def until_sending(stage: Stage, channel: str, mark: str, *, timeout: float
 SMS_PER_SENDER, TELEGRAM_PER_SECOND, CALLS_PER_SECOND = 10.0, 30.0, 1.0
 
 
+@dataclass(frozen=True)
+class LimitedRun:
+    """One alert sent under the providers' limits: how long it took, what the vendors saw."""
+
+    members: int
+    calls: int
+    took: float  # seconds, POST to completed
+    stats: dict[str, Any]
+
+    @property
+    def refused(self) -> int:
+        return sum(self.stats["refused_for_rate"].values())
+
+    @property
+    def telegram_per_second(self) -> float:
+        """Telegram messages taken per second, from the first to the last one's arrival."""
+        seen = self.stats["telegram"]
+        taken = seen["requests"] - self.stats["refused_for_rate"]["telegram"]
+        return (taken - 1) / (seen["last"] - seen["first"]) if taken > 1 else 0.0
+
+
 async def provider_limits(stage: Stage, size: Size) -> list[Figure]:
-    """SMS 10/s per sender (3 senders), Telegram 30/s, calls 1/s: each channel's share takes the same time."""
+    """SMS 10/s per sender (3 senders), Telegram 30/s and 1/s per chat, calls 1/s: each channel's share takes
+    the same time. Run with the default margin, then with none (its cost), then the bare Telegram client."""
+    paced = await _limited_run(stage, size, series=3, margin=None)
+    unpaced = await _limited_run(stage, size, series=4, margin=0.0)
+    bare = await _bare_telegram(stage, paced.members)
+    bound = max(paced.members / (SMS_PER_SENDER * len(SMS_SENDERS)), paced.members / TELEGRAM_PER_SECOND)
+    bound = max(bound, paced.calls / CALLS_PER_SECOND)
+    what = f"{paced.members} SMS, {paced.members} Telegram, {paced.calls} calls"
+    return [
+        figure(
+            "3. provider limits",
+            f"POST to completed: {what}",
+            paced.took,
+            "s",
+            "arithmetic lower bound of the limits",
+            bound,
+            at_most=1.05,
+            also=paced.refused == 0,
+            refused_for_rate=paced.stats["refused_for_rate"],
+        ),
+        figure(
+            "3. provider limits",
+            "cost of the limiter margin: POST to completed",
+            paced.took,
+            "s",
+            "same, PLP_LIMIT_MARGIN=0",
+            unpaced.took,
+            at_most=1.02,
+            refused_with_margin=paced.refused,
+            refused_without_margin=unpaced.stats["refused_for_rate"],
+        ),
+        figure(
+            "3. provider limits",
+            "Telegram messages per second, in the alert",
+            paced.telegram_per_second,
+            "/s",
+            f"the bot's limit ({TELEGRAM_PER_SECOND:g}/s)",
+            TELEGRAM_PER_SECOND,
+            at_least=0.95,
+            bare_client_per_second=round(bare, 2),
+            against_bare_client=round(paced.telegram_per_second / bare, 3) if bare else None,
+        ),
+    ]
+
+
+async def _limited_run(stage: Stage, size: Size, *, series: int, margin: float | None) -> LimitedRun:
+    extra = {} if margin is None else {"limit_margin": margin}
     settings = stage.settings(
         limit_sms_per_second=SMS_PER_SENDER,
         limit_telegram_per_second=TELEGRAM_PER_SECOND,
+        limit_telegram_per_chat_per_second=1.0,
         limit_voice_per_second=CALLS_PER_SECOND,
+        **extra,
     )
     runtime = Runtime.from_settings(settings)
     seconds = size.limited_seconds
     sms_rate = SMS_PER_SENDER * len(settings.twilio_sms_from)
     members, calls = round(sms_rate * seconds), round(CALLS_PER_SECOND * seconds)
-    await stage.vendor(
-        "POST",
-        "/config",
-        {
-            "sms_per_sender": SMS_PER_SENDER,
-            "calls_per_second": CALLS_PER_SECOND,
-            "telegram_per_second": TELEGRAM_PER_SECOND,
-        },
-    )
+    rates = {
+        "sms_per_sender": SMS_PER_SENDER,
+        "calls_per_second": CALLS_PER_SECOND,
+        "telegram_per_second": TELEGRAM_PER_SECOND,
+        "telegram_per_chat": 1.0,
+    }
+    await stage.vendor("POST", "/config", rates)
+    await stage.vendor("POST", "/reset")
     try:
         async with stage.service(settings):
-            plp = await stage.plp("Bench limits", ["sms", "telegram", "voice"])
+            plp = await stage.plp(f"Bench limits {series}", ["sms", "telegram", "voice"])
             await stage.members(
                 runtime,
                 plp,
                 members,
-                series=3,
+                series=series,
                 channels=lambda i: [ChannelName.SMS, ChannelName.TELEGRAM] + ([ChannelName.VOICE] if i < calls else []),
             )
             alert_id, posted = await stage.alert(plp)
             done = await stage.finished(runtime, alert_id, timeout=10 * seconds + 30)
             stats = await stage.vendor("GET", "/stats")
     finally:
-        await stage.vendor(
-            "POST", "/config", {"sms_per_sender": None, "calls_per_second": None, "telegram_per_second": None}
-        )
-    bound = max(members / sms_rate, members / TELEGRAM_PER_SECOND, calls / CALLS_PER_SECOND)
-    refused = sum(stats["refused_for_rate"].values())
-    return [
-        figure(
-            "3. provider limits",
-            f"POST to completed: {members} SMS, {members} Telegram, {calls} calls",
-            done - posted,
-            "s",
-            "arithmetic lower bound of the limits",
-            bound,
-            at_most=1.05,
-            also=refused == 0,
-            refused_for_rate=stats["refused_for_rate"],
-        )
-    ]
+        await stage.vendor("POST", "/config", dict.fromkeys(rates))
+    return LimitedRun(members=members, calls=calls, took=done - posted, stats=stats)
+
+
+async def _bare_telegram(stage: Stage, messages: int) -> float:
+    """The bare client: python-telegram-bot sending ``messages`` to distinct chats, one every 1/30 s (asyncio
+    tasks, no Redis, no service), to the same simulator under the same limits; messages taken per second."""
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
+    await stage.vendor("POST", "/config", {"telegram_per_second": TELEGRAM_PER_SECOND, "telegram_per_chat": 1.0})
+    await stage.vendor("POST", "/reset")
+    request = HTTPXRequest(connection_pool_size=64)
+    bot = Bot(vendors.BOT_TOKEN, base_url=f"{stage.addresses['telegram']}/bot", request=request)
+    started = time.monotonic()
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(max(0.0, started + i / TELEGRAM_PER_SECOND - time.monotonic()))  # the pacing itself
+        with contextlib.suppress(Exception):  # a refusal is counted by the simulator
+            await bot.send_message(chat_id=900_000_000 + i, text="Bench: bare client")
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(messages)))
+        stats = await stage.vendor("GET", "/stats")
+    finally:
+        await request.shutdown()
+        await stage.vendor("POST", "/config", {"telegram_per_second": None, "telegram_per_chat": None})
+    return LimitedRun(members=messages, calls=0, took=0.0, stats=stats).telegram_per_second
 
 
 # -- 4. webhook intake --------------------------------------------------------------------------

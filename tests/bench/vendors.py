@@ -7,7 +7,7 @@ event loop (or a core's time slice) with the service or with the load generator 
 
 Control API (JSON): ``POST /config`` sets ``latency`` (seconds before each answer),
 ``callbacks`` (Twilio status callbacks on or off), ``sms_per_sender``, ``calls_per_second``,
-``telegram_per_second`` (the providers' rates, enforced: ``null`` for none); ``POST /reset``
+``telegram_per_second``, ``telegram_per_chat`` (the providers' rates, enforced: ``null`` for none); ``POST /reset``
 forgets every request seen; ``GET /stats`` counts requests per channel with the first and last
 arrival times and the refusals for rate; ``GET /accepted`` lists ``[sid, to, status callback]``
 of the SMS accepted; ``GET /received?channel=sms&since=T&contains=X`` lists
@@ -25,7 +25,6 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.simulators.meter import RateMeter
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -71,7 +70,7 @@ class Vendors:
             }
         result["refused_for_rate"] = {
             "twilio": self.twilio.refused_for_rate,
-            "telegram": self.telegram.meter.refused if self.telegram.meter else 0,
+            "telegram": self.telegram.refused_for_rate,
         }
         result["twilio_received"] = len(self.twilio.received)
         return result
@@ -82,8 +81,8 @@ class Vendors:
         if "callbacks" in body:
             self.twilio.callbacks = bool(body["callbacks"])
         self.twilio.limit(sms_per_sender=body.get("sms_per_sender"), calls=body.get("calls_per_second"))
-        rate = body.get("telegram_per_second")
-        self.telegram.meter = RateMeter(float(rate)) if rate else None
+        rate, per_chat = body.get("telegram_per_second"), body.get("telegram_per_chat")
+        self.telegram.limit(per_second=float(rate) if rate else None, per_chat=float(per_chat) if per_chat else None)
 
     def reset(self) -> None:
         self.twilio.ledger.clear()
@@ -93,8 +92,9 @@ class Vendors:
         self.telegram.received.clear()
         self.smtp.received.clear()
         self.smtp.messages.clear()
-        if self.telegram.meter is not None:
-            self.telegram.meter = RateMeter(self.telegram.meter.per_second)
+        self.telegram.limit(
+            per_second=self.telegram.meter.per_second if self.telegram.meter else None, per_chat=self.telegram.per_chat
+        )
 
     def app(self) -> web.Application:
         async def config(request: web.Request) -> web.Response:

@@ -1,7 +1,9 @@
-"""Provider limits: GCRA slots in the real Redis, urgent callers first, shared by every process.
+"""Provider limits: GCRA slots in the real Redis, urgent callers first, shared by every process;
+departures one interval apart whatever delayed a send, numbered for the SMS senders.
 
-Slots are checked through the server-clock times the script returns (``Turn.at``), never
-through the test's own clock. Rates are high (50 to 200 a second) to keep waits short.
+Slots and departures are checked through the server-clock times the scripts return
+(``Turn.at``, ``Departure.at``), never through the test's own clock. Rates are high (50 to 200
+a second) to keep waits short.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
 from config import Settings
-from dispatcher.limits import Limit, ProviderLimits, Turn, limits_for
+from dispatcher.limits import Departure, Limit, ProviderLimits, Turn, limits_for
 from dispatcher.models import ChannelName
 from dispatcher.runtime import Runtime
 
@@ -31,6 +33,7 @@ RATES: dict[str, Any] = {
     "limit_telegram_per_second": 30.0,
     "limit_telegram_per_chat_per_second": 1.0,
     "limit_email_per_minute": 600.0,
+    "limit_margin": 0.0,
 }
 
 
@@ -50,8 +53,8 @@ def micros(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
-def spacings(turns: list[Turn]) -> list[int]:
-    """Microseconds between successive slots, in time order."""
+def spacings(turns: list[Turn] | list[Departure]) -> list[int]:
+    """Microseconds between successive slots (or departures), in time order."""
     ats = sorted(micros(t.at) for t in turns)
     return [b - a for a, b in itertools.pairwise(ats)]
 
@@ -125,14 +128,88 @@ async def test_urgent_callers_reserve_successive_future_slots(limits: ProviderLi
         assert 0 < turn.wait <= k * 0.02  # its place in line, less the time the calls took
 
 
-async def test_successive_slots_have_successive_numbers(limits: ProviderLimits) -> None:
-    """Each slot's number counts emission intervals: consecutive reserved slots are numbered one apart,
-    so a channel can give consecutive slots to consecutive sender numbers."""
-    limit = Limit("twilio-sms", 30)
+def test_every_rate_is_set_the_margin_below_the_providers(settings: Settings) -> None:
+    """With PLP_LIMIT_MARGIN at 2 %, each configured limit paces at 98 % of the provider's rate."""
+    configured = settings.model_copy(
+        update={**RATES, **TWILIO, **SMTP, **TELEGRAM, "twilio_sms_from": SENDERS, "limit_margin": 0.02}
+    )
+    configured = configured.model_copy(update={"twilio_voice_from": "+3225550000"})
 
-    turns = [await limits.take([limit], urgent=True) for _ in range(7)]
+    rates = {limit.name: limit.per_second for channel in ChannelName for limit in limits_for(configured, channel, "7")}
 
-    assert [t.index - turns[0].index for t in turns] == list(range(7))
+    assert rates == pytest.approx(
+        {"twilio-sms": 29.4, "twilio-voice": 0.98, "telegram": 29.4, "telegram-chat:7": 0.98, "smtp": 9.8}
+    )
+
+
+async def test_departures_are_numbered_in_a_row_so_consecutive_sends_use_consecutive_senders(
+    limits: ProviderLimits,
+) -> None:
+    """Each departure under a busy limit gets the next number: a channel gives consecutive departures to
+    consecutive sender numbers, each of which then keeps its own rate."""
+    limit = Limit("twilio-sms", 200)
+
+    departures = [await limits.depart([limit]) for _ in range(7)]
+
+    assert [d.number for d in departures if d is not None] == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_concurrent_departures_leave_at_least_one_interval_apart(runtime: Runtime) -> None:
+    """Eight senders on four Redis clients departing at once leave one by one, never closer than the interval."""
+    limit = Limit("twilio-sms", 100)
+    clients = [runtime.async_redis() for _ in range(4)]
+    workers = [ProviderLimits(client, runtime.keys) for client in clients]
+    try:
+        async with asyncio.timeout(BOUND):
+            found = await asyncio.gather(*(w.depart([limit]) for w in workers for _ in range(2)))
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    departures = [d for d in found if d is not None]
+    assert sorted(d.number for d in departures) == list(range(1, 9))
+    assert min(spacings(departures)) >= limit.interval_us
+
+
+async def test_a_send_leaving_late_holds_its_neighbour_back_one_interval(limits: ProviderLimits) -> None:
+    """Two consecutive slots; the first send leaves only after the second's slot (a slow event loop): the
+    second then leaves one interval after the first's departure, not at its own slot, so the provider
+    never sees them closer than its rate."""
+    limit = Limit("telegram", 50)
+    _, second = [await limits.take([limit], urgent=True) for _ in range(2)]
+    late = await limits.wait_turn([limit], urgent=True)  # the first send's lateness: past both slots
+    assert late is not None and late.at > second.at
+
+    leaving = await limits.depart([limit])
+    neighbour = await limits.depart([limit])
+
+    assert leaving is not None and neighbour is not None
+    assert micros(neighbour.at) - micros(leaving.at) >= limit.interval_us
+
+
+async def test_a_send_under_several_limits_departs_when_every_one_allows(limits: ProviderLimits) -> None:
+    """A Telegram message leaves one bot interval after the bot's last departure and one chat interval after
+    that chat's; another chat is held back only by the bot's."""
+    bot, chat, other = Limit("telegram", 200), Limit("telegram-chat:4242", 20), Limit("telegram-chat:7", 20)
+
+    first = await limits.depart([bot, chat])
+    again = await limits.depart([bot, chat])
+    elsewhere = await limits.depart([bot, other])
+
+    assert first is not None and again is not None and elsewhere is not None
+    assert micros(again.at) - micros(first.at) >= chat.interval_us
+    assert bot.interval_us <= micros(elsewhere.at) - micros(again.at) < chat.interval_us
+
+
+async def test_an_idle_departure_meter_vanishes_a_second_after_its_interval(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """The departure meter of a chat messaged once expires by itself, counter included."""
+    limit = Limit("telegram-chat:99", 20)
+
+    await limits.depart([limit])
+
+    assert 1000 < await redis.pttl(runtime.keys.departures(limit.name)) <= 1050
 
 
 async def test_acquire_reports_the_wait_for_a_reserved_slot(limits: ProviderLimits) -> None:
@@ -259,3 +336,4 @@ async def test_take_needs_a_limit(limits: ProviderLimits) -> None:
     with pytest.raises(ValueError):
         await limits.take([], urgent=True)
     assert await limits.wait_turn([], urgent=False) is None
+    assert await limits.depart([]) is None

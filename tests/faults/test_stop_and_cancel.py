@@ -21,7 +21,6 @@ import pytest
 
 from dispatcher.models import AlertStatus
 from tests.faults.world import GONE_OUT, World, charter, open_world
-from tests.simulators.meter import RateMeter
 from tests.support import RedisServer, until
 
 pytestmark = pytest.mark.faults
@@ -45,7 +44,7 @@ REAL_LIMITS = {
 async def _neighbourhood(world: World) -> tuple[str, list[dict[str, Any]]]:
     """A PLP whose urgent plan is SMS and Telegram, ``MEMBERS`` members on both; the providers enforce their rates."""
     world.twilio.limit(sms_per_sender=SMS_PER_SECOND)
-    world.telegram.meter = RateMeter(TELEGRAM_PER_SECOND)
+    world.telegram.limit(per_second=TELEGRAM_PER_SECOND, per_chat=1.0)
     plp = await world.plp("PLP Parc", charter(urgent=["sms", "telegram"]))
     members = await world.members(plp, MEMBERS)
     for start in range(0, MEMBERS, 25):

@@ -152,10 +152,13 @@ class World:
 
     async def link_telegram(self, plp_id: str, member_id: str, chat_id: int) -> None:
         """The coordinator issues the member's Telegram link; the member opens it (``/start <token>``)."""
-        path = f"/v1/plps/{plp_id}/members/{member_id}/telegram-link"
-        link = await post_json(self.client, path, None, headers=self.auth(), expect=201)
-        status, answer = await self.telegram_says(chat_id, link["start_command"])
+        status, answer = await self.telegram_says(chat_id, await self.telegram_link_of(plp_id, member_id))
         assert status == 200, answer
+
+    async def telegram_link_of(self, plp_id: str, member_id: str) -> str:
+        """The coordinator issues the member's Telegram link; the command the member's app sends with it."""
+        path = f"/v1/plps/{plp_id}/members/{member_id}/telegram-link"
+        return str((await post_json(self.client, path, None, headers=self.auth(), expect=201))["start_command"])
 
     async def opt_out_by_telegram(self, chat_id: int) -> None:
         """The member writes /stop to the bot; returns once the service has answered the update."""

@@ -62,6 +62,7 @@ class ApiCall:
     status: int
     received_at: float = 0.0  # Unix time the request arrived
     late: bool = False  # answered after the client's timeout (a TIMEOUT fault)
+    via_webhook: bool = False  # a method call the webhook answered with, not a request to the API
 
 
 class TelegramSimulator:
@@ -95,6 +96,8 @@ class TelegramSimulator:
         self.received: list[tuple[str, float]] = []  # (chat id, Unix time) of every sendMessage, whatever its answer
         self.ledger: list[ApiCall] = []
         self.meter: RateMeter | None = None  # the bot's rate, when enforced (sendMessage only)
+        self.per_chat: float | None = None  # each chat's rate, when enforced (sendMessage only)
+        self.chat_meters: dict[str, RateMeter] = {}
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.base_url = ""
@@ -227,7 +230,10 @@ class TelegramSimulator:
         headers = {SECRET_HEADER: value} if value is not None else {}
         async with self._session.post(url, json=update, headers=headers) as response:
             if response.content_type == "application/json":
-                return response.status, await response.json()
+                body = await response.json()
+                if response.status == 200 and isinstance(body, dict) and "method" in body:
+                    self._answer_to_webhook(body)
+                return response.status, body
             return response.status, await response.text()
 
     # -- the Bot API -------------------------------------------------------------------------------
@@ -247,7 +253,7 @@ class TelegramSimulator:
             assert self.faults is not None
             seconds = self.faults.retry_after
             return _error(429, f"Too Many Requests: retry after {seconds}", parameters={"retry_after": seconds})
-        if self.meter is not None and request.match_info["method"] == "sendMessage" and not self.meter.admit():
+        if request.match_info["method"] == "sendMessage" and not self._within_rate(params):
             return _error(429, "Too Many Requests: retry after 1", parameters={"retry_after": 1})
         await self._delay()
         if fault is Fault.RESET and request.transport is not None:
@@ -274,6 +280,44 @@ class TelegramSimulator:
         if fault is Fault.TAKEN_THEN_ERROR:
             return _error(502, "Bad Gateway")  # the message is in the chat all the same
         return response
+
+    def limit(self, *, per_second: float | None, per_chat: float | None = None) -> None:
+        """Enforce the Bot API's rates on sendMessage from now on: the bot's, and each chat's (None: none)."""
+        self.meter = RateMeter(per_second) if per_second else None
+        self.per_chat = per_chat
+        self.chat_meters.clear()
+
+    @property
+    def refused_for_rate(self) -> int:
+        """Messages refused for the bot's or a chat's rate (with a 429, or silently when sent as a webhook's answer)."""
+        return (self.meter.refused if self.meter else 0) + sum(m.refused for m in self.chat_meters.values())
+
+    def _within_rate(self, params: dict[str, Any]) -> bool:
+        if self.meter is not None and not self.meter.admit():
+            return False
+        if self.per_chat is None:
+            return True
+        chat = str(params.get("chat_id"))
+        meter = self.chat_meters.get(chat)
+        if meter is None:
+            meter = self.chat_meters[chat] = RateMeter(self.per_chat)
+        return meter.admit()
+
+    def _answer_to_webhook(self, answer: dict[str, Any]) -> None:
+        """Act on a method call a webhook answered with, as Telegram does: under the same rates, and
+        a refused one is dropped without a word (no one is there to be told)."""
+        method, params = answer.get("method"), {k: v for k, v in answer.items() if k != "method"}
+        endpoint = self._methods.get(str(method))
+        if endpoint is None:
+            return
+        received_at = time.time()
+        if method == "sendMessage":
+            self.received.append((str(params.get("chat_id")), received_at))
+            if not self._within_rate(params):
+                self.ledger.append(ApiCall(str(method), params, 429, received_at, via_webhook=True))
+                return
+        response = endpoint(params)
+        self.ledger.append(ApiCall(str(method), params, response.status, received_at, via_webhook=True))
 
     def _draw_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
         if method != "sendMessage" or "chat_id" not in params:

@@ -76,6 +76,7 @@ class NotConfigured(ChannelError):
 class ReceiptStatus(StrEnum):
     SENT = "sent"  # handed to the provider; its callbacks tell the rest
     DELIVERED = "delivered"  # the channel itself is the end of the road
+    OUTBOX = "outbox"  # kept in the local outbox file: no provider had it, nobody was reached
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
 """The outbox: a channel that delivers into a local file, so the whole flow runs with no credentials.
 
-It stands in for any vendor channel that has no credentials. Each message becomes
+It stands in for a vendor channel that has no credentials, where that is allowed (any in
+development; in production only those of ``PLP_OUTBOX_CHANNELS``). Its messages reach nobody,
+so they end in a status of their own, ``outbox``, never counted as sent or delivered. Each message becomes
 one JSON line (delivery, member, masked address, text) in the outbox file, and
 one log event. The file is opened once per channel instance and each line is
-flushed as written, so a crash loses no line of a message reported delivered.
+flushed as written, so a crash loses no line of a message reported kept.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class OutboxChannel:
         return f"OutboxChannel(channel={self.channel!r}, path={str(self._path)!r})"
 
     async def send(self, message: OutboundMessage) -> Receipt:
-        """Append the message to the outbox; it counts as delivered."""
+        """Append the message to the outbox; its receipt says ``outbox``, not delivered."""
         if self._latency:
             # Stands for a provider's response time, for demos and load tests.
             await asyncio.sleep(self._latency)
@@ -58,8 +60,8 @@ class OutboxChannel:
         }
         self._open().write(json.dumps(line, ensure_ascii=False) + "\n")
         self._open().flush()
-        log.info("outbox.delivered", channel=message.channel.value, delivery_id=message.delivery_id)
-        return Receipt(provider_id=provider_id, status=ReceiptStatus.DELIVERED)
+        log.info("outbox.kept", channel=message.channel.value, delivery_id=message.delivery_id)
+        return Receipt(provider_id=provider_id, status=ReceiptStatus.OUTBOX)
 
     async def close(self) -> None:
         if self._file is not None:

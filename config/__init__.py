@@ -1,5 +1,21 @@
 """Settings of plp-dispatch, read once from the environment."""
 
-from config.settings import LogFormat, Settings, SmtpSecurity, WorkerKind, load_settings
+from config.settings import (
+    Environment,
+    LogFormat,
+    Settings,
+    SettingsFileError,
+    SmtpSecurity,
+    WorkerKind,
+    load_settings,
+)
 
-__all__ = ["LogFormat", "Settings", "SmtpSecurity", "WorkerKind", "load_settings"]
+__all__ = [
+    "Environment",
+    "LogFormat",
+    "Settings",
+    "SettingsFileError",
+    "SmtpSecurity",
+    "WorkerKind",
+    "load_settings",
+]

@@ -6,12 +6,13 @@ Every field is documented in the README's configuration reference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
@@ -36,10 +37,18 @@ class SmtpSecurity(StrEnum):
     TLS = "tls"  # implicit TLS, usually port 465
 
 
+class Environment(StrEnum):
+    PRODUCTION = "production"  # nothing degrades silently: see Settings.production_faults
+    DEVELOPMENT = "development"  # plp dev and the tests: embedded Redis, key file, outbox for any channel
+
+
 class WorkerKind(StrEnum):
     SIMPLE = "simple"  # runs jobs in the worker process: lowest latency
     FORK = "fork"  # forks a child per job (RQ's default): isolation over speed
 
+
+#: The channels a charter may name (``dispatcher.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
+CHANNEL_NAMES = ("sms", "voice", "email", "telegram")
 
 #: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.
 DEFAULT_TOKEN_TTL_DAYS = 90
@@ -63,13 +72,65 @@ def environment_variable(field: str) -> str:
     return str(alias.choices[0])
 
 
+class SettingsFileError(ValueError):
+    """A secret's ``*_FILE`` variable cannot be used: set with its variable, or its file unreadable.
+
+    The message is one sentence per variable at fault, naming it.
+    """
+
+
+def file_variables() -> tuple[str, ...]:
+    """The variables that may instead be read from a file named by ``<VARIABLE>_FILE``: every secret.
+
+    The secrets (``SecretStr`` fields) and ``REDIS_URL``, which may carry Redis' password.
+    """
+    return tuple(
+        environment_variable(name)
+        for name, info in Settings.model_fields.items()
+        if name == "redis_url" or SecretStr in (info.annotation, *get_args(info.annotation))
+    )
+
+
+def _read_secret_files(env: Mapping[str, str | None]) -> dict[str, str]:
+    """The value of each secret given as ``<VARIABLE>_FILE`` (its file's text, without its final newline).
+
+    An empty file counts as unset, as an empty variable does. Raises ``SettingsFileError`` naming each
+    variable given both ways, and each file that cannot be read.
+    """
+    values, faults = {}, []
+    for variable in file_variables():
+        path = env.get(f"{variable}_FILE")
+        if not path:
+            continue
+        if env.get(variable):
+            faults.append(f"set {variable} or {variable}_FILE, not both")
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            faults.append(f"{variable}_FILE: cannot read {path}: {reason}")
+            continue
+        if text:
+            values[variable] = text
+    if faults:
+        raise SettingsFileError("; ".join(faults))
+    return values
+
+
 class _DocumentedVariables(EnvSettingsSource):
     """The environment, each field read from its documented variable only, spelled exactly so.
 
     pydantic-settings would also read a field from its bare name in any case (``PORT``,
     ``HOST``, ``DATA_DIR``, ``SECRET_KEY``) once ``populate_by_name`` is on: honcho and
     platforms set ``PORT`` for every process, so ``plp web`` listened where nothing announced.
+    A secret may instead be in the file its ``<VARIABLE>_FILE`` names (Docker secrets, systemd
+    credentials), never both; no secrets folder is scanned.
     """
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = {**self.env_vars, **_read_secret_files(self.env_vars)}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         variable = environment_variable(field_name)
@@ -94,13 +155,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Arguments first, then the documented variables; no .env file and no secrets folder are read."""
+        """Arguments first, then the documented variables (or their ``_FILE``); no .env file, no secrets folder."""
         return init_settings, _DocumentedVariables(settings_cls)
 
+    environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        validation_alias=_env("PLP_ENV"),
+        description="production (the default; `plp dev` sets development): the service refuses to start on a "
+        "configuration that would degrade silently.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL"),
-        description="Redis to use; unset starts the embedded Redis under the data folder.",
+        description="Redis to use; unset (development only) starts the embedded Redis under the data folder.",
     )
     key_prefix: str = Field(
         default="plp:",
@@ -190,6 +257,12 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("PLP_OUTBOX_PATH"),
         description="File the outbox channel appends to (default: <data dir>/outbox.jsonl).",
+    )
+    outbox_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("PLP_OUTBOX_CHANNELS"),
+        description="In production, the channels the outbox may stand in for when their vendor has no credentials "
+        "(comma-separated); in development, it stands in for any.",
     )
     outbox_latency_ms: int = Field(
         default=0,
@@ -361,7 +434,7 @@ class Settings(BaseSettings):
     )
     telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
 
-    @field_validator("twilio_sms_from", "trusted_proxies", mode="before")
+    @field_validator("twilio_sms_from", "trusted_proxies", "outbox_channels", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -375,6 +448,14 @@ class Settings(BaseSettings):
             return tuple(str(ip_network(v, strict=False)) for v in value)
         except ValueError as exc:
             raise ValueError(f"PLP_TRUSTED_PROXIES: {exc}") from None
+
+    @field_validator("outbox_channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if unknown := [name for name in value if name not in CHANNEL_NAMES]:
+            known = ", ".join(CHANNEL_NAMES)
+            raise ValueError(f"PLP_OUTBOX_CHANNELS: {unknown[0]!r} is no channel; name some of {known}")
+        return value
 
     @field_validator("public_base_url")
     @classmethod
@@ -416,6 +497,39 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def production(self) -> bool:
+        """Whether PLP_ENV is production: nothing may degrade silently."""
+        return self.environment is Environment.PRODUCTION
+
+    def production_faults(self) -> list[str]:
+        """What a production process refuses to start with, each a sentence naming its variable; none in development.
+
+        The channels a charter names are checked against the vendors' credentials apart
+        (``channels.unsendable``): that needs the charters.
+        """
+        if not self.production:
+            return []
+        hint = "(PLP_ENV=production, the default outside `plp dev`)"
+        faults = []
+        if not self.redis_url:
+            faults.append(
+                f"REDIS_URL is not set: in production {hint} every process shares one Redis, none starts an embedded "
+                "one; set REDIS_URL (or REDIS_URL_FILE), or PLP_ENV=development to try the service"
+            )
+        if self.secret_key is None:
+            faults.append(
+                f"PLP_SECRET_KEY is not set: in production {hint} every process signs members' links with the same "
+                "key, never with a key file of its own host; set PLP_SECRET_KEY (or PLP_SECRET_KEY_FILE)"
+            )
+        for variable, path in (("PLP_DATA_DIR", self.data_dir), ("PLP_OUTBOX_PATH", self.outbox_path)):
+            if path is not None and not path.is_absolute():
+                faults.append(
+                    f"{variable} is {str(path)!r}, a relative path: in production {hint} it must be absolute, "
+                    "so that every process finds the same folder wherever it is started (e.g. /var/lib/plp)"
+                )
+        return faults
+
+    @property
     def outbox_file(self) -> Path:
         """Where the outbox channel writes."""
         return self.outbox_path or self.data_dir / "outbox.jsonl"
@@ -433,6 +547,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Return the process's settings, read from the environment on first use.
 
-    Raises ``pydantic.ValidationError`` naming the variable that is wrong.
+    Raises ``pydantic.ValidationError`` naming the variable that is wrong, ``SettingsFileError``
+    naming the ``*_FILE`` variable that cannot be used.
     """
     return Settings()

@@ -36,9 +36,14 @@ class InvalidLink(Exception):
 
 
 def secret_key(settings: Settings) -> str:
-    """``PLP_SECRET_KEY``, or a key generated once and kept in ``<data dir>/secret.key``."""
+    """``PLP_SECRET_KEY``, or (in development only) a key generated once and kept in ``<data dir>/secret.key``.
+
+    Raises ``RuntimeError`` in production without ``PLP_SECRET_KEY``: each host would sign with a key of its own.
+    """
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
+    if settings.production:
+        raise RuntimeError("PLP_SECRET_KEY is not set: with PLP_ENV=production no per-host key file is used")
     path = settings.data_dir / "secret.key"
     if not path.exists():
         _create_key(path)

@@ -95,6 +95,7 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
+    OUTBOX = "outbox"  # kept in the local outbox (no credentials): final, and no provider ever had it
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -114,6 +115,7 @@ DELIVERY_RANK: dict[DeliveryStatus, int] = {
     DeliveryStatus.SENDING: 1,
     DeliveryStatus.SENT: 2,
     DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.OUTBOX: 3,
     DeliveryStatus.FAILED: 3,
     DeliveryStatus.EXPIRED: 3,
     DeliveryStatus.CANCELLED: 3,

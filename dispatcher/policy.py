@@ -173,7 +173,7 @@ OUTSIDER_FIELDS: Mapping[str, Mapping[str, Sight]] = {
     "AlertCounts": _shown(
         "total by_status by_channel acknowledged members_unreachable members_opted_out escalated possible_duplicates"
     ),
-    "StatusCounts": _shown("queued sending sent delivered failed expired cancelled"),
+    "StatusCounts": _shown("queued sending sent delivered outbox failed expired cancelled"),
     "AlertCost": _shown("sms_segments voice_minutes estimated currency"),
     "AlertPreview": _shown("sms members_reached by_channel members_unreachable members_opted_out cost"),
     "SmsTextView": _shown("language text encoding segments"),
@@ -203,7 +203,7 @@ OUTSIDER_FIELDS: Mapping[str, Mapping[str, Sight]] = {
     "AlertTotals": _shown("total urgent non_urgent police_feedback by_category by_sender relays"),
     "RelayCounts": _shown("approved declined expired awaiting"),
     "ReachFigures": _shown("urgent non_urgent"),
-    "Reach": _shown("members_targeted members_reached reach members_acknowledged acknowledgement_rate"),
+    "Reach": _shown("members_targeted members_reached members_outbox reach members_acknowledged acknowledgement_rate"),
     "FirstAcknowledgement": _shown("alerts median_seconds"),
     "CostFigures": _shown("currency sms_segments voice_minutes estimated by_channel"),
     "ChannelCost": _shown("deliveries estimated"),

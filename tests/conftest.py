@@ -30,6 +30,11 @@ from tests.support import Workers
 
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
 
+# The suite's own configuration is development, as under `plp dev` (the outbox stands in for any channel without
+# credentials, a key file and the embedded Redis are allowed), for the settings built here and for every process a
+# test starts with this environment. Production mode's tests set PLP_ENV=production themselves.
+os.environ["PLP_ENV"] = "development"
+
 
 def _answers(url: str) -> bool:
     try:

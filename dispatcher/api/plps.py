@@ -4,14 +4,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from channels import unsendable
 from dispatcher.api import guards
 from dispatcher.api.audit import note
+from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import PlpList, PlpListQuery, PlpView
 from dispatcher.audit import Action
 from dispatcher.models import Charter, Plp, PlpIn, Role
+from dispatcher.production import charter_faults
 from dispatcher.store import new_id
+
+
+def refuse_unsendable(call: Call, charter: Charter, *, where: str) -> None:
+    """A 422 naming each place of ``charter`` (at ``where`` in the body) that names a channel nothing can send here.
+
+    Only in production: in development the outbox stands in for every channel.
+    """
+    faults = charter_faults(charter, unsendable(services(call).runtime.settings))
+    if faults:
+        errors = [{"field": f"{where}.{fault.field}", "reason": fault.reason} for fault in faults]
+        detail = "the charter names a channel this service cannot send: " + "; ".join(
+            f"{e['field']}: {e['reason']}" for e in errors
+        )
+        raise Problem(422, "Invalid request", detail, errors=errors)
 
 
 @api.operation(
@@ -25,6 +42,7 @@ from dispatcher.store import new_id
 )
 async def create_plp(call: Call) -> Reply:
     body: PlpIn = call.body
+    refuse_unsendable(call, body.charter, where="body.charter")
     plp = Plp(**body.model_dump(), id=new_id(), created_at=datetime.now(UTC))
     await services(call).store.save_plp(plp)
     await note(call, Action.PLP_CREATED, plp=plp.id)
@@ -80,6 +98,7 @@ async def get_plp(call: Call) -> Reply:
 )
 async def put_charter(call: Call) -> Reply:
     plp: Plp = call.scope
+    refuse_unsendable(call, call.body, where="body")
     updated = await services(call).store.set_charter(plp, call.body)
     await note(call, Action.CHARTER_CHANGED, plp=plp.id)
     return Reply(200, PlpView.model_validate(updated.model_dump()))

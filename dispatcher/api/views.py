@@ -117,6 +117,9 @@ class StatusCounts(BaseModel):
     sending: int = 0
     sent: int = 0
     delivered: int = 0
+    outbox: int = Field(
+        default=0, description="Kept in the local outbox file (no credentials for the channel): reached nobody"
+    )
     failed: int = 0
     expired: int = 0
     cancelled: int = 0

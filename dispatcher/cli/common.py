@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from config import Settings, load_settings
+from config import Settings, SettingsFileError, load_settings
 from dispatcher.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -36,20 +36,58 @@ def cli_settings(*, logging: bool = True) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise click.ClickException(f"the configuration is not valid: {problems}") from None
+    except SettingsFileError as exc:
+        raise click.ClickException(f"the configuration is not valid: {exc}") from None
     if logging:
         configure_logging(settings)
     return settings
 
 
+def refuse(faults: Sequence[str]) -> click.ClickException:
+    """The error a command stops with in production: every fault found, one sentence a line."""
+    lines = "".join(f"\n  - {fault}" for fault in faults)
+    return click.ClickException(f"refusing to run with PLP_ENV=production:{lines}")
+
+
 def cli_runtime(settings: Settings) -> Runtime:
-    """The runtime (starting the embedded Redis when REDIS_URL is unset), with a clear error if it cannot."""
+    """The runtime, with a clear error if it cannot be had: in production, refused on any of the settings'
+    ``production_faults``; in development, the embedded Redis started when REDIS_URL is unset."""
     from dispatcher.redis_server import EmbeddedRedisError
     from dispatcher.runtime import Runtime
 
+    if faults := settings.production_faults():
+        raise refuse(faults)
     try:
         return Runtime.from_settings(settings)
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def service_runtime(settings: Settings) -> Runtime:
+    """The runtime of a process of the service (web, worker, clock): as ``cli_runtime``, and in production refused
+    while a stored charter names a channel nothing can send here (``dispatcher.production``).
+
+    Redis out of reach leaves the charters unchecked, said by a warning: the process starts as it would have, and
+    rides the outage out.
+    """
+    import redis
+    import structlog
+
+    from channels import unsendable
+    from dispatcher.production import unsendable_charters
+
+    rt = cli_runtime(settings)
+    missing = unsendable(settings)
+    if not missing:
+        return rt
+    try:
+        faults = with_store(settings, lambda store: unsendable_charters(store, missing))
+    except redis.RedisError as exc:
+        structlog.get_logger(__name__).warning("startup.charters_unchecked", reason=str(exc))
+        return rt
+    if faults:
+        raise refuse(faults)
+    return rt
 
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

@@ -19,9 +19,9 @@ import structlog
 from aiohttp import web
 
 from channels.base import ChannelError
-from config import Settings
+from config import Environment, Settings
 from config.settings import local_url
-from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings
+from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings, refuse, service_runtime
 from dispatcher.models import Role
 
 if TYPE_CHECKING:
@@ -41,14 +41,18 @@ def serve_web() -> None:
     platform that routes to $PORT, write the Procfile's line as
     web: PLP_HOST=0.0.0.0 PLP_PORT=$PORT plp web
 
-    Redis is REDIS_URL, or the embedded Redis in PLP_DATA_DIR when it is unset. Run as many
-    web processes as needed behind a proxy: they share everything through Redis.
+    Redis is REDIS_URL (with PLP_ENV=development, the embedded Redis in PLP_DATA_DIR when it is
+    unset). In production (PLP_ENV, the default), it refuses to start on an unsafe configuration,
+    or while a PLP's charter names a channel with no credentials and no outbox allowed
+    (PLP_OUTBOX_CHANNELS), naming each. Run as many web processes as needed behind a proxy:
+    they share everything through Redis.
     PLP_WEB_PROCESSES=N serves the port from N processes at once (SO_REUSEPORT), one per core
     for heavy webhook traffic.
     """
     from channels import announce_channels
 
     settings = cli_settings()
+    service_runtime(settings)
     announce_channels(settings)
     if settings.web_processes == 1:
         _serve(settings, reuse_port=False)
@@ -105,7 +109,7 @@ def worker(lane: str, burst: bool) -> None:
     from workers.main import Lane, run_worker
 
     settings = cli_settings()
-    cli_runtime(settings)  # starts the embedded Redis if needed, with a clear error if it cannot
+    service_runtime(settings)  # refuses what production refuses; in development, starts the embedded Redis if needed
     run_worker(settings, Lane(lane), burst=burst)
 
 
@@ -118,7 +122,7 @@ def clock() -> None:
     from dispatcher import clock as the_clock
 
     settings = cli_settings()
-    the_clock.run(cli_runtime(settings))
+    the_clock.run(service_runtime(settings))
 
 
 @click.command(context_settings=CONTEXT, short_help="Purge data older than PLP_RETENTION_DAYS, now.")
@@ -185,10 +189,11 @@ def telegram_webhook() -> None:
 def dev(procfile: Path) -> None:
     """Run the whole service here: embedded Redis (unless REDIS_URL), demo data, web, workers and clock.
 
-    Seeds a demo PLP ("demo") with six members and one actor per role, and writes a fresh
-    token for each to PLP_DATA_DIR/demo-tokens.env: the other plp commands use them when no
-    --token is given. Without vendor credentials, messages land in PLP_DATA_DIR/outbox.jsonl.
-    Stop with Ctrl-C.
+    Runs with PLP_ENV=development, whatever the environment says: its processes too. Seeds a
+    demo PLP ("demo") with six members and one actor per role, and writes a fresh token for
+    each to PLP_DATA_DIR/demo-tokens.env: the other plp commands use them when no --token is
+    given. Without vendor credentials, messages land in PLP_DATA_DIR/outbox.jsonl (their
+    status is outbox: they reached nobody). Stop with Ctrl-C.
 
     \b
     Example, then from another terminal:
@@ -199,7 +204,7 @@ def dev(procfile: Path) -> None:
     from dispatcher.redis_server import EmbeddedRedis
     from dispatcher.store import Store
 
-    settings = cli_settings()
+    settings = cli_settings().model_copy(update={"environment": Environment.DEVELOPMENT})
     rt = cli_runtime(settings)
 
     async def seed() -> Demo:
@@ -218,6 +223,7 @@ def dev(procfile: Path) -> None:
     env = {
         "PLP_LOG_FORMAT": "console",
         **os.environ,
+        "PLP_ENV": Environment.DEVELOPMENT.value,
         "REDIS_URL": rt.redis_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
@@ -267,7 +273,9 @@ Or with curl:
        -d '{{"urgency": "urgent", "category": "burglary", "plp_ids": ["demo"],
             "texts": {{"fr": "Cambriolage rue du Parc il y a 10 min, voiture grise 1-ABC-123",
                       "nl": "Inbraak in de Parkstraat 10 min geleden, grijze wagen 1-ABC-123"}}}}'
-Then follow it with GET {base}/v1/alerts/<id>; the messages land in {settings.outbox_file}.
+Then follow it with GET {base}/v1/alerts/<id>; the messages land in {settings.outbox_file}
+(their status is outbox: they reached nobody). This runs with PLP_ENV=development; so must the
+commands that work on Redis directly (PLP_ENV=development plp status, plp token ...).
 """
     )
 
@@ -305,6 +313,8 @@ def supervise(web_count: int, general_count: int, config_file: Path, ctl: bool, 
       plp supervise --ctl restart general:*
     """
     settings = cli_settings(logging=False)
+    if faults := settings.production_faults():
+        raise refuse(faults)
     if not settings.redis_url:
         raise click.ClickException("set REDIS_URL: the supervised processes share one Redis server")
     env = {**os.environ, **supervisor_env(settings, web=web_count, general=general_count)}

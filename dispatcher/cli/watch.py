@@ -29,7 +29,7 @@ FINISHED = frozenset(s.value for s in FINAL_ALERT)
 #: Statuses a delivery is still on its way in; every other one counts as done on the bar.
 ON_ITS_WAY = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
 #: The order statuses are shown in: the outcome first.
-STATUS_ORDER = ("delivered", "sent", "failed", "expired", "cancelled", "sending", "queued")
+STATUS_ORDER = ("delivered", "sent", "outbox", "failed", "expired", "cancelled", "sending", "queued")
 
 
 class ChannelBars:

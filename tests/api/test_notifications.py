@@ -132,6 +132,6 @@ async def test_the_alert_counts_the_members_reached_by_escalation(
 
     after = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert (before["counts"]["escalated"], after["counts"]["escalated"]) == (0, 2)
-    assert after["counts"]["by_channel"]["voice"]["delivered"] == 2
+    assert after["counts"]["by_channel"]["voice"]["outbox"] == 2
     assert after["cost"]["voice_minutes"] > before["cost"]["voice_minutes"] == 0
     assert after["held_until"] is None

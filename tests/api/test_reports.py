@@ -92,14 +92,17 @@ async def test_the_evaluation_of_this_year_as_json(client: TestClient, cast: Cas
     assert ev["alerts"]["by_category"]["burglary"] == 1 and ev["alerts"]["by_category"]["prevention_advice"] == 2
     assert ev["alerts"]["by_sender"] == {"admin": 0, "police": 2, "coordinator": 1}
     assert ev["alerts"]["relays"] == {"approved": 1, "declined": 0, "expired": 0, "awaiting": 0}
+    # No credentials here: every message was only kept in the outbox, and reached nobody.
     assert ev["reach"]["urgent"] == {
         "members_targeted": 4,
-        "members_reached": 4,
-        "reach": 1.0,
+        "members_reached": 0,
+        "members_outbox": 4,
+        "reach": 0.0,
         "members_acknowledged": 2,
         "acknowledgement_rate": 0.5,
     }
-    assert ev["reach"]["non_urgent"]["members_targeted"] == 8 and ev["reach"]["non_urgent"]["reach"] == 1.0
+    assert ev["reach"]["non_urgent"]["members_targeted"] == 8 and ev["reach"]["non_urgent"]["reach"] == 0.0
+    assert ev["reach"]["non_urgent"]["members_outbox"] == 8
     assert ev["urgent_first_acknowledgement"] == {"alerts": 1, "median_seconds": 40.0}
     assert ev["feedback_replies"] == 1
     month = ev["months"][datetime.now(ZoneInfo("Europe/Brussels")).month - 1]

@@ -40,7 +40,12 @@ PREFIX = "plpbench:"
 
 async def _per_request(redis_url: str, requests: int, **limits: float) -> float:
     settings = Settings(
-        redis_url=redis_url, key_prefix=PREFIX, queue_prefix="plpbench", data_dir=Path(tempfile.mkdtemp()), **limits
+        environment="development",
+        redis_url=redis_url,
+        key_prefix=PREFIX,
+        queue_prefix="plpbench",
+        data_dir=Path(tempfile.mkdtemp()),
+        **limits,
     )
     async with TestClient(TestServer(create_app(Runtime.from_settings(settings)))) as client:
         _, token = await create_actor(client.server.app[SERVICES].store, ActorIn(name="Bench", role=Role.ADMIN))

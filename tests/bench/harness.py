@@ -162,6 +162,7 @@ class Stage:
             "limit_email_per_minute": 1e8,
             "rate_limit_per_token": 0,
             "rate_limit_per_address": 0,
+            "environment": "development",  # a lab on one machine: a key file is fine
         }
         return Settings(**(values | overrides))
 

@@ -145,7 +145,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=500)
     parser.add_argument("--alerts", type=int, default=365)
     args = parser.parse_args()
-    rt = Runtime(Settings(redis_url=args.redis_url, key_prefix=PREFIX, queue_prefix="plpbench"), args.redis_url)
+    settings = Settings(redis_url=args.redis_url, key_prefix=PREFIX, queue_prefix="plpbench", environment="development")
+    rt = Runtime(settings, args.redis_url)
     client, keys = rt.sync_redis, rt.keys
     _clear(client)
     try:

@@ -42,10 +42,11 @@ def lines(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-async def test_send_returns_a_delivered_receipt(outbox: OutboxChannel) -> None:
-    """Sending answers a receipt saying the message was delivered, with the outbox's id for it."""
+async def test_send_returns_an_outbox_receipt_never_a_delivered_one(outbox: OutboxChannel) -> None:
+    """Sending answers a receipt saying the message was kept in the outbox (it reached nobody, so it is not
+    delivered), with the outbox's id for it."""
     receipt = await outbox.send(message())
-    assert receipt == Receipt(provider_id="outbox-a1:sms:m1", status=ReceiptStatus.DELIVERED)
+    assert receipt == Receipt(provider_id="outbox-a1:sms:m1", status=ReceiptStatus.OUTBOX)
 
 
 async def test_each_send_appends_one_line(outbox: OutboxChannel, tmp_path: Path) -> None:

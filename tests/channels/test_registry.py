@@ -1,16 +1,29 @@
-"""Which class serves each channel: the vendor's when configured, else the outbox, said at start-up."""
+"""Which class serves each channel: the vendor's when configured, else the outbox where allowed (any channel in
+development, those of PLP_OUTBOX_CHANNELS in production), else one that refuses every send; said at start-up."""
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 
-from channels import REGISTRY, announce_channels, build_channels, describe_channels
+from channels import (
+    REGISTRY,
+    NotConfigured,
+    UnconfiguredChannel,
+    announce_channels,
+    build_channels,
+    describe_channels,
+    missing_variables,
+    unsendable,
+)
 from channels.email import SmtpChannel
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
-from config import Settings
+from config import Environment, Settings
+from config.settings import CHANNEL_NAMES
 from dispatcher.models import ChannelName
+from tests.channels.test_outbox import message
 
 
 async def test_without_credentials_every_channel_is_the_outbox_and_the_service_says_so() -> None:
@@ -65,3 +78,58 @@ def test_only_twilios_channels_report_each_messages_fate() -> None:
         "TelegramChannel": False,
         "OutboxChannel": False,
     }
+
+
+def test_the_settings_know_every_channel_name() -> None:
+    """PLP_OUTBOX_CHANNELS accepts exactly the channels a charter may name."""
+    assert set(CHANNEL_NAMES) == {c.value for c in ChannelName}
+
+
+async def test_in_production_the_outbox_stands_in_only_for_the_channels_allowed() -> None:
+    """In production without credentials, PLP_OUTBOX_CHANNELS's channels get the outbox; the others refuse each
+    send as not configured, naming the variables to set, and start-up says so."""
+    settings = Settings(environment=Environment.PRODUCTION, outbox_channels=("email",))
+    channels = build_channels(settings)
+    assert {name: type(c) for name, c in channels.items()} == {
+        ChannelName.SMS: UnconfiguredChannel,
+        ChannelName.VOICE: UnconfiguredChannel,
+        ChannelName.EMAIL: OutboxChannel,
+        ChannelName.TELEGRAM: UnconfiguredChannel,
+    }
+    assert set(unsendable(settings)) == {ChannelName.SMS, ChannelName.VOICE, ChannelName.TELEGRAM}
+    with pytest.raises(NotConfigured, match="sms is not configured here: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN"):
+        await channels[ChannelName.SMS].send(message())
+    with capture_logs() as events:
+        announce_channels(settings)
+    unconfigured = {e["channel"]: e["to_enable"] for e in events if e["event"] == "channel.unconfigured"}
+    assert set(unconfigured) == {"sms", "voice", "telegram"}
+    assert "PLP_OUTBOX_CHANNELS=telegram" in unconfigured["telegram"]
+    for channel in channels.values():
+        await channel.close()
+
+
+def test_in_development_no_channel_is_unsendable() -> None:
+    """In development the outbox stands in for every channel without credentials."""
+    assert unsendable(Settings(environment=Environment.DEVELOPMENT)) == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "channel", "missing"),
+    [
+        ({}, ChannelName.SMS, ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
+                               "TWILIO_SMS_FROM or TWILIO_MESSAGING_SERVICE_SID"]),
+        ({"twilio_account_sid": "AC1", "twilio_auth_token": "t"}, ChannelName.VOICE, ["TWILIO_VOICE_FROM"]),
+        ({"twilio_account_sid": "AC1", "twilio_messaging_service_sid": "MG1"}, ChannelName.SMS,
+         ["TWILIO_AUTH_TOKEN"]),
+        ({"smtp_host": "mail.example"}, ChannelName.EMAIL, ["SMTP_FROM"]),
+        ({}, ChannelName.TELEGRAM, ["TELEGRAM_BOT_TOKEN"]),
+        ({"telegram_bot_token": "1:a"}, ChannelName.TELEGRAM, []),
+    ],
+)  # fmt: skip
+def test_what_a_channel_misses_is_exactly_what_its_vendor_needs(
+    given: dict[str, object], channel: ChannelName, missing: list[str]
+) -> None:
+    """The variables named as missing are those still unset, and none are missing once the vendor is configured."""
+    settings = Settings(**given)  # type: ignore[arg-type]
+    assert missing_variables(settings, channel) == missing
+    assert REGISTRY[channel].configured(settings) is (missing == [])

@@ -173,7 +173,7 @@ def test_the_readme_alert_send_reaches_the_service_with_no_api_given(dev: Dev) -
     assert "Members reached: 6" in sent.stdout and "using the demo police token" in sent.stderr
     completed = re.search(r"^alert \w+ completed [\d.]+ s after it was posted: \d+ deliveries$", sent.stdout, re.M)
     assert completed, sent.stdout
-    status = dev.terminal(".venv/bin/plp status").stdout
+    status = dev.terminal("PLP_ENV=development .venv/bin/plp status").stdout  # as the README says
     assert re.search(r"^urgent +\S+ +0 ", status, re.MULTILINE), status
     listed = dev.terminal(".venv/bin/plp alert list --as coordinator").stdout
     assert re.search(r" urgent +burglary +demo +completed ", listed), listed

@@ -68,6 +68,7 @@ async def test_the_readme_procfile_line_serves_a_platforms_port(redis_url: str, 
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
         "REDIS_URL": redis_url,
         "PLP_DATA_DIR": str(tmp_path),
+        "PLP_SECRET_KEY": "a-platform-has-the-production-variables",
         "PLP_KEY_PREFIX": "plptest:",
         "PLP_LOG_FORMAT": "json",
     }

@@ -18,6 +18,7 @@ import yaml
 from pydantic import AliasChoices
 
 from config import Settings
+from config.settings import file_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -78,10 +79,28 @@ def test_every_compose_process_gets_redis_the_data_folder_and_the_production_var
             continue
         environment = service["environment"]
         assert isinstance(environment, dict)
-        given = set(environment) | named
+        given = {variable.removesuffix("_FILE") for variable in environment} | named
         assert service["env_file"] == "plp.env", name
         assert service["restart"] == "unless-stopped", name
         assert set(REQUIRED) <= given, f"{name} misses {set(REQUIRED) - given}"
+
+
+def test_compose_reads_the_secrets_from_files_given_as_docker_secrets() -> None:
+    """Every service but Redis reads PLP_SECRET_KEY and the providers' secrets from /run/secrets/<name>, each a
+    secret of the file's own (deploy/secrets/<name>), through the settings' *_FILE variables."""
+    document = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    declared = document["secrets"]
+    for name, service in compose().items():
+        if name == "redis":
+            continue
+        environment = service["environment"]
+        assert isinstance(environment, dict)
+        files = {k.removesuffix("_FILE"): v for k, v in environment.items() if k.endswith("_FILE")}
+        assert "PLP_SECRET_KEY" in files and set(files) <= set(file_variables()), name
+        for path in files.values():
+            secret = Path(path).name
+            assert path == f"/run/secrets/{secret}" and secret in service["secrets"], (name, path)
+            assert declared[secret]["file"] == f"secrets/{secret}"
 
 
 def test_the_example_environment_names_only_variables_the_settings_read() -> None:

@@ -292,6 +292,7 @@ async def test_a_year_of_history_gives_exact_figures(runtime: Runtime, store: St
     assert ev.reach.urgent.model_dump() == {
         "members_targeted": 13,
         "members_reached": 12,
+        "members_outbox": 0,
         "reach": 0.9231,
         "members_acknowledged": 5,
         "acknowledgement_rate": 0.3846,
@@ -300,6 +301,7 @@ async def test_a_year_of_history_gives_exact_figures(runtime: Runtime, store: St
     assert ev.reach.non_urgent.model_dump() == {
         "members_targeted": 9,
         "members_reached": 9,
+        "members_outbox": 0,
         "reach": 1.0,
         "members_acknowledged": 1,
         "acknowledgement_rate": 0.1111,

@@ -190,6 +190,7 @@ def test_plp_purge_runs_it_once_from_a_terminal(runtime: Runtime, settings: Sett
         "PLP_KEY_PREFIX": settings.key_prefix,
         "PLP_QUEUE_PREFIX": settings.queue_prefix,
         "PLP_DATA_DIR": str(settings.data_dir),
+        "PLP_SECRET_KEY": "a-cron-line-has-the-production-variables",
         "PLP_LOG_LEVEL": "WARNING",
         "PLP_RETENTION_DAYS": "30",
     }

@@ -60,8 +60,11 @@ async def refs_of(store: Store, alert_id: str) -> list[str]:
     return [ref_of(d) for d in await deliveries(store, alert_id)]
 
 
-async def test_deliveries_end_delivered_through_the_outbox(runtime: Runtime, store: Store, outbox: Path) -> None:
-    """Every delivery of the batch ends "delivered", with the outbox's provider id and one attempt."""
+async def test_deliveries_through_the_outbox_end_outbox_never_delivered(
+    runtime: Runtime, store: Store, outbox: Path
+) -> None:
+    """Every delivery of the batch the outbox keeps ends in its own final status, "outbox" (it reached nobody, so
+    it is neither sent nor delivered), with the outbox's provider id and one attempt; the alert completes."""
     plp = await add_plp(store, charter=charter([SMS, EMAIL]))
     for _ in range(3):
         await add_member(store, [plp])
@@ -70,12 +73,13 @@ async def test_deliveries_end_delivered_through_the_outbox(runtime: Runtime, sto
 
     tally = await send_batch(runtime, alert.id, plp.id, refs)
 
-    assert tally == {"delivered": 6}
+    assert tally == {"outbox": 6}
     for record in await deliveries(store, alert.id):
-        assert record.status is DeliveryStatus.DELIVERED
+        assert record.status is DeliveryStatus.OUTBOX
         assert record.provider_id == f"outbox-{record.id}"
         assert record.attempts == 1
-        assert {"queued", "sending", "delivered"} <= set(record.times)
+        assert {"queued", "sending", "outbox"} <= set(record.times)
+        assert not {"sent", "delivered"} & set(record.times)
     await assert_books_balance(store, alert.id)
     assert await alert_status(store, alert.id) is AlertStatus.COMPLETED
 
@@ -124,7 +128,7 @@ async def test_a_member_removed_after_fan_out_is_not_contacted(runtime: Runtime,
 
     tally = await send_batch(runtime, alert.id, plp.id, await refs_of(store, alert.id))
 
-    assert tally == {"cancelled": 2, "delivered": 2}
+    assert tally == {"cancelled": 2, "outbox": 2}
     for record in await deliveries(store, alert.id):
         if record.member_id == gone.id:
             assert (record.status, record.attempts) == (DeliveryStatus.CANCELLED, 0)
@@ -145,7 +149,7 @@ async def test_a_contact_point_dropped_after_fan_out_fails_with_a_reason(
 
     tally = await send_batch(runtime, alert.id, plp.id, await refs_of(store, alert.id))
 
-    assert tally == {"delivered": 1, "failed": 1}
+    assert tally == {"outbox": 1, "failed": 1}
     email = await store.get_delivery(alert.id, f"email:{member.id}")
     assert email is not None
     assert email.status is DeliveryStatus.FAILED
@@ -191,7 +195,7 @@ async def test_a_batch_run_again_sends_nothing_twice(runtime: Runtime, store: St
     await send_batch(runtime, alert.id, plp.id, refs)
     before = await deliveries(store, alert.id)
 
-    assert await send_batch(runtime, alert.id, plp.id, refs) == {"delivered": 1}
+    assert await send_batch(runtime, alert.id, plp.id, refs) == {"outbox": 1}
     assert await deliveries(store, alert.id) == before
     assert len(outbox_lines(outbox)) == 1
 
@@ -219,7 +223,7 @@ async def test_two_workers_on_the_same_batch_send_each_message_once(
 
     assert Counter(line["delivery_id"] for line in outbox_lines(outbox)) == Counter(f"{alert.id}:{r}" for r in refs)
     for record in await deliveries(store, alert.id):
-        assert (record.status, record.attempts) == (DeliveryStatus.DELIVERED, 1)
+        assert (record.status, record.attempts) == (DeliveryStatus.OUTBOX, 1)
 
 
 async def test_a_batch_of_an_unknown_alert_does_nothing(runtime: Runtime, store: Store, outbox: Path) -> None:

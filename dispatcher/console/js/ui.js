@@ -5,7 +5,7 @@ import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
 export const CHANNELS = ["sms", "email", "telegram", "voice"];
-export const STATUSES = ["queued", "sending", "sent", "delivered", "failed", "expired", "cancelled"];
+export const STATUSES = ["queued", "sending", "sent", "delivered", "outbox", "failed", "expired", "cancelled"];
 export const CATEGORIES = ["burglary", "suspect_vehicle", "suspect_person", "incivility", "prevention_advice", "other"];
 export const FINAL = ["completed", "expired", "cancelled", "declined"];
 

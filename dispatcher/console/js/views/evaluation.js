@@ -56,6 +56,7 @@ export async function render(main, { params, go }) {
     return null;
   }
   const e = found;
+  const outboxed = (e.reach.urgent.members_outbox || 0) + (e.reach.non_urgent.members_outbox || 0);
   const rate = (value) => (value === null || value === undefined ? "—" : percent(value));
   const currency = e.cost.currency;
 
@@ -101,6 +102,7 @@ export async function render(main, { params, go }) {
         [t("evaluation.reach_non_urgent"), rate(e.reach.non_urgent.reach), "eval-reach-non-urgent"],
         [t("evaluation.ack_non_urgent"), rate(e.reach.non_urgent.acknowledgement_rate), "eval-ack-non-urgent"],
         [t("evaluation.median_first_ack"), seconds(e.urgent_first_acknowledgement.median_seconds), "eval-median-ack"],
+        ...(outboxed ? [[t("evaluation.outbox"), number(outboxed), "eval-outbox"]] : []),
       ])),
     h("div", { class: "grid-2" },
       chartFigure(t("evaluation.chart_months"), "chart-months",

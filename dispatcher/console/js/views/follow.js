@@ -80,7 +80,8 @@ export async function render(main, { me, id }) {
         STATUSES.map((s) => [badge("dstatus", s), number(c.by_status[s])]), { className: "by-status" }),
       c.possible_duplicates
         ? h("p", { class: "muted", id: "possible-duplicates" }, tn("follow.possible_duplicates", c.possible_duplicates))
-        : null);
+        : null,
+      c.by_status.outbox ? h("p", { class: "muted", id: "outbox" }, tn("follow.outbox", c.by_status.outbox)) : null);
     const channels = CHANNELS.filter((ch) => c.by_channel[ch]);
     const seen = STATUSES.filter((s) => channels.some((ch) => c.by_channel[ch][s])); // columns of zeros left out
     fill(byChannel, h("h2", {}, t("follow.by_channel")),

@@ -50,6 +50,8 @@ def serve_web() -> None:
 
     settings = cli_settings()
     announce_channels(settings)
+    # The data's version, checked once before any process serves (and its client closed before they fork).
+    cli_runtime(settings, wait_for_redis=True).sync_redis.close()
     if settings.web_processes == 1:
         _serve(settings, reuse_port=False)
         return
@@ -76,7 +78,7 @@ def _stop(signum: int, frame: object) -> None:
 def _serve(settings: Settings, reuse_port: bool) -> None:
     from dispatcher.api.app import create_app
 
-    app = create_app(cli_runtime(settings))
+    app = create_app(cli_runtime(settings, check_data=False))
     if settings.listen_fd is not None:  # connections already wait in its backlog: served as soon as the app is up
         sock = socket.socket(fileno=settings.listen_fd)
         host, port = sock.getsockname()[:2]
@@ -105,7 +107,7 @@ def worker(lane: str, burst: bool) -> None:
     from workers.main import Lane, run_worker
 
     settings = cli_settings()
-    cli_runtime(settings)  # starts the embedded Redis if needed, with a clear error if it cannot
+    cli_runtime(settings, wait_for_redis=True)  # the embedded Redis if needed; the data's version checked
     run_worker(settings, Lane(lane), burst=burst)
 
 
@@ -118,7 +120,7 @@ def clock() -> None:
     from dispatcher import clock as the_clock
 
     settings = cli_settings()
-    the_clock.run(cli_runtime(settings))
+    the_clock.run(cli_runtime(settings, wait_for_redis=True))
 
 
 @click.command(context_settings=CONTEXT, short_help="Purge data older than PLP_RETENTION_DAYS, now.")

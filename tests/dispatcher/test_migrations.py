@@ -98,7 +98,7 @@ async def test_tokens_issued_before_token_ids_get_an_id_and_are_listed_as_expire
         issued = now_ts() - 86400
         old_key = runtime.keys.token(hash_token("plp_an-old-token"))
         r.hset(old_key, mapping={"actor_id": actor.id, "issued_at": issued})  # the old issue_token's record
-        current = dict(r.hgetall(runtime.keys.token(hash_token(current_secret))))  # type: ignore[arg-type]
+        current = dict(r.hgetall(runtime.keys.token(hash_token(current_secret))))
 
         assert index_legacy_tokens(r, runtime.keys) == 1
         token_id = r.hget(old_key, "token_id")
@@ -109,7 +109,7 @@ async def test_tokens_issued_before_token_ids_get_an_id_and_are_listed_as_expire
         assert {t.id for t in await store.list_tokens(actor_id=None, limit=10)} == set(listed)
         with pytest.raises(TokenRefused, match="expired"):
             await store.actor_for_token("plp_an-old-token")
-        assert dict(r.hgetall(runtime.keys.token(hash_token(current_secret)))) == current  # type: ignore[arg-type]
+        assert dict(r.hgetall(runtime.keys.token(hash_token(current_secret)))) == current
 
         assert index_legacy_tokens(r, runtime.keys) == 0
         assert r.hget(old_key, "token_id") == token_id

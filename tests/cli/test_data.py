@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import redis
 
 from config import Settings
+from dispatcher.keys import Keys
 from dispatcher.migrations import DATA_VERSION, MIGRATIONS, RELEASE
 from dispatcher.runtime import Runtime
 from dispatcher.store import now_ts
 from tests.cli.conftest import PlpCommand, Scene
-from tests.support import free_port, settings_env
+from tests.support import RedisServer, free_port, settings_env, until
 
 NEWER = DATA_VERSION + 1
 
@@ -83,3 +86,29 @@ def test_processes_refuse_to_start_on_data_of_a_newer_release(
     assert f"newer than this plp-dispatch {RELEASE}, which reads data version {DATA_VERSION} at most" in done.stderr
     assert '"event": "data.refused"' in done.stderr
     assert runtime.sync_redis.hget(runtime.keys.data_version(), "version") == str(NEWER)
+
+
+async def test_a_process_started_before_redis_waits_for_it_then_checks_the_data(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`plp clock` started while its Redis is not up yet waits for it (saying so once), then stamps the empty
+    database and runs, instead of exiting."""
+    server = RedisServer(tmp_path / "redis")
+    env = {**os.environ, **settings_env(settings), "REDIS_URL": server.url, "PLP_LOG_FORMAT": "json"}
+    log = tmp_path / "clock.log"
+    with log.open("wb") as out:
+        clock = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "clock"], env=env, stdout=out, stderr=out)
+    try:
+        await until(lambda: '"event": "data.redis_waiting"' in log.read_text(), timeout=30, what="the clock to wait")
+        server.start()
+        client, keys = redis.Redis.from_url(server.url, decode_responses=True), Keys(settings.key_prefix)
+        stamp = await until(lambda: client.hgetall(keys.data_version()), timeout=30, what="the stamp")
+        assert stamp["version"] == str(DATA_VERSION)
+        await until(lambda: client.exists(keys.clock_heartbeat()), timeout=30, what="the clock's first sweep")
+        assert clock.poll() is None
+        assert log.read_text().count('"event": "data.redis_waiting"') == 1
+        client.close()
+    finally:
+        clock.terminate()
+        clock.wait(timeout=10)
+        server.stop()

@@ -45,6 +45,9 @@ def serve_web() -> None:
     web processes as needed behind a proxy: they share everything through Redis.
     PLP_WEB_PROCESSES=N serves the port from N processes at once (SO_REUSEPORT), one per core
     for heavy webhook traffic.
+
+    Like the workers and the clock, it first checks the data version in Redis (waiting for Redis
+    if it does not answer yet): older data is migrated, data of a newer release refused (exit 1).
     """
     from channels import announce_channels
 

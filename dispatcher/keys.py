@@ -73,6 +73,9 @@ key                                    type    holds
                                                lease, attempts (expires after an hour), see ``dispatcher.replies``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
+``data-version``                       hash    the format of everything above: ``version``, the release that stamped it
+                                               (``by``), when (``at``); see ``dispatcher.migrations``
+``data-version:lock``                  string  held by the process migrating the data (a ``redis-py`` lock)
 =====================================  ======  =================================================
 """
 
@@ -282,3 +285,9 @@ class Keys:
 
     def audit(self) -> str:
         return f"{self.prefix}audit"
+
+    def data_version(self) -> str:
+        return f"{self.prefix}data-version"
+
+    def data_version_lock(self) -> str:
+        return f"{self.data_version()}:lock"

@@ -3,7 +3,7 @@
 Two kinds of commands, registered below:
 
 - running and bootstrapping the service, directly on Redis: ``dev``, ``web``, ``worker``,
-  ``clock``, ``supervise``, ``purge``, ``telegram-webhook``, ``token``, ``status``;
+  ``clock``, ``supervise``, ``purge``, ``telegram-webhook``, ``token``, ``status``, ``data``;
 - acting for a person, through the HTTP API with a bearer token (so roles, validation,
   audit and idempotency are the API's): ``plp``, ``charter``, ``members``, ``alert``,
   ``feedback``, ``report``.
@@ -15,6 +15,7 @@ import click
 
 from dispatcher.cli.alerts import alert_group
 from dispatcher.cli.common import CONTEXT
+from dispatcher.cli.data import data_group
 from dispatcher.cli.feedback import feedback_group
 from dispatcher.cli.plps import charter_group, members_group, plp_group
 from dispatcher.cli.report import report
@@ -63,6 +64,7 @@ COMMANDS: list[click.Command] = [
     feedback_group,
     report,
     purge,
+    data_group,
     telegram_webhook,
 ]
 for command in COMMANDS:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
+import structlog
 from pydantic import ValidationError
 
 from config import Settings, SettingsFileError, load_settings
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     from dispatcher.store import Store
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 #: Exit status of a command that did its work, but whose outcome is not the whole of what was asked:
 #: an import with rejected rows, an alert watched to an end other than ``completed``.
@@ -49,18 +54,63 @@ def refuse(faults: Sequence[str]) -> click.ClickException:
     return click.ClickException(f"refusing to run with PLP_ENV=production:{lines}")
 
 
-def cli_runtime(settings: Settings) -> Runtime:
+def cli_runtime(settings: Settings, *, check_data: bool = True, wait_for_redis: bool = False) -> Runtime:
     """The runtime, with a clear error if it cannot be had: in production, refused on any of the settings'
-    ``production_faults``; in development, the embedded Redis started when REDIS_URL is unset."""
+    ``production_faults``; in development, the embedded Redis started when REDIS_URL is unset.
+
+    With ``check_data``, the data in Redis is made current for this release first, or refused (see
+    ``dispatcher.migrations``): a newer data version is an error naming both versions. A Redis that
+    does not answer is an error too, unless ``wait_for_redis`` (the long-running processes, which
+    ride out outages): then the check waits for it, with backoff, logging the wait once.
+    """
     from dispatcher.redis_server import EmbeddedRedisError
     from dispatcher.runtime import Runtime
 
     if faults := settings.production_faults():
         raise refuse(faults)
     try:
-        return Runtime.from_settings(settings)
+        rt = Runtime.from_settings(settings)
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from None
+    if check_data:
+        _check_data(rt, wait_for_redis=wait_for_redis)
+    return rt
+
+
+#: Waits between two attempts to reach Redis at start-up: doubled each time up to the last.
+REDIS_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def _check_data(rt: Runtime, *, wait_for_redis: bool) -> None:
+    """Make the data current, or exit 1 with the reason (a newer data version, Redis not answering)."""
+    import redis
+
+    from dispatcher.migrations import DataVersionError, ensure_current
+
+    attempt = 0
+    while True:
+        try:
+            ensure_current(rt.sync_redis, rt.keys)
+            return
+        except DataVersionError as exc:
+            log.error("data.refused", reason=str(exc))
+            raise click.ClickException(str(exc)) from None
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            if not wait_for_redis:
+                raise click.ClickException(
+                    f"Redis at {redis_address(rt.redis_url)} does not answer ({exc}); start it, "
+                    "or set REDIS_URL to the service's Redis"
+                ) from None
+            if not attempt:
+                log.warning("data.redis_waiting", error=type(exc).__name__)
+            time.sleep(REDIS_BACKOFF[min(attempt, len(REDIS_BACKOFF) - 1)])  # backoff: no event says Redis is back
+            attempt += 1
+
+
+def redis_address(url: str) -> str:
+    """The URL without its credentials (``redis://:password@host`` -> ``redis://host``), to show."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def service_runtime(settings: Settings) -> Runtime:
@@ -71,19 +121,18 @@ def service_runtime(settings: Settings) -> Runtime:
     rides the outage out.
     """
     import redis
-    import structlog
 
     from channels import unsendable
     from dispatcher.production import unsendable_charters
 
-    rt = cli_runtime(settings)
+    rt = cli_runtime(settings, wait_for_redis=True)
     missing = unsendable(settings)
     if not missing:
         return rt
     try:
         faults = with_store(settings, lambda store: unsendable_charters(store, missing))
     except redis.RedisError as exc:
-        structlog.get_logger(__name__).warning("startup.charters_unchecked", reason=str(exc))
+        log.warning("startup.charters_unchecked", reason=str(exc))
         return rt
     if faults:
         raise refuse(faults)

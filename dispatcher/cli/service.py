@@ -48,11 +48,16 @@ def serve_web() -> None:
     they share everything through Redis.
     PLP_WEB_PROCESSES=N serves the port from N processes at once (SO_REUSEPORT), one per core
     for heavy webhook traffic.
+
+    Like the workers and the clock, it first checks the data version in Redis (waiting for Redis
+    if it does not answer yet): older data is migrated, data of a newer release refused (exit 1).
     """
     from channels import announce_channels
 
     settings = cli_settings()
-    service_runtime(settings)
+    # Refused on what production refuses; the data's version checked once before any process serves
+    # (and its client closed before they fork).
+    service_runtime(settings).sync_redis.close()
     announce_channels(settings)
     if settings.web_processes == 1:
         _serve(settings, reuse_port=False)
@@ -80,7 +85,7 @@ def _stop(signum: int, frame: object) -> None:
 def _serve(settings: Settings, reuse_port: bool) -> None:
     from dispatcher.api.app import create_app
 
-    app = create_app(cli_runtime(settings))
+    app = create_app(cli_runtime(settings, check_data=False))
     if settings.listen_fd is not None:  # connections already wait in its backlog: served as soon as the app is up
         sock = socket.socket(fileno=settings.listen_fd)
         host, port = sock.getsockname()[:2]
@@ -109,7 +114,7 @@ def worker(lane: str, burst: bool) -> None:
     from workers.main import Lane, run_worker
 
     settings = cli_settings()
-    service_runtime(settings)  # refuses what production refuses; in development, starts the embedded Redis if needed
+    service_runtime(settings)  # refuses what production refuses; the embedded Redis in development; data checked
     run_worker(settings, Lane(lane), burst=burst)
 
 

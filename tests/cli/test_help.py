@@ -84,5 +84,5 @@ def test_every_command_is_registered_and_reached_by_the_help() -> None:
     """The command tree holds what the README's table promises."""
     assert set(IDS) >= {
         "dev", "web", "worker", "clock", "status", "purge", "telegram-webhook",
-        "token issue", "token list", "token revoke", *THROUGH_THE_API,
+        "token issue", "token list", "token revoke", "data version", "data migrate", *THROUGH_THE_API,
     }  # fmt: skip

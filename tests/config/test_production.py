@@ -48,7 +48,7 @@ def plp(*command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def refused(done: subprocess.CompletedProcess[str]) -> str:
     """The error a refused command printed, once checked that it exited 1 with a sentence, not a traceback."""
     assert done.returncode == 1, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr and done.stderr.startswith("Error: "), done.stderr
+    assert "Traceback" not in done.stderr and "\nError: " in "\n" + done.stderr, done.stderr
     return " ".join(done.stderr.split())
 
 

@@ -77,31 +77,52 @@ end
 return {1, slot - now, slot}
 """
 
-# KEYS: one departure meter per limit (a hash: "t", the moment from which the next send may leave;
-# "n", departures counted). ARGV: per limit (in KEYS order) its emission interval in microseconds.
-# Returns {1, n, now}: the send departs now (server clock, µs), the n-th departure of the first limit
-# since it was last idle; or {0, wait}: microseconds until every limit lets a send leave. A meter
-# vanishes a second after its last departure's interval ends, counter included: by then every
-# sender is idle again.
-DEPART = """
-if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local wait = 0
-for _, key in ipairs(KEYS) do
-  wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - now)
+# Departure meters, one per limit: a hash with "t", the moment (µs, Redis' clock) from which the next
+# send may leave, and "n", departures counted. Lua functions shared by the scripts that let a send
+# depart: DEPART here, and the delivery's claim (``dispatcher.scripts.CLAIM``), which departs in the
+# same step as it checks cancel, opt-out and time-to-live. ``departure_wait``: microseconds until
+# every meter lets a send leave (0: now). ``leave``: mark the departure now; return its number under
+# the first meter since it was last idle. A meter vanishes a second after its interval ends, counter
+# included: by then every sender is idle again. Scripts calling ``server_now`` before a write must
+# start with ``REPLICATE`` (effects replication, for a Redis 6.2 set without it).
+REPLICATE = "if redis.replicate_commands then redis.replicate_commands() end\n"
+DEPARTURES_LUA = """
+local function server_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 end
-if wait > 0 then return {0, wait} end
-local n = 0
-for i, key in ipairs(KEYS) do
-  local next = now + tonumber(ARGV[i])
-  redis.call('HSET', key, 't', string.format('%.0f', next))
-  local count = redis.call('HINCRBY', key, 'n', 1)
-  if i == 1 then n = count end
-  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[i]) / 1000) + 1000)
+local function departure_wait(meters, now)
+  local wait = 0
+  for _, key in ipairs(meters) do
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - now)
+  end
+  return wait
 end
-return {1, n, now}
+local function leave(meters, intervals, now)
+  local n = 0
+  for i, key in ipairs(meters) do
+    local interval = tonumber(intervals[i])
+    redis.call('HSET', key, 't', string.format('%.0f', now + interval))
+    local count = redis.call('HINCRBY', key, 'n', 1)
+    if i == 1 then n = count end
+    redis.call('PEXPIRE', key, math.ceil(interval / 1000) + 1000)
+  end
+  return n
+end
 """
+
+# KEYS: the departure meters. ARGV: their emission intervals (µs), in KEYS order.
+# Returns {1, n, now}: the send departs now, the n-th under the first meter; or {0, wait} (µs).
+DEPART = (
+    REPLICATE
+    + DEPARTURES_LUA
+    + """
+local now = server_now()
+local wait = departure_wait(KEYS, now)
+if wait > 0 then return {0, wait} end
+return {1, leave(KEYS, ARGV, now), now}
+"""
+)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.limits import DEPARTURES_LUA, REPLICATE
 from dispatcher.models import ALERT_RANK, DELIVERY_RANK
 
 #: Upper bounds (seconds) of the histograms' bins: one call to a provider; from an alert's
@@ -218,23 +219,30 @@ return create_delivery(
 """
 )
 
-# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed, opt-outs set
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed, opt-outs set,
+#       then the departure meters of the send's provider limits (see ``dispatcher.limits``; 'go' only)
 # ARGV: alert id, ref, channel, member id, now, lease end, mode ('check' or 'go'; default 'go'),
-#       end of the provider call (default: the lease end)
+#       end of the provider call (default: the lease end), then the meters' intervals (µs)
 # Takes a queued delivery, or one in "sending" whose lease has run out (its retry is due, or
 # the worker that had it died), unless the alert was cancelled, its time-to-live has passed or
 # the member opted out: then the delivery ends at once, in its final state with the cause.
 # 'go' is called at the last moment, once the provider's turn has come: the caller then owns the
 # send, which is handed to the provider (phase in_flight, in the handed set) and leased.
 # 'check' (before waiting for a turn) changes nothing on a delivery that may still go.
-# Returns 'claimed' (go) or 'ready' (check), else the status the delivery is in (a delivery
-# still leased belongs to someone else).
+# 'go' also departs: a send under provider limits is claimed only when every departure meter lets
+# it leave now, and leaves in the same step (so nothing claimed waits behind a late neighbour, and
+# nothing departs that a cancel, opt-out or TTL stops); otherwise the delivery is left as it was.
+# Returns 'claimed' (go; 'claimed:<n>' with meters: the n-th departure under the first),
+# 'depart-in:<µs>' (go: ask again then), or 'ready' (check), else the status the delivery is in
+# (a delivery still leased belongs to someone else).
 # The send about to be made ('go') is counted as a possible duplicate when the previous one may
 # have reached the provider: its worker died during it (phase 'in_flight'), or it failed in a way
 # that leaves it in doubt (phase 'uncertain', see RETRY). Counted here, at the resend, so that a
 # doubt settled without one (a provider's report, a cancel, the time-to-live) counts nothing.
 CLAIM = (
-    _PRELUDE
+    REPLICATE
+    + DEPARTURES_LUA
+    + _PRELUDE
     + """
 local k = delivery_keys()
 local status = redis.call('HGET', k.delivery, 'status')
@@ -261,6 +269,17 @@ if cause then
   return target
 end
 if ARGV[7] == 'check' then return 'ready' end
+local meters, intervals, departed = {}, {}, nil
+for i = 11, #KEYS do
+  meters[#meters + 1] = KEYS[i]
+  intervals[#intervals + 1] = ARGV[i - 2]
+end
+if #meters > 0 then
+  local now = server_now()
+  local wait = departure_wait(meters, now)
+  if wait > 0 then return 'depart-in:' .. string.format('%.0f', wait) end
+  departed = leave(meters, intervals, now)
+end
 redis.call('HINCRBY', k.delivery, 'attempts', 1)
 local phase = redis.call('HGET', k.delivery, 'phase')
 if taken_over and (phase == 'in_flight' or phase == 'uncertain') then
@@ -277,6 +296,7 @@ redis.call('HSET', k.delivery, 'phase', 'in_flight')
 redis.call('ZADD', k.leases, ARGV[6], leased)
 redis.call('ZADD', k.handed, ARGV[8] or ARGV[6], leased)
 if not taken_over then move(k, ARGV[1], ARGV[2], ARGV[3], status, target, ARGV[5]) end
+if departed then return 'claimed:' .. departed end
 return 'claimed'
 """
 )

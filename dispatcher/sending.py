@@ -3,9 +3,10 @@
 A delivery waits for its provider's turn (``dispatcher.limits``) unclaimed, then is claimed by
 an atomic script that refuses it if the alert was cancelled, its time-to-live has passed, or
 the member opted out, and otherwise hands the send over: nothing starts too late or after a
-stop, however long the turn took. Composed, it departs (``ProviderLimits.depart``): the
-request leaves one emission interval after the previous one, whatever delayed either. (The
-claim script checks once before the wait too, so that a stopped delivery costs no turn.) A
+stop, however long the turn took. The same step departs (``dispatcher.limits``): the request
+leaves one emission interval after the previous one left, whatever delayed either, and nothing
+claimed waits behind a late neighbour. (The claim script checks once before the wait too, so
+that a stopped delivery costs no turn.) A
 batch lets only as many of a channel's sends wait for their turn as the channel's limit lets
 out within a couple of seconds (``send_slots``).
 
@@ -32,7 +33,15 @@ from collections.abc import AsyncIterator
 import structlog
 from redis.asyncio import Redis as AsyncRedis
 
-from channels import Channel, ChannelError, PermanentError, ReceiptStatus, TransientError, open_channels
+from channels import (
+    Channel,
+    ChannelError,
+    OutboundMessage,
+    PermanentError,
+    ReceiptStatus,
+    TransientError,
+    open_channels,
+)
 from config import Settings
 from dispatcher import dispatches
 from dispatcher.compose import compose
@@ -50,6 +59,8 @@ log = structlog.get_logger(__name__)
 CLAIMED = "claimed"
 #: What it answers, when only asked to check, for a delivery that may still go.
 READY = "ready"
+#: What it answers when the send may not depart yet under its limits: ``depart-in:<microseconds>``.
+DEPART_IN = "depart-in"
 NO_CONTACT = "the member has no such contact point any more"
 #: Seconds past the provider's timeout by which a send handed over has its answer (the event loop's lag).
 HANDED_MARGIN = 1.0
@@ -238,26 +249,53 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
                 return ready
             limits = limits_for(ctx.settings, channel, address) if address is not None else []
             await ctx.limits.wait_turn(limits, urgent=ctx.urgent)
-            claimed = await _claim(ctx, ref, member_id, mode=CLAIMED)
+            # Composed before the claim: what follows the claim, which departs, is only the request.
+            message = _compose(ctx, member, channel)
+            claimed, departure = await _claim_to_depart(ctx, ref, member_id, limits)
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
                 if claimed == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
                     await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
                 return claimed
             ctx.in_flight.add(ref)
-            if member is None or address is None:
+            if member is None or message is None:
                 return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
-            return await _attempt(ctx, ref, channel, member, limits, bound)
+            if departure is not None:
+                message = dataclasses.replace(message, slot=departure)
+            return await _attempt(ctx, ref, channel, member, message, bound)
     finally:
         ctx.held.discard(ref)
         ctx.in_flight.discard(ref)
 
 
-async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str) -> str:
-    """Run the claim script: ``READY`` checks only, ``CLAIMED`` hands the send over (see ``dispatcher.scripts``)."""
+def _compose(ctx: BatchContext, member: Member | None, channel: ChannelName) -> OutboundMessage | None:
+    if member is None:
+        return None
+    return compose(alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links)
+
+
+async def _claim_to_depart(ctx: BatchContext, ref: str, member_id: str, limits: list[Limit]) -> tuple[str, int | None]:
+    """Claim the send at the moment it may depart under its limits: the claim script checks cancel, opt-out
+    and TTL, and departs, in one step; while a late neighbour holds the limit back, it says how long to wait.
+    Returns the script's answer and the departure's number (under the first limit; None without limits)."""
+    while True:
+        answer = await _claim(ctx, ref, member_id, mode=CLAIMED, limits=limits)
+        kind, _, value = answer.partition(":")
+        if kind == DEPART_IN:
+            await asyncio.sleep(int(value) / 1_000_000)
+        elif kind == CLAIMED:
+            return CLAIMED, int(value) if value else None
+        else:
+            return answer, None
+
+
+async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str, limits: list[Limit] | None = None) -> str:
+    """Run the claim script: ``READY`` checks only, ``CLAIMED`` hands the send over and departs under
+    ``limits`` (see ``dispatcher.scripts``)."""
     now = now_ts()
+    meters = limits or []
     answer = await ctx.store.scripts.claim(
-        keys=[*ctx.delivery_keys(ref), ctx.keys.optouts()],
+        keys=[*ctx.delivery_keys(ref), ctx.keys.optouts(), *(ctx.keys.departures(limit.name) for limit in meters)],
         args=[
             ctx.alert.id,
             ref,
@@ -267,22 +305,20 @@ async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str) -> s
             now + ctx.settings.lease_seconds,
             "check" if mode == READY else "go",
             now + ctx.settings.provider_timeout + HANDED_MARGIN,
+            *(limit.interval_us for limit in meters),
         ],
     )
     return str(answer)
 
 
 async def _attempt(
-    ctx: BatchContext, ref: str, channel: ChannelName, member: Member, limits: list[Limit], bound: structlog.BoundLogger
+    ctx: BatchContext,
+    ref: str,
+    channel: ChannelName,
+    member: Member,
+    message: OutboundMessage,
+    bound: structlog.BoundLogger,
 ) -> str:
-    # The message is composed once the send is handed over: composing costs CPU, and done at once for
-    # a whole batch it would hold up the sends whose turn has come (the provider sees that jitter).
-    message = compose(alert=ctx.alert, plp=ctx.plp, relay=ctx.relay, member=member, channel=channel, links=ctx.links)
-    if message is None:
-        return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
-    departure = await ctx.limits.depart(limits)  # the last moment before the request is written
-    if departure is not None:
-        message = dataclasses.replace(message, slot=departure.number)
     provider = ctx.channels[channel]
     started = time.perf_counter()
     try:

@@ -169,7 +169,7 @@ async def _send(world: World, rates: dict[str, dict[Fault, float]], *, seed: int
     await world.start_processes("urgent", "general", "clock")
     alert_id = await world.alert([plp], "Cambriolage rue du Parc, voiture grise 1-ABC-123.")
     await world.finished(alert_id, timeout=180)
-    await world.twilio.callbacks_done(timeout=10)
+    await world.vendors.run(world.twilio.callbacks_done(timeout=10))
     await until(lambda: world.twilio.in_flight + world.smtp.in_flight == 0, timeout=15, what="late answers")
     return Outcome(alert_id, await world.deliveries(alert_id), _copies(world, alert_id))
 
@@ -213,8 +213,8 @@ async def _link_telegram(world: World, plp: str, chats: dict[str, int]) -> None:
         async with gate:
             path = f"/v1/plps/{plp}/members/{member_id}/telegram-link"
             issued = await post_json(world.client, path, None, headers=world.auth(), expect=201)
-            status, answer = await world.telegram.member_sends(
-                url, chat, issued["start_command"], secret=WEBHOOK_SECRET
+            status, answer = await world.vendors.run(
+                world.telegram.member_sends(url, chat, issued["start_command"], secret=WEBHOOK_SECRET)
             )
             assert status == 200, answer
 

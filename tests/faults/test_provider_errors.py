@@ -68,7 +68,7 @@ async def test_deliveries_end_sent_or_failed_with_a_reason_under_transient_provi
         await world.start_processes("urgent", "general", "clock")
         alert = await world.alert([every, first_works], "Vol à la tire au marché, soyez attentifs.")
         await world.finished(alert, timeout=30)
-        await world.twilio.callbacks_done(timeout=10)
+        await world.vendors.run(world.twilio.callbacks_done(timeout=10))
         await until(lambda: world.twilio.in_flight + world.smtp.in_flight == 0, timeout=5, what="late answers")
 
         shown = await world.deliveries(alert)

@@ -64,7 +64,7 @@ async def test_no_accepted_alert_is_lost_when_redis_restarts_during_the_fan_out_
                 for alert_id in alerts:
                     assert await world.finished(alert_id, timeout=30) is AlertStatus.COMPLETED
                 recovered = time.monotonic() - back
-            await world.twilio.callbacks_done(timeout=10)
+            await world.vendors.run(world.twilio.callbacks_done(timeout=10))
 
             records = {alert_id: world.records(alert_id) for alert_id in alerts}
             per_delivery = Counter((s.alert_id, s.ref) for s in world.sent())

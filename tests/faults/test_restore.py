@@ -69,7 +69,7 @@ async def test_a_copy_taken_mid_alert_restored_into_a_fresh_redis_lets_the_servi
             await world.start_processes("urgent", "general", "clock")
             assert await world.finished(alert_id, timeout=60) is AlertStatus.COMPLETED
             completed_after = time.monotonic() - started
-            await world.twilio.callbacks_done(timeout=10)
+            await world.vendors.run(world.twilio.callbacks_done(timeout=10))
 
             records = world.records(alert_id)
             per_delivery = Counter(s.ref for s in world.sent() if s.alert_id == alert_id)

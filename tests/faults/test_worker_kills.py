@@ -81,7 +81,7 @@ async def test_workers_killed_during_fan_out_and_sending_lose_nothing_and_count_
         figures.update(kills=len(kills))
         for alert_id in alerts:
             await world.finished(alert_id, timeout=30)
-        await world.twilio.callbacks_done(timeout=10)
+        await world.vendors.run(world.twilio.callbacks_done(timeout=10))
 
         records = {alert_id: world.records(alert_id) for alert_id in alerts}
         sent = world.sent()

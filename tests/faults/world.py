@@ -39,6 +39,7 @@ from dispatcher.logging import configure_logging
 from dispatcher.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
 from dispatcher.runtime import Runtime
 from dispatcher.store import new_id, split_delivery_id
+from tests.simulators.apart import VendorLoop
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -93,6 +94,7 @@ class World:
     base: str
     tokens: dict[str, str]
     ids: dict[str, str]
+    vendors: VendorLoop  # where Twilio's and Telegram's simulators run: their coroutines go through ``vendors.run``
 
     def auth(self, who: str = "admin") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -147,7 +149,9 @@ class World:
 
     async def opt_out_by_sms(self, e164: str) -> None:
         """The member texts STOP; returns once the service has recorded the opt-out."""
-        status, twiml = await self.twilio.incoming_sms(f"{self.base}/v1/webhooks/twilio/sms", e164, SMS_FROM, "STOP")
+        status, twiml = await self.vendors.run(
+            self.twilio.incoming_sms(f"{self.base}/v1/webhooks/twilio/sms", e164, SMS_FROM, "STOP")
+        )
         assert status == 200, twiml
 
     async def link_telegram(self, plp_id: str, member_id: str, chat_id: int) -> None:
@@ -169,7 +173,7 @@ class World:
         secret = self.settings.telegram_webhook_secret
         assert secret is not None, "open the world with telegram_webhook_secret=..."
         url = f"{self.base}/v1/webhooks/telegram"
-        return await self.telegram.member_sends(url, chat_id, text, secret=secret.get_secret_value())
+        return await self.vendors.run(self.telegram.member_sends(url, chat_id, text, secret=secret.get_secret_value()))
 
     async def cancel(self, alert_id: str) -> float:
         """The police cancel the alert through the API; returns the Unix time its answer (200) came back."""
@@ -226,11 +230,12 @@ class World:
         return found
 
     def requests_after(self, moment: float) -> list[tuple[str, str, float]]:
-        """(provider, recipient, Unix time) of every send request the SMS and Telegram simulators received after
-        ``moment``, whatever they answered (refused for the rate included)."""
+        """(provider, recipient, Unix time) of every alert message the SMS and Telegram simulators received after
+        ``moment``, whatever they answered (refused for the rate included). Not the answers to what members did
+        (a link confirmed, a STOP confirmed: Telegram messages without the alert's button)."""
         return [
             *(("twilio", to, at) for to, at in self.twilio.received if at > moment),
-            *(("telegram", chat, at) for chat, at in self.telegram.received if at > moment),
+            *(("telegram", chat, at) for chat, at in self.telegram.received_with_buttons if at > moment),
         ]
 
     def redispatched(self) -> dict[str, int]:
@@ -352,9 +357,10 @@ async def open_world(
     base = f"http://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     async with (
-        TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency) as twilio,
-        SmtpSimulator() as smtp,
-        TelegramSimulator(token=BOT_TOKEN, latency=latency) as telegram,
+        VendorLoop() as vendors,  # the HTTP providers' clocks run apart from the web app's loop, as a provider's do
+        vendors.serving(TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency)) as twilio,
+        SmtpSimulator() as smtp,  # aiosmtpd serves from a thread of its own already
+        vendors.serving(TelegramSimulator(token=BOT_TOKEN, latency=latency)) as telegram,
     ):
         smtp.latency = latency
         settings = Settings(
@@ -397,7 +403,7 @@ async def open_world(
         try:
             async with TestServer(create_app(runtime), port=port) as server, TestClient(server) as client:
                 tokens, ids = await _actors(client)
-                world = World(client, runtime, settings, twilio, smtp, telegram, workers, base, tokens, ids)
+                world = World(client, runtime, settings, twilio, smtp, telegram, workers, base, tokens, ids, vendors)
                 try:
                     yield world
                 finally:

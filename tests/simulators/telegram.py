@@ -94,6 +94,8 @@ class TelegramSimulator:
         self.injected: list[Injected] = []  # every fault acted out, in order
         self.in_flight = 0  # API calls received and not answered yet
         self.received: list[tuple[str, float]] = []  # (chat id, Unix time) of every sendMessage, whatever its answer
+        # the same, of the messages that carry an inline keyboard (an alert's "received" button), not answers
+        self.received_with_buttons: list[tuple[str, float]] = []
         self.ledger: list[ApiCall] = []
         self.meter: RateMeter | None = None  # the bot's rate, when enforced (sendMessage only)
         self.per_chat: float | None = None  # each chat's rate, when enforced (sendMessage only)
@@ -323,6 +325,8 @@ class TelegramSimulator:
         if method != "sendMessage" or "chat_id" not in params:
             return None
         self.received.append((str(params["chat_id"]), time.time()))
+        if "reply_markup" in params:
+            self.received_with_buttons.append(self.received[-1])
         if self.faults is None:
             return None
         key = (params["chat_id"], params.get("text", ""))

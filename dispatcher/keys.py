@@ -68,6 +68,10 @@ key                                    type    holds
 ``dispatch:<job id>``                  hash    what a waiting send job carries: alert, PLP, lane, refs (JSON), taken
 ``timers``                             zset    jobs to run at a time (retries aside), see ``dispatcher.clock``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
+``beats:<role>``                       zset    names of the processes of a role (``urgent``, ``general``, ``clock``),
+                                               by the time of their last heartbeat, see ``dispatcher.heartbeats``
+``beat:<role>:<name>``                 string  that process's pid, host and start, JSON (expires a day after its last
+                                               beat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
 =====================================  ======  =================================================
 """
@@ -228,6 +232,14 @@ class Keys:
 
     def clock_heartbeat(self) -> str:
         return f"{self.prefix}clock"
+
+    def beats(self, role: str) -> str:
+        """The processes of a role (``urgent``, ``general``, ``clock``) by the time of their last heartbeat."""
+        return f"{self.prefix}beats:{role}"
+
+    def beat(self, role: str, name: str) -> str:
+        """Who one process is: pid, host, start (JSON)."""
+        return f"{self.prefix}beat:{role}:{name}"
 
     def metrics(self) -> str:
         return f"{self.prefix}metrics"

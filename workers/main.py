@@ -87,7 +87,10 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     try:
         while True:
             _wait_for_redis(rt.rq_connection)
-            worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
+            try:
+                worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
+            except REDIS_DOWN:  # gone again between the ping and the worker's first command (its address)
+                continue
             try:
                 worked = worker.work(burst=burst, with_scheduler=False, logging_level="WARNING") or worked
             except REDIS_DOWN:  # RQ's teardown could not record the worker's death: Redis is gone

@@ -42,6 +42,8 @@ def status(as_json: bool) -> None:
         raise click.ClickException(
             f"Redis at {runtime.redis_url} does not answer ({exc}); start it, or set REDIS_URL to the service's Redis"
         ) from None
+    finally:
+        runtime.rq_connection.close()
     problems = service_health.problems(health, settings)
     if as_json:
         echo_json(service_health.report(health, settings))

@@ -5,8 +5,10 @@ while it waits: it waits on an in-process signal of this hub. The hub holds one 
 of its own, outside the pool, on the ``events`` channel, and, for each alert followed here, reads
 the alert's state and counters every ``POLL_SECONDS`` through the pool (one short pipeline,
 whatever the number of its followers). It wakes the followers of an alert when a status event
-names it or when what it read changed; each then reads its own snapshot, briefly, through the
-pool. 500 followers thus cost one connection, and one pipeline a second per alert followed.
+names it or when what it read changed. Woken, the followers of an alert share one reading of
+where it stands per part of it they see (``Follower.shared``), for a second at most, and only
+shape it for their role themselves. 500 followers thus cost one connection, one pipeline a
+second per alert followed, and one reading per change per part.
 
 The subscription is opened with the first follower and kept until the app stops; if Redis goes,
 it is opened again with backoff, and every follower is woken once it is back (an event may have
@@ -18,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import structlog
 from redis.asyncio import Redis as AsyncRedis
@@ -29,16 +33,36 @@ from dispatcher.keys import Keys
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
 #: An alert's counters are read this often while someone here follows it.
 POLL_SECONDS = 1.0
 #: Waits before subscribing again after Redis went: doubled each time up to the last.
 RESUBSCRIBE_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
+@dataclass
+class _Watch:
+    """The followers of one alert here, the poll that reads its counters for them all, and their shared readings."""
+
+    followers: set[Follower] = field(default_factory=set)
+    seen: object = None
+    poll: asyncio.Task[None] | None = None
+    #: reading key -> (when it began, monotonic; the reading), dropped at each change
+    readings: dict[Hashable, tuple[float, asyncio.Task[Any]]] = field(default_factory=dict)
+
+    def wake(self) -> None:
+        self.readings.clear()
+        for follower in self.followers:
+            follower.changed.set()
+
+
 @dataclass(eq=False)
 class Follower:
     """One follower of one alert: ``wait`` returns on the alert's next change, or after ``timeout`` seconds."""
 
+    watch: _Watch
+    max_age: float = POLL_SECONDS
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait(self, timeout: float) -> None:
@@ -46,18 +70,14 @@ class Follower:
             await asyncio.wait_for(self.changed.wait(), timeout=max(0.0, timeout))
         self.changed.clear()
 
-
-@dataclass
-class _Watch:
-    """The followers of one alert here, and the poll that reads its counters for them all."""
-
-    followers: set[Follower] = field(default_factory=set)
-    seen: object = None
-    poll: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        for follower in self.followers:
-            follower.changed.set()
+    async def shared(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``'s result, shared with the alert's other followers asking for the same ``key`` since its
+        last change (and ``max_age`` seconds at most): one reading for them all."""
+        found = self.watch.readings.get(key)
+        if found is None or found[1].cancelled() or time.monotonic() - found[0] > self.max_age:
+            found = (time.monotonic(), asyncio.ensure_future(read()))
+            self.watch.readings[key] = found
+        return cast(T, await asyncio.shield(found[1]))
 
 
 class AlertHub:
@@ -85,7 +105,7 @@ class AlertHub:
         if watch is None:
             watch = self._watches[alert_id] = _Watch()
             watch.poll = asyncio.create_task(self._poll(alert_id, watch), name=f"alert-hub-poll-{alert_id}")
-        follower = Follower()
+        follower = Follower(watch, max_age=self.poll_seconds)
         watch.followers.add(follower)
         try:
             yield follower

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -183,12 +184,20 @@ async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.Strea
     closing = call.request.app[HUB].closing
     started = written = time.monotonic()
     last, first = "", True
+    # Followers who see the same part of the alert the same way share each event, read and written once.
+    audience_key = (tuple(sorted(p.id for p in plps)), policy.sees_personal_data(call.who))
     while True:
-        snapshot = await _snapshot(call, alert, plps, with_acknowledgements=first)
-        fingerprint = snapshot.model_dump_json(exclude={"at", "acknowledgements"})
-        if fingerprint != last:
-            await response.write(f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n".encode())
-            last, first, written = fingerprint, False, time.monotonic()
+        if first:  # with the acknowledgements' times: this follower's own
+            event = _Event.of(await _snapshot(call, alert, plps, follower, with_acknowledgements=True))
+        else:
+            event = await follower.shared(
+                ("event", audience_key),
+                lambda: _event(call, alert, plps, follower),
+            )
+        if event.fingerprint != last:
+            await response.write(event.data)
+            last, first, written = event.fingerprint, False, time.monotonic()
+        snapshot = event.snapshot
         if _over(snapshot.alert) or closing.is_set() or time.monotonic() - started > STREAM_SECONDS:
             return
         transport = call.request.transport
@@ -198,6 +207,24 @@ async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.Strea
             await response.write(b": keep-alive\n\n")
             written = time.monotonic()
         await follower.wait(_until_next_look(snapshot.alert, written))
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A snapshot event, written: its text, and what it shows (its time aside) to compare with the last one."""
+
+    snapshot: AlertSnapshot
+    fingerprint: str
+    data: bytes
+
+    @classmethod
+    def of(cls, snapshot: AlertSnapshot) -> _Event:
+        fingerprint = snapshot.model_dump_json(exclude={"at", "acknowledgements"})
+        return cls(snapshot, fingerprint, f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n".encode())
+
+
+async def _event(call: Call, alert: Alert, plps: list[Plp], follower: Follower) -> _Event:
+    return _Event.of(await _snapshot(call, alert, plps, follower, with_acknowledgements=False))
 
 
 def _until_next_look(alert: AlertView, written: float) -> float:
@@ -215,11 +242,12 @@ def _over(alert: AlertView) -> bool:
     return alert.status is AlertStatus.DECLINED or datetime.now(UTC) >= alert.expires_at
 
 
-async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowledgements: bool) -> AlertSnapshot:
-    svc = services(call)
-    store = svc.store
-    view = AlertView.build(alert, await store.get_progress(alert.id), svc.runtime.settings)
-    count = await audience.headcount(store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
+async def _snapshot(
+    call: Call, alert: Alert, plps: list[Plp], follower: Follower, *, with_acknowledgements: bool
+) -> AlertSnapshot:
+    """Where the alert stands for the caller: read once for every follower of the same part of it (the hub)."""
+    store = services(call).store
+    view, count = await follower.shared(tuple(sorted(p.id for p in plps)), lambda: _standing(call, alert, plps))
     times = None
     if with_acknowledgements:
         members = (await audience.audience(store, alert.id, [p.id for p in plps])).acknowledged
@@ -236,3 +264,11 @@ async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowled
         acknowledgements=times,
     )
     return policy.visible_to(call.who, snapshot)
+
+
+async def _standing(call: Call, alert: Alert, plps: list[Plp]) -> tuple[AlertView, audience.Headcount]:
+    """The alert's view (before the caller's field policy) and its headcount in these PLPs."""
+    svc = services(call)
+    view = AlertView.build(alert, await svc.store.get_progress(alert.id), svc.runtime.settings)
+    count = await audience.headcount(svc.store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
+    return view, count

@@ -1,4 +1,4 @@
-"""The health of the work queues, read in two Redis round trips: for ``plp status``, readiness, metrics.
+"""The health of the work queues, read in two Redis round trips: for ``plp status``, ``/v1/status``, metrics.
 
 Per lane (urgent, general): jobs waiting, how long the next one has waited, RQ's scheduled,
 started and failed registries, and the workers alive for it. Plus whether the clock is

@@ -326,6 +326,13 @@ class Settings(BaseSettings):
         validation_alias=_env("PLP_REDIS_MAX_CONNECTIONS"),
         description="Redis connections a process opens at most; beyond, callers wait for a free one.",
     )
+    redis_pool_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("PLP_REDIS_POOL_TIMEOUT"),
+        description="Seconds a caller waits for a free pooled Redis connection before it is an error (503).",
+    )
     clock_interval: float = Field(
         default=0.5, gt=0, le=10, validation_alias=_env("PLP_CLOCK_INTERVAL"), description="Seconds between sweeps."
     )
@@ -380,6 +387,23 @@ class Settings(BaseSettings):
     )
     rate_limit_per_address_burst: int = Field(
         default=120, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS_BURST"), description="Requests at once."
+    )
+    urgent_wait_alarm: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("PLP_URGENT_WAIT_ALARM"),
+        description="Seconds the next urgent job may wait before plp status, /v1/status and metrics call it late.",
+    )
+    heartbeat_file: Path | None = Field(
+        default=None,
+        validation_alias=_env("PLP_HEARTBEAT_FILE"),
+        description="File a worker or the clock rewrites every few seconds, for `plp probe` (default: in /tmp).",
+    )
+    notify_socket: str | None = Field(
+        default=None,
+        validation_alias=_env("NOTIFY_SOCKET"),
+        description="systemd's notification socket (set by systemd): workers and the clock send WATCHDOG=1 to it.",
     )
     metrics_token: SecretStr | None = Field(
         default=None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import redis
 import structlog
 
 from dispatcher import dispatches, queues, retention
+from dispatcher.heartbeats import Heartbeat, Role
 from dispatcher.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
 from dispatcher.models import Alert, DeliveryStatus, Urgency
 from dispatcher.runtime import Runtime
@@ -88,12 +90,24 @@ def tick(rt: Runtime) -> Tick:
 
 
 def run(rt: Runtime, *, stop_after: float | None = None) -> None:
-    """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds)."""
+    """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds).
+
+    The loop beats (``dispatcher.heartbeats``), Redis or not: a clock stuck in a sweep stops beating.
+    """
+    heartbeat = Heartbeat(rt, Role.CLOCK, uuid.uuid4().hex)
+    try:
+        _sweep_until(rt, heartbeat, stop_after)
+    finally:
+        heartbeat.leave()
+
+
+def _sweep_until(rt: Runtime, heartbeat: Heartbeat, stop_after: float | None) -> None:
     started = time.monotonic()
     log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
     outage: float | None = None  # when Redis stopped answering, logged once per outage
     scheduled = False
     while stop_after is None or time.monotonic() - started < stop_after:
+        heartbeat.beat()
         try:
             if not scheduled:  # at the first sweep that reaches Redis: the clock may start before it
                 retention.schedule_first(rt)

@@ -72,6 +72,10 @@ key                                    type    holds
 ``reply-out:<id>``                     hash    an answer to a member waiting to go: channel, address, text, language,
                                                lease, attempts (expires after an hour), see ``dispatcher.replies``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
+``beats:<role>``                       zset    names of the processes of a role (``urgent``, ``general``, ``clock``),
+                                               by the time of their last heartbeat, see ``dispatcher.heartbeats``
+``beat:<role>:<name>``                 string  that process's pid, host and start, JSON (expires a day after its last
+                                               beat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``dispatcher.scripts``
 ``data-version``                       hash    the format of everything above: ``version``, the release that stamped it
                                                (``by``), when (``at``); see ``dispatcher.migrations``
@@ -243,6 +247,14 @@ class Keys:
 
     def clock_heartbeat(self) -> str:
         return f"{self.prefix}clock"
+
+    def beats(self, role: str) -> str:
+        """The processes of a role (``urgent``, ``general``, ``clock``) by the time of their last heartbeat."""
+        return f"{self.prefix}beats:{role}"
+
+    def beat(self, role: str, name: str) -> str:
+        """Who one process is: pid, host, start (JSON)."""
+        return f"{self.prefix}beat:{role}:{name}"
 
     def metrics(self) -> str:
         return f"{self.prefix}metrics"

@@ -27,6 +27,7 @@ from channels.email import SmtpChannel
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
+from dispatcher.health import OUTBOX, Concern, problems
 from dispatcher.queues import QueueHealth, queue_health
 from dispatcher.runtime import Runtime
 from dispatcher.scripts import ALERT_SECONDS_BOUNDS, SEND_SECONDS_BOUNDS
@@ -103,6 +104,7 @@ class RedisCollector(Collector):
         yield _gauge("redis_up", "1 if Redis answered this scrape, else 0 (nothing else is shown then).", [], [([], 1)])
         yield from counter_families(raw)
         yield from queue_families(health)
+        yield from problem_families(health, self.runtime)
 
 
 def render(runtime: Runtime) -> bytes:
@@ -245,10 +247,41 @@ def queue_families(health: QueueHealth) -> Iterator[Metric]:
             "clock_last_sweep_age_seconds", "Seconds since the clock's last sweep.", [], [([], clock.last_sweep_age)]
         )
     yield _gauge(
+        "clocks_alive",
+        "Clock processes whose heartbeat is recent (dispatcher.heartbeats).",
+        [],
+        [([], len(health.clocks))],
+    )
+    yield _gauge(
+        "provider_consecutive_failures",
+        "A provider's last calls in a row that failed for a reason of its own (an outage, an error, credentials "
+        "refused); 0 once it answers again.",
+        ["channel", "provider"],
+        [([p.channel, p.provider], p.failures) for p in health.providers],
+    )
+    yield _gauge(
+        "channel_outbox",
+        "1 if the channel is served by the outbox file (no credentials), not by a provider.",
+        ["channel"],
+        [([channel], int(served_by == OUTBOX)) for channel, served_by in sorted(health.channels.items())],
+    )
+    yield _gauge(
         "provider_limit_per_second",
         "Sends per second the workers allow themselves under a provider's limit.",
         ["channel", "limit"],
         [([lim.channel, lim.name], lim.per_second) for lim in health.limits],
+    )
+
+
+def problem_families(health: QueueHealth, runtime: Runtime) -> Iterator[Metric]:
+    """``plp_problem``: 1 for each problem ``plp status`` and ``/v1/status`` report (``dispatcher.health``), else 0."""
+    found = {problem.concern for problem in problems(health, runtime.settings)}
+    yield _gauge(
+        "problem",
+        "1 while a problem plp status reports holds: no_urgent_worker, urgent_late, no_general_worker, "
+        "clock_stopped, provider_failing.",
+        ["problem"],
+        [([concern.value], int(concern in found)) for concern in Concern],
     )
 
 

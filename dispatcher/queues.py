@@ -1,25 +1,32 @@
-"""The health of the work queues, read in two Redis round trips: for ``plp status``, readiness, metrics.
+"""The health of the work queues, read in two Redis round trips: for ``plp status``, ``/v1/status``, metrics.
 
 Per lane (urgent, general): jobs waiting, how long the next one has waited, RQ's scheduled,
 started and failed registries, and the workers alive for it. Plus whether the clock is
 sweeping, and the provider limits the workers pace their sends under.
 
-*Alive* is RQ's own notion: a worker's key exists, which its heartbeats keep alive (for
-``worker_ttl + 60`` s after the last one; a worker that stops cleanly removes it at once).
-A general worker serves the urgent queue too, so it counts for both lanes.
+*Alive* is the process's own heartbeat (``dispatcher.heartbeats``): a worker or clock whose last
+beat is under ``STALE_SECONDS`` old. RQ's worker key is no guide (a busy worker's lives for its
+job's timeout + 60 s after a crash); its ``state`` (idle, busy) is shown beside the beat. A general
+worker serves the urgent queue too, so it counts for both lanes. Processes that stopped beating
+without a clean stop are listed as ``lost`` for a day.
+
+Each provider's recent health comes from the send scripts (``dispatcher.scripts``): how many of
+its calls in a row failed for a reason of its own (an outage, an error, credentials refused).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rq import Worker
 from rq.utils import utcparse
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from channels import describe_channels
 from config import Settings
+from dispatcher.heartbeats import FORGET_SECONDS, Beat, Role, beat_of
 from dispatcher.limits import limits_for
 from dispatcher.models import ChannelName
 from dispatcher.runtime import Runtime
@@ -33,13 +40,35 @@ CLOCK_STALE_MIN = 10.0
 CLOCK_HEARTBEAT_TTL = 86400
 
 
+#: A provider whose last calls, this many in a row, all failed for a reason of its own is failing.
+PROVIDER_FAILING_STREAK = 3
+
+
 @dataclass(frozen=True)
 class WorkerHealth:
-    """One live RQ worker: its name, state (``idle``, ``busy``...) and seconds since its last heartbeat."""
+    """One live worker: its name, RQ's state (``idle``, ``busy``... ``unknown``), seconds since its last beat."""
 
     name: str
     state: str
     heartbeat_age: float | None
+    pid: int | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """A provider's calls for one channel: ``failures`` in a row (of its own making), the last ones' times."""
+
+    channel: str
+    provider: str
+    failures: int
+    last_failure: str | None  # the kind of the last failure (``transient``, ``not_configured``, ``internal``)
+    last_failure_age: float | None
+    last_success_age: float | None
+
+    @property
+    def failing(self) -> bool:
+        return self.failures >= PROVIDER_FAILING_STREAK
 
 
 @dataclass(frozen=True)
@@ -87,6 +116,9 @@ class QueueHealth:
     clock: ClockHealth
     limits: tuple[ProviderLimit, ...]
     channels: dict[str, str]  # channel -> class serving it (``OutboxChannel`` when not configured)
+    clocks: tuple[Beat, ...] = ()  # the clock processes beating
+    lost: tuple[Beat, ...] = ()  # workers and clocks that stopped beating without a clean stop (a day at most)
+    providers: tuple[ProviderHealth, ...] = ()
 
     def lane(self, name: str) -> LaneHealth:
         """The lane called ``name`` (``urgent`` or ``general``); ``KeyError`` otherwise."""
@@ -102,20 +134,23 @@ class QueueHealth:
                 for lane in self.lanes
             ],
             "clock": asdict(self.clock),
+            "clocks": [asdict(beat) for beat in self.clocks],
+            "lost": [asdict(beat) for beat in self.lost],
             "limits": [asdict(limit) for limit in self.limits],
+            "providers": [{**asdict(p), "failing": p.failing} for p in self.providers],
             "channels": dict(self.channels),
         }
 
 
 def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
-    """Read the queues, workers and clock of ``runtime`` (synchronous; two pipelined round trips).
+    """Read the queues, workers, clock and providers of ``runtime`` (synchronous; two pipelined round trips).
 
     Ages are counted up to ``now`` (Unix time; default: this moment). Raises
     ``redis.RedisError`` (or ``OSError``) when Redis cannot be reached.
     """
     now = time.time() if now is None else now
     queues = {"urgent": runtime.urgent_queue, "general": runtime.general_queue}
-    conn = runtime.rq_connection
+    conn, keys = runtime.rq_connection, runtime.keys
     with conn.pipeline(transaction=False) as pipe:
         for queue in queues.values():
             pipe.llen(queue.key)
@@ -123,22 +158,29 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
             pipe.zcard(queue.scheduled_job_registry.key)
             pipe.zcount(queue.started_job_registry.key, now, "+inf")  # scores are deadlines: past ones are stale
             pipe.zcount(queue.failed_job_registry.key, now, "+inf")
-            pipe.smembers(WORKERS_BY_QUEUE_KEY % queue.name)
-        pipe.get(runtime.keys.clock_heartbeat())
+        for role in Role:
+            pipe.zrangebyscore(keys.beats(role.value), now - FORGET_SECONDS, "+inf", withscores=True)
+        pipe.hgetall(keys.metrics())
+        pipe.get(keys.clock_heartbeat())
         first = pipe.execute()
-    per_queue = [first[i : i + 6] for i in range(0, 6 * len(queues), 6)]
+    per_queue = [first[i : i + 5] for i in range(0, 5 * len(queues), 5)]
     heads = [[_text(j) for j in row[1]] for row in per_queue]
-    workers = [sorted(_text(w) for w in row[5]) for row in per_queue]
+    listed = {
+        role: [(_text(name), float(score)) for name, score in found]
+        for role, found in zip(Role, first[5 * len(queues) : -2], strict=True)
+    }
     with conn.pipeline(transaction=False) as pipe:
         for queue, ids in zip(queues.values(), heads, strict=True):
             for job_id in ids:
                 pipe.hget(queue.job_class.key_for(job_id), "enqueued_at")
-        for keys in workers:
-            for key in keys:
-                pipe.hmget(key, ["state", "last_heartbeat"])
+        for role, names in listed.items():
+            for name, _ in names:
+                pipe.get(keys.beat(role.value, name))
+                pipe.hget(f"{Worker.redis_worker_namespace_prefix}{name}", "state")
         second = iter(pipe.execute())
     enqueued = [[next(second) for _ in ids] for ids in heads]
-    states = [[next(second) for _ in keys] for keys in workers]
+    beats = {role: [_beat(role, name, score, second, now) for name, score in names] for role, names in listed.items()}
+    workers = {role: tuple(w for w, beat in found if beat.alive) for role, found in beats.items()}
     lanes = tuple(
         LaneHealth(
             lane=lane,
@@ -148,18 +190,57 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
             scheduled=int(row[2]),
             started=int(row[3]),
             failed=int(row[4]),
-            workers=_alive(keys, found, now),
+            workers=workers[Role.URGENT] + workers[Role.GENERAL] if lane == "urgent" else workers[Role.GENERAL],
         )
-        for (lane, queue), row, times, keys, found in zip(
-            queues.items(), per_queue, enqueued, workers, states, strict=True
-        )
+        for (lane, queue), row, times in zip(queues.items(), per_queue, enqueued, strict=True)
     )
     return QueueHealth(
         lanes=lanes,
         clock=_clock(runtime.settings, first[-1], now),
         limits=provider_limits(runtime.settings),
         channels=describe_channels(runtime.settings),
+        clocks=tuple(beat for _, beat in beats[Role.CLOCK] if beat.alive),
+        lost=tuple(beat for found in beats.values() for _, beat in found if not beat.alive),
+        providers=provider_health(first[-2], now),
     )
+
+
+def _beat(role: Role, name: str, score: float, read: Iterator[Any], now: float) -> tuple[WorkerHealth, Beat]:
+    beat = beat_of(role.value, name, score, next(read), now)
+    state = next(read)
+    worker = WorkerHealth(
+        name=name, state=_text(state) if state else "unknown", heartbeat_age=beat.age, pid=beat.pid, host=beat.host
+    )
+    return worker, beat
+
+
+def provider_health(metrics: dict[bytes, bytes] | dict[str, str], now: float) -> tuple[ProviderHealth, ...]:
+    """Each provider's recent calls, from the fields ``dispatcher.scripts`` keeps in the metrics hash."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for raw_field, raw_value in metrics.items():
+        kind, _, labels = _text(raw_field).partition("|")
+        if kind in _PROVIDER_FIELDS:
+            channel, _, provider = labels.partition("|")
+            found.setdefault((channel, provider), {})[kind] = _text(raw_value)
+    return tuple(
+        ProviderHealth(
+            channel=channel,
+            provider=provider,
+            failures=int(fields.get("pf", "0")),
+            last_failure=fields.get("pfk"),
+            last_failure_age=_age_of(fields.get("pft"), now),
+            last_success_age=_age_of(fields.get("pok"), now),
+        )
+        for (channel, provider), fields in sorted(found.items())
+    )
+
+
+#: The metrics hash's provider fields: failures in a row, the last failure's kind and time, the last success's time.
+_PROVIDER_FIELDS = ("pf", "pfk", "pft", "pok")
+
+
+def _age_of(at: str | None, now: float) -> float | None:
+    return None if at is None else max(0.0, now - float(at))
 
 
 def urgent_workers_alive(runtime: Runtime) -> int:
@@ -214,16 +295,6 @@ def _oldest_age(enqueued: list[bytes | None], now: float) -> float | None:
     return None
 
 
-def _alive(keys: list[str], found: list[list[bytes | None]], now: float) -> tuple[WorkerHealth, ...]:
-    workers = []
-    for key, (state, beat) in zip(keys, found, strict=True):
-        if state is None and beat is None:  # its key expired: a worker that died without unregistering
-            continue
-        age = None if beat is None else max(0.0, now - utcparse(_text(beat)).timestamp())
-        workers.append(WorkerHealth(name=key.rpartition(":")[2], state=_text(state or b"starting"), heartbeat_age=age))
-    return tuple(workers)
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -231,10 +302,12 @@ def _text(value: bytes | str) -> str:
 __all__ = [
     "ClockHealth",
     "LaneHealth",
+    "ProviderHealth",
     "ProviderLimit",
     "QueueHealth",
     "WorkerHealth",
     "clock_stale_after",
+    "provider_health",
     "provider_limits",
     "queue_health",
     "record_clock_sweep",

@@ -92,16 +92,27 @@ class Runtime:
     def async_redis(self) -> AsyncRedis:
         """A new asyncio client for the running event loop (a worker keeps one; RQ's own async jobs each get one).
 
-        Its pool holds at most PLP_REDIS_MAX_CONNECTIONS connections; callers beyond wait for a
-        free one rather than fail, so a burst of webhooks or sends queues instead of erring.
+        Its pool holds at most PLP_REDIS_MAX_CONNECTIONS connections; callers beyond wait for a free
+        one, so a burst of webhooks or sends queues instead of erring, but for PLP_REDIS_POOL_TIMEOUT
+        seconds at most: then ``redis.ConnectionError`` (a 503 from the API), never a hang. Nothing holds
+        a pooled connection while it waits for something (live follow has ``async_subscriber``).
         """
         pool = BlockingConnectionPool.from_url(
             self.redis_url,
             decode_responses=True,
             max_connections=self.settings.redis_max_connections,
-            timeout=None,
+            timeout=self.settings.redis_pool_timeout,
             # given, so that no new connection reads the package's metadata from disk again
             driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), ASYNC_REDIS_RETRIES),
         )
         return AsyncRedis.from_pool(pool)
+
+    def async_subscriber(self) -> AsyncRedis:
+        """A new asyncio client of its own, outside the pool, for one long-lived subscription (``api.hub``)."""
+        return AsyncRedis.from_url(
+            self.redis_url,
+            decode_responses=True,
+            max_connections=1,
+            driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+        )

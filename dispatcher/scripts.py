@@ -18,6 +18,12 @@ field                               counts
 ``r|<channel>|<urgency>``           deliveries handed over (first ``sent`` or ``delivered``)
 ``a|<channel>|<urgency>``           deliveries acknowledged (first time)
 ``s|<channel>|<provider>|<kind>``   send attempts by outcome (``ok`` or the kind of error)
+``pf|<channel>|<provider>``         the provider's calls in a row that failed for a reason of its own (an outage,
+                                    an error, credentials refused); an answer (``ok`` or a refused recipient)
+                                    sets it to 0, a rate limit leaves it
+``pfk|<channel>|<provider>``        the kind of its last such failure
+``pft|<channel>|<provider>``        the Unix time of its last such failure
+``pok|<channel>|<provider>``        the Unix time of its last answer
 ``dup|<channel>|<cause>``           sends made again after one that may have reached the provider:
                                     ``taken_over`` from a worker that died (or stalled) during it,
                                     ``in_doubt`` after a failure that left it in doubt
@@ -81,8 +87,17 @@ local function count_send(metrics_key, channel, first)
   local provider = ARGV[first]
   if not metrics_key or not provider or provider == '' then return end
   local labels = channel .. '|' .. provider
-  redis.call('HINCRBY', metrics_key, 's|' .. labels .. '|' .. ARGV[first + 1], 1)
+  local outcome = ARGV[first + 1]
+  redis.call('HINCRBY', metrics_key, 's|' .. labels .. '|' .. outcome, 1)
   observe(metrics_key, 'send', labels, SEND_BOUNDS, tonumber(ARGV[first + 2]))
+  local clock = redis.call('TIME')
+  local now = clock[1] .. '.' .. string.format('%06d', tonumber(clock[2]))
+  if outcome == 'ok' or outcome == 'permanent' then  -- the provider answered (a refusal is the recipient's)
+    redis.call('HSET', metrics_key, 'pf|' .. labels, 0, 'pok|' .. labels, now)
+  elseif outcome ~= 'rate_limited' then  -- an outage, an error, refused credentials: the provider's own
+    redis.call('HINCRBY', metrics_key, 'pf|' .. labels, 1)
+    redis.call('HSET', metrics_key, 'pfk|' .. labels, outcome, 'pft|' .. labels, now)
+  end
 end
 
 local function advance_alert(state_key, events_key, alert_id, new, now, metrics_key)

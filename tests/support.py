@@ -83,6 +83,7 @@ class Workers:
             "PLP_DATA_DIR": str(self.settings.data_dir),
             "PLP_LOG_FORMAT": "json",
             "PLP_LOG_LEVEL": "WARNING",
+            "PLP_HEARTBEAT_FILE": str(self.heartbeat_file(len(self.processes))),
             **extra_env,
         }
         command = ["clock"] if lane == "clock" else ["worker", lane]
@@ -95,6 +96,10 @@ class Workers:
         self.roles[process.pid] = lane
         self.extra_env[process.pid] = dict(extra_env)
         return process
+
+    def heartbeat_file(self, index: int) -> Path:
+        """The heartbeat file (``plp probe``) of the ``index``-th process started, unless the test set another."""
+        return self.settings.data_dir / f"process-{index}.heartbeat"
 
     def start_clock(self, **extra_env: str) -> subprocess.Popen[bytes]:
         """Start ``plp clock``: due retries, and the work of dead workers, handed back to the workers."""

@@ -9,12 +9,16 @@ result being written), so ``run_worker`` waits for Redis to answer again, with b
 starts the work loop again under the same name. The outage is logged once when it starts and
 once when it ends; the batches still sending on the process loop carry on meanwhile (their
 holds and leases keep their work safe whatever happens).
+
+A worker beats every few seconds from a thread of its own (``dispatcher.heartbeats``): in Redis,
+for ``plp status`` and the metrics, in a file for ``plp probe worker``, and to systemd's watchdog.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -24,12 +28,13 @@ from rq import SimpleWorker, Worker
 
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
+from dispatcher.heartbeats import Heartbeat, Role
 from dispatcher.runtime import Runtime
 from workers.loop import drain_process_loop
 
 log = structlog.get_logger(__name__)
 
-WORKER_TTL = 60  # seconds; RQ renews it every 45 s while idle, and covers each job's timeout while busy
+WORKER_TTL = 60  # seconds; RQ renews its key every 45 s while idle (liveness is our heartbeat: dispatcher.heartbeats)
 #: Waits between two attempts to reach Redis again after an outage: doubled each time up to the last.
 RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
@@ -75,14 +80,17 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
         channels=describe_channels(settings),
     )
     announce_channels(settings)
-    worked, name = False, None
+    # The same name across outages (the same worker again, not a new one beside a ghost), and for its heartbeat.
+    worked, name = False, uuid.uuid4().hex
+    heartbeat = Heartbeat(rt, Role(lane.value), name)
+    heartbeat.run_in_thread()  # whether a worker lives is its own beat's business, not RQ's key's (see heartbeats)
     try:
         while True:
             _wait_for_redis(rt.rq_connection)
-            # A worker's key lives WORKER_TTL seconds past its last heartbeat: a killed worker stops counting
-            # as alive (readiness, ``plp status``) within a minute instead of RQ's default eight.
-            worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
-            name = worker.name  # the same worker again after an outage, not a new one beside a ghost
+            try:
+                worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
+            except REDIS_DOWN:  # gone again between the ping and the worker's first command (its address)
+                continue
             try:
                 worked = worker.work(burst=burst, with_scheduler=False, logging_level="WARNING") or worked
             except REDIS_DOWN:  # RQ's teardown could not record the worker's death: Redis is gone
@@ -96,6 +104,7 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
             _forget(worker)
     finally:
         drain_process_loop()  # the batches still sending end before the process does
+        heartbeat.leave()
 
 
 def _exit(signum: int, frame: Any) -> None:

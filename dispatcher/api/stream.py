@@ -3,7 +3,8 @@
 ``GET /v1/alerts/{id}/events`` answers ``text/event-stream``: a ``snapshot`` event at once
 (with the time of every member's first acknowledgement, for the chart), then another each
 time the alert changes (its status events on the Redis channel ``events``, and its counters,
-read every second). It ends once nothing more can change: the alert ended and its
+read every second), as this web process's hub (``dispatcher.api.hub``) tells it: a follower
+holds no Redis connection while it waits. It ends once nothing more can change: the alert ended and its
 time-to-live passed (members acknowledge a completed alert until then), or it was declined.
 The stream is bounded all the same: it ends after ``STREAM_SECONDS``, when the client leaves
 and when the service shuts down, and clients reconnect while the alert is not over.
@@ -13,24 +14,21 @@ as for every other call and never in a URL.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from dispatcher import audience, policy
 from dispatcher.api import guards
+from dispatcher.api.hub import AlertHub, Follower
 from dispatcher.api.problems import redis_unavailable
 from dispatcher.api.routing import Call, Reply
-from dispatcher.api.services import api, services
+from dispatcher.api.services import SERVICES, api, services
 from dispatcher.api.views import AlertView, Query
 from dispatcher.models import FINAL_ALERT, Alert, AlertStatus, ChannelName, DeliveryStatus, Plp
 
@@ -38,8 +36,6 @@ log = structlog.get_logger(__name__)
 
 #: A stream ends after this many seconds even if the alert goes on; the client reconnects.
 STREAM_SECONDS = 600.0
-#: The counters are read this often between status events.
-POLL_SECONDS = 1.0
 #: A comment line keeps idle connections (and proxies) open this often.
 KEEPALIVE_SECONDS = 15.0
 
@@ -83,24 +79,24 @@ class AlertSnapshot(BaseModel):
     )
 
 
-@dataclass
-class Streams:
-    """The open event streams of one app, ended together when it shuts down."""
-
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-STREAMS = web.AppKey("event_streams", Streams)
+HUB = web.AppKey("alert_hub", AlertHub)
 
 
 def install(app: web.Application) -> None:
-    """Let the app end its event streams on shutdown, instead of waiting for them."""
-    app[STREAMS] = Streams()
+    """Give the app its hub (after its Redis clients), and end its event streams on shutdown, not wait for them."""
 
-    async def close(app: web.Application) -> None:
-        app[STREAMS].closing.set()
+    async def hub(app: web.Application) -> AsyncIterator[None]:
+        svc = app[SERVICES]
+        app[HUB] = AlertHub(svc.store.redis, svc.runtime.async_subscriber, svc.runtime.keys)
+        yield
+        await app[HUB].close()
 
-    app.on_shutdown.append(close)
+    async def shut_down(app: web.Application) -> None:
+        if HUB in app:
+            app[HUB].shut_down()
+
+    app.cleanup_ctx.append(hub)
+    app.on_shutdown.append(shut_down)
 
 
 def _plps_in_scope(call: Call) -> tuple[Alert, list[Plp]]:
@@ -171,11 +167,9 @@ async def alert_events(call: Call) -> web.StreamResponse:
         }
     )
     await response.prepare(call.request)
-    svc = services(call)
-    pubsub = svc.store.redis.pubsub()
     try:
-        await pubsub.subscribe(svc.runtime.keys.events())
-        await _follow(call, alert, plps, response, pubsub)
+        async with call.request.app[HUB].follow(alert.id) as follower:
+            await _follow(call, alert, plps, response, follower)
     except ConnectionResetError:
         log.debug("stream.client_left", alert_id=alert.id)
     except Exception as exc:
@@ -183,22 +177,27 @@ async def alert_events(call: Call) -> web.StreamResponse:
             raise
         # The answer has begun: no 503 can be sent now. The stream ends; the client reconnects.
         log.warning("stream.redis_unavailable", alert_id=alert.id, error=type(exc).__name__)
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await pubsub.aclose()
     return response
 
 
-async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.StreamResponse, pubsub: PubSub) -> None:
-    closing = call.request.app[STREAMS].closing
+async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.StreamResponse, follower: Follower) -> None:
+    closing = call.request.app[HUB].closing
     started = written = time.monotonic()
     last, first = "", True
+    # Followers who see the same part of the alert the same way share each event, read and written once.
+    audience_key = (tuple(sorted(p.id for p in plps)), policy.sees_personal_data(call.who))
     while True:
-        snapshot = await _snapshot(call, alert, plps, with_acknowledgements=first)
-        fingerprint = snapshot.model_dump_json(exclude={"at", "acknowledgements"})
-        if fingerprint != last:
-            await response.write(f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n".encode())
-            last, first, written = fingerprint, False, time.monotonic()
+        if first:  # with the acknowledgements' times: this follower's own
+            event = _Event.of(await _snapshot(call, alert, plps, follower, with_acknowledgements=True))
+        else:
+            event = await follower.shared(
+                ("event", audience_key),
+                lambda: _event(call, alert, plps, follower),
+            )
+        if event.fingerprint != last:
+            await response.write(event.data)
+            last, first, written = event.fingerprint, False, time.monotonic()
+        snapshot = event.snapshot
         if _over(snapshot.alert) or closing.is_set() or time.monotonic() - started > STREAM_SECONDS:
             return
         transport = call.request.transport
@@ -207,7 +206,32 @@ async def _follow(call: Call, alert: Alert, plps: list[Plp], response: web.Strea
         if time.monotonic() - written > KEEPALIVE_SECONDS:
             await response.write(b": keep-alive\n\n")
             written = time.monotonic()
-        await _next_change(pubsub, alert.id, closing)
+        await follower.wait(_until_next_look(snapshot.alert, written))
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A snapshot event, written: its text, and what it shows (its time aside) to compare with the last one."""
+
+    snapshot: AlertSnapshot
+    fingerprint: str
+    data: bytes
+
+    @classmethod
+    def of(cls, snapshot: AlertSnapshot) -> _Event:
+        fingerprint = snapshot.model_dump_json(exclude={"at", "acknowledgements"})
+        return cls(snapshot, fingerprint, f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n".encode())
+
+
+async def _event(call: Call, alert: Alert, plps: list[Plp], follower: Follower) -> _Event:
+    return _Event.of(await _snapshot(call, alert, plps, follower, with_acknowledgements=False))
+
+
+def _until_next_look(alert: AlertView, written: float) -> float:
+    """Seconds to wait at most for a change: until the next keep-alive, or the alert's time-to-live."""
+    keepalive = KEEPALIVE_SECONDS - (time.monotonic() - written)
+    expiry = (alert.expires_at - datetime.now(UTC)).total_seconds()
+    return max(0.05, min(keepalive, expiry + 0.05) if expiry > -1 else keepalive)
 
 
 def _over(alert: AlertView) -> bool:
@@ -218,27 +242,12 @@ def _over(alert: AlertView) -> bool:
     return alert.status is AlertStatus.DECLINED or datetime.now(UTC) >= alert.expires_at
 
 
-async def _next_change(pubsub: PubSub, alert_id: str, closing: asyncio.Event) -> None:
-    """Return on the alert's next status event, at shutdown, or after ``POLL_SECONDS``."""
-    deadline = time.monotonic() + POLL_SECONDS
-    while (left := deadline - time.monotonic()) > 0 and not closing.is_set():
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
-        if message is not None and _about(message.get("data"), alert_id):
-            return
-
-
-def _about(data: object, alert_id: str) -> bool:
-    try:
-        return bool(json.loads(str(data)).get("alert_id") == alert_id)
-    except (ValueError, AttributeError):
-        return False
-
-
-async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowledgements: bool) -> AlertSnapshot:
-    svc = services(call)
-    store = svc.store
-    view = AlertView.build(alert, await store.get_progress(alert.id), svc.runtime.settings)
-    count = await audience.headcount(store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
+async def _snapshot(
+    call: Call, alert: Alert, plps: list[Plp], follower: Follower, *, with_acknowledgements: bool
+) -> AlertSnapshot:
+    """Where the alert stands for the caller: read once for every follower of the same part of it (the hub)."""
+    store = services(call).store
+    view, count = await follower.shared(tuple(sorted(p.id for p in plps)), lambda: _standing(call, alert, plps))
     times = None
     if with_acknowledgements:
         members = (await audience.audience(store, alert.id, [p.id for p in plps])).acknowledged
@@ -255,3 +264,11 @@ async def _snapshot(call: Call, alert: Alert, plps: list[Plp], *, with_acknowled
         acknowledgements=times,
     )
     return policy.visible_to(call.who, snapshot)
+
+
+async def _standing(call: Call, alert: Alert, plps: list[Plp]) -> tuple[AlertView, audience.Headcount]:
+    """The alert's view (before the caller's field policy) and its headcount in these PLPs."""
+    svc = services(call)
+    view = AlertView.build(alert, await svc.store.get_progress(alert.id), svc.runtime.settings)
+    count = await audience.headcount(svc.store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
+    return view, count

@@ -295,13 +295,86 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: Redis answers and a worker serves the urgent queue; what is wrong otherwise."""
+    """Readiness: this web process can serve (Redis answers); why not otherwise. Other processes play no part."""
 
     status: str  # "ok" or "unavailable"
     redis: str  # "ok" or "unreachable: <error>"
-    workers: dict[str, int]  # workers alive per queue (urgent, general)
     channels: dict[str, str]
     reasons: list[str] = []  # why it is not ready, one sentence each
+
+
+class StatusProblem(BaseModel):
+    problem: str = Field(
+        description="no_urgent_worker, urgent_late, no_general_worker, clock_stopped or provider_failing"
+    )
+    detail: str = Field(description="What is wrong and how to fix it")
+
+
+class StatusWorker(BaseModel):
+    name: str
+    state: str = Field(description="RQ's state: idle, busy... (unknown if RQ has no key for it)")
+    heartbeat_age: float | None = Field(description="Seconds since its last heartbeat")
+    pid: int | None
+    host: str | None
+
+
+class StatusLane(BaseModel):
+    lane: str
+    queue: str
+    pending: int
+    oldest_age: float | None = Field(description="Seconds the next job has waited (None: the queue is empty)")
+    scheduled: int
+    started: int
+    failed: int
+    workers_alive: int
+    workers: list[StatusWorker]
+
+
+class StatusClock(BaseModel):
+    last_sweep_age: float | None
+    alive: bool
+    stale_after: float
+
+
+class StatusProcess(BaseModel):
+    role: str = Field(description="urgent, general (workers) or clock")
+    name: str
+    pid: int | None
+    host: str | None
+    age: float = Field(description="Seconds since its last heartbeat")
+    alive: bool
+
+
+class StatusLimit(BaseModel):
+    channel: str
+    name: str
+    per_second: float
+    detail: str
+
+
+class StatusProvider(BaseModel):
+    channel: str
+    provider: str
+    failures: int = Field(description="Its last calls in a row that failed for a reason of its own")
+    failing: bool
+    last_failure: str | None
+    last_failure_age: float | None
+    last_success_age: float | None
+
+
+class ServiceStatus(BaseModel):
+    """The whole service's health: what needs attention (with its fix), queues, workers, clock, providers."""
+
+    status: str = Field(description="ok, or attention when there are problems")
+    problems: list[StatusProblem]
+    notes: list[str]
+    lanes: list[StatusLane]
+    clock: StatusClock
+    clocks: list[StatusProcess] = Field(description="The clock processes beating")
+    lost: list[StatusProcess] = Field(description="Workers and clocks that stopped beating without a clean stop")
+    limits: list[StatusLimit]
+    providers: list[StatusProvider]
+    channels: dict[str, str]
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

@@ -3,7 +3,7 @@
 Two kinds of commands, registered below:
 
 - running and bootstrapping the service, directly on Redis: ``dev``, ``web``, ``worker``,
-  ``clock``, ``supervise``, ``purge``, ``telegram-webhook``, ``token``, ``status``, ``data``;
+  ``clock``, ``supervise``, ``purge``, ``telegram-webhook``, ``token``, ``status``, ``data``, ``probe``;
 - acting for a person, through the HTTP API with a bearer token (so roles, validation,
   audit and idempotency are the API's): ``plp``, ``charter``, ``members``, ``alert``,
   ``feedback``, ``report``.
@@ -20,7 +20,7 @@ from dispatcher.cli.feedback import feedback_group
 from dispatcher.cli.plps import charter_group, members_group, plp_group
 from dispatcher.cli.report import report
 from dispatcher.cli.service import clock, dev, purge, serve_web, supervise, telegram_webhook, worker
-from dispatcher.cli.status import status
+from dispatcher.cli.status import probe, status
 from dispatcher.cli.tokens import token
 
 
@@ -56,6 +56,7 @@ COMMANDS: list[click.Command] = [
     clock,
     supervise,
     status,
+    probe,
     token,
     plp_group,
     charter_group,

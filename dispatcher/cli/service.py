@@ -127,6 +127,7 @@ def clock() -> None:
     from dispatcher import clock as the_clock
 
     settings = cli_settings()
+    signal.signal(signal.SIGTERM, _stop)  # a stop leaves through `finally`: the clock says it is gone
     the_clock.run(service_runtime(settings))
 
 

@@ -128,6 +128,10 @@ async def issue_token(client: TestClient, cast: Cast, who: str) -> ClientRespons
     return await client.post(f"/v1/actors/{cast.ids['police_a']}/tokens", headers=cast.auth(who))
 
 
+async def read_service_status(client: TestClient, cast: Cast, who: str) -> ClientResponse:
+    return await client.get("/v1/status", headers=cast.auth(who))
+
+
 #: action -> expected status for admin, police_a, police_b, coordinator_a, coordinator_b
 TABLE: dict[Action, tuple[int, int, int, int, int]] = {
     create_plp: (201, 403, 403, 403, 403),
@@ -149,6 +153,7 @@ TABLE: dict[Action, tuple[int, int, int, int, int]] = {
     decline_relay: (200, 403, 403, 200, 403),
     create_actor: (201, 403, 403, 403, 403),
     issue_token: (201, 403, 403, 403, 403),
+    read_service_status: (200, 403, 403, 403, 403),
 }
 
 CASES: list[Any] = [

@@ -244,6 +244,8 @@ SEEN_BY: list[tuple[str, str, str | None, set[str]]] = [
     ("get_alert", "counts.total", None, {"admin", "coordinator", "coordinator_b", "police"}),
     ("alert_events", "alert.status", None, {"admin", "coordinator", "coordinator_b", "police"}),
     ("get_plp", "charter.urgent.channels", None, {"admin", "coordinator", "police"}),
+    ("service_status", "lanes[].workers_alive", None, {"admin"}),
+    ("service_status", "channels.sms", None, {"admin"}),
 ]
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 
-from dispatcher.queues import queue_health
+import pytest
+
+from dispatcher import metrics
+from dispatcher.queues import WorkerHealth, queue_health
 from dispatcher.runtime import Runtime
 from tests.cli.conftest import PlpCommand, Scene
 from tests.support import Workers, free_port, until
 
+SLEEP = "time.sleep"  # a real importable function: a job that keeps a worker busy
 URGENT = ("--plp", "parc", "--urgent", "--category", "burglary", "--text", "fr=Cambriolage rue du Parc")
 
 
@@ -85,3 +90,45 @@ def test_status_without_redis_is_one_sentence(plp: PlpCommand) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: Redis at {url} does not answer")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["simple", "fork"])
+def test_a_worker_killed_while_busy_is_known_dead_within_30_s(
+    plp: PlpCommand, workers: Workers, runtime: Runtime, kind: str
+) -> None:
+    """The only urgent worker, busy with a job, is SIGKILLed: within 30 s ``plp status`` exits 3 saying no worker
+    serves the urgent queue, and ``/metrics`` says 0 alive, although RQ's key for it lives on for minutes."""
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(30,), timeout=600)
+    process = workers.start("urgent", PLP_WORKER_KIND=kind)
+
+    def busy() -> list[WorkerHealth]:
+        found = queue_health(runtime).lane("urgent").workers
+        return list(found) if [w.state for w in found] == ["busy"] else []
+
+    worker = asyncio.run(until(busy, timeout=20, what="the worker to be busy"))[0]
+    workers.kill(process)
+    killed = time.monotonic()
+    asyncio.run(
+        until(lambda: queue_health(runtime).lane("urgent").workers_alive == 0, timeout=30, what="the death to show")
+    )
+    print(f"\nworker ({kind}) killed while busy: known dead after {time.monotonic() - killed:.1f} s")
+    assert runtime.rq_connection.ttl(f"rq:worker:{worker.name}") > 60  # RQ alone would count it alive
+    result = plp("status")
+    assert result.exit_code == 3
+    assert "attention: no worker serves the urgent queue" in result.output
+    assert re.search(
+        rf"^  urgent +{worker.name}  last heartbeat [\d.]+ s ago  \(pid {process.pid} on ", result.output, re.M
+    )
+    scraped = metrics.render(runtime).decode()
+    assert 'plp_workers_alive{queue="urgent"} 0.0' in scraped
+    assert 'plp_problem{problem="no_urgent_worker"} 1.0' in scraped
+
+
+def test_urgent_work_waiting_too_long_is_a_problem(plp: PlpCommand, runtime: Runtime) -> None:
+    """A job waiting on the urgent lane longer than PLP_URGENT_WAIT_ALARM is named, with how long it waited."""
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    result = plp("status", "--json", PLP_URGENT_WAIT_ALARM="0.001")
+    found = json.loads(result.output)
+    assert result.exit_code == 3 and found["status"] == "attention"
+    late = [p["detail"] for p in found["problems"] if p["problem"] == "urgent_late"]
+    assert len(late) == 1 and late[0].startswith("the next urgent job has waited ")

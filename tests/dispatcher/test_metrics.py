@@ -76,6 +76,10 @@ async def test_a_fresh_service_shows_every_family_with_redis_up(world: World) ->
         "plp_queue_registry_jobs",
         "plp_workers_alive",
         "plp_clock_up",
+        "plp_clocks_alive",
+        "plp_provider_consecutive_failures",
+        "plp_channel_outbox",
+        "plp_problem",
         "plp_provider_limit_per_second",
     ):
         assert family in seen.families, family

@@ -121,6 +121,14 @@ async def _zenobie_lives_through_an_alert(world: World, plp_b: str) -> str:
     return str(alert["id"])
 
 
+def _shows(text: str, needle: str) -> bool:
+    """Whether the text shows the needle: as written, or (numbers) however spaced or dotted. A short number (a
+    test chat id like 1002) counts only standing alone, not as digits of another figure (a metric's value)."""
+    if needle.isdigit() and len(needle) < 6:
+        return re.search(rf"(?<![\d.]){needle}(?![\d.])", text) is not None
+    return needle.lower() in text.lower() or needle in re.sub(r"[ ./-]", "", text)
+
+
 def _path(op: Operation, values: dict[str, str]) -> str:
     return re.sub(r"{([a-z_]+)}", lambda m: values[m.group(1)], op.path)
 
@@ -197,7 +205,7 @@ async def test_no_member_data_appears_in_any_police_view(answers: Answers) -> No
         (operation, needle)
         for operation, answer in answers.of("police")
         for needle in PLP_A_NEEDLES + PLP_B_NEEDLES
-        if needle.lower() in answer.text.lower() or needle in re.sub(r"[ ./-]", "", answer.text)
+        if _shows(answer.text, needle)
     ]
     assert found == []
     assert answers.by_role["police"]["list_deliveries"].status == 200  # they do follow the alert
@@ -209,7 +217,7 @@ async def test_a_coordinator_sees_no_member_data_of_other_plps(answers: Answers)
         (operation, needle)
         for operation, answer in answers.of("coordinator_b")
         for needle in PLP_A_NEEDLES
-        if needle.lower() in answer.text.lower()
+        if _shows(answer.text, needle)
     ]
     assert found == []
     deliveries = answers.by_role["coordinator_b"]["list_deliveries"].json()["items"]

@@ -8,6 +8,8 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
-from structlog.testing import capture_logs
 
 from dispatcher import metrics
 from dispatcher.accounts import create_actor
@@ -191,14 +192,21 @@ async def test_a_process_waits_for_the_migration_under_way_then_finds_the_data_c
     held = r.lock(runtime.keys.data_version_lock(), timeout=60)
     assert held.acquire(blocking=False)
     result: list[Any] = []
-    with capture_logs() as logs:
-        waiting = threading.Thread(target=lambda: result.append(migrate(runtime.sync_redis, runtime.keys)))
-        waiting.start()
-        await until(
-            lambda: any(e["event"] == "data.migration_waiting" for e in logs), timeout=10, what="the process to wait"
-        )
-        assert not result
-        r.hset(runtime.keys.data_version(), mapping={"version": DATA_VERSION, "by": RELEASE})  # the other migrated
-        held.release()
-        await asyncio.to_thread(waiting.join, 30)
+    waiting = threading.Thread(target=lambda: result.append(migrate(runtime.sync_redis, runtime.keys)))
+    waiting.start()
+    await until(lambda: _in_lock_acquire(waiting), timeout=10, what="the process to wait for the lock")
+    assert not result
+    r.hset(runtime.keys.data_version(), mapping={"version": DATA_VERSION, "by": RELEASE})  # the other migrated
+    held.release()
+    await asyncio.to_thread(waiting.join, 30)
     assert result == [[]]
+
+
+def _in_lock_acquire(thread: threading.Thread) -> bool:
+    """Whether the thread is inside redis-py's blocking ``Lock.acquire`` (its frames, as the interpreter has them)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == "acquire" and frame.f_code.co_filename.endswith(os.path.join("redis", "lock.py")):
+            return True
+        frame = frame.f_back
+    return False

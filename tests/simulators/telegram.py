@@ -153,10 +153,11 @@ class TelegramSimulator:
         """The ledger's calls of one method, in order."""
         return [call for call in self.ledger if call.method == method]
 
-    def duplicates(self) -> Counter[Hashable]:
-        """Messages sent more than once to the same chat with the same text, with the count of extras."""
-        sent = self.calls("sendMessage")
-        return duplicates((call.params["chat_id"], call.params["text"]) for call in sent if call.status == 200)
+    def duplicates(self, *, answers: bool = True) -> Counter[Hashable]:
+        """Messages sent more than once to the same chat with the same text, with the count of extras.
+        ``answers=False``: only messages with an inline keyboard (alerts), not the bot's answers to members."""
+        sent = [c for c in self.calls("sendMessage") if c.status == 200 and (answers or "reply_markup" in c.params)]
+        return duplicates((call.params["chat_id"], call.params["text"]) for call in sent)
 
     # -- members ---------------------------------------------------------------------------------
 

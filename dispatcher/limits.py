@@ -21,10 +21,12 @@ limits (say, the per-chat limit of a Telegram chat messaged once) vanish by them
 Departures: a slot says when a send may go, not when it goes. Between the two come the
 round trip of the claim, composing the message, a busy event loop: a send that leaves late
 followed by its neighbour on time would reach the provider closer than its rate allows, and
-be refused. So a send also *departs* (``depart``), at the last moment before its request is
-written: a second meter per limit, kept on the moments sends actually leave, lets it go only
-one emission interval after the previous departure, and numbers the departures (SMS: the
-number picks the sender, so consecutive departures use consecutive senders). The limits are
+be refused. So a send also *departs*, at the last moment before its request is written (in the
+delivery's claim, ``dispatcher.scripts.CLAIM``; ``depart`` for the answers to members): a second
+meter per limit, a GCRA kept on the moments sends actually leave, lets it go one emission interval
+after the previous departure's moment (a tenth of an interval early at most, so that a waiter woken a
+little late keeps the grid), and numbers the departures (SMS: the number picks the sender, so
+consecutive departures use consecutive senders). The limits are
 set a margin below the provider's rate (``PLP_LIMIT_MARGIN``), so that a departure held back
 by its neighbour's lateness catches up instead of pushing every later send back.
 """
@@ -81,20 +83,27 @@ return {1, slot - now, slot}
 # send may leave, and "n", departures counted. Lua functions shared by the scripts that let a send
 # depart: DEPART here, and the delivery's claim (``dispatcher.scripts.CLAIM``), which departs in the
 # same step as it checks cancel, opt-out and time-to-live. ``departure_wait``: microseconds until
-# every meter lets a send leave (0: now). ``leave``: mark the departure now; return its number under
+# every meter lets a send leave (0: now): from a tenth of an interval before its next moment (GCRA's
+# tolerance). ``leave``: mark the departure now, moving the next moment one interval on from the
+# later of it and now (so the long-run rate never exceeds the limit's); return its number under
 # the first meter since it was last idle. A meter vanishes a second after its interval ends, counter
 # included: by then every sender is idle again. Scripts calling ``server_now`` before a write must
 # start with ``REPLICATE`` (effects replication, for a Redis 6.2 set without it).
 REPLICATE = "if redis.replicate_commands then redis.replicate_commands() end\n"
-DEPARTURES_LUA = """
+#: How early, in emission intervals, a send may depart before the meter's next moment (GCRA's tolerance):
+#: a waiter woken a few milliseconds late then keeps the grid instead of pushing every later send back.
+DEPARTURE_TOLERANCE = 0.1
+DEPARTURES_LUA = f"""
+local DEPARTURE_TOLERANCE = {DEPARTURE_TOLERANCE}
 local function server_now()
   local clock = redis.call('TIME')
   return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 end
-local function departure_wait(meters, now)
+local function departure_wait(meters, intervals, now)
   local wait = 0
-  for _, key in ipairs(meters) do
-    wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - now)
+  for i, key in ipairs(meters) do
+    local early = tonumber(intervals[i]) * DEPARTURE_TOLERANCE
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - early - now)
   end
   return wait
 end
@@ -102,7 +111,8 @@ local function leave(meters, intervals, now)
   local n = 0
   for i, key in ipairs(meters) do
     local interval = tonumber(intervals[i])
-    redis.call('HSET', key, 't', string.format('%.0f', now + interval))
+    local next = math.max(tonumber(redis.call('HGET', key, 't') or '0'), now) + interval
+    redis.call('HSET', key, 't', string.format('%.0f', next))
     local count = redis.call('HINCRBY', key, 'n', 1)
     if i == 1 then n = count end
     redis.call('PEXPIRE', key, math.ceil(interval / 1000) + 1000)
@@ -118,7 +128,7 @@ DEPART = (
     + DEPARTURES_LUA
     + """
 local now = server_now()
-local wait = departure_wait(KEYS, now)
+local wait = departure_wait(KEYS, ARGV, now)
 if wait > 0 then return {0, wait} end
 return {1, leave(KEYS, ARGV, now), now}
 """

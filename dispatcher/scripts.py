@@ -291,7 +291,7 @@ for i = 11, #KEYS do
 end
 if #meters > 0 then
   local now = server_now()
-  local wait = departure_wait(meters, now)
+  local wait = departure_wait(meters, intervals, now)
   if wait > 0 then return 'depart-in:' .. string.format('%.0f', wait) end
   departed = leave(meters, intervals, now)
 end

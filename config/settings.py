@@ -47,7 +47,7 @@ class WorkerKind(StrEnum):
     FORK = "fork"  # forks a child per job (RQ's default): isolation over speed
 
 
-#: The channels a charter may name (``dispatcher.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
+#: The channels a charter may name (``dispatcher.core.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
 CHANNEL_NAMES = ("sms", "voice", "email", "telegram")
 
 #: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.

@@ -25,9 +25,9 @@ from aiohttp.test_utils import TestClient
 from pydantic import AliasChoices, SecretStr
 
 from config import Settings
-from dispatcher import fanout, replies, sending
-from dispatcher.models import AlertStatus
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import AlertStatus
+from dispatcher.pipeline import fanout, replies, sending
+from dispatcher.storage.runtime import Runtime
 
 FINISHED = frozenset({AlertStatus.COMPLETED, AlertStatus.EXPIRED, AlertStatus.CANCELLED, AlertStatus.DECLINED})
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from dispatcher import audience, intake, policy
+from dispatcher.access import policy
+from dispatcher.access.audit import Action, entry_fields
 from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
@@ -24,9 +25,7 @@ from dispatcher.api.views import (
     DeliveryView,
     SmsTextView,
 )
-from dispatcher.audit import Action, entry_fields
-from dispatcher.estimate import estimate, sms_texts
-from dispatcher.models import (
+from dispatcher.core.models import (
     Actor,
     Alert,
     AlertIn,
@@ -39,7 +38,9 @@ from dispatcher.models import (
     Role,
     Urgency,
 )
-from dispatcher.store import new_id
+from dispatcher.pipeline import audience, intake
+from dispatcher.pipeline.estimate import estimate, sms_texts
+from dispatcher.storage.store import new_id
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""``plp data``: the data version in Redis, and its migrations (see ``dispatcher.migrations``)."""
+"""``plp data``: the data version in Redis, and its migrations (see ``dispatcher.storage.migrations``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import redis
 from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json, redis_address
 
 if TYPE_CHECKING:
-    from dispatcher.keys import Keys
-    from dispatcher.migrations import StoredVersion
-    from dispatcher.runtime import Runtime
+    from dispatcher.storage.keys import Keys
+    from dispatcher.storage.migrations import StoredVersion
+    from dispatcher.storage.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ def data_version(as_json: bool) -> None:
     Changes nothing. Exit status: 0 up to date (or an empty database); 3 migrations pending
     (run `plp data migrate`, or start any process); 1 data of a newer plp-dispatch.
     """
-    from dispatcher.migrations import DATA_VERSION, RELEASE, DataVersionError, pending, stored_version
+    from dispatcher.storage.migrations import DATA_VERSION, RELEASE, DataVersionError, pending, stored_version
 
     rt = _runtime()
     try:
@@ -75,7 +75,7 @@ def data_migrate() -> None:
     step changes only records still in the old format). Take a backup first (docs/deploying.md).
     Exit 1 for data of a newer plp-dispatch.
     """
-    from dispatcher.migrations import DATA_VERSION, DataVersionError, migrate
+    from dispatcher.storage.migrations import DATA_VERSION, DataVersionError, migrate
 
     rt = _runtime()
     try:

@@ -9,10 +9,10 @@ import click
 import redis
 
 from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json, echo_table
-from dispatcher.heartbeats import PROBE_MAX_AGE
+from dispatcher.operations.heartbeats import PROBE_MAX_AGE
 
 if TYPE_CHECKING:
-    from dispatcher.queues import QueueHealth
+    from dispatcher.operations.queues import QueueHealth
 
 
 @click.command("status", context_settings=CONTEXT, short_help="Service health: queues, workers, clock, providers.")
@@ -31,8 +31,8 @@ def status(as_json: bool) -> None:
     Example (a cron or monitoring check):
       plp status || echo "plp-dispatch needs attention"
     """
-    from dispatcher import health as service_health
-    from dispatcher.queues import queue_health
+    from dispatcher.operations import health as service_health
+    from dispatcher.operations.queues import queue_health
 
     settings = cli_settings(logging=False)
     runtime = cli_runtime(settings)
@@ -79,7 +79,7 @@ def probe(kind: str, max_age: float) -> None:
     Example (compose.yaml):
       healthcheck: {test: ["CMD", "plp", "probe", "worker"], interval: 15s}
     """
-    from dispatcher.heartbeats import probe as read_probe
+    from dispatcher.operations.heartbeats import probe as read_probe
 
     found = read_probe(cli_settings(logging=False), kind, max_age=max_age)
     click.echo(found.sentence)

@@ -1,0 +1,118 @@
+"""The process-wide handles on Redis and the work queues, built from the settings.
+
+Urgent and non-urgent work never share a queue: each urgency has its own lane,
+served first (or only) by its own worker process. RQ talks to Redis synchronously
+and needs a client that does not decode responses; the service's own synchronous
+reads use a second, decoding client on the same server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import version
+
+import redis
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.driver_info import DriverInfo
+from rq import Queue
+
+from config import Settings
+from dispatcher.core.links import Links
+from dispatcher.core.models import Urgency
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.redis_server import resolve_redis_url
+from dispatcher.storage.scripts import Scripts
+
+REDIS_PY_VERSION = version("redis")
+#: Tries again of an asyncio client's command on a lost connection: its pooled connections all die with a Redis
+#: restart, and without a retry each one failed its next command once Redis was back. Few, and quick: while
+#: Redis is down, the web answers 503 (Retry-After) at once, and its clients retry.
+ASYNC_REDIS_RETRIES = 3
+
+
+@dataclass
+class Runtime:
+    """Settings plus the clients derived from them; cheap to build, clients made on first use."""
+
+    settings: Settings
+    redis_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """Resolve the Redis to use (starting the embedded one if none is configured)."""
+        return cls(settings=settings, redis_url=resolve_redis_url(settings))
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix)
+
+    @cached_property
+    def links(self) -> Links:
+        return Links(self.settings)
+
+    @cached_property
+    def rq_connection(self) -> redis.Redis:
+        """Synchronous, non-decoding client: RQ's, and for writes that enqueue work."""
+        return redis.Redis.from_url(self.redis_url)
+
+    @cached_property
+    def sync_redis(self) -> redis.Redis:
+        """Synchronous, decoding client for the workers' reads."""
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    @cached_property
+    def sync_scripts(self) -> Scripts:
+        return Scripts.register(self.rq_connection)
+
+    @cached_property
+    def urgent_queue(self) -> Queue:
+        return Queue(self.settings.urgent_queue, connection=self.rq_connection)
+
+    @cached_property
+    def general_queue(self) -> Queue:
+        return Queue(self.settings.general_queue, connection=self.rq_connection)
+
+    def queue_for(self, urgency: Urgency) -> Queue:
+        """The lane of an urgency: urgent work never waits behind non-urgent work."""
+        return self.urgent_queue if urgency is Urgency.URGENT else self.general_queue
+
+    def horizon(self, urgency: Urgency) -> float:
+        """How long a fan-out job may wait in its queue before the clock takes it for lost.
+
+        A lease on the urgent lane, which its own worker serves at once; twenty on the general
+        lane, which may hold a backlog (a job dispatched twice is harmless, only wasted). Send
+        jobs are followed in their queue instead (``dispatcher.pipeline.dispatches``).
+        """
+        return self.settings.lease_seconds * (1 if urgency is Urgency.URGENT else 20)
+
+    def async_redis(self) -> AsyncRedis:
+        """A new asyncio client for the running event loop (a worker keeps one; RQ's own async jobs each get one).
+
+        Its pool holds at most PLP_REDIS_MAX_CONNECTIONS connections; callers beyond wait for a free
+        one, so a burst of webhooks or sends queues instead of erring, but for PLP_REDIS_POOL_TIMEOUT
+        seconds at most: then ``redis.ConnectionError`` (a 503 from the API), never a hang. Nothing holds
+        a pooled connection while it waits for something (live follow has ``async_subscriber``).
+        """
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url,
+            decode_responses=True,
+            max_connections=self.settings.redis_max_connections,
+            timeout=self.settings.redis_pool_timeout,
+            # given, so that no new connection reads the package's metadata from disk again
+            driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+            retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), ASYNC_REDIS_RETRIES),
+        )
+        return AsyncRedis.from_pool(pool)
+
+    def async_subscriber(self) -> AsyncRedis:
+        """A new asyncio client of its own, outside the pool, for one long-lived subscription (``api.hub``)."""
+        return AsyncRedis.from_url(
+            self.redis_url,
+            decode_responses=True,
+            max_connections=1,
+            driver_info=DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+        )

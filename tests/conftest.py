@@ -90,8 +90,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt.rq_connection.flushdb()
     yield rt
     rt.rq_connection.flushdb()
-    rt.rq_connection.close()
-    rt.sync_redis.close()
+    rt.close()
 
 
 @pytest.fixture

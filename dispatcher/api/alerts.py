@@ -40,6 +40,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.pipeline import audience, intake
 from dispatcher.pipeline.estimate import estimate, sms_texts
+from dispatcher.storage.replication import confirm_replicas
 from dispatcher.storage.store import new_id
 
 log = structlog.get_logger(__name__)
@@ -132,6 +133,8 @@ async def create_alert(call: Call) -> Reply:
         accepted = await svc.blocking(
             intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps), once=once, audit=created
         )
+        # held by PLP_REDIS_WAIT_REPLICAS replicas before the 202 (a replay too: its first answer may have been lost)
+        await svc.blocking(confirm_replicas, svc.runtime.rq_connection, svc.runtime.keys, svc.runtime.settings)
     except intake.KeyReused:
         raise Problem(
             422,

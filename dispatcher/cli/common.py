@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import structlog
@@ -98,19 +97,13 @@ def _check_data(rt: Runtime, *, wait_for_redis: bool) -> None:
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             if not wait_for_redis:
                 raise click.ClickException(
-                    f"Redis at {redis_address(rt.redis_url)} does not answer ({exc}); start it, "
+                    f"Redis at {rt.redis_description} does not answer ({exc}); start it, "
                     "or set REDIS_URL to the service's Redis"
                 ) from None
             if not attempt:
                 log.warning("data.redis_waiting", error=type(exc).__name__)
             time.sleep(REDIS_BACKOFF[min(attempt, len(REDIS_BACKOFF) - 1)])  # backoff: no event says Redis is back
             attempt += 1
-
-
-def redis_address(url: str) -> str:
-    """The URL without its credentials (``redis://:password@host`` -> ``redis://host``), to show."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def service_runtime(settings: Settings) -> Runtime:

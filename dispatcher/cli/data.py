@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 import redis
 
-from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json, redis_address
+from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json
 
 if TYPE_CHECKING:
     from dispatcher.storage.keys import Keys
@@ -57,7 +57,7 @@ def data_version(as_json: bool) -> None:
             }
         )
     else:
-        click.echo(f"Redis {redis_address(rt.redis_url)}: {_describe(found)}")
+        click.echo(f"Redis {rt.redis_description}: {_describe(found)}")
         click.echo(f"this plp-dispatch {RELEASE} writes data version {DATA_VERSION}")
         for step in steps:
             click.echo(f"  pending: to version {step.version}: {step.summary}")
@@ -96,7 +96,7 @@ def _read(rt: Runtime, work: Callable[[redis.Redis, Keys], T]) -> T:
     try:
         return work(rt.sync_redis, rt.keys)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise click.ClickException(f"Redis at {redis_address(rt.redis_url)} does not answer ({exc})") from None
+        raise click.ClickException(f"Redis at {rt.redis_description} does not answer ({exc})") from None
 
 
 def _describe(found: StoredVersion | None) -> str:

@@ -40,7 +40,8 @@ def status(as_json: bool) -> None:
         health = queue_health(runtime)
     except (redis.RedisError, OSError) as exc:
         raise click.ClickException(
-            f"Redis at {runtime.redis_url} does not answer ({exc}); start it, or set REDIS_URL to the service's Redis"
+            f"Redis at {runtime.redis_description} does not answer ({exc}); "
+            "start it, or set REDIS_URL to the service's Redis"
         ) from None
     finally:
         runtime.rq_connection.close()
@@ -48,7 +49,7 @@ def status(as_json: bool) -> None:
     if as_json:
         echo_json(service_health.report(health, settings))
     else:
-        _echo_health(health, runtime.redis_url)
+        _echo_health(health, runtime.redis_description)
         for note in service_health.notes(health):
             click.echo(f"note: {note}")
         for problem in problems:
@@ -93,8 +94,8 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def _echo_health(health: QueueHealth, redis_url: str) -> None:
-    click.echo(f"Redis {redis_url}: answers")
+def _echo_health(health: QueueHealth, where: str) -> None:
+    click.echo(f"Redis {where}: answers")
     echo_table(
         ("LANE", "QUEUE", "PENDING", "OLDEST WAITING", "SCHEDULED", "STARTED", "FAILED", "WORKERS ALIVE"),
         [

@@ -90,7 +90,7 @@ class Heartbeat:
         self.file = heartbeat_file(runtime.settings, role.kind)
         self.notify_socket = runtime.settings.notify_socket
         # Its own client, with timeouts: a Redis that hangs must not stop the file's and systemd's beats for long.
-        self.redis = redis.Redis.from_url(runtime.redis_url, socket_timeout=BEAT_SECONDS, socket_connect_timeout=2)
+        self.redis = runtime.sync_client(socket_timeout=BEAT_SECONDS, socket_connect_timeout=2)
         self.identity = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         self._last = -math.inf
         self._stopped = threading.Event()

@@ -140,6 +140,12 @@ _COUNTERS = {
         "stalled during it) or in_doubt (it failed with no answer, or a 5xx, once the request was out).",
         ["channel", "cause"],
     ),
+    "rw": (
+        "replication_waits",
+        "Alerts' intakes that waited for PLP_REDIS_WAIT_REPLICAS replicas, by outcome: confirmed, or missed "
+        "(fewer replicas in PLP_REDIS_WAIT_TIMEOUT).",
+        ["outcome"],
+    ),
 }
 _HISTOGRAMS = {
     # histogram name in the hash: (metric name, help, labels, bounds)

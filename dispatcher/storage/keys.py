@@ -77,6 +77,7 @@ key                                    type    holds
 ``beat:<role>:<name>``                 string  that process's pid, host and start, JSON (expires a day after its last
                                                beat)
 ``metrics``                            hash    counters and histograms for ``/metrics``, see ``storage.scripts``
+``replicated``                         string  a marker written before a WAIT for replicas (``storage.replication``)
 ``data-version``                       hash    the format of everything above: ``version``, the release that stamped it
                                                (``by``), when (``at``); see ``storage.migrations``
 ``data-version:lock``                  string  held by the process migrating the data (a ``redis-py`` lock)
@@ -258,6 +259,10 @@ class Keys:
 
     def metrics(self) -> str:
         return f"{self.prefix}metrics"
+
+    def replicated(self) -> str:
+        """A counter written just before waiting for replicas: a replica that has it has all written before."""
+        return f"{self.prefix}replicated"
 
     def member_feedback(self, member_id: str) -> str:
         return f"{self.prefix}member:{member_id}:feedback"

@@ -13,6 +13,7 @@ import fcntl
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import structlog
@@ -27,6 +28,12 @@ _STARTUP_TIMEOUT = 10.0
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 
+def redis_address(url: str) -> str:
+    """The URL without its credentials (``redis://:password@host`` -> ``redis://host``), to show."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started; the message says what to do."""
 
@@ -36,6 +43,8 @@ def resolve_redis_url(settings: Settings) -> str:
     needed. Raises ``EmbeddedRedisError`` in production without ``REDIS_URL``."""
     if settings.redis_url:
         return settings.redis_url
+    if settings.redis_sentinels:
+        return "redis://"  # the sentinels say where the primary is; database 0, no password
     if settings.production:
         raise EmbeddedRedisError("REDIS_URL is not set: with PLP_ENV=production no embedded Redis is started")
     return EmbeddedRedis(settings.data_dir / "redis").ensure_running()

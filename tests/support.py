@@ -398,11 +398,12 @@ class SentinelGroup:
                     )
                 )
         deadline = time.monotonic() + timeout
-        while not self._settled(replica):  # servers just launched: their state publishes no event yet
+        while not self.settled(replica):  # servers just launched: their state publishes no event yet
             assert time.monotonic() < deadline, f"the sentinels did not settle, see {self.folder}"
             time.sleep(0.05)
 
-    def _settled(self, replica: RedisServer) -> bool:
+    def settled(self, replica: RedisServer) -> bool:
+        """Whether every sentinel knows a replica and two other sentinels, and ``replica`` replicates the primary."""
         try:
             for port in self.sentinel_ports:
                 with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as sentinel:

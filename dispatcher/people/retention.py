@@ -12,8 +12,9 @@ Replies tied to no alert go once older than
 the cutoff. ``purged_until`` records how far the purge has come: the next run starts
 there, and the walks through a member's deliveries (export, erasure) skip what it passed.
 
-The purge runs as the job ``workers.jobs.purge``: the clock enqueues it, and each run
-schedules the next (daily; in a minute when a run stopped at its bound with more to do).
+The purge runs as the job ``workers.jobs.purge``: the clock enqueues it (first as it starts,
+see ``dispatcher.pipeline.jobs.RECURRING``), and each run schedules the next (daily; in a
+minute when a run stopped at its bound with more to do).
 ``plp purge`` runs it once from a terminal (or from cron, without the clock).
 """
 
@@ -26,8 +27,7 @@ import redis
 import structlog
 
 from dispatcher.core.models import Alert, DeliveryStatus
-from dispatcher.pipeline import clock  # clock, the module: the clock imports this one to schedule the first run
-from dispatcher.pipeline.fanout import fanout_lease
+from dispatcher.pipeline import jobs
 from dispatcher.reports import evaluation as reports
 from dispatcher.storage.erasure import drop_feedback
 from dispatcher.storage.keys import Keys
@@ -36,14 +36,13 @@ from dispatcher.storage.store import now_ts
 
 log = structlog.get_logger(__name__)
 
-PURGE_JOB = "workers.jobs.purge"
 DAY = 86400
 #: Alerts purged by one run at most: a run stays short, and the next one comes a minute later.
 MAX_ALERTS = 1000
 #: Keys, refs or replies per pipeline.
 CHUNK = 500
-#: When the first purge runs after the clock starts.
-FIRST_RUN_DELAY = 60
+#: Seconds before the next run, after one that stopped at its bound with more to do.
+AGAIN_SOON = 60
 
 
 @dataclass(frozen=True)
@@ -85,16 +84,11 @@ def purge(rt: Runtime, *, now: float | None = None, max_alerts: int = MAX_ALERTS
 
 def run_scheduled(rt: Runtime, *, max_alerts: int = MAX_ALERTS) -> Purge:
     """The daily job: schedule the next run, then purge (a run that stops at its bound is followed soon)."""
-    clock.schedule(rt, now_ts() + DAY, PURGE_JOB, urgent=False)  # first, so that a crash does not end the chain
+    jobs.schedule(rt, now_ts() + DAY, jobs.PURGE, urgent=False)  # first, so that a crash does not end the chain
     result = purge(rt, max_alerts=max_alerts)
     if not result.done:
-        clock.schedule(rt, now_ts() + FIRST_RUN_DELAY, PURGE_JOB, urgent=False)
+        jobs.schedule(rt, now_ts() + AGAIN_SOON, jobs.PURGE, urgent=False)
     return result
-
-
-def schedule_first(rt: Runtime) -> None:
-    """Have the clock run the purge a minute from now (then daily); for the clock's start-up."""
-    clock.schedule(rt, now_ts() + FIRST_RUN_DELAY, PURGE_JOB, urgent=False)
 
 
 def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, int]:
@@ -117,7 +111,7 @@ def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, i
             keys.alert_fanouts(alert_id),
             keys.alert_feedback(alert_id),
         )
-        for lease in (fanout_lease(alert_id, plp_id) for plp_id in plp_ids):
+        for lease in (jobs.fanout_lease(alert_id, plp_id) for plp_id in plp_ids):
             pipe.zrem(keys.leases(), lease)
         pipe.hset(keys.alert_state(alert_id), "purged_at", now_ts())
         pipe.execute()

@@ -36,17 +36,14 @@ from dispatcher.core.models import (
     Plp,
     Relay,
 )
+from dispatcher.pipeline import jobs
 from dispatcher.pipeline.compose import sms_text, voice_minutes
 from dispatcher.pipeline.dispatches import enqueue_sends
-from dispatcher.pipeline.intake import FAN_OUT_JOB, fanout_lease
 from dispatcher.reports.evaluation import cost_field
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import delivery_ref, now_ts
 
 log = structlog.get_logger(__name__)
-
-ESCALATE_JOB = "workers.jobs.escalate"
-ACK_CHECK_JOB = "workers.jobs.check_acknowledgements"
 
 
 def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None) -> int:
@@ -99,13 +96,6 @@ def _plps(rt: Runtime, plp_ids: list[str]) -> dict[str, Plp | None]:
     return {p: Plp.model_validate_json(raw) if raw else None for p, raw in zip(plp_ids, raws, strict=True)}
 
 
-def _schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: Any) -> None:
-    # dispatcher.pipeline.clock imports this module (it re-dispatches fan-outs): it is imported when first needed.
-    from dispatcher.pipeline import clock
-
-    clock.schedule(rt, at, job, *args, urgent=urgent, pipe=pipe)
-
-
 def _hold(rt: Runtime, alert: Alert, plp_id: str, until: datetime) -> None:
     """Leave the PLP's fan-out pending: the clock runs it again at ``until``; the alert shows the latest hold."""
     keys, state, at = rt.keys, rt.keys.alert_state(alert.id), until.timestamp()
@@ -113,8 +103,8 @@ def _hold(rt: Runtime, alert: Alert, plp_id: str, until: datetime) -> None:
     def hold(pipe: Any) -> None:
         earlier = float(pipe.hget(state, "held_until") or 0)
         pipe.multi()
-        _schedule(rt, at, FAN_OUT_JOB, alert.id, [plp_id], urgent=False, pipe=pipe)
-        pipe.zrem(keys.leases(), fanout_lease(alert.id, plp_id))  # nothing to resume before then
+        jobs.schedule(rt, at, jobs.FAN_OUT, alert.id, [plp_id], urgent=False, pipe=pipe)
+        pipe.zrem(keys.leases(), jobs.fanout_lease(alert.id, plp_id))  # nothing to resume before then
         pipe.hset(state, "held_until", max(earlier, at))
 
     rt.sync_redis.transaction(hold, state)
@@ -138,7 +128,7 @@ def _finish(rt: Runtime, alert: Alert, plp_id: str, plp: Plp | None) -> str:
             args=[alert.id, plp_id, now_ts()],
             client=pipe,
         )
-        pipe.zrem(keys.leases(), fanout_lease(alert.id, plp_id))
+        pipe.zrem(keys.leases(), jobs.fanout_lease(alert.id, plp_id))
         status = pipe.execute()[-2]
     return bytes(status).decode()
 
@@ -148,9 +138,13 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
     if alert.message_class is not MessageClass.URGENT:
         return
     plan, created = plp.charter.urgent, alert.created_at.timestamp()
-    for job, after in ((ESCALATE_JOB, plan.escalate_after_seconds), (ACK_CHECK_JOB, plan.ack_check_after_seconds)):
+    follow_ups = (
+        (jobs.ESCALATE, plan.escalate_after_seconds),
+        (jobs.CHECK_ACKNOWLEDGEMENTS, plan.ack_check_after_seconds),
+    )
+    for job, after in follow_ups:
         if after is not None:
-            _schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
+            jobs.schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
 
 
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
@@ -158,7 +152,7 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
     plan = plp.charter.plan_of(alert.message_class)
     low, planned = "-", 0
     members_key = keys.plp_members(plp.id)
-    lease = fanout_lease(alert.id, plp.id)
+    lease = jobs.fanout_lease(alert.id, plp.id)
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
         redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})

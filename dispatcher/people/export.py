@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from dispatcher.core.models import ChannelName, DeliveryStatus, Member
 from dispatcher.pipeline.receipts import Feedback
-from dispatcher.storage.store import DeliveryRecord, Store
+from dispatcher.storage.records import DeliveryRecord
+from dispatcher.storage.store import Store
 
 
 class ExportedDelivery(BaseModel):

@@ -7,7 +7,7 @@ planned, acknowledged or unreachable, their entries in the leases and holds, and
 replies to it with their index entries. The alert itself, its state, its relays and its
 counts (anonymous aggregates: deliveries per status and channel, acknowledgements,
 replies) stay, and each target PLP's figures of the alert (members reached, acknowledged...)
-are kept before its deliveries go (``dispatcher.reports.evaluation``), so a PLP's figures stay right.
+are kept before its deliveries go (``dispatcher.reports.keep_alert_figures``), so a PLP's figures stay right.
 Replies tied to no alert go once older than
 the cutoff. ``purged_until`` records how far the purge has come: the next run starts
 there, and the walks through a member's deliveries (export, erasure) skip what it passed.
@@ -26,9 +26,9 @@ from typing import cast
 import redis
 import structlog
 
+from dispatcher import reports
 from dispatcher.core.models import Alert, DeliveryStatus
 from dispatcher.pipeline import jobs
-from dispatcher.reports import evaluation as reports
 from dispatcher.storage.erasure import drop_feedback
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.runtime import Runtime

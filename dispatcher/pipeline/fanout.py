@@ -39,7 +39,7 @@ from dispatcher.core.models import (
 from dispatcher.pipeline import jobs
 from dispatcher.pipeline.compose import sms_text, voice_minutes
 from dispatcher.pipeline.dispatches import enqueue_sends
-from dispatcher.reports.evaluation import cost_field
+from dispatcher.storage.counters import cost_field
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import delivery_ref, now_ts
 

@@ -20,8 +20,8 @@ import structlog
 from dispatcher.core.contacts import contact_digest
 from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Member, MemberStatus
 from dispatcher.core.wording import ACK_WORDS, STOP_WORDS, Words, normalise_reply, say
-from dispatcher.reports import evaluation as reports
 from dispatcher.storage import erasure
+from dispatcher.storage.counters import Activity, activity_counter
 from dispatcher.storage.store import Store, new_id, now_ts, split_delivery_id
 
 log = structlog.get_logger(__name__)
@@ -146,7 +146,7 @@ class Receipts:
                 pipe.zadd(self.keys.plp_feedback(plp_id), {item.id: score})
                 pipe.hincrby(self.keys.plp_feedback_counts(plp_id), month, 1)
                 if (plp := plps[plp_id]) is not None:
-                    counter, name = reports.activity_counter(self.keys, plp, reports.Activity.REPLIES, item.received_at)
+                    counter, name = activity_counter(self.keys, plp, Activity.REPLIES, item.received_at)
                     pipe.hincrby(counter, name, 1)
             await pipe.execute()
         if not await redis.exists(self.keys.member(member.id)):

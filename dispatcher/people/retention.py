@@ -27,7 +27,7 @@ import redis
 import structlog
 
 from dispatcher import reports
-from dispatcher.core.models import Alert, DeliveryStatus
+from dispatcher.core.models import DeliveryStatus
 from dispatcher.pipeline import jobs
 from dispatcher.storage.erasure import drop_feedback
 from dispatcher.storage.keys import Keys
@@ -68,8 +68,9 @@ def purge(rt: Runtime, *, now: float | None = None, max_alerts: int = MAX_ALERTS
         ),
     )
     deliveries = feedback = 0
-    for alert_id, _ in due[:max_alerts]:
-        purged = _purge_alert(client, keys, alert_id)
+    alerts = rt.reader.get_alerts(alert_id for alert_id, _ in due[:max_alerts])
+    for alert_id, alert in alerts.items():
+        purged = _purge_alert(client, keys, alert_id, alert.plp_ids if alert is not None else [])
         deliveries, feedback = deliveries + purged[0], feedback + purged[1]
     done = len(due) <= max_alerts
     if done:
@@ -91,11 +92,9 @@ def run_scheduled(rt: Runtime, *, max_alerts: int = MAX_ALERTS) -> Purge:
     return result
 
 
-def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, int]:
-    """Delete one alert's deliveries and replies; keep the alert, its state, relays and counts, and
-    each PLP's figures of it (for the annual evaluation), taken first."""
-    raw = client.get(keys.alert(alert_id))
-    plp_ids = Alert.model_validate_json(raw).plp_ids if raw else []
+def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str, plp_ids: list[str]) -> tuple[int, int]:
+    """Delete one alert's deliveries and replies (its target PLPs': ``plp_ids``); keep the alert, its state,
+    relays and counts, and each PLP's figures of it (for the annual evaluation), taken first."""
     reports.keep_alert_figures(client, keys, alert_id, plp_ids)
     deliveries = _purge_deliveries(client, keys, alert_id)
     replies = cast(list[str], client.zrange(keys.alert_feedback(alert_id), 0, -1))

@@ -33,7 +33,7 @@ from enum import StrEnum
 import redis
 import structlog
 
-from dispatcher.core.models import Alert, DeliveryStatus, Urgency
+from dispatcher.core.models import DeliveryStatus, Urgency
 from dispatcher.operations import queues
 from dispatcher.operations.heartbeats import Heartbeat, Role
 from dispatcher.pipeline import dispatches, jobs
@@ -221,9 +221,9 @@ def _still_to_send(
 
 
 def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
-    ids = sorted(alert_ids)
-    raws = rt.sync_redis.mget([rt.keys.alert(i) for i in ids]) if ids else []
-    return {i: Alert.model_validate_json(r).urgency if r else Urgency.URGENT for i, r in zip(ids, raws, strict=True)}
+    """Each alert's lane (urgent for one that is gone: its work is only looked at, and dropped, at once)."""
+    alerts = rt.reader.get_alerts(sorted(alert_ids))
+    return {i: alert.urgency if alert is not None else Urgency.URGENT for i, alert in alerts.items()}
 
 
 def _timers(rt: Runtime, now: float) -> int:

@@ -34,7 +34,6 @@ from dispatcher.core.models import (
     MemberStatus,
     MessageClass,
     Plp,
-    Relay,
 )
 from dispatcher.pipeline import jobs
 from dispatcher.pipeline.compose import sms_text, voice_minutes
@@ -52,14 +51,12 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | N
     PLPs whose quiet hours hold the alert at ``now`` (default: the current time) are left
     pending and scheduled again for the end of their quiet hours.
     """
-    redis, keys = rt.sync_redis, rt.keys
-    raw = redis.get(keys.alert(alert_id))
-    if raw is None:
+    alert = rt.reader.get_alert(alert_id)
+    if alert is None:
         log.error("fanout.alert_missing", alert_id=alert_id)
         return 0
-    alert = Alert.model_validate_json(raw)
     bound = log.bind(alert_id=alert_id, urgency=alert.urgency.value)
-    plps = _plps(rt, plp_ids)
+    plps = rt.reader.get_plps(plp_ids)
     moment, going = now or datetime.now(UTC), []
     for plp_id, plp in plps.items():
         until = held_until(alert, plp, moment) if plp is not None else None
@@ -89,11 +86,6 @@ def held_until(alert: Alert, plp: Plp, moment: datetime) -> datetime | None:
         return None
     quiet = plp.charter.plan_of(alert.message_class).quiet_hours
     return quiet.release_at(moment, plp.timezone) if quiet is not None else None
-
-
-def _plps(rt: Runtime, plp_ids: list[str]) -> dict[str, Plp | None]:
-    raws = rt.sync_redis.mget([rt.keys.plp(p) for p in plp_ids]) if plp_ids else []
-    return {p: Plp.model_validate_json(raw) if raw else None for p, raw in zip(plp_ids, raws, strict=True)}
 
 
 def _hold(rt: Runtime, alert: Alert, plp_id: str, until: datetime) -> None:
@@ -148,31 +140,29 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
 
 
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
-    redis, keys, chunk = rt.sync_redis, rt.keys, rt.settings.fanout_chunk
+    reader, keys = rt.reader, rt.keys
     plan = plp.charter.plan_of(alert.message_class)
-    low, planned = "-", 0
-    members_key = keys.plp_members(plp.id)
+    last, planned = None, 0
     lease = jobs.fanout_lease(alert.id, plp.id)
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
-        redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
-        member_ids = cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk))
+        rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
+        member_ids = reader.plp_member_ids(plp.id, after=last, limit=rt.settings.fanout_chunk)
         if not member_ids:
             break
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.mget([keys.member(m) for m in member_ids])
-            pipe.smismember(keys.optouts(), member_ids)
-            pipe.smismember(keys.alert_members(alert.id), member_ids)
-            raws, opted_out, already = pipe.execute()
+        found, opted_out = reader.get_members(member_ids), reader.opted_out(member_ids)
         # A member already planned through another PLP of this alert is left out here; the
         # planning script checks again atomically, for fan-outs of two PLPs running at once.
+        already = cast(list[int], rt.sync_redis.smismember(keys.alert_members(alert.id), member_ids))
         rows = [
-            (m, raw, out) for m, raw, out, done in zip(member_ids, raws, opted_out, already, strict=True) if not done
+            (m, member, out)
+            for m, member, out, done in zip(member_ids, found, opted_out, already, strict=True)
+            if not done
         ]
-        members = [Member.model_validate_json(raw) for _, raw, out in rows if raw is not None and not out]
-        skipped = [m for m, raw, out in rows if raw is not None and out]
+        members = [member for _, member, out in rows if member is not None and not out]
+        skipped = [m for m, member, out in rows if member is not None and out]
         planned += _plan_chunk(rt, alert, plp, plan, members, skipped)
-        low = f"({member_ids[-1]}"
+        last = member_ids[-1]
     return planned
 
 
@@ -218,8 +208,7 @@ def count_costs(
 ) -> None:
     """Add the SMS segments and call minutes of new deliveries (members, and their channels) to the alert's
     counters; with ``pipe``, the additions are queued on it (a transaction the caller executes)."""
-    raw = rt.sync_redis.hget(rt.keys.alert_relays(alert.id), plp.id)
-    relay = Relay.model_validate_json(str(raw)) if raw else None
+    relay = rt.reader.get_relay(alert.id, plp.id)
     sizes: dict[Language, tuple[int, int]] = {}
     for language in {m.language for m, _ in planned}:
         text = alert.text_for(language, relay, plp.default_language)

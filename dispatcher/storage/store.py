@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -160,9 +160,11 @@ class Store:
 
     # -- members ------------------------------------------------------------------------
 
-    async def find_member_by_contact(self, *, phone: str | None, email: str | None) -> str | None:
-        """The id of the member who owns this phone or e-mail, if any."""
-        for kind, value in (("phone", phone), ("email", email)):
+    async def find_member_by_contact(
+        self, *, phone: str | None, email: str | None, telegram: str | None = None
+    ) -> str | None:
+        """The id of the member who owns this phone, e-mail or Telegram chat, if any."""
+        for kind, value in (("phone", phone), ("email", email), ("telegram", telegram)):
             if value:
                 found = await self.redis.get(self.keys.contact(contact_digest(kind, value)))
                 if found:
@@ -373,6 +375,13 @@ class Store:
         raw = await self.redis.get(self.keys.actor(actor_id))
         return Actor.model_validate_json(raw) if raw else None
 
+    async def all_actors(self, *, chunk: int = 500) -> AsyncIterator[list[Actor]]:
+        """Every actor, ``chunk`` at a time (a round trip each)."""
+        ids = cast(list[str], await self.redis.zrange(self.keys.actors(), 0, -1))
+        for start in range(0, len(ids), chunk):
+            raws = await self.redis.mget([self.keys.actor(i) for i in ids[start : start + chunk]])
+            yield [Actor.model_validate_json(raw) for raw in raws if raw]
+
     async def issue_token(self, actor: Actor, *, ttl_days: int = DEFAULT_TOKEN_TTL_DAYS) -> NewToken:
         """Create a bearer token for the actor, valid ``ttl_days``.
 
@@ -455,6 +464,11 @@ class Store:
     async def get_alert(self, alert_id: str) -> Alert | None:
         raw = await self.redis.get(self.keys.alert(alert_id))
         return Alert.model_validate_json(raw) if raw else None
+
+    async def get_relay(self, alert_id: str, plp_id: str) -> Relay | None:
+        """The relay decision of one PLP for an alert."""
+        raw = await self.redis.hget(self.keys.alert_relays(alert_id), plp_id)
+        return Relay.model_validate_json(raw) if raw else None
 
     async def get_progress(self, alert_id: str) -> AlertProgress:
         """Where the alert stands. Relays still awaiting past the time-to-live expire on the way."""

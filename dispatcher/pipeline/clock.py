@@ -221,7 +221,7 @@ def _still_to_send(
 
 
 def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
-    """Each alert's lane (urgent for one that is gone: its work is only looked at, and dropped, at once)."""
+    """Each alert's lane; the urgent one for an alert that is gone (its jobs only find it gone, and stop)."""
     alerts = rt.reader.get_alerts(sorted(alert_ids))
     return {i: alert.urgency if alert is not None else Urgency.URGENT for i, alert in alerts.items()}
 

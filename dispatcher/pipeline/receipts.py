@@ -167,6 +167,10 @@ class Receipts:
         await self.feedback(member, text, via=channel, delivery=last)
         return say(Words.FEEDBACK_THANKS, member.language)
 
+    async def member_by_address(self, channel: ChannelName, address: str) -> Member | None:
+        """The member whose contact point on ``channel`` is ``address`` (a phone, a chat id), if any."""
+        return await self._member_by(channel.contact.value, address)
+
     async def member_by_phone(self, phone: str) -> Member | None:
         return await self._member_by("phone", phone)
 

@@ -33,10 +33,11 @@ from channels.base import (
     TransientError,
     VendorChannel,
 )
-from channels.twilio import TwilioAccount, TwilioSmsChannel, TwilioVoiceChannel
-from channels.twilio.inbound import RETRIES
+from channels.inbound import FAX, VOICEMAIL, StatusReport, WebhookRequest
+from channels.twilio import TwilioAccount, TwilioInbound, TwilioSmsChannel, TwilioVoiceChannel
+from channels.twilio.inbound import RETRIES, STATUS
 from config import Settings
-from dispatcher.core.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.twilio import Failure, TwilioSimulator
 from tests.support import unconnectable_port
@@ -568,3 +569,56 @@ async def test_close_releases_the_http_session(sim: TwilioSimulator) -> None:
         del channel
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+# -- what Twilio's webhooks say, in the dispatcher's words -------------------------------------------
+
+
+def _webhook(params: dict[str, str], *, delivery: str = "a1:sms:m1", headers: dict[str, str] | None = None) -> Any:
+    return WebhookRequest(
+        url=f"{PUBLIC}/v1/webhooks/twilio/status?d={delivery}",
+        headers=headers or {},
+        query={"d": delivery},
+        form=params,
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "cause"),
+    [
+        ({"MessageStatus": "queued"}, None, ""),
+        ({"MessageStatus": "sent"}, DeliveryStatus.SENT, ""),
+        ({"MessageStatus": "read"}, DeliveryStatus.DELIVERED, ""),
+        ({"MessageStatus": "undelivered", "ErrorCode": "30005"}, DeliveryStatus.FAILED, ""),
+        ({"CallStatus": "ringing"}, DeliveryStatus.SENT, ""),
+        ({"CallStatus": "completed", "AnsweredBy": "human"}, DeliveryStatus.DELIVERED, ""),
+        ({"CallStatus": "completed", "AnsweredBy": "machine_end_beep"}, DeliveryStatus.DELIVERED, VOICEMAIL),
+        ({"CallStatus": "completed", "AnsweredBy": "fax"}, DeliveryStatus.FAILED, FAX),
+        ({"CallStatus": "no-answer"}, DeliveryStatus.FAILED, "no answer"),
+    ],
+)
+def test_statuses_become_the_dispatchers_words(
+    params: dict[str, str], status: DeliveryStatus | None, cause: str
+) -> None:
+    """Each message or call status Twilio reports moves the delivery as the table says (or not at all), with the
+    cause in words; an error code is kept, and the event is named by Twilio's idempotency token when it gives one."""
+    headers = {"I-Twilio-Idempotency-Token": "evt-1"}
+    report = TwilioInbound(SecretStr(TOKEN)).parse(STATUS, _webhook({**params, "MessageSid": "SM1"}, headers=headers))
+    assert isinstance(report, StatusReport)
+    assert (report.delivery_id, report.status, report.cause, report.event_id) == ("a1:sms:m1", status, cause, "evt-1")
+    assert report.error == ("Twilio error 30005" if "ErrorCode" in params else "")
+
+
+@pytest.mark.parametrize(
+    "signed_url",
+    [f"{PUBLIC}/v1/webhooks/twilio/status?d=a1:sms:m1", f"{PUBLIC}/v1/webhooks/twilio/status?d=a1:sms:m1{RETRIES}"],
+)
+def test_a_signature_verifies_for_the_url_twilio_was_given(signed_url: str) -> None:
+    """A request signed for its public URL, with or without our connection overrides, is genuine; signed with
+    another token, or without a token configured here, it is refused."""
+    params = {"MessageStatus": "sent", "MessageSid": "SM1"}
+    signature = RequestValidator(TOKEN).compute_signature(signed_url, params)
+    request = _webhook(params, headers={"X-Twilio-Signature": signature})
+    assert TwilioInbound(SecretStr(TOKEN)).verify(STATUS, request) is None
+    assert TwilioInbound(SecretStr("another")).verify(STATUS, request) is not None
+    assert TwilioInbound(None).verify(STATUS, request) is not None

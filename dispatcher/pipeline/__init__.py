@@ -4,5 +4,6 @@ fallback, the clock that re-dispatches and runs timers, escalation, notification
 answers, receipts (acknowledgements, replies, STOP), audiences and estimates.
 
 May import: ``dispatcher.core``, ``dispatcher.storage``, ``dispatcher.access``, ``dispatcher.reports``,
-and ``channels`` (the ``Channel`` protocol and the registry, never a vendor library).
+and ``channels`` (the ``Channel`` protocol, the inbound events and the registry: ``channels``,
+``channels.base``, ``channels.inbound``, ``channels.registry``; never a vendor's package or library).
 """

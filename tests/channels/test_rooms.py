@@ -14,12 +14,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from channels import REGISTRY, build_channels, register, unregister
 from channels.outbox import OutboxChannel
+from channels.telegram import TelegramChannel
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.core.models import ChannelName, Charter, Contact, Language
 from dispatcher.core.wording import Words, say
 from dispatcher.operations.metrics import SendAttempt, SendOutcome, render
 from dispatcher.operations.queues import ProviderLimit, provider_limits
+from dispatcher.storage.limits import chat_limit_name
 from dispatcher.storage.runtime import Runtime
 from tests.channels.pigeon import LOFT, RING, PigeonChannel
 from tests.conftest import Cast
@@ -129,6 +131,12 @@ def test_the_provider_limits_are_the_rates_each_class_declares() -> None:
         ("voice", "twilio-voice"),
     ]
     assert limits[0].detail == "10/s per sender × 1 sender(s)"
+
+
+def test_erasing_a_member_deletes_the_chat_meter_telegram_sends_under() -> None:
+    """The per-chat rate the Telegram class declares is the meter erasure deletes with the member's chat."""
+    [_, chat] = TelegramChannel.rates(Settings(**CONFIGURED), "4242")  # type: ignore[arg-type]
+    assert chat.name == chat_limit_name("4242")
 
 
 # -- a new vendor: one package, one registry line --------------------------------------------------

@@ -9,16 +9,25 @@ errors below, which say whose fault a failure is::
     │   └── RateLimited       refused before processing; retry after exactly retry_after
     ├── PermanentError        this contact point will not work; reason is for a coordinator
     └── NotConfigured         the channel has no credentials here
+
+What a vendor channel is, beyond sending, is data on its class (``VendorChannel``): the
+provider behind it, the member's contact point it reaches, the form of message it carries,
+the settings it needs (``Configurable``), the rates it must keep, and the vendor's webhooks
+(``channels.inbound``). The dispatcher reads these; it never names a vendor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from config import Settings
-from dispatcher.core.models import ChannelName, Language, Urgency
+from config.settings import environment_variable
+from dispatcher.core.models import ChannelName, Contact, Language, Urgency
+
+if TYPE_CHECKING:
+    from channels.inbound import Inbound
 
 
 class ChannelError(Exception):
@@ -79,6 +88,35 @@ class ReceiptStatus(StrEnum):
     OUTBOX = "outbox"  # kept in the local outbox file: no provider had it, nobody was reached
 
 
+class MessageForm(StrEnum):
+    """The form of message a channel carries, which the dispatcher composes for it."""
+
+    TEXT = "text"  # a short text billed by the segment (SMS): the acknowledgement hint only if it adds none
+    CALL = "call"  # a call that speaks the message (``CallScript``) and takes a key to acknowledge
+    MAIL = "mail"  # an e-mail: text and HTML parts, links to the receipt, unsubscribe and export pages
+    CHAT = "chat"  # a chat message with a "received" button (``ack_label``, ``ack_data``)
+
+
+@dataclass(frozen=True, slots=True)
+class CallScript:
+    """What an alert call says, in the message's language: the channel only puts it in its vendor's format."""
+
+    intro: str  # said before the message, the first time
+    text: str  # the message, said twice
+    prompt: str  # how to acknowledge: press 1
+    goodbye: str  # said when no key was pressed
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A provider's rate that sends must keep: ``per_second`` at most, counted on the meter ``name``, which
+    every process shares (an account's, a sender's, one chat's). ``detail`` says what it is, for ``plp status``."""
+
+    name: str
+    per_second: float
+    detail: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One delivery, ready to go: who, where, and the content composed for its channel.
@@ -97,12 +135,11 @@ class OutboundMessage:
     subject: str
     text: str  # as the member reads it: the sender's words and our hints (SMS, Telegram, e-mail text part)
     html: str | None = None  # e-mail: the HTML part
-    twiml: str | None = None  # voice: the TwiML the call plays
+    call: CallScript | None = None  # a call: what it says
     reply_to: tuple[str, ...] = ()  # e-mail: where replies go (the PLP's coordinators)
     unsubscribe_url: str | None = None  # e-mail: List-Unsubscribe target, one-click (RFC 8058)
-    ack_label: str | None = None  # Telegram: label of the "received" button
-    ack_data: str | None = None  # Telegram: callback data of that button (at most 64 bytes)
-    status_callback: str | None = None  # Twilio: where status callbacks for this message go
+    ack_label: str | None = None  # chat: label of the "received" button
+    ack_data: str | None = None  # chat: data of that button, ``channels.inbound.ACK_PREFIX`` + delivery id
     slot: int | None = None  # the send's number among the departures under its provider limit (SMS: picks the sender)
 
     def __repr__(self) -> str:  # the address is personal data: keep it out of reprs
@@ -121,6 +158,8 @@ class Channel(Protocol):
     """A way to reach members, through one vendor."""
 
     name: ClassVar[str]
+    #: Who carries the messages, for the metrics' ``provider`` label (``twilio``, ``smtp``...).
+    provider: ClassVar[str]
     #: Longest text the channel carries in one message, if it has a limit.
     max_text_length: ClassVar[int | None]
     #: Whether the provider calls back with each message's fate: a send in doubt is then settled by
@@ -136,8 +175,54 @@ class Channel(Protocol):
         ...
 
 
+class Configurable:
+    """What a vendor channel needs from the settings, said once, in ``requires``: each entry a tuple of
+    settings fields of which one is enough. Whether it is ``configured``, what is ``missing`` and the
+    words of its ``NotConfigured`` all follow from it."""
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    @classmethod
+    def missing(cls, settings: Settings) -> list[str]:
+        """The variables still to set (alternatives joined by "or"); none when configured."""
+        return [
+            " or ".join(environment_variable(field) for field in fields)
+            for fields in cls.requires
+            if not any(getattr(settings, field) for field in fields)
+        ]
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether the settings hold everything ``requires`` names."""
+        return not cls.missing(settings)
+
+    @classmethod
+    def not_configured(cls, settings: Settings) -> NotConfigured:
+        """The error of building this channel from settings that miss something: it names what to set."""
+        return NotConfigured(f"{cls.name} is not configured: set {', '.join(cls.missing(settings))}")
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """The provider's rates a send to ``address`` must keep (none unless the vendor says)."""
+        return []
+
+
 class VendorChannel(Channel, Protocol):
-    """A channel backed by a vendor account, built from the settings when they hold its credentials."""
+    """A channel backed by a vendor account, built from the settings when they hold its credentials.
+
+    The class says, as data, what the dispatcher needs to know of it: the member's contact point it
+    sends to (``contact``), the form of its messages (``form``), whether members answer its messages
+    on it with no reference to the message (``takes_replies``: the answer is matched to the last one),
+    what it needs configured (``requires``, see ``Configurable``), and the vendor's webhooks
+    (``inbound``, see ``channels.inbound``; None when the vendor calls nothing back).
+    """
+
+    contact: ClassVar[Contact]
+    form: ClassVar[MessageForm]
+    takes_replies: ClassVar[bool]
+    requires: ClassVar[tuple[tuple[str, ...], ...]]
+    inbound: ClassVar[type[Inbound] | None]
 
     @classmethod
     def configured(cls, settings: Settings) -> bool:
@@ -145,6 +230,16 @@ class VendorChannel(Channel, Protocol):
         ...
 
     @classmethod
+    def missing(cls, settings: Settings) -> list[str]:
+        """The variables to set for the channel to be configured (alternatives joined by "or")."""
+        ...
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """The provider's rates a send to ``address`` must keep, when configured."""
+        ...
+
+    @classmethod
     def from_settings(cls, settings: Settings) -> VendorChannel:
-        """A channel ready to send; opens no connection before the first send."""
+        """A channel ready to send; opens no connection before the first send. Raises ``NotConfigured``."""
         ...

@@ -30,6 +30,7 @@ class OutboxChannel:
     max_text_length: ClassVar[int | None] = None
     reports_delivery: ClassVar[bool] = False
     name: ClassVar[str] = "outbox"
+    provider: ClassVar[str] = "outbox"
 
     def __init__(self, channel: str, *, path: Path, latency_ms: int = 0) -> None:
         self.channel = channel

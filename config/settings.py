@@ -536,26 +536,6 @@ class Settings(BaseSettings):
         """The URL ``plp web`` answers at on this machine: ``http://PLP_HOST:PLP_PORT``, the wildcard as loopback."""
         return local_url(self.host, self.port)
 
-    @property
-    def twilio_configured(self) -> bool:
-        return bool(self.twilio_account_sid and self.twilio_auth_token)
-
-    @property
-    def sms_configured(self) -> bool:
-        return self.twilio_configured and bool(self.twilio_sms_from or self.twilio_messaging_service_sid)
-
-    @property
-    def voice_configured(self) -> bool:
-        return self.twilio_configured and bool(self.twilio_voice_from)
-
-    @property
-    def email_configured(self) -> bool:
-        return bool(self.smtp_host and self.smtp_from)
-
-    @property
-    def telegram_configured(self) -> bool:
-        return self.telegram_bot_token is not None
-
     @field_validator("redis_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

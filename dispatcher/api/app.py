@@ -8,6 +8,7 @@ source address's rate, and its lock-out after failed authentications), bearer au
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -32,7 +33,7 @@ from dispatcher.api import (  # noqa: F401  (they register operations)
     webhooks,
 )
 from dispatcher.api.problems import Problem, problem_middleware
-from dispatcher.api.routing import ACTOR
+from dispatcher.api.routing import ACTOR, Operation
 from dispatcher.api.services import SERVICES, Services, api
 from dispatcher.core.models import Actor
 from dispatcher.storage.records import TokenRecord
@@ -41,19 +42,34 @@ from dispatcher.storage.store import Store, TokenRefused
 
 log = structlog.get_logger(__name__)
 
-# The console's files are public (its page asks for the token and sends it with each API call).
-_PUBLIC = frozenset(op.path for op in api.operations if op.public) | console.ROUTES
-# The providers' callbacks are signed, and their volume follows our own sending rate, from a
-# few provider addresses: refused, they would be lost (Twilio does not retry a refused status
-# callback or incoming SMS, so a member's STOP would be). They are not metered per address.
-_PROVIDER_CALLBACKS = frozenset(op.path for op in api.operations if op.tag == "webhooks")
-
 # Liveness, readiness and metrics answer even when Redis, where the meters are, does not.
 _PROBES = frozenset({"/v1/health", "/v1/ready", metrics.PATH})
 
 THROTTLE = web.AppKey("throttle", Throttle)
 ADDRESS = web.RequestKey("address", str)
 FAILED_AUTH = web.RequestKey("failed_auth", FailedAuth)
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What the middlewares know of the app's routes, from the operations it was made with."""
+
+    #: No token needed. The console's files are public too (its page asks for the token and sends it).
+    public: frozenset[str]
+    #: The providers' callbacks are signed, and their volume follows our own sending rate, from a
+    #: few provider addresses: refused, they would be lost (Twilio does not retry a refused status
+    #: callback or incoming SMS, so a member's STOP would be). They are not metered per address.
+    provider_callbacks: frozenset[str]
+
+    @classmethod
+    def of(cls, operations: list[Operation]) -> Routes:
+        return cls(
+            public=frozenset(op.path for op in operations if op.public) | console.ROUTES,
+            provider_callbacks=frozenset(op.path for op in operations if op.tag == "webhooks"),
+        )
+
+
+ROUTES = web.AppKey("routes", Routes)
 
 _REASONS = {
     "unknown": "this token is not valid",
@@ -69,7 +85,7 @@ def _route(request: web.Request) -> str | None:
 
 def _needs_token(request: web.Request) -> bool:
     route = _route(request)
-    return route is not None and route not in _PUBLIC
+    return route is not None and route not in request.app[ROUTES].public
 
 
 def too_many(refusal: Refusal) -> Problem:
@@ -87,7 +103,7 @@ async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse
     throttle = request.app[THROTTLE]
     address = client_address(request.remote, request.headers.get("X-Forwarded-For"), throttle.trusted_proxies)
     request[ADDRESS] = address
-    exempt = _route(request) in _PROVIDER_CALLBACKS or (
+    exempt = _route(request) in request.app[ROUTES].provider_callbacks or (
         _route(request) == metrics.PATH and metrics.authorized_scrape(request, request.app[SERVICES].runtime.settings)
     )
     try:
@@ -169,7 +185,9 @@ def create_app(runtime: Runtime) -> web.Application:
         await redis.aclose()
 
     app.cleanup_ctx.append(clients)
-    api.install(app)
+    operations = api.operations
+    app[ROUTES] = Routes.of(operations)
+    api.install(app, operations)
     stream.install(app)
     console.install(app)
     return app

@@ -100,7 +100,18 @@ class Api:
 
     def __init__(self, *, title: str, version: str, description: str) -> None:
         self.title, self.version, self.description = title, version, description
-        self.operations: list[Operation] = []
+        self._declared: list[Operation] = []
+        self._sources: list[Callable[[], list[Operation]]] = []
+
+    def extend(self, source: Callable[[], list[Operation]]) -> None:
+        """Add the operations ``source`` gives, asked anew each time they are read (the vendors' webhooks,
+        from the channel registry)."""
+        self._sources.append(source)
+
+    @property
+    def operations(self) -> list[Operation]:
+        """Every operation: those declared with ``operation``, and those of the sources now."""
+        return self._declared + [op for source in self._sources for op in source()]
 
     def operation(
         self,
@@ -125,7 +136,7 @@ class Api:
         def register(handler: Handler) -> Handler:
             if public == (authorize is not None):
                 raise TypeError(f"{handler.__name__}: an operation is public or has an authorize check, not both")
-            self.operations.append(
+            self._declared.append(
                 Operation(
                     method=method,
                     path=path,
@@ -148,16 +159,18 @@ class Api:
 
         return register
 
-    def install(self, app: web.Application) -> None:
-        for op in self.operations:
+    def install(self, app: web.Application, operations: list[Operation]) -> None:
+        """Route ``operations`` (``self.operations`` as they were when the app was made)."""
+        for op in operations:
             app.router.add_route(op.method, _constrained(op.path), _endpoint(op), name=op.operation_id)
 
     def openapi(self) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of every registered operation."""
-        models = _models(self.operations)
+        """The OpenAPI 3.1 document of every operation."""
+        operations = self.operations
+        models = _models(operations)
         _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
         paths: dict[str, dict[str, Any]] = {}
-        for op in self.operations:
+        for op in operations:
             paths.setdefault(op.path, {})[op.method.lower()] = _describe(op)
         return {
             "openapi": "3.1.0",

@@ -1,99 +1,134 @@
-"""Webhooks from the providers: Twilio statuses, SMS replies and call keys; Telegram updates.
+"""Webhooks from the providers: each handed to its vendor's parser, then applied in the dispatcher's words.
 
-Nothing from outside changes anything before it is authenticated: Twilio requests must
-carry an ``X-Twilio-Signature`` that the ``twilio`` library's validator accepts for the
-service's public URL; Telegram updates must carry the configured secret token (compared
-in constant time). A refused request gets a 403 and changes nothing.
+Every vendor that calls back (``channels.inbound_vendors``) has its hooks routed here,
+``POST /v1/webhooks/<vendor>[/<hook>]`` (``operations``, read from the registry whenever the
+routes or the API's document are built). Each request goes to the vendor as received
+(``channels.inbound``): nothing from outside changes anything before the vendor's ``verify``
+accepts it (a signature, a secret header), and a refused request gets a 403 and changes nothing.
+The vendor parses it into one event, which is applied here through the receipts
+(``dispatcher.pipeline.receipts``); the vendor writes the answer, in its format, from ours.
 """
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from aiohttp import web
-from pydantic import RootModel
-from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import VoiceResponse
 
+from channels import inbound_vendors
+from channels.inbound import (
+    ACK_PREFIX,
+    DELIVERY_PARAMETER,
+    NOBODY_ANSWERED,
+    Answer,
+    Body,
+    ButtonPress,
+    CallKeys,
+    ChatLink,
+    Event,
+    Hook,
+    Inbound,
+    StatusReport,
+    TextMessage,
+    WebhookRequest,
+    hook_path,
+)
 from dispatcher.api.problems import Problem
-from dispatcher.api.routing import Call, Reply, read_form
+from dispatcher.api.routing import Call, Operation, Reply, read_form
 from dispatcher.api.services import Services, api, services
-from dispatcher.core.models import ChannelName, DeliveryStatus, Language
-from dispatcher.core.wording import VOICES, Words, say
+from dispatcher.core.models import ChannelName, Language
+from dispatcher.core.wording import Words, say
 from dispatcher.pipeline import replies
-from dispatcher.pipeline.compose import ACK_PREFIX
 from dispatcher.pipeline.receipts import Receipts, page_language
 from dispatcher.storage.store import Store, split_delivery_id
 
 log = structlog.get_logger(__name__)
 
-TWIML = "application/xml"
-
-#: Twilio message and call statuses -> where the delivery moves (None: nothing to record).
-_MESSAGE_STATUS: dict[str, DeliveryStatus | None] = {
-    "queued": None,
-    "accepted": None,
-    "scheduled": None,
-    "sending": None,
-    "sent": DeliveryStatus.SENT,
-    "delivered": DeliveryStatus.DELIVERED,
-    "read": DeliveryStatus.DELIVERED,
-    "undelivered": DeliveryStatus.FAILED,
-    "failed": DeliveryStatus.FAILED,
-}
-_CALL_STATUS: dict[str, DeliveryStatus | None] = {
-    "queued": None,
-    "initiated": DeliveryStatus.SENT,
-    "ringing": DeliveryStatus.SENT,
-    "in-progress": DeliveryStatus.DELIVERED,  # answered, by a person or a voicemail
-    "answered": DeliveryStatus.DELIVERED,
-    "completed": DeliveryStatus.DELIVERED,
-    "busy": DeliveryStatus.FAILED,
-    "no-answer": DeliveryStatus.FAILED,
-    "failed": DeliveryStatus.FAILED,
-    "canceled": DeliveryStatus.FAILED,
-}
-_CALL_FAILURE = {"busy": "line busy", "no-answer": "no answer", "failed": "call failed", "canceled": "call cancelled"}
-#: Causes recorded for a call that no person answered (from answering machine detection's ``AnsweredBy``).
-_VOICEMAIL, _FAX = "left on voicemail", "answered by a fax machine"
-#: ``AnsweredBy`` values under which a key pressed in a call is the member's own act: a person, or a call
-#: the detection could not classify (most often a person who said nothing). Every ``machine_*`` value and
-#: ``fax`` mean no person is on the line: tones a voicemail or a fax plays are not an acknowledgement.
-_PERSON_ANSWERED = frozenset({"human", "unknown"})
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise Problem(415, "Unsupported media type", "Twilio posts application/x-www-form-urlencoded")
-    return await read_form(request)
-
-
-async def _twilio_params(call: Call) -> dict[str, str]:
-    """The request's parameters, once its Twilio signature is verified; 403 otherwise."""
-    params = await _form(call.request)
-    settings = services(call).runtime.settings
-    signature = call.request.headers.get("X-Twilio-Signature", "")
-    token = settings.twilio_auth_token
-    urls = services(call).runtime.links.signed_urls(call.request.path_qs)
-    validator = RequestValidator(token.get_secret_value()) if token is not None else None
-    valid = validator is not None and any(validator.validate(url, params, signature) for url in urls)
-    if not signature or not valid:
-        log.warning("webhook.twilio_refused", path=call.request.path)
-        raise Problem(403, "Forbidden", "the X-Twilio-Signature does not verify for this URL")
-    return params
-
-
 #: How long a webhook event is remembered; providers retry for minutes to hours, not days.
 _SEEN_FOR = 7 * 86400
+#: The key that acknowledges an alert call, as the call's script says.
+_ACK_KEY = "1"
+
+
+def operations() -> list[Operation]:
+    """One public operation, tagged ``webhooks``, per hook of every vendor registered now."""
+    return [_operation(inbound, hook) for inbound in inbound_vendors() for hook in inbound.hooks]
+
+
+def _operation(inbound: type[Inbound], hook: Hook) -> Operation:
+    async def handler(call: Call) -> Reply:
+        return await receive(call, inbound, hook)
+
+    handler.__name__ = hook.name  # the operation's id in the document
+    return Operation(
+        method="POST",
+        path=hook_path(inbound.vendor, hook.path),
+        handler=handler,
+        summary=hook.summary,
+        tag="webhooks",
+        responses=hook.answers,
+        public=True,
+    )
+
+
+api.extend(operations)
+
+
+async def receive(call: Call, inbound: type[Inbound], hook: Hook) -> Reply:
+    """Check, parse, apply and answer one webhook request (403 when the vendor refuses it)."""
+    svc = services(call)
+    vendor = inbound.from_settings(svc.runtime.settings)
+    request = await _request(call, hook)
+    refusal = vendor.verify(hook, request)
+    if refusal is not None:
+        log.warning(f"webhook.{inbound.vendor}_refused", path=call.request.path)
+        raise Problem(403, "Forbidden", refusal)
+    if hook.body is Body.JSON:
+        request = dataclasses.replace(request, json=await _json(call, hook))
+    event = vendor.parse(hook, request)
+    answer = await _apply(svc, inbound.vendor, event) if event is not None else None
+    answered = vendor.answer(hook, request, answer)
+    return Reply(answered.status, answered.body, media_type=answered.media_type)
+
+
+async def _request(call: Call, hook: Hook) -> WebhookRequest:
+    """The request as the vendor reads it; a form is read now (its signature covers it), a JSON body once verified."""
+    form: dict[str, str] = {}
+    if hook.body is Body.FORM:
+        if call.request.content_type != Body.FORM.value:
+            raise Problem(415, "Unsupported media type", hook.expects)
+        form = await read_form(call.request)
+    url = services(call).runtime.links.public(call.request.path_qs)
+    return WebhookRequest(url=url, headers=call.request.headers, query=call.request.query, form=form)
+
+
+async def _json(call: Call, hook: Hook) -> Any:
+    try:
+        return await call.request.json()
+    except ValueError:
+        raise Problem(400, "Malformed JSON", hook.expects) from None
+
+
+async def _apply(svc: Services, vendor: str, event: Event) -> Answer | None:
+    """Apply one event; what to answer in the webhook's answer (None: nothing)."""
+    if isinstance(event, StatusReport):
+        await _status(svc, vendor, event)
+        return None
+    if isinstance(event, TextMessage):
+        return await _text(svc, vendor, event)
+    if isinstance(event, ChatLink):
+        await _link(svc, vendor, event)
+        return None
+    if isinstance(event, CallKeys):
+        return await _keys(svc, vendor, event)
+    return await _button(svc, vendor, event)
 
 
 @asynccontextmanager
-async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
+async def _once(svc: Services, source: str, event_id: str) -> AsyncIterator[bool]:
     """Whether this provider event is new (True: handle it, within the block); a replay (a provider retrying,
     or an attacker) of an event already handled is skipped.
 
@@ -103,7 +138,6 @@ async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
     counts once; only a free-text reply whose handling ended but whose mark was lost with Redis
     is stored twice when the provider retries it.
     """
-    svc = services(call)
     key = svc.runtime.keys.seen(source, event_id)
     if await svc.store.redis.exists(key):
         log.info("webhook.replayed", source=source)
@@ -113,213 +147,117 @@ async def _once(call: Call, source: str, event_id: str) -> AsyncIterator[bool]:
     await svc.store.redis.set(key, 1, ex=_SEEN_FOR)
 
 
-def _twilio_event(call: Call, *parts: str) -> str:
-    # Twilio names each webhook delivery; its retries carry the same token.
-    return call.request.headers.get("I-Twilio-Idempotency-Token") or ":".join(parts)
-
-
-def _delivery(call: Call) -> str:
-    delivery = call.request.query.get("d", "")
+def _delivery(value: str) -> str:
+    """A delivery id named by a callback URL; a 400 when it names none."""
     try:
-        split_delivery_id(delivery)
+        split_delivery_id(value)
     except ValueError:
-        raise Problem(400, "Bad request", "the d parameter must name a delivery") from None
-    return delivery
+        raise Problem(400, "Bad request", f"the {DELIVERY_PARAMETER} parameter must name a delivery") from None
+    return value
 
 
-@api.operation(
-    "POST",
-    "/v1/webhooks/twilio/status",
-    summary="Twilio status callback of a message or a call (signed); moves the delivery forward",
-    tag="webhooks",
-    public=True,
-    responses={204: None},
-)
-async def twilio_status(call: Call) -> Reply:
-    params = await _twilio_params(call)
-    delivery = _delivery(call)
-    receipts = Receipts(services(call).store)
-    if "CallStatus" in params:
-        raw = params["CallStatus"]
-        status = _CALL_STATUS.get(raw)
-        cause = _CALL_FAILURE.get(raw, "")
-        status, cause = _answered_by_machine(status, cause, params.get("AnsweredBy", ""))
-        provider_id = params.get("CallSid", "")
-    else:
-        raw = params.get("MessageStatus", "")
-        status = _MESSAGE_STATUS.get(raw)
-        cause = ""
-        provider_id = params.get("MessageSid", "")
-    if status is None:
-        return Reply(204)
-    async with _once(call, "twilio", _twilio_event(call, provider_id, raw, delivery)) as first:
+async def _status(svc: Services, vendor: str, report: StatusReport) -> None:
+    delivery = _delivery(report.delivery_id)
+    if report.status is None:
+        return
+    async with _once(svc, vendor, report.event_id) as first:
         if first:
-            error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else ""
-            result = await receipts.provider_status(delivery, status, provider_id=provider_id, error=error, cause=cause)
-            log.info("webhook.twilio_status", delivery_id=delivery, reported=raw, status=result)
-    return Reply(204)
+            result = await Receipts(svc.store).provider_status(
+                delivery, report.status, provider_id=report.provider_id, error=report.error, cause=report.cause
+            )
+            log.info(f"webhook.{vendor}_status", delivery_id=delivery, reported=report.reported, status=result)
 
 
-def _answered_by_machine(
-    status: DeliveryStatus | None, cause: str, answered_by: str
-) -> tuple[DeliveryStatus | None, str]:
-    """A call a voicemail took is delivered, and says so; one a fax took reached nobody: it failed."""
-    if answered_by == "fax" and status is DeliveryStatus.DELIVERED:
-        return DeliveryStatus.FAILED, _FAX
-    if answered_by.startswith("machine"):
-        return status, _VOICEMAIL
-    return status, cause
+async def _text(svc: Services, vendor: str, message: TextMessage) -> Answer | None:
+    """A reply from a member, answered in the webhook's answer or by a message of ours.
 
-
-@api.operation(
-    "POST",
-    "/v1/webhooks/twilio/sms",
-    summary="An SMS from a member (signed): acknowledgement, STOP, or feedback; answered in TwiML",
-    tag="webhooks",
-    public=True,
-    responses={200: TWIML},
-)
-async def twilio_sms(call: Call) -> Reply:
-    params = await _twilio_params(call)
-    receipts = Receipts(services(call).store)
-    member = await receipts.member_by_phone(params.get("From", ""))
-    response = MessagingResponse()
-    async with _once(call, "twilio", _twilio_event(call, params.get("MessageSid", ""), "inbound")) as first:
-        if member is not None and first:
-            response.message(await receipts.reply(member, ChannelName.SMS, params.get("Body", "")))
+    A stranger is told who we are only by a message of ours, sent under the provider's limits:
+    an answer in the webhook's answer leaves outside them, so anyone could have us send it at will.
+    """
+    receipts = Receipts(svc.store)
+    member = await receipts.member_by_address(message.channel, message.sender) if message.own_chat else None
+    async with _once(svc, vendor, message.event_id) as first:
+        if not first:
+            return None
+        if message.answer_inline:
+            if member is None:
+                log.info(f"webhook.{message.channel.value}_from_unknown_number")
+                return None
+            return Answer(await receipts.reply(member, message.channel, message.text), member.language)
+        if member is None:
+            language = page_language(message.language)
+            await _answer_later(svc, message.channel, message.sender, say(Words.TELEGRAM_UNKNOWN, language), language)
         else:
-            log.info("webhook.sms_from_unknown_number")
-    return Reply(200, str(response), media_type=TWIML)
+            answer = await receipts.reply(member, message.channel, message.text)
+            await _answer_later(svc, message.channel, message.sender, answer, member.language)
+    return None
 
 
-@api.operation(
-    "POST",
-    "/v1/webhooks/twilio/voice",
-    summary="Keys pressed during an alert call (signed): 1 acknowledges; answered in TwiML",
-    tag="webhooks",
-    public=True,
-    responses={200: TWIML},
-)
-async def twilio_voice(call: Call) -> Reply:
-    params = await _twilio_params(call)
-    delivery = _delivery(call)
-    store = services(call).store
+async def _link(svc: Services, vendor: str, link: ChatLink) -> None:
+    async with _once(svc, vendor, link.event_id) as first:
+        if not first:
+            return
+        member = await Receipts(svc.store).link_telegram(link.token, int(link.sender)) if link.token else None
+        if member is None:
+            language = page_language(link.language)
+            await _answer_later(svc, link.channel, link.sender, say(Words.TELEGRAM_LINK_INVALID, language), language)
+        else:
+            linked = say(Words.TELEGRAM_LINKED, member.language)
+            await _answer_later(svc, link.channel, link.sender, linked, member.language)
+
+
+async def _answer_later(svc: Services, channel: ChannelName, address: str, text: str, language: Language) -> None:
+    # Not in the webhook's answer, which the provider would send outside our limiter (see dispatcher.pipeline.replies).
+    await svc.blocking(replies.queue, svc.runtime, channel, address, text, language)
+
+
+async def _keys(svc: Services, vendor: str, keys: CallKeys) -> Answer:
+    """Keys pressed in an alert call: the acknowledgement key, pressed by a person, acknowledges; thanks or goodbye."""
+    delivery = _delivery(keys.delivery_id)
+    store = svc.store
     member = await store.get_member(split_delivery_id(delivery)[2])
     language = member.language if member else Language.FR
-    lang, voice = VOICES[language]
-    response = VoiceResponse()
-    if params.get("Digits", "").startswith("1") and await _pressed_by_a_person(store, delivery, params):
-        async with _once(call, "twilio", _twilio_event(call, params.get("CallSid", ""), "digits", delivery)) as first:
+    if keys.keys.startswith(_ACK_KEY) and await _pressed_by_a_person(store, delivery, keys):
+        async with _once(svc, vendor, keys.event_id) as first:
             if first:
-                await Receipts(store).acknowledge(delivery, via=ChannelName.VOICE)
-        response.say(say(Words.VOICE_THANKS, language), language=lang, voice=voice)
-    else:
-        response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
-    return Reply(200, str(response), media_type=TWIML)
+                await Receipts(store).acknowledge(delivery, via=keys.channel)
+        return Answer(say(Words.VOICE_THANKS, language), language)
+    return Answer(say(Words.VOICE_GOODBYE, language), language)
 
 
-async def _pressed_by_a_person(store: Store, delivery: str, params: dict[str, str]) -> bool:
+async def _pressed_by_a_person(store: Store, delivery: str, keys: CallKeys) -> bool:
     """Whether the keys were pressed with a person on the line, as answering machine detection reported it.
 
-    The request's own ``AnsweredBy`` decides; without one, what the call's status callbacks
-    reported (a voicemail or a fax recorded on the delivery); with neither, detection was off
-    and the key counts.
+    The request's own word decides; without one, what the call's status callbacks reported (a
+    voicemail or a fax recorded on the delivery); with neither, detection was off and the key counts.
     """
-    answered_by = params.get("AnsweredBy") or None
-    if answered_by is None:
+    by_person, answered_by = keys.by_person, keys.answered_by
+    if by_person is None:
         alert_id, channel, member_id = split_delivery_id(delivery)
         record = await store.get_delivery(alert_id, f"{channel}:{member_id}")
-        answered_by = "machine" if record is not None and record.cause in (_VOICEMAIL, _FAX) else "unknown"
-    if answered_by not in _PERSON_ANSWERED:
+        by_person = record is None or record.cause not in NOBODY_ANSWERED
+        answered_by = "unknown" if by_person else "machine"
+    if not by_person:
         log.info("webhook.voice_key_without_a_person", delivery_id=delivery, answered_by=answered_by)
-        return False
-    return True
+    return by_person
 
 
-class TelegramAnswer(RootModel[dict[str, Any]]):
-    """A Bot API method answering the update (answerCallbackQuery: the button's toast), or an empty body."""
-
-
-async def _answer_later(svc: Services, chat_id: int, text: str, language: Language) -> Reply:
-    # Not in the webhook's answer, which Telegram would send outside our limiter (see dispatcher.pipeline.replies).
-    await svc.blocking(replies.queue, svc.runtime, ChannelName.TELEGRAM, str(chat_id), text, language)
-    return Reply(200)
-
-
-@api.operation(
-    "POST",
-    "/v1/webhooks/telegram",
-    summary="A Telegram update (with the secret token header): links, /stop, the received button, replies",
-    tag="webhooks",
-    public=True,
-    responses={200: TelegramAnswer},
-)
-async def telegram_update(call: Call) -> Reply:
-    secret = services(call).runtime.settings.telegram_webhook_secret
-    given = call.request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-    if secret is None or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
-        log.warning("webhook.telegram_refused")
-        raise Problem(403, "Forbidden", "the secret token header is missing or wrong")
-    try:
-        update = await call.request.json()
-    except ValueError:
-        raise Problem(400, "Malformed JSON", "a Telegram update is a JSON object") from None
-    if not isinstance(update, dict):
-        return Reply(200)  # not an update
-    async with _once(call, "telegram", str(update.get("update_id", ""))) as first:
-        return await _telegram_update(services(call), update) if first else Reply(200)
-
-
-async def _telegram_update(svc: Services, update: dict[str, Any]) -> Reply:
-    if isinstance(update.get("callback_query"), dict):
-        return await _telegram_button(Receipts(svc.store), update["callback_query"])
-    message = update.get("message")
-    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
-        return Reply(200)  # other kinds of update are not for us
-    chat_id = int(message.get("chat", {}).get("id", 0))
-    language = page_language((message.get("from") or {}).get("language_code"))
-    return await _telegram_text(svc, chat_id, message["text"], language, by_owner=_by_chat_owner(message))
-
-
-def _by_chat_owner(item: dict[str, Any]) -> bool:
-    """Whether a message or a button press comes from the person whose private chat it is in.
-
-    In a private chat the user's id is the chat's; in a group anyone may write or press, and
-    what they do is not the member's act.
-    """
-    chat = (item.get("message") or item).get("chat") or {}
-    return bool(chat.get("id")) and (item.get("from") or {}).get("id") == chat.get("id")
-
-
-async def _telegram_text(svc: Services, chat_id: int, text: str, language: Language, *, by_owner: bool) -> Reply:
-    receipts = Receipts(svc.store)
-    if text.startswith("/start"):
-        token = text.removeprefix("/start").strip()
-        member = await receipts.link_telegram(token, chat_id) if token else None
-        if member is None:
-            return await _answer_later(svc, chat_id, say(Words.TELEGRAM_LINK_INVALID, language), language)
-        return await _answer_later(svc, chat_id, say(Words.TELEGRAM_LINKED, member.language), member.language)
-    member = await receipts.member_by_chat(chat_id) if by_owner else None
-    if member is None:
-        return await _answer_later(svc, chat_id, say(Words.TELEGRAM_UNKNOWN, language), language)
-    answer = await receipts.reply(member, ChannelName.TELEGRAM, text)
-    return await _answer_later(svc, chat_id, answer, member.language)
-
-
-async def _telegram_button(receipts: Receipts, query: dict[str, Any]) -> Reply:
-    data = str(query.get("data", ""))
-    chat_id = int((query.get("message") or {}).get("chat", {}).get("id", 0))
-    member = await receipts.member_by_chat(chat_id)
-    answer: dict[str, Any] = {"method": "answerCallbackQuery", "callback_query_id": str(query.get("id", ""))}
-    if member is None or not data.startswith(ACK_PREFIX):
-        return Reply(200, answer)
-    delivery = data.removeprefix(ACK_PREFIX)
-    try:
-        _, _, member_id = split_delivery_id(delivery)
-    except ValueError:
-        return Reply(200, answer)
-    if member_id != member.id or not _by_chat_owner(query):  # someone else's message, or someone else pressing
-        log.warning("webhook.telegram_foreign_button")
-        return Reply(200, answer)
-    await receipts.acknowledge(delivery, via=ChannelName.TELEGRAM)
-    return Reply(200, answer | {"text": say(Words.ACK_THANKS, member.language)})
+async def _button(svc: Services, vendor: str, press: ButtonPress) -> Answer | None:
+    """The "received" button: it acknowledges its delivery when the member whose chat it is presses it."""
+    async with _once(svc, vendor, press.event_id) as first:
+        if not first:
+            return None
+        receipts = Receipts(svc.store)
+        member = await receipts.member_by_address(press.channel, press.sender)
+        if member is None or not press.data.startswith(ACK_PREFIX):
+            return Answer()
+        delivery = press.data.removeprefix(ACK_PREFIX)
+        try:
+            _, _, member_id = split_delivery_id(delivery)
+        except ValueError:
+            return Answer()
+        if member_id != member.id or not press.own_chat:  # someone else's message, or someone else pressing
+            log.warning(f"webhook.{vendor}_foreign_button")
+            return Answer()
+        await receipts.acknowledge(delivery, via=press.channel)
+        return Answer(say(Words.ACK_THANKS, member.language), member.language)

@@ -163,12 +163,13 @@ def telegram_webhook() -> None:
 
     Needs TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET and a PLP_PUBLIC_BASE_URL that Telegram can reach (HTTPS).
     """
-    from channels.telegram import TelegramChannel
+    from channels.inbound import hook_path
+    from channels.telegram import TelegramChannel, TelegramInbound
 
     settings = cli_settings()
-    if not settings.telegram_configured or settings.telegram_webhook_secret is None:
+    if not TelegramChannel.configured(settings) or settings.telegram_webhook_secret is None:
         raise click.ClickException("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
-    url = f"{settings.public_base_url.rstrip('/')}/v1/webhooks/telegram"
+    url = f"{settings.public_base_url.rstrip('/')}{hook_path(TelegramInbound.vendor)}"
 
     async def register() -> None:
         channel = TelegramChannel.from_settings(settings)

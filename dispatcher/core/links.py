@@ -18,12 +18,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from config import Settings
 
-#: Twilio's connection overrides, in the fragment of the callback URLs we give it: by default Twilio
-#: retries a webhook once, and only when it cannot connect; a 503 (our Redis restarting) would lose a
-#: status or a member's key press. With these it retries up to 5 times on any failure, within its
-#: 15-second total. Twilio signs the URL as given; the fragment never reaches us (see ``signed_urls``).
-TWILIO_RETRIES = "#rc=5&rp=all"
-
 
 class Purpose(StrEnum):
     RECEIPT = "receipt"  # acknowledge a delivery, or reply to it (e-mail page)
@@ -94,20 +88,9 @@ class Links:
         """The member's own link to everything stored about them, as JSON."""
         return f"{self._base}/v1/x/{self.token(Purpose.EXPORT, member_id)}"
 
-    def twilio_status_url(self, delivery_id: str) -> str:
-        return f"{self._base}/v1/webhooks/twilio/status?d={delivery_id}{TWILIO_RETRIES}"
-
-    def twilio_gather_url(self, delivery_id: str) -> str:
-        return f"{self._base}/v1/webhooks/twilio/voice?d={delivery_id}{TWILIO_RETRIES}"
-
     def public(self, path_qs: str) -> str:
         """The URL a provider used to reach ``path_qs``."""
         return f"{self._base}{path_qs}"
-
-    def signed_urls(self, path_qs: str) -> tuple[str, str]:
-        """The URLs a Twilio signature of a request to ``path_qs`` may cover: the public URL, and the same with
-        the connection overrides we gave Twilio (a fragment: browsers and Twilio never send it)."""
-        return self.public(path_qs), self.public(path_qs) + TWILIO_RETRIES
 
 
 def telegram_link_token() -> str:

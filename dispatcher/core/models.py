@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dispatcher.core.channel_names import ChannelName, Contact
 from dispatcher.core.contacts import normalise_email
 
 
@@ -22,13 +23,6 @@ class Language(StrEnum):
     NL = "nl"
     DE = "de"
     EN = "en"
-
-
-class ChannelName(StrEnum):
-    SMS = "sms"
-    EMAIL = "email"
-    TELEGRAM = "telegram"
-    VOICE = "voice"
 
 
 class Urgency(StrEnum):
@@ -372,9 +366,9 @@ class Member(BaseModel):
 
     def address_for(self, channel: ChannelName) -> str | None:
         """The member's contact point for a channel, or None if they have none."""
-        if channel in (ChannelName.SMS, ChannelName.VOICE):
+        if channel.contact is Contact.PHONE:
             return self.phone
-        if channel is ChannelName.EMAIL:
+        if channel.contact is Contact.EMAIL:
             return self.email
         return str(self.telegram_chat_id) if self.telegram_chat_id is not None else None
 

@@ -184,14 +184,6 @@ _WORDS: dict[Words, dict[Language, str]] = {
     },
 }
 
-#: Twilio <Say> language and voice per member language (Belgian voices where they exist).
-VOICES: dict[Language, tuple[str, str]] = {
-    FR: ("fr-BE", "Polly.Isabelle-Neural"),
-    NL: ("nl-BE", "Polly.Lisa-Neural"),
-    DE: ("de-DE", "Polly.Vicki-Neural"),
-    EN: ("en-GB", "Polly.Amy-Neural"),
-}
-
 #: Replies that acknowledge a message, and replies that stop all messages, in any case.
 ACK_WORDS = frozenset(
     {"ok", "oui", "ja", "yes", "1", "recu", "reçu", "ontvangen", "erhalten", "bien recu", "bien reçu"}

@@ -23,25 +23,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from channels import Channel, ChannelError, NotConfigured, PermanentError, RateLimited, TransientError
-from channels.email import SmtpChannel
-from channels.outbox import OutboxChannel
-from channels.telegram import TelegramChannel
-from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
 from dispatcher.operations.health import OUTBOX, Concern, problems
 from dispatcher.operations.queues import QueueHealth, queue_health
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.scripts import ALERT_SECONDS_BOUNDS, SEND_SECONDS_BOUNDS
 
 PREFIX = "plp_"
-
-#: The provider behind each channel class, for the ``provider`` label.
-PROVIDERS: dict[type, str] = {
-    TwilioSmsChannel: "twilio",
-    TwilioVoiceChannel: "twilio",
-    SmtpChannel: "smtp",
-    TelegramChannel: "telegram",
-    OutboxChannel: "outbox",
-}
 
 
 class SendOutcome(StrEnum):
@@ -79,7 +66,8 @@ class SendAttempt:
 
     @classmethod
     def of(cls, channel: Channel, outcome: SendOutcome, seconds: float) -> SendAttempt:
-        return cls(PROVIDERS.get(type(channel), type(channel).__name__.lower()), outcome, max(0.0, seconds))
+        """The attempt of ``channel``, labelled with the provider its class names (``Channel.provider``)."""
+        return cls(channel.provider, outcome, max(0.0, seconds))
 
     def script_args(self) -> list[str | float]:
         """The trailing arguments of the record and retry scripts that count this attempt."""

@@ -24,11 +24,10 @@ from typing import Any
 from rq import Worker
 from rq.utils import utcparse
 
-from channels import describe_channels
+from channels import describe_channels, rates_for
 from config import Settings
 from dispatcher.core.models import ChannelName
 from dispatcher.operations.heartbeats import FORGET_SECONDS, Beat, Role, beat_of
-from dispatcher.storage.limits import limits_for
 from dispatcher.storage.runtime import Runtime
 
 #: Queue entries looked at to find the oldest job (a job deleted under the queue leaves a stale id).
@@ -249,25 +248,14 @@ def urgent_workers_alive(runtime: Runtime) -> int:
 
 
 def provider_limits(settings: Settings) -> tuple[ProviderLimit, ...]:
-    """The providers' limits the workers pace sends under (``dispatcher.storage.limits.limits_for``), at the
-    providers' rates: the workers keep ``PLP_LIMIT_MARGIN`` below them. A channel served by the
-    outbox (no credentials) has none.
+    """The providers' limits the workers pace sends under (``channels.rates_for``), at the providers' rates:
+    the workers keep ``PLP_LIMIT_MARGIN`` below them. A channel served by the outbox (no credentials) has none.
     """
-    settings = settings.model_copy(update={"limit_margin": 0.0})
-    details = {
-        "twilio-sms": (
-            f"{settings.limit_sms_per_second:g}/s per sender × {max(1, len(settings.twilio_sms_from))} sender(s)"
-        ),
-        "twilio-voice": "calls for the account",
-        "telegram": "messages for the bot",
-        "telegram-chat": "messages per chat",
-        "smtp": f"{settings.limit_email_per_minute:g}/min for the relay",
-    }
     found: list[ProviderLimit] = []
     for channel in ChannelName:
-        for limit in limits_for(settings, channel, ""):
-            name = limit.name.partition(":")[0]  # the per-chat limit, whatever the chat
-            found.append(ProviderLimit(channel.value, name, limit.per_second, details.get(name, "")))
+        for rate in rates_for(settings, channel, ""):
+            name = rate.name.partition(":")[0]  # the per-chat limit, whatever the chat
+            found.append(ProviderLimit(channel.value, name, rate.per_second, rate.detail))
     return tuple(found)
 
 

@@ -1,10 +1,11 @@
 """Composing what a member receives on each channel: the sender's text, then our words.
 
-The alert text always comes first and whole. Then, in the member's language: an SMS gets
-the longest acknowledgement hint that adds no segment (none if even the shortest would); a
-call says the message twice and asks to press 1; an e-mail gets its receipt, unsubscribe and
-data-export links (text and HTML, the HTML escaped by Jinja); a Telegram message gets a
-"received" button.
+The alert text always comes first and whole. Then, in the member's language, as the form of
+the channel's messages asks (``MessageForm``, declared by its vendor class): a short text (SMS)
+gets the longest acknowledgement hint that adds no segment (none if even the shortest would); a
+call says the message twice and asks to press 1 (a ``CallScript``, which the vendor writes in its
+own format); an e-mail gets its receipt, unsubscribe and data-export links (text and HTML, the
+HTML escaped by Jinja); a chat message (Telegram) gets a "received" button.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from dataclasses import replace
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from twilio.twiml.voice_response import VoiceResponse
 
-from channels.base import OutboundMessage
+from channels import vendor
+from channels.base import CallScript, MessageForm, OutboundMessage
+from channels.inbound import ACK_PREFIX
 from dispatcher.core import segments
 from dispatcher.core.links import Links
 from dispatcher.core.models import Alert, ChannelName, Language, Member, Plp, Relay
-from dispatcher.core.wording import VOICES, Words, say, subject
+from dispatcher.core.wording import Words, say, subject
 from dispatcher.storage.store import delivery_id
-
-#: Telegram callback data of a "received" button: ``ack:<delivery id>``.
-ACK_PREFIX = "ack:"
 
 
 @lru_cache(maxsize=1)
@@ -61,12 +60,12 @@ def compose(
         subject=title,
         text=text,
     )
-    if channel is ChannelName.SMS:
-        return replace(base, text=sms_text(text, language), status_callback=links.twilio_status_url(did))
-    if channel is ChannelName.VOICE:
-        twiml = voice_twiml(text, language, links.twilio_gather_url(did))
-        return replace(base, twiml=twiml, status_callback=links.twilio_status_url(did))
-    if channel is ChannelName.EMAIL:
+    form = vendor(channel).form
+    if form is MessageForm.TEXT:
+        return replace(base, text=sms_text(text, language))
+    if form is MessageForm.CALL:
+        return replace(base, call=call_script(text, language))
+    if form is MessageForm.MAIL:
         return _email(base, plp=plp, member=member, links=links)
     label = say(Words.TELEGRAM_ACK_BUTTON, language)
     return replace(base, text=f"{title}\n\n{text}", ack_label=label, ack_data=f"{ACK_PREFIX}{did}")
@@ -87,17 +86,14 @@ def voice_minutes(text: str, language: Language) -> int:
     return max(1, math.ceil((spoken / 14 + 10) / 60))  # plus ringing and the wait for a key
 
 
-def voice_twiml(text: str, language: Language, gather_url: str) -> str:
+def call_script(text: str, language: Language) -> CallScript:
     """The call: an introduction, the message said twice, press 1 to acknowledge, goodbye."""
-    lang, voice = VOICES[language]
-    response = VoiceResponse()
-    gather = response.gather(num_digits=1, action=gather_url, method="POST", timeout=8)
-    gather.say(f"{say(Words.VOICE_INTRO, language)} {text}", language=lang, voice=voice)
-    gather.pause(length=1)
-    gather.say(text, language=lang, voice=voice)
-    gather.say(say(Words.VOICE_PRESS_1, language), language=lang, voice=voice)
-    response.say(say(Words.VOICE_GOODBYE, language), language=lang, voice=voice)
-    return str(response)
+    return CallScript(
+        intro=say(Words.VOICE_INTRO, language),
+        text=text,
+        prompt=say(Words.VOICE_PRESS_1, language),
+        goodbye=say(Words.VOICE_GOODBYE, language),
+    )
 
 
 def _email(base: OutboundMessage, *, plp: Plp, member: Member, links: Links) -> OutboundMessage:

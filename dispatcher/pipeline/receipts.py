@@ -166,15 +166,19 @@ class Receipts:
         await self.feedback(member, text, via=channel, delivery=last)
         return say(Words.FEEDBACK_THANKS, member.language)
 
+    async def member_by_address(self, channel: ChannelName, address: str) -> Member | None:
+        """The member whose contact point on ``channel`` is ``address`` (a phone, a chat id), if any."""
+        return await self._member_by(channel.contact.value, address)
+
     async def member_by_phone(self, phone: str) -> Member | None:
-        return await self._member(await self.store.find_member_by_contact(phone=phone, email=None))
+        return await self._member_by("phone", phone)
 
     async def member_by_chat(self, chat_id: int) -> Member | None:
-        return await self._member(
-            await self.store.find_member_by_contact(phone=None, email=None, telegram=str(chat_id))
-        )
+        return await self._member_by("telegram", str(chat_id))
 
-    async def _member(self, member_id: str | None) -> Member | None:
+    async def _member_by(self, kind: str, value: str) -> Member | None:
+        contact = {"phone": None, "email": None, "telegram": None, kind: value}
+        member_id = await self.store.find_member_by_contact(**contact)
         return await self.store.get_member(member_id) if member_id else None
 
     # -- Telegram linking ----------------------------------------------------------------------

@@ -33,7 +33,8 @@ from redis.asyncio import Redis as AsyncRedis
 from channels import Channel, ChannelError, OutboundMessage, PermanentError, TransientError
 from dispatcher.core.models import ChannelName, Language, Urgency
 from dispatcher.pipeline import jobs
-from dispatcher.storage.limits import ProviderLimits, limits_for
+from dispatcher.pipeline.pacing import limits_for
+from dispatcher.storage.limits import ProviderLimits
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import now_ts
 

@@ -41,6 +41,7 @@ from channels import (
     ReceiptStatus,
     TransientError,
     open_channels,
+    vendor,
 )
 from config import Settings
 from dispatcher.core.links import Links
@@ -48,8 +49,9 @@ from dispatcher.core.models import Alert, ChannelName, DeliveryMode, DeliverySta
 from dispatcher.operations.metrics import SendAttempt, SendOutcome
 from dispatcher.pipeline import dispatches
 from dispatcher.pipeline.compose import compose
+from dispatcher.pipeline.pacing import limits_for
 from dispatcher.pipeline.retries import RetryPolicy, Verdict
-from dispatcher.storage.limits import RESERVE_AHEAD, Limit, ProviderLimits, limits_for
+from dispatcher.storage.limits import RESERVE_AHEAD, Limit, ProviderLimits
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, now_ts
 
@@ -64,9 +66,6 @@ DEPART_IN = "depart-in"
 NO_CONTACT = "the member has no such contact point any more"
 #: Seconds past the provider's timeout by which a send handed over has its answer (the event loop's lag).
 HANDED_MARGIN = 1.0
-
-#: Channels on which a member's reply carries no reference: it is matched to the last message.
-REPLYABLE = frozenset({ChannelName.SMS, ChannelName.TELEGRAM})
 
 #: The status a delivery takes from its channel's receipt: the outbox's is a final status of its own,
 #: never counted as sent or delivered (no provider had the message).
@@ -327,7 +326,7 @@ async def _attempt(
         return await _failed_attempt(ctx, ref, member, channel, exc, attempt, bound)
     attempt = SendAttempt.of(provider, SendOutcome.OK, time.perf_counter() - started)
     status = DELIVERY_OF_RECEIPT[receipt.status]
-    if channel in REPLYABLE:
+    if vendor(channel).takes_replies:  # a reply there carries no reference: it is matched to the last message
         await ctx.store.remember_last_delivery(member.id, channel, message.delivery_id, ttl=ctx.reply_window)
     return await _record(ctx, ref, status, provider_id=receipt.provider_id, attempt=attempt)
 

@@ -40,8 +40,6 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from config import Settings
-from dispatcher.core.models import ChannelName
 from dispatcher.storage.keys import Keys
 
 _MICROS = 1_000_000
@@ -255,29 +253,3 @@ class ProviderLimits:
 def chat_limit_name(chat_id: str) -> str:
     """The limit of one Telegram chat; its key names the chat, so erasing a member deletes it."""
     return f"telegram-chat:{chat_id}"
-
-
-def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[Limit]:
-    """The limits a send over ``channel`` to ``address`` must respect.
-
-    SMS: one account-wide limit; the channel uses its sender numbers in turn, so the
-    account's rate is the per-sender rate times the number of senders (a messaging service
-    without listed senders counts as one). Voice: one per account. Telegram: the bot's
-    rate and the chat's (``address`` is the chat id). E-mail: the SMTP relay's rate.
-    A channel whose vendor is not configured is served by the outbox: no limits. Every rate is
-    set ``PLP_LIMIT_MARGIN`` below the provider's (see the module's docstring).
-    """
-    below = 1 - settings.limit_margin
-    if channel is ChannelName.SMS and settings.sms_configured:
-        senders = max(1, len(settings.twilio_sms_from))
-        return [Limit("twilio-sms", settings.limit_sms_per_second * senders * below)]
-    if channel is ChannelName.VOICE and settings.voice_configured:
-        return [Limit("twilio-voice", settings.limit_voice_per_second * below)]
-    if channel is ChannelName.TELEGRAM and settings.telegram_configured:
-        return [
-            Limit("telegram", settings.limit_telegram_per_second * below),
-            Limit(chat_limit_name(address), settings.limit_telegram_per_chat_per_second * below),
-        ]
-    if channel is ChannelName.EMAIL and settings.email_configured:
-        return [Limit("smtp", settings.limit_email_per_minute / 60 * below)]
-    return []

@@ -19,6 +19,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
+from channels.twilio.inbound import STATUS, callback_url
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.problems import UNAVAILABLE_RETRY_AFTER
@@ -84,6 +85,12 @@ def _signed(path: str, params: dict[str, str]) -> dict[str, Any]:
     return {"data": params, "headers": {"X-Twilio-Signature": signature, "I-Twilio-Idempotency-Token": "evt-1"}}
 
 
+def _telegram_reply() -> dict[str, Any]:
+    """An update carrying a member's reply in their own chat (an update of no other kind needs no Redis)."""
+    chat = {"id": 4242, "type": "private"}
+    return {"update_id": 1, "message": {"message_id": 1, "chat": chat, "from": {"id": 4242}, "text": "OK"}}
+
+
 def _requests(cast: Cast, alert_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     """One request of each route class: (what, method, path, aiohttp keyword arguments)."""
     police = {"headers": cast.auth("police_a")}
@@ -100,7 +107,7 @@ def _requests(cast: Cast, alert_id: str) -> list[tuple[str, str, str, dict[str, 
         ("read: me", "GET", "/v1/me", police),
         ("webhook: Twilio status", "POST", status_path, _signed(status_path, {"MessageStatus": "delivered"})),
         ("webhook: Twilio SMS", "POST", "/v1/webhooks/twilio/sms", _signed("/v1/webhooks/twilio/sms", {})),
-        ("webhook: Telegram", "POST", "/v1/webhooks/telegram", {"json": {"update_id": 1}, **telegram}),
+        ("webhook: Telegram", "POST", "/v1/webhooks/telegram", {"json": _telegram_reply(), **telegram}),
         ("the console", "GET", "/console", {}),
         ("the OpenAPI document", "GET", "/v1/openapi.json", {}),
     ]
@@ -209,7 +216,7 @@ async def test_a_twilio_callback_refused_while_redis_is_down_is_retried_by_twili
     delivery = "0123456789abcdef:sms:fedcba9876543210"
     params = {"MessageSid": "SM0002", "MessageStatus": "delivered", "AccountSid": ACCOUNT}
     async with TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN) as twilio:
-        callback = Callback(url=runtime.links.twilio_status_url(delivery), params=params)
+        callback = Callback(url=callback_url(runtime.settings.public_base_url, STATUS, delivery), params=params)
         server.kill()
         posting = asyncio.create_task(twilio.deliver(callback))
         await until(lambda: callback.tries, timeout=10, what="Twilio's first try")

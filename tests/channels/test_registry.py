@@ -16,6 +16,7 @@ from channels import (
     missing_variables,
     unsendable,
 )
+from channels.base import VendorChannel
 from channels.email import SmtpChannel
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
@@ -133,3 +134,14 @@ def test_what_a_channel_misses_is_exactly_what_its_vendor_needs(
     settings = Settings(**given)  # type: ignore[arg-type]
     assert missing_variables(settings, channel) == missing
     assert REGISTRY[channel].configured(settings) is (missing == [])
+
+
+@pytest.mark.parametrize("cls", [TwilioSmsChannel, TwilioVoiceChannel, SmtpChannel, TelegramChannel])
+def test_a_vendor_built_without_its_settings_says_what_to_set_in_the_registrys_words(cls: type[VendorChannel]) -> None:
+    """What a vendor needs is said once, by its class: building it without raises NotConfigured naming the same
+    variables the registry names when the outbox stands in for it."""
+    settings = Settings()
+    with pytest.raises(NotConfigured) as refused:
+        cls.from_settings(settings)
+    missing = missing_variables(settings, ChannelName(cls.name))
+    assert missing and str(refused.value) == f"{cls.name} is not configured: set {', '.join(missing)}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 from telegram import Bot, Message
 from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, NetworkError, TimedOut
 
@@ -23,7 +24,9 @@ from channels.base import (
     ReceiptStatus,
     TransientError,
 )
-from channels.telegram import TelegramChannel, deep_link, translate
+from channels.inbound import Answer, ButtonPress, ChatLink, HookAnswer, TextMessage, WebhookRequest
+from channels.telegram import TelegramChannel, TelegramInbound, deep_link, translate
+from channels.telegram.inbound import UPDATE
 from config import Settings
 from dispatcher.core.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
@@ -442,3 +445,70 @@ async def test_the_simulator_speaks_the_webhook_and_edit_methods(
     assert tg.webhook_url is None
     assert [c.method for c in tg.ledger] == ["getMe", "setWebhook", "sendMessage", "editMessageText", "deleteWebhook"]
     assert len(receiver.updates) == 1
+
+
+# -- what the bot's updates say, in the dispatcher's words -------------------------------------------
+
+PRIVATE = {"id": 1001, "type": "private"}
+OWNER = {"id": 1001, "language_code": "nl-BE"}
+
+
+def _update(body: Any, *, secret: str = "s3cret") -> WebhookRequest:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+    return WebhookRequest(url="https://plp.example/v1/webhooks/telegram", headers=headers, query={}, json=body)
+
+
+@pytest.mark.parametrize(
+    ("update", "event"),
+    [
+        (
+            {"update_id": 7, "message": {"chat": PRIVATE, "from": OWNER, "text": "/start tok-1"}},
+            ChatLink(channel=ChannelName.TELEGRAM, sender="1001", token="tok-1", event_id="7", language="nl-BE"),
+        ),
+        (
+            {"update_id": 8, "message": {"chat": PRIVATE, "from": OWNER, "text": "ok"}},
+            TextMessage(
+                channel=ChannelName.TELEGRAM,
+                sender="1001",
+                text="ok",
+                event_id="8",
+                answer_inline=False,
+                language="nl-BE",
+                own_chat=True,
+            ),
+        ),
+        (
+            {"update_id": 9, "callback_query": {"id": "q1", "data": "ack:a1:telegram:m1", "from": {"id": 5},
+                                                "message": {"chat": PRIVATE}}},
+            ButtonPress(channel=ChannelName.TELEGRAM, sender="1001", data="ack:a1:telegram:m1", event_id="9",
+                        own_chat=False),
+        ),
+        ({"update_id": 10, "edited_message": {"chat": PRIVATE, "text": "ok"}}, None),
+        ({"update_id": 11, "message": {"chat": PRIVATE, "sticker": {}}}, None),
+        ([1, 2], None),
+    ],
+)  # fmt: skip
+def test_updates_become_the_dispatchers_events(update: Any, event: Any) -> None:
+    """A /start with its token opens a link, other text is a reply (answered later, by a message of ours), a button
+    pressed is named with its data and whether the chat's owner pressed it; anything else is nothing for us."""
+    assert TelegramInbound(SecretStr("s3cret")).parse(UPDATE, _update(update)) == event
+
+
+def test_only_the_registered_secret_lets_an_update_in() -> None:
+    """The secret token header must be the one registered; without a secret configured here, nothing comes in."""
+    assert TelegramInbound(SecretStr("s3cret")).verify(UPDATE, _update({})) is None
+    assert TelegramInbound(SecretStr("s3cret")).verify(UPDATE, _update({}, secret="guess")) is not None
+    assert TelegramInbound(None).verify(UPDATE, _update({})) is not None
+
+
+def test_a_button_is_answered_with_its_toast_and_anything_else_with_nothing() -> None:
+    """The "received" button is answered with answerCallbackQuery naming the press (and the thanks, when there are
+    words); a message, or a replay (no answer at all), with an empty 200."""
+    inbound = TelegramInbound(SecretStr("s3cret"))
+    press = _update({"update_id": 9, "callback_query": {"id": "q1", "message": {"chat": PRIVATE}}})
+    method = {"method": "answerCallbackQuery", "callback_query_id": "q1"}
+    assert inbound.answer(UPDATE, press, Answer("Merci", Language.FR)) == HookAnswer(200, method | {"text": "Merci"})
+    assert inbound.answer(UPDATE, press, Answer()) == HookAnswer(200, method)
+    assert inbound.answer(UPDATE, press, None) == HookAnswer(200)
+    message = _update({"update_id": 8, "message": {"chat": PRIVATE, "text": "ok"}})
+    assert inbound.answer(UPDATE, message, Answer("Merci", Language.FR)) == HookAnswer(200)

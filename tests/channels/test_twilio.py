@@ -22,6 +22,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
 from channels.base import (
+    CallScript,
     ChannelError,
     NotConfigured,
     OutboundMessage,
@@ -32,9 +33,11 @@ from channels.base import (
     TransientError,
     VendorChannel,
 )
-from channels.twilio import TwilioAccount, TwilioSmsChannel, TwilioVoiceChannel
+from channels.inbound import FAX, VOICEMAIL, StatusReport, WebhookRequest
+from channels.twilio import TwilioAccount, TwilioInbound, TwilioSmsChannel, TwilioVoiceChannel
+from channels.twilio.inbound import RETRIES, STATUS
 from config import Settings
-from dispatcher.core.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.twilio import Failure, TwilioSimulator
 from tests.support import unconnectable_port
@@ -44,11 +47,27 @@ TOKEN = "tok-" + "5e" * 14
 SENDERS = ("+3225550001", "+3225550002", "+3225550003")
 CALLER = "+3225550009"
 MEMBER = "+32470123456"
-TWIML = '<Response><Say language="nl-BE">Inbraak in de Baljuwstraat</Say></Response>'
+SCRIPT = CallScript(
+    intro="Bericht van uw buurtinformatienetwerk.",
+    text="Inbraak in de Baljuwstraat & <co>",
+    prompt="Druk op 1 om de ontvangst te bevestigen.",
+    goodbye="Tot ziens.",
+)
+#: The TwiML of ``SCRIPT``'s call, byte for byte, with its keys' URL for delivery ``a1:voice:m1``.
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="https://plp.example/v1/webhooks/twilio/voice'
+    '?d=a1:voice:m1#rc=5&amp;rp=all" method="POST" numDigits="1" timeout="8"><Say language="nl-BE" '
+    'voice="Polly.Lisa-Neural">Bericht van uw buurtinformatienetwerk. Inbraak in de Baljuwstraat &amp; &lt;co&gt;'
+    '</Say><Pause length="1" /><Say language="nl-BE" voice="Polly.Lisa-Neural">Inbraak in de Baljuwstraat &amp; '
+    '&lt;co&gt;</Say><Say language="nl-BE" voice="Polly.Lisa-Neural">Druk op 1 om de ontvangst te bevestigen.</Say>'
+    '</Gather><Say language="nl-BE" voice="Polly.Lisa-Neural">Tot ziens.</Say></Response>'
+)
+PUBLIC = "https://plp.example"
 
 
 def twilio_settings(base_url: str, **overrides: Any) -> Settings:
     fields: dict[str, Any] = {
+        "public_base_url": PUBLIC,
         "twilio_account_sid": ACCOUNT,
         "twilio_auth_token": TOKEN,
         "twilio_api_base_url": base_url,
@@ -59,9 +78,7 @@ def twilio_settings(base_url: str, **overrides: Any) -> Settings:
     return Settings(**(fields | overrides))
 
 
-def message(
-    *, channel: ChannelName = ChannelName.SMS, to: str = MEMBER, n: int = 1, status_callback: str | None = None
-) -> OutboundMessage:
+def message(*, channel: ChannelName = ChannelName.SMS, to: str = MEMBER, n: int = 1) -> OutboundMessage:
     return OutboundMessage(
         delivery_id=f"a1:{channel.value}:m{n}",
         alert_id="a1",
@@ -72,8 +89,7 @@ def message(
         urgency=Urgency.URGENT,
         subject="[PLP Flagey] DRINGEND: inbraak",
         text="Inbraak in de Baljuwstraat",
-        twiml=TWIML if channel is ChannelName.VOICE else None,
-        status_callback=status_callback,
+        call=SCRIPT if channel is ChannelName.VOICE else None,
     )
 
 
@@ -92,7 +108,7 @@ class Receiver:
     base_url: str = ""
 
     def url(self, hook: str) -> str:
-        return f"{self.base_url}/twilio/{hook}"
+        return f"{self.base_url}/v1/webhooks/twilio/{hook}"
 
     def statuses(self, key: str = "MessageStatus") -> list[str]:
         return [w.params[key] for w in self.webhooks]
@@ -101,14 +117,15 @@ class Receiver:
         form = await request.post()
         params = {name: str(value) for name, value in form.items()}
         signature = request.headers.get("X-Twilio-Signature", "")
-        signed = RequestValidator(TOKEN).validate(str(request.url), params, signature)
+        urls = (str(request.url), str(request.url) + RETRIES)  # Twilio signs our fragment, never sent
+        signed = any(RequestValidator(TOKEN).validate(url, params, signature) for url in urls)
         self.webhooks.append(Webhook(request.match_info["hook"], params, signed))
         return web.Response(status=204 if signed else 403)
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[TwilioSimulator]:
-    async with TwilioSimulator(account_sid=ACCOUNT, auth_token=TOKEN) as simulator:
+    async with TwilioSimulator(account_sid=ACCOUNT, auth_token=TOKEN, callbacks=False) as simulator:
         yield simulator
 
 
@@ -146,10 +163,12 @@ def voice(build: Build) -> TwilioVoiceChannel:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver(sim: TwilioSimulator) -> AsyncIterator[Receiver]:
+    """The application's side, on loopback; the simulator calls back once it is there."""
     taker = Receiver()
+    sim.callbacks = True
     app = web.Application()
-    app.router.add_post("/twilio/{hook}", taker.take)
+    app.router.add_post("/v1/webhooks/twilio/{hook}", taker.take)
     async with TestServer(app, host="127.0.0.1") as server:
         taker.base_url = str(server.make_url("")).rstrip("/")
         yield taker
@@ -161,15 +180,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def test_an_sms_goes_out_with_its_number_sender_text_and_callback(
     sms: TwilioSmsChannel, sim: TwilioSimulator
 ) -> None:
-    """An SMS is created with the member's number, one of our senders, the text and the callback URL; the
-    receipt holds Twilio's MessageSid and says SENT."""
-    receipt = await sms.send(message(status_callback="https://plp.example/twilio/status"))
+    """An SMS is created with the member's number, one of our senders, the text and the callback URL (our status
+    webhook for its delivery, asking Twilio to retry it); the receipt holds Twilio's MessageSid and says SENT."""
+    receipt = await sms.send(message())
     [record] = sim.ledger
     assert receipt == Receipt(provider_id=record.sid, status=ReceiptStatus.SENT)
     assert receipt.provider_id.startswith("SM") and len(receipt.provider_id) == 34
     assert (record.kind, record.to, record.body) == ("sms", MEMBER, "Inbraak in de Baljuwstraat")
     assert record.from_ in SENDERS
-    assert record.status_callback == "https://plp.example/twilio/status"
+    assert record.status_callback == "https://plp.example/v1/webhooks/twilio/status?d=a1:sms:m1#rc=5&rp=all"
 
 
 async def test_sms_senders_are_spread_over_the_configured_numbers(sms: TwilioSmsChannel, sim: TwilioSimulator) -> None:
@@ -199,23 +218,24 @@ async def test_a_messaging_service_chooses_the_sender_when_configured(build: Bui
 async def test_a_call_plays_the_twiml_with_machine_detection_and_progress_events(
     voice: TwilioVoiceChannel, sim: TwilioSimulator
 ) -> None:
-    """A call is created from our caller number with the message's TwiML, waits for the end of a voicemail
+    """A call is created from our caller number with the message's script as TwiML (the message said twice in the
+    member's language and voice, escaped, the key posted to our voice webhook), waits for the end of a voicemail
     greeting, and asks for every progress event; the receipt holds the CallSid."""
-    receipt = await voice.send(message(channel=ChannelName.VOICE, status_callback="https://plp.example/twilio/call"))
+    receipt = await voice.send(message(channel=ChannelName.VOICE))
     [record] = sim.ledger
     assert receipt == Receipt(provider_id=record.sid, status=ReceiptStatus.SENT)
     assert receipt.provider_id.startswith("CA")
     assert (record.kind, record.to, record.from_, record.twiml) == ("call", MEMBER, CALLER, TWIML)
     assert record.params["MachineDetection"] == ["DetectMessageEnd"]
     assert record.params["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
-    assert record.status_callback == "https://plp.example/twilio/call"
+    assert record.status_callback == "https://plp.example/v1/webhooks/twilio/status?d=a1:voice:m1#rc=5&rp=all"
 
 
-async def test_a_voice_message_without_twiml_is_a_defect_and_calls_nobody(
+async def test_a_voice_message_without_a_script_is_a_defect_and_calls_nobody(
     voice: TwilioVoiceChannel, sim: TwilioSimulator
 ) -> None:
-    """A voice message the dispatcher did not compose TwiML for raises ValueError; no call is placed."""
-    with pytest.raises(ValueError, match="no TwiML"):
+    """A voice message the dispatcher did not compose a call script for raises ValueError; no call is placed."""
+    with pytest.raises(ValueError, match="no call script"):
         await voice.send(message(channel=ChannelName.SMS))
     assert sim.ledger == []
 
@@ -423,12 +443,11 @@ async def test_the_auth_token_shows_in_no_repr_and_no_log_line(
 # -- what Twilio calls back -------------------------------------------------------------------
 
 
-async def test_sms_status_callbacks_arrive_signed(
-    sms: TwilioSmsChannel, sim: TwilioSimulator, receiver: Receiver
-) -> None:
+async def test_sms_status_callbacks_arrive_signed(build: Build, sim: TwilioSimulator, receiver: Receiver) -> None:
     """After an SMS, Twilio calls back "sent" then "delivered" for its MessageSid, each with a signature the
     request validator accepts."""
-    receipt = await sms.send(message(status_callback=receiver.url("status")))
+    sms = build(public_base_url=receiver.base_url)
+    receipt = await sms.send(message())
     await sim.callbacks_done()
     assert receiver.statuses() == ["sent", "delivered"]
     assert all(w.signed and w.params["MessageSid"] == receipt.provider_id for w in receiver.webhooks)
@@ -436,11 +455,11 @@ async def test_sms_status_callbacks_arrive_signed(
 
 
 async def test_an_undelivered_sms_is_called_back_with_its_error_code(
-    sms: TwilioSmsChannel, sim: TwilioSimulator, receiver: Receiver
+    build: Build, sim: TwilioSimulator, receiver: Receiver
 ) -> None:
     """A message the carrier cannot deliver is called back "sent", then "undelivered" with ErrorCode 30005."""
     sim.undelivered.add(MEMBER)
-    await sms.send(message(status_callback=receiver.url("status")))
+    await build(public_base_url=receiver.base_url).send(message())
     await sim.callbacks_done()
     assert receiver.statuses() == ["sent", "undelivered"]
     assert receiver.webhooks[-1].params["ErrorCode"] == "30005"
@@ -456,7 +475,7 @@ async def test_an_undelivered_sms_is_called_back_with_its_error_code(
     ],
 )
 async def test_call_progress_is_called_back_with_who_answered(
-    voice: TwilioVoiceChannel,
+    build: Build,
     sim: TwilioSimulator,
     receiver: Receiver,
     answered_by: str | None,
@@ -469,7 +488,8 @@ async def test_call_progress_is_called_back_with_who_answered(
         sim.answered_by[MEMBER] = answered_by
     if outcome:
         sim.call_outcomes[MEMBER] = outcome
-    receipt = await voice.send(message(channel=ChannelName.VOICE, status_callback=receiver.url("call")))
+    voice = build(TwilioVoiceChannel, public_base_url=receiver.base_url)
+    receipt = await voice.send(message(channel=ChannelName.VOICE))
     await sim.callbacks_done()
     assert receiver.statuses("CallStatus") == statuses
     assert all(w.signed and w.params["CallSid"] == receipt.provider_id for w in receiver.webhooks)
@@ -537,7 +557,8 @@ def test_building_a_channel_opens_nothing() -> None:
 
 async def test_close_releases_the_http_session(sim: TwilioSimulator) -> None:
     """Closing after a send leaves no unclosed aiohttp session behind; closing twice, or unused, is harmless."""
-    unused = TwilioVoiceChannel(TwilioAccount(ACCOUNT, SecretStr(TOKEN), sim.base_url), caller_id=CALLER)
+    account = TwilioAccount(ACCOUNT, SecretStr(TOKEN), sim.base_url)
+    unused = TwilioVoiceChannel(account, public_base_url=PUBLIC, caller_id=CALLER)
     await unused.close()
     channel = TwilioSmsChannel.from_settings(twilio_settings(sim.base_url))
     await channel.send(message())
@@ -548,3 +569,56 @@ async def test_close_releases_the_http_session(sim: TwilioSimulator) -> None:
         del channel
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+# -- what Twilio's webhooks say, in the dispatcher's words -------------------------------------------
+
+
+def _webhook(params: dict[str, str], *, delivery: str = "a1:sms:m1", headers: dict[str, str] | None = None) -> Any:
+    return WebhookRequest(
+        url=f"{PUBLIC}/v1/webhooks/twilio/status?d={delivery}",
+        headers=headers or {},
+        query={"d": delivery},
+        form=params,
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "cause"),
+    [
+        ({"MessageStatus": "queued"}, None, ""),
+        ({"MessageStatus": "sent"}, DeliveryStatus.SENT, ""),
+        ({"MessageStatus": "read"}, DeliveryStatus.DELIVERED, ""),
+        ({"MessageStatus": "undelivered", "ErrorCode": "30005"}, DeliveryStatus.FAILED, ""),
+        ({"CallStatus": "ringing"}, DeliveryStatus.SENT, ""),
+        ({"CallStatus": "completed", "AnsweredBy": "human"}, DeliveryStatus.DELIVERED, ""),
+        ({"CallStatus": "completed", "AnsweredBy": "machine_end_beep"}, DeliveryStatus.DELIVERED, VOICEMAIL),
+        ({"CallStatus": "completed", "AnsweredBy": "fax"}, DeliveryStatus.FAILED, FAX),
+        ({"CallStatus": "no-answer"}, DeliveryStatus.FAILED, "no answer"),
+    ],
+)
+def test_statuses_become_the_dispatchers_words(
+    params: dict[str, str], status: DeliveryStatus | None, cause: str
+) -> None:
+    """Each message or call status Twilio reports moves the delivery as the table says (or not at all), with the
+    cause in words; an error code is kept, and the event is named by Twilio's idempotency token when it gives one."""
+    headers = {"I-Twilio-Idempotency-Token": "evt-1"}
+    report = TwilioInbound(SecretStr(TOKEN)).parse(STATUS, _webhook({**params, "MessageSid": "SM1"}, headers=headers))
+    assert isinstance(report, StatusReport)
+    assert (report.delivery_id, report.status, report.cause, report.event_id) == ("a1:sms:m1", status, cause, "evt-1")
+    assert report.error == ("Twilio error 30005" if "ErrorCode" in params else "")
+
+
+@pytest.mark.parametrize(
+    "signed_url",
+    [f"{PUBLIC}/v1/webhooks/twilio/status?d=a1:sms:m1", f"{PUBLIC}/v1/webhooks/twilio/status?d=a1:sms:m1{RETRIES}"],
+)
+def test_a_signature_verifies_for_the_url_twilio_was_given(signed_url: str) -> None:
+    """A request signed for its public URL, with or without our connection overrides, is genuine; signed with
+    another token, or without a token configured here, it is refused."""
+    params = {"MessageStatus": "sent", "MessageSid": "SM1"}
+    signature = RequestValidator(TOKEN).compute_signature(signed_url, params)
+    request = _webhook(params, headers={"X-Twilio-Signature": signature})
+    assert TwilioInbound(SecretStr(TOKEN)).verify(STATUS, request) is None
+    assert TwilioInbound(SecretStr("another")).verify(STATUS, request) is not None
+    assert TwilioInbound(None).verify(STATUS, request) is not None

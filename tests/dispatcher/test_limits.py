@@ -19,7 +19,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from config import Settings
 from dispatcher.core.models import ChannelName
-from dispatcher.storage.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn, limits_for
+from dispatcher.pipeline.pacing import limits_for
+from dispatcher.storage.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn
 from dispatcher.storage.runtime import Runtime
 
 BOUND = 5.0  # seconds: a generous upper bound on any wait in this file

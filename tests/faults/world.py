@@ -29,6 +29,7 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from channels.inbound import ACK_PREFIX
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
@@ -36,7 +37,6 @@ from dispatcher.core.logging import configure_logging
 from dispatcher.core.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
 from dispatcher.people.accounts import create_actor
 from dispatcher.pipeline import intake
-from dispatcher.pipeline.compose import ACK_PREFIX
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import new_id, split_delivery_id
 from tests.simulators.apart import VendorLoop

@@ -1,7 +1,8 @@
-"""Telegram through the Bot API (``python-telegram-bot``): one chat message per delivery.
+"""Sending through Telegram's Bot API (``python-telegram-bot``): one chat message per delivery.
 
 A member links their chat by opening the bot with a deep link (``deep_link``); the
-message then carries a "received" button whose callback data the webhook reads.
+message then carries a "received" button whose callback data the webhook reads
+(``channels.telegram.inbound``).
 There are no delivery callbacks: a message Telegram accepted is in the member's
 chat, so the receipt says ``DELIVERED``.
 
@@ -52,16 +53,22 @@ from telegram.warnings import PTBDeprecationWarning
 
 from channels.base import (
     ChannelError,
+    Configurable,
+    MessageForm,
     NotConfigured,
     OutboundMessage,
     PermanentError,
+    Rate,
     RateLimited,
     Receipt,
     ReceiptStatus,
     TransientError,
     server_may_have_acted,
 )
+from channels.inbound import Inbound
+from channels.telegram.inbound import TelegramInbound
 from config import Settings
+from dispatcher.core.models import Contact
 
 #: HTTP connections to the Bot API per channel instance. Telegram takes about 30 messages a
 #: second per bot, and 16 connections carry 160 a second at a 100 ms round trip, 50 at 300 ms.
@@ -121,12 +128,18 @@ class _BotApiRequest(HTTPXRequest):
         return code, payload
 
 
-class TelegramChannel:
+class TelegramChannel(Configurable):
     """Sends chat messages from the bot whose token is ``TELEGRAM_BOT_TOKEN``."""
 
     name: ClassVar[str] = "telegram"
+    provider: ClassVar[str] = "telegram"
+    contact: ClassVar[Contact] = Contact.TELEGRAM
+    form: ClassVar[MessageForm] = MessageForm.CHAT
+    takes_replies: ClassVar[bool] = True
     max_text_length: ClassVar[int | None] = MAX_TEXT_LENGTH
     reports_delivery: ClassVar[bool] = False  # a message Telegram took is in the chat: nothing more comes
+    requires: ClassVar[tuple[tuple[str, ...], ...]] = (("telegram_bot_token",),)
+    inbound: ClassVar[type[Inbound] | None] = TelegramInbound
 
     def __init__(self, *, token: SecretStr, api_base_url: str, timeout: float, pool_size: int = POOL_SIZE) -> None:
         self._token = token
@@ -143,20 +156,23 @@ class TelegramChannel:
         return f"TelegramChannel(api_base_url={self._api_base_url!r}, pool_size={self._pool_size})"
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool:
-        """Whether the settings hold a bot token."""
-        return settings.telegram_configured
-
-    @classmethod
     def from_settings(cls, settings: Settings) -> TelegramChannel:
         """A channel for the configured bot; opens no connection. Raises ``NotConfigured``."""
-        if settings.telegram_bot_token is None:
-            raise NotConfigured("TELEGRAM_BOT_TOKEN is required for Telegram")
+        if not cls.configured(settings) or settings.telegram_bot_token is None:
+            raise cls.not_configured(settings)
         return cls(
             token=settings.telegram_bot_token,
             api_base_url=settings.telegram_api_base_url,
             timeout=settings.provider_timeout,
         )
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """The bot's rate, and the chat's (``address`` is the chat id)."""
+        return [
+            Rate("telegram", settings.limit_telegram_per_second, "messages for the bot"),
+            Rate(f"telegram-chat:{address}", settings.limit_telegram_per_chat_per_second, "messages per chat"),
+        ]
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send the message to the member's chat, with the "received" button when it has one.

@@ -1,8 +1,9 @@
-"""Twilio: SMS and voice calls through one Twilio account.
+"""Sending through Twilio: SMS and voice calls through one Twilio account.
 
 ``TwilioSmsChannel`` creates Message resources; ``TwilioVoiceChannel`` creates Call resources
-that play the TwiML the dispatcher composed. Both only hand the message over: the receipt
-says ``SENT`` and Twilio's signed status callbacks tell the rest.
+that play the dispatcher's ``CallScript`` as TwiML (``channels.twilio.twiml``). Both only hand
+the message over: the receipt says ``SENT`` and Twilio's signed status callbacks tell the rest
+(``channels.twilio.inbound``), at the URLs each message gives it.
 
 Every failure of the library, of aiohttp and of the clock is translated in ``_translate``::
 
@@ -44,16 +45,23 @@ from twilio.rest import Client
 
 from channels.base import (
     ChannelError,
+    Configurable,
+    MessageForm,
     NotConfigured,
     OutboundMessage,
     PermanentError,
+    Rate,
     RateLimited,
     Receipt,
     ReceiptStatus,
     TransientError,
     server_may_have_acted,
 )
+from channels.inbound import Inbound
+from channels.twilio import twiml
+from channels.twilio.inbound import STATUS, VOICE, TwilioInbound, callback_url
 from config import Settings
+from dispatcher.core.models import Contact
 
 #: Longest SMS body Twilio accepts; it splits it into segments on the way.
 SMS_MAX_BODY = 1600
@@ -216,15 +224,24 @@ def _round_robin(numbers: tuple[str, ...]) -> Iterator[str]:
     return itertools.cycle(numbers[start:] + numbers[:start])
 
 
-class _TwilioChannel:
-    """What both Twilio channels share: the account, the client made on first send, the bound on each call."""
+#: The account-wide settings both channels need, before their own sender.
+_ACCOUNT = (("twilio_account_sid",), ("twilio_auth_token",))
+
+
+class _TwilioChannel(Configurable):
+    """What both Twilio channels share: the account, the client made on first send, the bound on each call,
+    and where Twilio calls back (``public_base_url``: the service's, as Twilio reaches it)."""
 
     name: ClassVar[str]
+    provider: ClassVar[str] = "twilio"
+    contact: ClassVar[Contact] = Contact.PHONE
     max_text_length: ClassVar[int | None]
     reports_delivery: ClassVar[bool] = True  # the status callbacks of each message and call
+    inbound: ClassVar[type[Inbound] | None] = TwilioInbound
 
-    def __init__(self, account: TwilioAccount) -> None:
+    def __init__(self, account: TwilioAccount, *, public_base_url: str) -> None:
         self._account = account
+        self._public_base_url = public_base_url
         self._http: _HttpClient | None = None
         self._client: Any = None
 
@@ -263,33 +280,44 @@ class TwilioSmsChannel(_TwilioChannel):
     """SMS through Twilio's Messages resource, from a Messaging Service or spread over sender numbers."""
 
     name: ClassVar[str] = "sms"
+    form: ClassVar[MessageForm] = MessageForm.TEXT
+    takes_replies: ClassVar[bool] = True
     max_text_length: ClassVar[int | None] = SMS_MAX_BODY
+    requires: ClassVar[tuple[tuple[str, ...], ...]] = (*_ACCOUNT, ("twilio_sms_from", "twilio_messaging_service_sid"))
 
     def __init__(
-        self, account: TwilioAccount, *, senders: tuple[str, ...] = (), messaging_service_sid: str | None = None
+        self,
+        account: TwilioAccount,
+        *,
+        public_base_url: str,
+        senders: tuple[str, ...] = (),
+        messaging_service_sid: str | None = None,
     ) -> None:
         if not (senders or messaging_service_sid):
             raise ValueError("an SMS channel needs sender numbers or a Messaging Service")
-        super().__init__(account)
+        super().__init__(account, public_base_url=public_base_url)
         self._messaging_service_sid = messaging_service_sid
         self._numbers = senders
         self._senders = _round_robin(senders)
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool:
-        """Whether the settings hold the account and a sender number or a Messaging Service."""
-        return settings.sms_configured
-
-    @classmethod
     def from_settings(cls, settings: Settings) -> TwilioSmsChannel:
         """A channel ready to send; opens no connection yet. Raises ``NotConfigured`` if not ``configured``."""
         if not cls.configured(settings):
-            raise NotConfigured("SMS needs a Twilio account and TWILIO_SMS_FROM or TWILIO_MESSAGING_SERVICE_SID")
+            raise cls.not_configured(settings)
         return cls(
             TwilioAccount.from_settings(settings),
+            public_base_url=settings.public_base_url,
             senders=settings.twilio_sms_from,
             messaging_service_sid=settings.twilio_messaging_service_sid,
         )
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """One account-wide rate: the per-sender rate times the senders (a Messaging Service counts as one)."""
+        senders = max(1, len(settings.twilio_sms_from))
+        detail = f"{settings.limit_sms_per_second:g}/s per sender × {senders} sender(s)"
+        return [Rate("twilio-sms", settings.limit_sms_per_second * senders, detail)]
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Create the Message; the receipt holds its MessageSid. Raises a ``ChannelError`` subclass."""
@@ -297,7 +325,7 @@ class TwilioSmsChannel(_TwilioChannel):
             self._twilio().messages.create_async,
             to=message.address,
             body=message.text,
-            status_callback=message.status_callback,
+            status_callback=callback_url(self._public_base_url, STATUS, message.delivery_id),
             **self._sender(message.slot),
         )
 
@@ -316,41 +344,49 @@ class TwilioSmsChannel(_TwilioChannel):
 
 
 class TwilioVoiceChannel(_TwilioChannel):
-    """Voice calls through Twilio's Calls resource, playing the message's TwiML, with machine detection."""
+    """Voice calls through Twilio's Calls resource, playing the message's script, with machine detection."""
 
     name: ClassVar[str] = "voice"
+    form: ClassVar[MessageForm] = MessageForm.CALL
+    takes_replies: ClassVar[bool] = False
     max_text_length: ClassVar[int | None] = None
+    requires: ClassVar[tuple[tuple[str, ...], ...]] = (*_ACCOUNT, ("twilio_voice_from",))
 
-    def __init__(self, account: TwilioAccount, *, caller_id: str) -> None:
-        super().__init__(account)
+    def __init__(self, account: TwilioAccount, *, public_base_url: str, caller_id: str) -> None:
+        super().__init__(account, public_base_url=public_base_url)
         self._caller_id = caller_id
-
-    @classmethod
-    def configured(cls, settings: Settings) -> bool:
-        """Whether the settings hold the account and a caller number."""
-        return settings.voice_configured
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioVoiceChannel:
         """A channel ready to call; opens no connection yet. Raises ``NotConfigured`` if not ``configured``."""
         if not cls.configured(settings) or settings.twilio_voice_from is None:
-            raise NotConfigured("voice needs a Twilio account and TWILIO_VOICE_FROM")
-        return cls(TwilioAccount.from_settings(settings), caller_id=settings.twilio_voice_from)
+            raise cls.not_configured(settings)
+        return cls(
+            TwilioAccount.from_settings(settings),
+            public_base_url=settings.public_base_url,
+            caller_id=settings.twilio_voice_from,
+        )
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """One rate for the account's calls."""
+        return [Rate("twilio-voice", settings.limit_voice_per_second, "calls for the account")]
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Create the Call; the receipt holds its CallSid.
 
-        Raises ``ValueError`` when the message has no TwiML (a defect of the caller), else a
+        Raises ``ValueError`` when the message has no call script (a defect of the caller), else a
         ``ChannelError`` subclass when the call is not placed.
         """
-        if message.twiml is None:
-            raise ValueError(f"voice message {message.delivery_id} has no TwiML")
+        if message.call is None:
+            raise ValueError(f"voice message {message.delivery_id} has no call script")
+        keys_url = callback_url(self._public_base_url, VOICE, message.delivery_id)
         return await self._create(
             self._twilio().calls.create_async,
             to=message.address,
             from_=self._caller_id,
-            twiml=message.twiml,
-            status_callback=message.status_callback,
+            twiml=twiml.call(message.call, message.language, keys_url),
+            status_callback=callback_url(self._public_base_url, STATUS, message.delivery_id),
             status_callback_event=list(CALL_PROGRESS_EVENTS),
             machine_detection=MACHINE_DETECTION,
         )

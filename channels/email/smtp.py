@@ -1,4 +1,4 @@
-"""E-mail through an SMTP server, over a small pool of reused connections.
+"""Sending e-mail through an SMTP server, over a small pool of reused connections.
 
 One message per delivery, sent with ``aiosmtplib``. Connections are opened on
 first use inside the running event loop, at most ``smtp_pool_size`` of them, and
@@ -6,9 +6,7 @@ each carries many messages: opening a session (TCP, TLS, EHLO, AUTH) costs more
 than the message itself. A connection the server closed (a ``421``, an idle
 timeout) is opened again on its next use.
 
-Headers go on the wire as the RFC say: a display name or a subject with accents in RFC 2047
-encoded-words, folded at 78 characters; the ``<URL>`` lists of RFC 2369 (``List-Unsubscribe``)
-never encoded and never cut inside a URL, or mail clients offer no one-click unsubscribe.
+Headers go on the wire as ``channels.email.mime`` writes them (``MAIL_POLICY``).
 
 The mail server's answers become the channel errors in one place, ``translate``:
 a recipient refused with ``5xx`` is permanent, ``4xx`` transient; a server that
@@ -27,14 +25,10 @@ with the data: a doubt too many there is on the safe side.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from email import policy as email_policy
-from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from typing import Any, ClassVar
 
@@ -44,14 +38,20 @@ from pydantic import SecretStr
 
 from channels.base import (
     ChannelError,
+    Configurable,
+    MessageForm,
     NotConfigured,
     OutboundMessage,
     PermanentError,
+    Rate,
     Receipt,
     ReceiptStatus,
     TransientError,
 )
+from channels.email.mime import MAIL_POLICY
+from channels.inbound import Inbound
 from config import Settings, SmtpSecurity
+from dispatcher.core.models import Contact
 
 log = structlog.get_logger(__name__)
 
@@ -59,62 +59,20 @@ log = structlog.get_logger(__name__)
 #: carries a message. Servers drop idle sessions, and we may not have noticed yet; during a
 #: burst connections are reused within milliseconds and never pay for the check.
 PROBE_IDLE_AFTER = 5.0
-#: Longest header line on the wire, CRLF excluded (RFC 5322 2.1.1).
-MAX_HEADER_LINE = 998
-#: Headers whose value is a list of ``<URL>`` (RFC 2369, RFC 8058).
-URL_LIST_HEADERS = ("List-Unsubscribe", "List-Help", "List-Subscribe", "List-Post", "List-Owner", "List-Archive")
-
-_URL_LIST = re.compile(r"\s*<[\x21-\x3b\x3d\x3f-\x7e]+>\s*(?:,\s*<[\x21-\x3b\x3d\x3f-\x7e]+>\s*)*")
-_URL_ENTRY = re.compile(r"<[^>]+>")
-_LONGEST_URL = MAX_HEADER_LINE - max(map(len, URL_LIST_HEADERS)) - len(": ,")
 
 
-class UrlListHeader(UnstructuredHeader, BaseHeader):
-    """A ``<URL>, <URL>`` header (RFC 2369): ASCII on the wire, never encoded, folded only between URLs.
-
-    The ``email`` package folds any header over 78 characters, and a long URL, having no
-    space to fold at, comes out as RFC 2047 encoded-words that no mail client reads as a URL.
-    Setting a value that is not a list of printable-ASCII URLs in angle brackets, or one URL
-    too long for a header line, raises ``ValueError``.
-    """
-
-    @classmethod
-    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
-        if not _URL_LIST.fullmatch(value):
-            raise ValueError("a URL list header holds printable-ASCII URLs in angle brackets, separated by commas")
-        if any(len(url) > _LONGEST_URL for url in _URL_ENTRY.findall(value)):
-            raise ValueError(f"a URL in a list header must fit one header line of {MAX_HEADER_LINE} characters")
-        super().parse(value, kwds)
-
-    def fold(self, *, policy: Policy) -> str:
-        width = policy.max_line_length or MAX_HEADER_LINE
-        urls = _URL_ENTRY.findall(str(self))
-        lines = [f"{self.name}:"]
-        for n, url in enumerate(urls):
-            piece = f" {url}{',' if n < len(urls) - 1 else ''}"
-            if n and len(lines[-1]) + len(piece) > width:
-                lines.append("")  # the next line starts with the piece's space: folding whitespace
-            lines[-1] += piece
-        return policy.linesep.join(lines) + policy.linesep
-
-
-def _header_policy() -> email_policy.EmailPolicy[EmailMessage]:
-    registry = HeaderRegistry()
-    for name in URL_LIST_HEADERS:
-        registry.map_to_type(name.lower(), UrlListHeader)
-    return email_policy.default.clone(header_factory=registry)
-
-
-#: The policy of the e-mails we compose: the standard one, with the URL list headers kept whole.
-MAIL_POLICY = _header_policy()
-
-
-class SmtpChannel:
+class SmtpChannel(Configurable):
     """Sends e-mails through one SMTP server (``SMTP_*`` settings)."""
 
     name: ClassVar[str] = "email"
+    provider: ClassVar[str] = "smtp"
+    contact: ClassVar[Contact] = Contact.EMAIL
+    form: ClassVar[MessageForm] = MessageForm.MAIL
+    takes_replies: ClassVar[bool] = False  # replies go to the PLP's coordinators (Reply-To)
     max_text_length: ClassVar[int | None] = None
     reports_delivery: ClassVar[bool] = False  # no delivery reports over SMTP
+    requires: ClassVar[tuple[tuple[str, ...], ...]] = (("smtp_host",), ("smtp_from",))
+    inbound: ClassVar[type[Inbound] | None] = None  # the receipt and unsubscribe links lead to the service's own pages
 
     def __init__(
         self,
@@ -148,15 +106,10 @@ class SmtpChannel:
         )
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool:
-        """Whether the settings name a mail server and a sender."""
-        return settings.email_configured
-
-    @classmethod
     def from_settings(cls, settings: Settings) -> SmtpChannel:
         """A channel for the configured server; opens no connection. Raises ``NotConfigured``."""
         if not (settings.smtp_host and settings.smtp_from):
-            raise NotConfigured("SMTP_HOST and SMTP_FROM are required for e-mail")
+            raise cls.not_configured(settings)
         return cls(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -167,6 +120,12 @@ class SmtpChannel:
             pool_size=settings.smtp_pool_size,
             timeout=settings.provider_timeout,
         )
+
+    @classmethod
+    def rates(cls, settings: Settings, address: str) -> list[Rate]:
+        """The relay's rate (set per minute)."""
+        per_minute = settings.limit_email_per_minute
+        return [Rate("smtp", per_minute / 60, f"{per_minute:g}/min for the relay")]
 
     def message_id(self, delivery_id: str) -> str:
         """The Message-ID of a delivery's e-mail: the same on every attempt, so duplicates can be told apart."""

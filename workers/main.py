@@ -83,8 +83,12 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     # The same name across outages (the same worker again, not a new one beside a ghost), and for its heartbeat.
     worked, name = False, uuid.uuid4().hex
     heartbeat = Heartbeat(rt, Role(lane.value), name)
-    heartbeat.run_in_thread()  # whether a worker lives is its own beat's business, not RQ's key's (see heartbeats)
+    # A stop before RQ's work loop installs its handlers (a supervisor stopping a worker as it starts) ends the
+    # process cleanly too, its heartbeat withdrawn, rather than by SIGTERM's default action.
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
     try:
+        heartbeat.run_in_thread()  # whether a worker lives is its own beat's business, not RQ's key's (see heartbeats)
         while True:
             _wait_for_redis(rt.rq_connection)
             try:

@@ -181,7 +181,8 @@ async def test_a_stop_cut_short_by_redis_is_recorded_when_twilio_retries_it(
     client: TestClient, cast: Cast, server: RedisServer, relay: RedisCut
 ) -> None:
     """A member's STOP by SMS meets Redis dying as the opt-out is written: 503 (Twilio retries on it, see
-    docs/channels.md); the retry of the same message once Redis is back records the opt-out rather than skip it as seen."""
+    docs/channels.md); the retry of the same message once Redis is back records the opt-out rather than skip it as
+    seen."""
     member = await post_json(
         client,
         f"/v1/plps/{cast.plp_a}/members",

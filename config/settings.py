@@ -170,8 +170,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("REDIS_URL"),
         description="Redis to use (`redis://`, `rediss://`, `unix://`), shared by every process; required in "
-        "production. Unset in development: the embedded Redis, started in `<data dir>/redis/`. It may "
-        "carry Redis' password, so it may be read from a file like a secret.",
+        "production. Unset in development: the embedded Redis, started in `<data dir>/redis/`. It may carry Redis' "
+        "password, so it may be read from a file like a secret.",
     )
     key_prefix: str = Field(
         default="plp:",
@@ -202,8 +202,7 @@ class Settings(BaseSettings):
         le=65535,
         validation_alias=_env("PLP_PORT"),
         description="Port `plp web` listens on. `PORT`, which Procfile runners and hosting platforms set for every "
-        "process, is not read: see [the command line](cli.md#processes-and-the-procfile) for a "
-        "platform's `$PORT`.",
+        "process, is not read: see [the command line](cli.md#processes-and-the-procfile) for a platform's `$PORT`.",
     )
     listen_fd: int | None = Field(
         default=None,
@@ -225,14 +224,14 @@ class Settings(BaseSettings):
         validate_default=True,
         validation_alias=_env("PLP_PUBLIC_BASE_URL"),
         description="The URL the service is reached at from outside: members' links and the webhooks given to the "
-        "providers (Twilio signs its requests for this exact URL). Unset: `http://PLP_HOST:PLP_PORT`, "
-        "where `plp web` answers on this machine.",
+        "providers (Twilio signs its requests for this exact URL). Unset: `http://PLP_HOST:PLP_PORT`, where `plp web` "
+        "answers on this machine.",
     )
     log_format: LogFormat = Field(
         default=LogFormat.AUTO,
         validation_alias=_env("PLP_LOG_FORMAT"),
-        description="How log events are written: `console` (readable), `json`, or `auto` (console on a terminal, "
-        "JSON otherwise).",
+        description="How log events are written: `console` (readable), `json`, or `auto` (console on a terminal, JSON "
+        "otherwise).",
     )
     log_level: str = Field(
         default="INFO",
@@ -272,8 +271,8 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         validation_alias=_env("PLP_WORKER_BATCHES"),
-        description="Send jobs a worker process runs at once on its event loop: it takes the next job while the last"
-        " sends of earlier ones are out.",
+        description="Send jobs a worker process runs at once on its event loop: it takes the next job while the last "
+        "sends of earlier ones are out.",
     )
     send_concurrency: int = Field(
         default=100,
@@ -281,9 +280,9 @@ class Settings(BaseSettings):
         le=2000,
         validation_alias=_env("PLP_SEND_CONCURRENCY"),
         description="Sends of one send job that may wait for their provider's turn or be in flight at once, per "
-        "channel, so that a slow channel never holds up the others. A channel under a provider limit "
-        "gets fewer: what its limit lets out in 2 s, plus one (21 for SMS from one sender at 10 a "
-        "second); a channel without limits (the outbox) gets this many.",
+        "channel, so that a slow channel never holds up the others. A channel under a provider limit gets fewer: what "
+        "its limit lets out in 2 s, plus one (21 for SMS from one sender at 10 a second); a channel without limits "
+        "(the outbox) gets this many.",
     )
     send_job_timeout: int = Field(
         default=600,
@@ -300,8 +299,8 @@ class Settings(BaseSettings):
     outbox_channels: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("PLP_OUTBOX_CHANNELS"),
-        description="Production only: the channels (comma-separated: `sms`, `voice`, `email`, `telegram`) the outbox"
-        " may stand in for while their vendor has no credentials. In development it stands in for any.",
+        description="Production only: the channels (comma-separated: `sms`, `voice`, `email`, `telegram`) the outbox "
+        "may stand in for while their vendor has no credentials. In development it stands in for any.",
     )
     outbox_latency_ms: int = Field(
         default=0,
@@ -331,9 +330,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("PLP_SECRET_KEY"),
-        description="Signs the links sent to members (receipt, unsubscribe, Telegram, their data); required in "
-        "production, where every process must sign with the same key. Unset in development: a key "
-        "generated in `<data dir>/secret.key`. Changing it invalidates every member link.",
+        description="Signs the links sent by e-mail to members (receipt, unsubscribe, their data); required in "
+        "production, where every process must sign with the same key. Unset in development: a key generated in `<data "
+        "dir>/secret.key`. Changing it invalidates every signed link.",
     )
     link_ttl_days: int = Field(
         default=30,
@@ -414,8 +413,8 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         validation_alias=_env("PLP_REDIS_POOL_TIMEOUT"),
-        description="Seconds a caller waits for a free pooled Redis connection; then it is an error (the API answers"
-        " 503 with `Retry-After`), never a hang.",
+        description="Seconds a caller waits for a free pooled Redis connection; then it is an error (the API answers "
+        "503 with `Retry-After`), never a hang.",
     )
     clock_interval: float = Field(
         default=0.5,
@@ -517,8 +516,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("PLP_HEARTBEAT_FILE"),
         description="The file a worker or the clock rewrites every 5 s, read by `plp probe`; unset: "
-        "`plp-worker.heartbeat` or `plp-clock.heartbeat` in the temporary folder. Give each process its "
-        "own when several share a host and a temporary folder.",
+        "`plp-worker.heartbeat` or `plp-clock.heartbeat` in the temporary folder. Give each process its own when "
+        "several share a host and a temporary folder.",
     )
     notify_socket: str | None = Field(
         default=None,
@@ -536,8 +535,8 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("PLP_TRUSTED_PROXIES"),
-        description="IPs or networks of your reverse proxies, comma-separated: from them, the first "
-        "`X-Forwarded-For` entry is the client.",
+        description="IPs or networks of your reverse proxies, comma-separated: from them, the first `X-Forwarded-For` "
+        "entry is the client.",
     )
 
     # -- Twilio (SMS and voice) --------------------------------------------------------------
@@ -559,8 +558,8 @@ class Settings(BaseSettings):
     twilio_sms_from: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("TWILIO_SMS_FROM"),
-        description="SMS sender numbers (E.164), comma-separated: consecutive sends use consecutive senders, each at"
-        " its own rate.",
+        description="SMS sender numbers (E.164), comma-separated: consecutive sends use consecutive senders, each at "
+        "its own rate.",
     )
     twilio_messaging_service_sid: str | None = Field(
         default=None,

@@ -33,7 +33,7 @@ from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
 from config import Settings
 from config.settings import environment_variable
-from dispatcher.models import ChannelName
+from dispatcher.core.models import ChannelName
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from config import Settings
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, Language, Urgency
 
 
 class ChannelError(Exception):
@@ -124,7 +124,7 @@ class Channel(Protocol):
     #: Longest text the channel carries in one message, if it has a limit.
     max_text_length: ClassVar[int | None]
     #: Whether the provider calls back with each message's fate: a send in doubt is then settled by
-    #: its report, if the message went, before any retry (see ``dispatcher.retries``).
+    #: its report, if the message went, before any retry (see ``dispatcher.pipeline.retries``).
     reports_delivery: ClassVar[bool]
 
     async def send(self, message: OutboundMessage) -> Receipt:

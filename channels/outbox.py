@@ -19,7 +19,7 @@ from typing import ClassVar, TextIO
 import structlog
 
 from channels.base import OutboundMessage, Receipt, ReceiptStatus
-from dispatcher.logging import mask_address
+from dispatcher.core.logging import mask_address
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt, MinLen
 from pydantic import SecretStr
@@ -48,6 +48,15 @@ SECTIONS = (
         (
             "environment", "redis_url", "key_prefix", "queue_prefix", "data_dir", "redis_max_connections",
             "redis_pool_timeout", "worker_kind", "log_format", "log_level", "heartbeat_file", "notify_socket",
+        ),
+    ),
+    Section(
+        "Redis Sentinel and replicas",
+        "A primary that fails over to its replica, and alerts held by the replica before their 202 (see "
+        "[failover with Redis Sentinel](deploying.md#failover-with-redis-sentinel)).",
+        (
+            "redis_sentinels", "redis_sentinel_master", "redis_sentinel_password", "redis_wait_replicas",
+            "redis_wait_timeout", "redis_wait_missed",
         ),
     ),
     Section(
@@ -137,8 +146,8 @@ degrades silently. Every command that works on Redis directly (`web`, `worker`, 
 `status`, `token`, `purge`) refuses to run, with exit status 1 and one sentence per fault naming its
 variable, when:
 
-- `REDIS_URL` is unset (no embedded Redis), `PLP_SECRET_KEY` is unset (no per-host key file), or
-  `PLP_DATA_DIR` (or `PLP_OUTBOX_PATH`) is a relative path;
+- `REDIS_URL` and `PLP_REDIS_SENTINELS` are unset (no embedded Redis), `PLP_SECRET_KEY` is unset (no
+  per-host key file), or `PLP_DATA_DIR` (or `PLP_OUTBOX_PATH`) is a relative path;
 - a `*_FILE` variable is set together with its variable, or its file cannot be read; any variable is
   invalid;
 - (`web`, `worker`, `clock`) a stored PLP's charter names a channel that has no credentials and is not in
@@ -196,6 +205,8 @@ def _kind(annotation: Any, info: FieldInfo) -> str:
     """What a value is: a word for the type, or the choices."""
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "one of " + ", ".join(f"`{member.value}`" for member in annotation)
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(f"`{choice}`" for choice in get_args(annotation))
     pattern = next((m.pattern for m in info.metadata if getattr(m, "pattern", None)), None)
     if annotation is str and pattern and (choices := re.fullmatch(r"\^\(([\w|]+)\)\$", pattern)):
         return "one of " + ", ".join(f"`{choice}`" for choice in choices[1].split("|"))

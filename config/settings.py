@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
@@ -38,6 +38,10 @@ class SmtpSecurity(StrEnum):
     TLS = "tls"  # implicit TLS, usually port 465
 
 
+#: What an alert's intake does when its replicas did not confirm it in time (PLP_REDIS_WAIT_MISSED).
+WaitMissed = Literal["accept", "refuse"]
+
+
 class Environment(StrEnum):
     PRODUCTION = "production"  # nothing degrades silently: see Settings.production_faults
     DEVELOPMENT = "development"  # plp dev and the tests: embedded Redis, key file, outbox for any channel
@@ -48,7 +52,7 @@ class WorkerKind(StrEnum):
     FORK = "fork"  # forks a child per job (RQ's default): isolation over speed
 
 
-#: The channels a charter may name (``dispatcher.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
+#: The channels a charter may name (``dispatcher.core.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
 CHANNEL_NAMES = ("sms", "voice", "email", "telegram")
 
 #: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.
@@ -170,8 +174,48 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("REDIS_URL"),
         description="Redis to use (`redis://`, `rediss://`, `unix://`), shared by every process; required in "
-        "production. Unset in development: the embedded Redis, started in `<data dir>/redis/`. It may carry Redis' "
-        "password, so it may be read from a file like a secret.",
+        "production unless `PLP_REDIS_SENTINELS` is set. Unset in development: the embedded Redis, started in "
+        "`<data dir>/redis/`. It may carry Redis' password, so it may be read from a file like a secret.",
+    )
+    redis_sentinels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("PLP_REDIS_SENTINELS"),
+        description="Redis Sentinel addresses (`host:port`, comma-separated): every process then finds the primary "
+        "through them and follows a failover; `REDIS_URL`, if set, gives only the password, user and database "
+        "number.",
+    )
+    redis_sentinel_master: str = Field(
+        default="plp",
+        validation_alias=_env("PLP_REDIS_SENTINEL_MASTER"),
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="The master name the sentinels monitor (`sentinel monitor <name> ...`).",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("PLP_REDIS_SENTINEL_PASSWORD"),
+        description="Password of the sentinels themselves (`requirepass` in sentinel.conf), if they have one.",
+    )
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        validation_alias=_env("PLP_REDIS_WAIT_REPLICAS"),
+        description="Replicas that must hold an alert before its 202 (Redis `WAIT`); `0` does not wait. With a "
+        "replica and Sentinel, `1`: an accepted alert then survives the primary's death right after the 202.",
+    )
+    redis_wait_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        validation_alias=_env("PLP_REDIS_WAIT_TIMEOUT"),
+        description="Seconds an alert's 202 waits at most for `PLP_REDIS_WAIT_REPLICAS` replicas.",
+    )
+    redis_wait_missed: WaitMissed = Field(
+        default="accept",
+        validation_alias=_env("PLP_REDIS_WAIT_MISSED"),
+        description="When the replicas did not confirm in time: `accept` (202, the alert goes out from the "
+        'primary; logged and counted in `plp_replication_waits_total{outcome="missed"}`) or `refuse` (503 with '
+        "`Retry-After`: the client sends again with its `Idempotency-Key` and gets the same alert).",
     )
     key_prefix: str = Field(
         default="plp:",
@@ -636,7 +680,7 @@ class Settings(BaseSettings):
         description="A random secret Telegram sends with each update (`plp telegram-webhook` registers it).",
     )
 
-    @field_validator("twilio_sms_from", "trusted_proxies", "outbox_channels", mode="before")
+    @field_validator("twilio_sms_from", "trusted_proxies", "outbox_channels", "redis_sentinels", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -698,6 +742,24 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"PLP_REDIS_SENTINELS: {address!r} is not host:port (e.g. 10.0.0.5:26379)")
+        return value
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of each sentinel of PLP_REDIS_SENTINELS (brackets of an IPv6 address removed)."""
+        found = []
+        for address in self.redis_sentinels:
+            host, _, port = address.rpartition(":")
+            found.append((host.strip("[]"), int(port)))
+        return found
+
     @property
     def production(self) -> bool:
         """Whether PLP_ENV is production: nothing may degrade silently."""
@@ -713,10 +775,11 @@ class Settings(BaseSettings):
             return []
         hint = "(PLP_ENV=production, the default outside `plp dev`)"
         faults = []
-        if not self.redis_url:
+        if not self.redis_url and not self.redis_sentinels:
             faults.append(
                 f"REDIS_URL is not set: in production {hint} every process shares one Redis, none starts an embedded "
-                "one; set REDIS_URL (or REDIS_URL_FILE), or PLP_ENV=development to try the service"
+                "one; set REDIS_URL (or REDIS_URL_FILE) or PLP_REDIS_SENTINELS, "
+                "or PLP_ENV=development to try the service"
             )
         if self.secret_key is None:
             faults.append(

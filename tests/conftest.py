@@ -24,8 +24,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Role
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.storage.runtime import Runtime
 from tests.support import Workers
 
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
@@ -90,8 +90,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt.rq_connection.flushdb()
     yield rt
     rt.rq_connection.flushdb()
-    rt.rq_connection.close()
-    rt.sync_redis.close()
+    rt.close()
 
 
 @pytest.fixture
@@ -115,7 +114,7 @@ class Cast:
 
 @pytest.fixture
 async def cast(client: TestClient) -> Cast:
-    from dispatcher.accounts import create_actor
+    from dispatcher.people.accounts import create_actor
 
     store = client.server.app[SERVICES].store
     admin, admin_token = await create_actor(store, ActorIn(name="Admin", role=Role.ADMIN))

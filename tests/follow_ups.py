@@ -10,8 +10,8 @@ from typing import Any
 
 from rq import Queue
 
-from dispatcher import escalation, fanout, sending
-from dispatcher.runtime import Runtime
+from dispatcher.pipeline import escalation, fanout, sending
+from dispatcher.storage.runtime import Runtime
 from tests.support import send_reply
 
 

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio
 from aiohttp.test_utils import TestClient
 from pydantic import AliasChoices, SecretStr
 
 from config import Settings
-from dispatcher import fanout, replies, sending
-from dispatcher.models import AlertStatus
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import AlertStatus
+from dispatcher.pipeline import fanout, replies, sending
+from dispatcher.storage.runtime import Runtime
 
 FINISHED = frozenset({AlertStatus.COMPLETED, AlertStatus.EXPIRED, AlertStatus.CANCELLED, AlertStatus.DECLINED})
 
@@ -350,3 +351,110 @@ async def send_reply(runtime: Runtime, reply_id: str) -> str:
     """Send a queued answer to a member, the way a worker's ``send_reply`` job does."""
     async with sending.connections(runtime) as opened:
         return await replies.send(runtime, opened.redis, opened.channels, reply_id)
+
+
+class SentinelGroup:
+    """A primary, a replica and three sentinels watching them (``redis-server --sentinel``), each a real
+    server of the test's own on loopback; the master's name is ``master``.
+
+    The sentinels take a primary for dead after ``down_after_ms`` without an answer, and two of
+    three must agree before one of them promotes the replica.
+    """
+
+    def __init__(self, folder: Path, *, master: str = "plp", down_after_ms: int = 1000, args: Iterable[str] = ()):
+        self.folder, self.master, self.down_after_ms = folder, master, down_after_ms
+        persistent = ["--appendonly", "yes", "--appendfsync", "always", "--save", "", *args]
+        self.servers = [RedisServer(folder / "a", args=persistent), RedisServer(folder / "b", args=persistent)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The sentinels as PLP_REDIS_SENTINELS lists them."""
+        return tuple(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self, *, timeout: float = 20.0) -> None:
+        """Start both servers (the second a replica of the first) and the sentinels; return once every
+        sentinel knows the primary and its replica, and the replica is in sync."""
+        primary, replica = self.servers
+        primary.start()
+        replica.args += ["--replicaof", "127.0.0.1", str(primary.port)]
+        replica.start()
+        for n, port in enumerate(self.sentinel_ports):
+            folder = self.folder / f"sentinel-{n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"  # the sentinel rewrites it: what it learns survives its restart
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {self.master} 127.0.0.1 {primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.master} 4000\n"
+                f"sentinel parallel-syncs {self.master} 1\n"
+            )
+            with (folder / "sentinel.log").open("wb") as log:
+                self.sentinels.append(
+                    subprocess.Popen(
+                        [primary.executable, str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+                    )
+                )
+        deadline = time.monotonic() + timeout
+        while not self.settled(replica):  # servers just launched: their state publishes no event yet
+            assert time.monotonic() < deadline, f"the sentinels did not settle, see {self.folder}"
+            time.sleep(0.05)
+
+    def settled(self, replica: RedisServer) -> bool:
+        """Whether every sentinel knows a replica and two other sentinels, and ``replica`` replicates the primary."""
+        try:
+            for port in self.sentinel_ports:
+                with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as sentinel:
+                    known = sentinel.execute_command("SENTINEL", "SENTINELS", self.master)
+                    if not sentinel.execute_command("SENTINEL", "REPLICAS", self.master) or len(known) < 2:
+                        return False  # a failover needs the replica and two sentinels' votes
+            with redis.Redis(port=replica.port, socket_timeout=1, decode_responses=True) as client:
+                return bool(client.info("replication").get("master_link_status") == "up")
+        except redis.ConnectionError:
+            return False
+
+    def primary(self) -> RedisServer:
+        """The server the sentinels call the primary now."""
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=1, decode_responses=True) as sentinel:
+            _, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master)
+        return next(s for s in self.servers if s.port == int(port))
+
+    def replication_lag(self) -> int:
+        """Bytes of the primary's replication stream its replica has not acknowledged (0 if it has them all)."""
+        primary = self.primary()
+        with redis.Redis(port=primary.port, socket_timeout=1, decode_responses=True) as client:
+            info = client.info("replication")
+        offsets = [int(v["offset"]) for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        return int(info["master_repl_offset"]) - max(offsets, default=0)
+
+    async def fail_over(self, *, timeout: float = 30.0) -> tuple[RedisServer, float]:
+        """SIGKILL the primary; return it and the seconds until the sentinels announced the new one
+        (``+switch-master``, their own event). The dead server is not started again."""
+        listener = redis.asyncio.Redis(port=self.sentinel_ports[0], decode_responses=True)
+        pubsub = listener.pubsub()
+        try:
+            await pubsub.subscribe("+switch-master")
+            dead = self.primary()
+            killed = time.monotonic()
+            await asyncio.to_thread(dead.kill)
+            async with asyncio.timeout(timeout):
+                async for message in pubsub.listen():
+                    if message["type"] == "message" and message["data"].startswith(f"{self.master} "):
+                        return dead, time.monotonic() - killed
+            raise AssertionError("unreachable")
+        finally:
+            await pubsub.aclose()
+            await listener.aclose()
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            process.terminate()
+        for process in self.sentinels:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for server in self.servers:
+            server.stop()

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import Language
-from dispatcher.segments import measure
-from dispatcher.wording import Words, say
+from dispatcher.core.models import Language
+from dispatcher.core.segments import measure
+from dispatcher.core.wording import Words, say
 from tests.support import get_json, post_json, run_queued
 from tests.world import (
     ACCOUNT,

@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config import Settings
-from dispatcher.redis_server import EmbeddedRedis, EmbeddedRedisError, resolve_redis_url
+from dispatcher.storage.redis_server import EmbeddedRedis, EmbeddedRedisError, resolve_redis_url
 
 
 @pytest.fixture

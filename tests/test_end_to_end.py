@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from aiohttp.test_utils import TestClient
 
-from dispatcher.models import AlertStatus
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import AlertStatus
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import Workers, get_json, member_rows, post_json, wait_for_alert
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from dispatcher.links import secret_key
+from dispatcher.core.links import secret_key
 from tests.redis_scan import everything
 from tests.simulators.twilio import Failure
 from tests.support import get_json, post_json, run_queued

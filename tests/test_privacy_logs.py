@@ -27,7 +27,7 @@ import pytest
 import structlog
 
 from config import LogFormat, Settings
-from dispatcher.logging import configure_logging
+from dispatcher.core.logging import configure_logging
 from tests.simulators.twilio import Failure
 from tests.support import run_queued
 from tests.world import ACCOUNT, PEOPLE, SMS_FROM, TEXTS, WEBHOOK_SECRET, World, link_in, open_world

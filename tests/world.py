@@ -20,12 +20,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
-from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Language, Role
-from dispatcher.runtime import Runtime
-from dispatcher.wording import Words, say
+from dispatcher.core.models import ActorIn, Language, Role
+from dispatcher.core.wording import Words, say
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.runtime import Runtime
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator

@@ -13,8 +13,9 @@ from functools import lru_cache
 from rq import get_current_job
 
 from config import WorkerKind, load_settings
-from dispatcher import escalation, fanout, replies, retention, sending
-from dispatcher.runtime import Runtime
+from dispatcher.people import retention
+from dispatcher.pipeline import escalation, fanout, replies, sending
+from dispatcher.storage.runtime import Runtime
 from workers.loop import ProcessLoop, process_loop
 
 
@@ -61,7 +62,7 @@ async def _send_batch(
 
 
 def send_reply(reply_id: str) -> None:
-    """Send a queued answer to a member in its turn (``dispatcher.replies``), on the process's loop.
+    """Send a queued answer to a member in its turn (``dispatcher.pipeline.replies``), on the process's loop.
 
     The job returns at once: the answer waits for its turn on the loop, apart from the batches'
     admission (an answer is one message, not a batch). In a forked work horse it waits.

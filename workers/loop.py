@@ -11,7 +11,7 @@ urgency send (an urgent batch never waits for non-urgent ones to end),
 so RQ hands the worker its next job while the last sends of earlier batches (a slow SMTP
 session, a rate-limited tail) are still out; a new urgent batch never waits for them. Nothing
 is lost if the process dies meanwhile: a batch holds its deliveries and leases its sends
-(``dispatcher.sending``), and the clock hands whatever a dead process held to another worker.
+(``dispatcher.pipeline.sending``), and the clock hands whatever a dead process held to another worker.
 ``drain`` waits for the batches still running (a worker stopping); ``run`` waits for one (a
 forked work horse, tests).
 """
@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from dispatcher.runtime import Runtime
-from dispatcher.sending import Connections, connections
+from dispatcher.pipeline.sending import Connections, connections
+from dispatcher.storage.runtime import Runtime
 
 T = TypeVar("T")
 

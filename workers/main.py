@@ -10,7 +10,7 @@ starts the work loop again under the same name. The outage is logged once when i
 once when it ends; the batches still sending on the process loop carry on meanwhile (their
 holds and leases keep their work safe whatever happens).
 
-A worker beats every few seconds from a thread of its own (``dispatcher.heartbeats``): in Redis,
+A worker beats every few seconds from a thread of its own (``dispatcher.operations.heartbeats``): in Redis,
 for ``plp status`` and the metrics, in a file for ``plp probe worker``, and to systemd's watchdog.
 """
 
@@ -28,13 +28,13 @@ from rq import SimpleWorker, Worker
 
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
-from dispatcher.heartbeats import Heartbeat, Role
-from dispatcher.runtime import Runtime
+from dispatcher.operations.heartbeats import Heartbeat, Role
+from dispatcher.storage.runtime import Runtime
 from workers.loop import drain_process_loop
 
 log = structlog.get_logger(__name__)
 
-WORKER_TTL = 60  # seconds; RQ renews its key every 45 s while idle (liveness is our heartbeat: dispatcher.heartbeats)
+WORKER_TTL = 60  # seconds; RQ renews its key every 45 s while idle (liveness is our heartbeat: operations.heartbeats)
 #: Waits between two attempts to reach Redis again after an outage: doubled each time up to the last.
 RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)

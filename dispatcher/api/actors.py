@@ -12,16 +12,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from config.settings import MAX_TOKEN_TTL_DAYS
-from dispatcher import accounts
+from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import ActorView, IssuedToken, Query
-from dispatcher.audit import Action
-from dispatcher.models import Actor, ActorIn, Role, Strict
-from dispatcher.store import NewToken, TokenRecord, now_ts
+from dispatcher.core.models import Actor, ActorIn, Role, Strict
+from dispatcher.people import accounts
+from dispatcher.storage.store import NewToken, TokenRecord, now_ts
 
 
 class TokenRequest(Strict):

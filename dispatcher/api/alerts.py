@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from dispatcher import audience, intake, policy
+from dispatcher.access import policy
+from dispatcher.access.audit import Action, entry_fields
 from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
@@ -24,9 +25,7 @@ from dispatcher.api.views import (
     DeliveryView,
     SmsTextView,
 )
-from dispatcher.audit import Action, entry_fields
-from dispatcher.estimate import estimate, sms_texts
-from dispatcher.models import (
+from dispatcher.core.models import (
     Actor,
     Alert,
     AlertIn,
@@ -39,7 +38,10 @@ from dispatcher.models import (
     Role,
     Urgency,
 )
-from dispatcher.store import new_id
+from dispatcher.pipeline import audience, intake
+from dispatcher.pipeline.estimate import estimate, sms_texts
+from dispatcher.storage.replication import confirm_replicas
+from dispatcher.storage.store import new_id
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +133,8 @@ async def create_alert(call: Call) -> Reply:
         accepted = await svc.blocking(
             intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps), once=once, audit=created
         )
+        # held by PLP_REDIS_WAIT_REPLICAS replicas before the 202 (a replay too: its first answer may have been lost)
+        await svc.blocking(confirm_replicas, svc.runtime.rq_connection, svc.runtime.keys, svc.runtime.settings)
     except intake.KeyReused:
         raise Problem(
             422,

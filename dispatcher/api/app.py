@@ -2,7 +2,7 @@
 
 Middlewares, outermost first: problems (every error a problem+json), throttle (the
 source address's rate, and its lock-out after failed authentications), bearer auth
-(the token, then its rate). The policy of the throttle is ``dispatcher.throttle``.
+(the token, then its rate). The policy of the throttle is ``dispatcher.access.throttle``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
+from dispatcher.access.throttle import FailedAuth, Refusal, Throttle, client_address
 from dispatcher.api import (  # noqa: F401  (they register operations)
     actors,
     alerts,
@@ -33,10 +34,9 @@ from dispatcher.api import (  # noqa: F401  (they register operations)
 from dispatcher.api.problems import Problem, problem_middleware
 from dispatcher.api.routing import ACTOR
 from dispatcher.api.services import SERVICES, Services, api
-from dispatcher.models import Actor
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, TokenRecord, TokenRefused
-from dispatcher.throttle import FailedAuth, Refusal, Throttle, client_address
+from dispatcher.core.models import Actor
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, TokenRecord, TokenRefused
 
 log = structlog.get_logger(__name__)
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from dispatcher import audit
+from dispatcher.access import audit
+from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
-from dispatcher.audit import Action
-from dispatcher.models import Member
+from dispatcher.core.models import Member
 
 
 async def note(call: Call, action: Action, *, detail: str = "", **target: str) -> None:

@@ -10,9 +10,9 @@ from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
-from dispatcher.links import telegram_link_token
-from dispatcher.models import Actor, Member, Plp, Role
-from dispatcher.receipts import Feedback, Receipts
+from dispatcher.core.links import telegram_link_token
+from dispatcher.core.models import Actor, Member, Plp, Role
+from dispatcher.pipeline.receipts import Feedback, Receipts
 
 
 class FeedbackQuery(Query):

@@ -1,7 +1,7 @@
 """Who may call each operation: the checks the routing layer runs before a request's input is read.
 
 Each guard loads what the path names (a 404 if it does not exist), applies the rule of
-``dispatcher.policy`` (``Denied``: a 403) and returns what it loaded, which the handler
+``dispatcher.access.policy`` (``Denied``: a 403) and returns what it loaded, which the handler
 finds in ``Call.scope``. Running them first means an actor outside a resource's scope gets
 the same 403 or 404 whatever body or query they send (``dispatcher.api.routing``).
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher import policy
+from dispatcher.access import policy
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Authorize, Call, read_json
 from dispatcher.api.services import alert_or_404, plp_or_404, services
-from dispatcher.models import Alert, Member, Plp, Urgency
+from dispatcher.core.models import Alert, Member, Plp, Urgency
 
 #: At most this many PLPs of a body are looked up to check its scope (AlertIn allows as many).
 _MAX_TARGETS = 500

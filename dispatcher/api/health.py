@@ -4,7 +4,7 @@ Liveness and readiness are about this web process only: a load balancer keeps se
 the providers' callbacks included (Twilio does not retry a refused status callback or incoming
 SMS), as long as it can serve, whatever the workers and the clock do. The whole service's state
 (workers, clock, late urgent work, failing providers) is ``GET /v1/status``, ``plp status`` and
-``/metrics``, all three from ``dispatcher.health``.
+``/metrics``, all three from ``dispatcher.operations.health``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import asyncio
 from redis.exceptions import RedisError
 
 from channels import describe_channels
-from dispatcher import health as service_health
 from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Health, OpenApiDocument, Readiness, ServiceStatus
-from dispatcher.queues import queue_health
+from dispatcher.operations import health as service_health
+from dispatcher.operations.queues import queue_health
 
 
 @api.operation(

@@ -29,7 +29,7 @@ import structlog
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from dispatcher.keys import Keys
+from dispatcher.storage.keys import Keys
 
 log = structlog.get_logger(__name__)
 

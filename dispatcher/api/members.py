@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import audience, export, membership, sheets
+from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.audit import changed, left, note
 from dispatcher.api.problems import Problem
@@ -26,11 +26,12 @@ from dispatcher.api.views import (
     Query,
     RejectedRow,
 )
-from dispatcher.audit import Action
-from dispatcher.contacts import InvalidContact
-from dispatcher.export import MemberExport
-from dispatcher.models import Actor, Member, MemberIn, MemberPatch, MemberStatus, Plp, Role
-from dispatcher.store import from_ts
+from dispatcher.core.contacts import InvalidContact
+from dispatcher.core.models import Actor, Member, MemberIn, MemberPatch, MemberStatus, Plp, Role
+from dispatcher.people import export, membership, sheets
+from dispatcher.people.export import MemberExport
+from dispatcher.pipeline import audience
+from dispatcher.storage.store import from_ts
 
 
 class ImportQuery(Query):

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus text exposition of the whole service (``dispatcher.metrics``).
+"""``GET /metrics``: the Prometheus text exposition of the whole service (``dispatcher.operations.metrics``).
 
 The figures are service-wide counts (no names, addresses or ids), read from Redis, so any
 web process answers for all. With ``PLP_METRICS_TOKEN`` set, a scrape must carry it as a
@@ -14,10 +14,10 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from config import Settings
-from dispatcher import metrics
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call
 from dispatcher.api.services import api, services
+from dispatcher.operations import metrics
 
 PATH = "/metrics"
 MEDIA_TYPE = "text/plain"

@@ -8,7 +8,7 @@ from dispatcher.api import guards
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
-from dispatcher.notifications import Notification, Notifications
+from dispatcher.pipeline.notifications import Notification, Notifications
 
 
 class NotificationQuery(Query):

@@ -17,13 +17,13 @@ from aiohttp import web
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_form
 from dispatcher.api.services import api, services
-from dispatcher.compose import templates
-from dispatcher.export import MemberExport, export_member
-from dispatcher.links import InvalidLink, Purpose
-from dispatcher.models import ChannelName, Language, Member
-from dispatcher.receipts import MAX_FEEDBACK, Receipts, page_language
-from dispatcher.store import split_delivery_id
-from dispatcher.wording import Words, say
+from dispatcher.core.links import InvalidLink, Purpose
+from dispatcher.core.models import ChannelName, Language, Member
+from dispatcher.core.wording import Words, say
+from dispatcher.people.export import MemberExport, export_member
+from dispatcher.pipeline.compose import templates
+from dispatcher.pipeline.receipts import MAX_FEEDBACK, Receipts, page_language
+from dispatcher.storage.store import split_delivery_id
 
 log = structlog.get_logger(__name__)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from channels import unsendable
+from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.audit import note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import PlpList, PlpListQuery, PlpView
-from dispatcher.audit import Action
-from dispatcher.models import Charter, Plp, PlpIn, Role
-from dispatcher.production import charter_faults
-from dispatcher.store import new_id
+from dispatcher.core.models import Charter, Plp, PlpIn, Role
+from dispatcher.operations.production import charter_faults
+from dispatcher.storage.store import new_id
 
 
 def refuse_unsendable(call: Call, charter: Charter, *, where: str) -> None:

@@ -3,7 +3,7 @@
 Redis out of reach (down, restarting, loading its data, failing over to a replica that is
 still read-only, out of memory) is the one failure a client should simply retry: every route
 then answers 503 with ``Retry-After``, never 500. A retried alert is not sent twice: its
-Idempotency-Key is stored in the alert's own transaction (``dispatcher.intake``); and a
+Idempotency-Key is stored in the alert's own transaction (``dispatcher.pipeline.intake``); and a
 provider's event is only marked as handled once it was, so that the provider's retry counts.
 """
 
@@ -16,9 +16,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 from redis import exceptions as redis_errors
 
-from dispatcher.policy import Denied
-from dispatcher.store import Conflict
-from dispatcher.validation import field_errors
+from dispatcher.access.policy import Denied
+from dispatcher.core.validation import field_errors
+from dispatcher.storage.store import Conflict
 
 log = structlog.get_logger(__name__)
 

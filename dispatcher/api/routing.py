@@ -25,9 +25,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from dispatcher import policy
+from dispatcher.access import policy
 from dispatcher.api.problems import UNAVAILABLE_DESCRIPTION, Problem, ProblemModel, validation_problem
-from dispatcher.models import Actor
+from dispatcher.core.models import Actor
 
 ACTOR = web.RequestKey("actor", Actor)
 

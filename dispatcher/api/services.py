@@ -11,9 +11,9 @@ from aiohttp import web
 
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Api, Call
-from dispatcher.models import Alert, Plp
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import Alert, Plp
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -23,14 +23,15 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from dispatcher import audience, policy
+from dispatcher.access import policy
 from dispatcher.api import guards
 from dispatcher.api.hub import AlertHub, Follower
 from dispatcher.api.problems import redis_unavailable
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import SERVICES, api, services
 from dispatcher.api.views import AlertView, Query
-from dispatcher.models import FINAL_ALERT, Alert, AlertStatus, ChannelName, DeliveryStatus, Plp
+from dispatcher.core.models import FINAL_ALERT, Alert, AlertStatus, ChannelName, DeliveryStatus, Plp
+from dispatcher.pipeline import audience
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from config import Settings
-from dispatcher.models import (
+from dispatcher.core.models import (
     Actor,
     Alert,
     AlertStatus,
@@ -20,7 +20,7 @@ from dispatcher.models import (
     Plp,
     Relay,
 )
-from dispatcher.store import AlertProgress, DeliveryRecord
+from dispatcher.storage.store import AlertProgress, DeliveryRecord
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
 

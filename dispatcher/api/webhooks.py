@@ -20,15 +20,15 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatcher import replies
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply, read_form
 from dispatcher.api.services import Services, api, services
-from dispatcher.compose import ACK_PREFIX
-from dispatcher.models import ChannelName, DeliveryStatus, Language
-from dispatcher.receipts import Receipts, page_language
-from dispatcher.store import Store, split_delivery_id
-from dispatcher.wording import VOICES, Words, say
+from dispatcher.core.models import ChannelName, DeliveryStatus, Language
+from dispatcher.core.wording import VOICES, Words, say
+from dispatcher.pipeline import replies
+from dispatcher.pipeline.compose import ACK_PREFIX
+from dispatcher.pipeline.receipts import Receipts, page_language
+from dispatcher.storage.store import Store, split_delivery_id
 
 log = structlog.get_logger(__name__)
 
@@ -241,7 +241,7 @@ class TelegramAnswer(RootModel[dict[str, Any]]):
 
 
 async def _answer_later(svc: Services, chat_id: int, text: str, language: Language) -> Reply:
-    # Not in the webhook's answer, which Telegram would send outside our limiter (see dispatcher.replies).
+    # Not in the webhook's answer, which Telegram would send outside our limiter (see dispatcher.pipeline.replies).
     await svc.blocking(replies.queue, svc.runtime, ChannelName.TELEGRAM, str(chat_id), text, language)
     return Reply(200)
 

@@ -22,7 +22,7 @@ from dispatcher.cli.common import (
     read_document,
 )
 from dispatcher.cli.watch import FINISHED, watch_alert
-from dispatcher.models import Category, Language
+from dispatcher.core.models import Category, Language
 
 LANGUAGES = [lang.value for lang in Language]
 #: How a refused field of the alert is reported: by the option that set it.

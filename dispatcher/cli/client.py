@@ -30,7 +30,7 @@ import aiohttp
 import click
 
 from dispatcher.cli.common import cli_settings
-from dispatcher.models import Role
+from dispatcher.core.models import Role
 
 T = TypeVar("T")
 

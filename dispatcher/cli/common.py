@@ -9,18 +9,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import structlog
 from pydantic import ValidationError
 
 from config import Settings, SettingsFileError, load_settings
-from dispatcher.logging import configure_logging
+from dispatcher.core.logging import configure_logging
 
 if TYPE_CHECKING:
-    from dispatcher.runtime import Runtime
-    from dispatcher.store import Store
+    from dispatcher.storage.runtime import Runtime
+    from dispatcher.storage.store import Store
 
 T = TypeVar("T")
 
@@ -59,12 +58,12 @@ def cli_runtime(settings: Settings, *, check_data: bool = True, wait_for_redis: 
     ``production_faults``; in development, the embedded Redis started when REDIS_URL is unset.
 
     With ``check_data``, the data in Redis is made current for this release first, or refused (see
-    ``dispatcher.migrations``): a newer data version is an error naming both versions. A Redis that
+    ``dispatcher.storage.migrations``): a newer data version is an error naming both versions. A Redis that
     does not answer is an error too, unless ``wait_for_redis`` (the long-running processes, which
     ride out outages): then the check waits for it, with backoff, logging the wait once.
     """
-    from dispatcher.redis_server import EmbeddedRedisError
-    from dispatcher.runtime import Runtime
+    from dispatcher.storage.redis_server import EmbeddedRedisError
+    from dispatcher.storage.runtime import Runtime
 
     if faults := settings.production_faults():
         raise refuse(faults)
@@ -85,7 +84,7 @@ def _check_data(rt: Runtime, *, wait_for_redis: bool) -> None:
     """Make the data current, or exit 1 with the reason (a newer data version, Redis not answering)."""
     import redis
 
-    from dispatcher.migrations import DataVersionError, ensure_current
+    from dispatcher.storage.migrations import DataVersionError, ensure_current
 
     attempt = 0
     while True:
@@ -98,7 +97,7 @@ def _check_data(rt: Runtime, *, wait_for_redis: bool) -> None:
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             if not wait_for_redis:
                 raise click.ClickException(
-                    f"Redis at {redis_address(rt.redis_url)} does not answer ({exc}); start it, "
+                    f"Redis at {rt.redis_description} does not answer ({exc}); start it, "
                     "or set REDIS_URL to the service's Redis"
                 ) from None
             if not attempt:
@@ -107,15 +106,9 @@ def _check_data(rt: Runtime, *, wait_for_redis: bool) -> None:
             attempt += 1
 
 
-def redis_address(url: str) -> str:
-    """The URL without its credentials (``redis://:password@host`` -> ``redis://host``), to show."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
 def service_runtime(settings: Settings) -> Runtime:
     """The runtime of a process of the service (web, worker, clock): as ``cli_runtime``, and in production refused
-    while a stored charter names a channel nothing can send here (``dispatcher.production``).
+    while a stored charter names a channel nothing can send here (``dispatcher.operations.production``).
 
     Redis out of reach leaves the charters unchecked, said by a warning: the process starts as it would have, and
     rides the outage out.
@@ -123,7 +116,7 @@ def service_runtime(settings: Settings) -> Runtime:
     import redis
 
     from channels import unsendable
-    from dispatcher.production import unsendable_charters
+    from dispatcher.operations.production import unsendable_charters
 
     rt = cli_runtime(settings, wait_for_redis=True)
     missing = unsendable(settings)
@@ -141,7 +134,7 @@ def service_runtime(settings: Settings) -> Runtime:
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``work`` on a store of the configured Redis, in an event loop of its own."""
-    from dispatcher.store import Store
+    from dispatcher.storage.store import Store
 
     rt = cli_runtime(settings)
 

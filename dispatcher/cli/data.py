@@ -1,4 +1,4 @@
-"""``plp data``: the data version in Redis, and its migrations (see ``dispatcher.migrations``)."""
+"""``plp data``: the data version in Redis, and its migrations (see ``dispatcher.storage.migrations``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 import redis
 
-from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json, redis_address
+from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json
 
 if TYPE_CHECKING:
-    from dispatcher.keys import Keys
-    from dispatcher.migrations import StoredVersion
-    from dispatcher.runtime import Runtime
+    from dispatcher.storage.keys import Keys
+    from dispatcher.storage.migrations import StoredVersion
+    from dispatcher.storage.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ def data_version(as_json: bool) -> None:
     Changes nothing. Exit status: 0 up to date (or an empty database); 3 migrations pending
     (run `plp data migrate`, or start any process); 1 data of a newer plp-dispatch.
     """
-    from dispatcher.migrations import DATA_VERSION, RELEASE, DataVersionError, pending, stored_version
+    from dispatcher.storage.migrations import DATA_VERSION, RELEASE, DataVersionError, pending, stored_version
 
     rt = _runtime()
     try:
@@ -57,7 +57,7 @@ def data_version(as_json: bool) -> None:
             }
         )
     else:
-        click.echo(f"Redis {redis_address(rt.redis_url)}: {_describe(found)}")
+        click.echo(f"Redis {rt.redis_description}: {_describe(found)}")
         click.echo(f"this plp-dispatch {RELEASE} writes data version {DATA_VERSION}")
         for step in steps:
             click.echo(f"  pending: to version {step.version}: {step.summary}")
@@ -75,7 +75,7 @@ def data_migrate() -> None:
     step changes only records still in the old format). Take a backup first (docs/deploying.md).
     Exit 1 for data of a newer plp-dispatch.
     """
-    from dispatcher.migrations import DATA_VERSION, DataVersionError, migrate
+    from dispatcher.storage.migrations import DATA_VERSION, DataVersionError, migrate
 
     rt = _runtime()
     try:
@@ -96,7 +96,7 @@ def _read(rt: Runtime, work: Callable[[redis.Redis, Keys], T]) -> T:
     try:
         return work(rt.sync_redis, rt.keys)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise click.ClickException(f"Redis at {redis_address(rt.redis_url)} does not answer ({exc})") from None
+        raise click.ClickException(f"Redis at {rt.redis_description} does not answer ({exc})") from None
 
 
 def _describe(found: StoredVersion | None) -> str:

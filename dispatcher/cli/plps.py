@@ -10,7 +10,7 @@ import click
 
 from dispatcher.cli.client import ApiClient, Connection, api_options, run_api
 from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, echo_json, echo_table, json_option, read_document
-from dispatcher.models import ChannelName, DeliveryMode, Language, MessageClass, PlpKind, RelayMode
+from dispatcher.core.models import ChannelName, DeliveryMode, Language, MessageClass, PlpKind, RelayMode
 
 CLASSES = [c.value for c in MessageClass]
 
@@ -361,7 +361,7 @@ def import_members(
       plp members import parc members.csv --dry-run   # the report, nothing written
       plp members import parc members.xlsx --sheet Membres
     """
-    from dispatcher.sheets import media_type_of  # the sheet module loads openpyxl: only for this command
+    from dispatcher.people.sheets import media_type_of  # the sheet module loads openpyxl: only for this command
 
     data = file.read()
     query = {"dry_run": "true"} if dry_run else {}

@@ -22,10 +22,10 @@ from channels.base import ChannelError
 from config import Environment, Settings
 from config.settings import local_url
 from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings, refuse, service_runtime
-from dispatcher.models import Role
+from dispatcher.core.models import Role
 
 if TYPE_CHECKING:
-    from dispatcher.demo import Demo
+    from dispatcher.people.demo import Demo
 
 DEMO_TOKENS_FILE = "demo-tokens.env"
 
@@ -124,7 +124,7 @@ def clock() -> None:
 
     Sweeps every PLP_CLOCK_INTERVAL seconds; one clock is enough, a second one is harmless.
     """
-    from dispatcher import clock as the_clock
+    from dispatcher.pipeline import clock as the_clock
 
     settings = cli_settings()
     signal.signal(signal.SIGTERM, _stop)  # a stop leaves through `finally`: the clock says it is gone
@@ -141,7 +141,7 @@ def purge() -> None:
     Example (daily at 3:17):
       17 3 * * * cd /srv/plp && .venv/bin/plp purge
     """
-    from dispatcher import retention
+    from dispatcher.people import retention
 
     settings = cli_settings()
     rt = cli_runtime(settings)
@@ -206,9 +206,9 @@ def dev(procfile: Path) -> None:
       plp dev
       plp alert send --plp demo --urgent --category burglary --text fr="Cambriolage rue du Parc" --watch
     """
-    from dispatcher.demo import seed_demo
-    from dispatcher.redis_server import EmbeddedRedis
-    from dispatcher.store import Store
+    from dispatcher.people.demo import seed_demo
+    from dispatcher.storage.redis_server import EmbeddedRedis
+    from dispatcher.storage.store import Store
 
     settings = cli_settings().model_copy(update={"environment": Environment.DEVELOPMENT})
     rt = cli_runtime(settings)

@@ -9,10 +9,10 @@ import click
 import redis
 
 from dispatcher.cli.common import CONTEXT, EXIT_PARTIAL, cli_runtime, cli_settings, echo_json, echo_table
-from dispatcher.heartbeats import PROBE_MAX_AGE
+from dispatcher.operations.heartbeats import PROBE_MAX_AGE
 
 if TYPE_CHECKING:
-    from dispatcher.queues import QueueHealth
+    from dispatcher.operations.queues import QueueHealth
 
 
 @click.command("status", context_settings=CONTEXT, short_help="Service health: queues, workers, clock, providers.")
@@ -31,8 +31,8 @@ def status(as_json: bool) -> None:
     Example (a cron or monitoring check):
       plp status || echo "plp-dispatch needs attention"
     """
-    from dispatcher import health as service_health
-    from dispatcher.queues import queue_health
+    from dispatcher.operations import health as service_health
+    from dispatcher.operations.queues import queue_health
 
     settings = cli_settings(logging=False)
     runtime = cli_runtime(settings)
@@ -40,7 +40,8 @@ def status(as_json: bool) -> None:
         health = queue_health(runtime)
     except (redis.RedisError, OSError) as exc:
         raise click.ClickException(
-            f"Redis at {runtime.redis_url} does not answer ({exc}); start it, or set REDIS_URL to the service's Redis"
+            f"Redis at {runtime.redis_description} does not answer ({exc}); "
+            "start it, or set REDIS_URL to the service's Redis"
         ) from None
     finally:
         runtime.rq_connection.close()
@@ -48,7 +49,7 @@ def status(as_json: bool) -> None:
     if as_json:
         echo_json(service_health.report(health, settings))
     else:
-        _echo_health(health, runtime.redis_url)
+        _echo_health(health, runtime.redis_description)
         for note in service_health.notes(health):
             click.echo(f"note: {note}")
         for problem in problems:
@@ -79,7 +80,7 @@ def probe(kind: str, max_age: float) -> None:
     Example (compose.yaml):
       healthcheck: {test: ["CMD", "plp", "probe", "worker"], interval: 15s}
     """
-    from dispatcher.heartbeats import probe as read_probe
+    from dispatcher.operations.heartbeats import probe as read_probe
 
     found = read_probe(cli_settings(logging=False), kind, max_age=max_age)
     click.echo(found.sentence)
@@ -93,8 +94,8 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def _echo_health(health: QueueHealth, redis_url: str) -> None:
-    click.echo(f"Redis {redis_url}: answers")
+def _echo_health(health: QueueHealth, where: str) -> None:
+    click.echo(f"Redis {where}: answers")
     echo_table(
         ("LANE", "QUEUE", "PENDING", "OLDEST WAITING", "SCHEDULED", "STARTED", "FAILED", "WORKERS ALIVE"),
         [

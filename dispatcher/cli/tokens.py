@@ -8,12 +8,12 @@ import click
 from pydantic import ValidationError
 
 from config.settings import MAX_TOKEN_TTL_DAYS
-from dispatcher.audit import Action
+from dispatcher.access.audit import Action
 from dispatcher.cli.common import CONTEXT, cli_settings, echo_table, with_store
-from dispatcher.models import Actor, ActorIn, Role
+from dispatcher.core.models import Actor, ActorIn, Role
 
 if TYPE_CHECKING:
-    from dispatcher.store import NewToken, Store, TokenRecord
+    from dispatcher.storage.store import NewToken, Store, TokenRecord
 
 
 @click.group(context_settings=CONTEXT, short_help="Bearer tokens: issue, list, revoke (on Redis).")
@@ -27,7 +27,7 @@ def token() -> None:
 
 async def _audit(store: Store, action: Action, **target: str) -> None:
     """The command line's entry in the audit log (actor "cli", role "operator")."""
-    from dispatcher import audit
+    from dispatcher.access import audit
 
     await audit.record(store.redis, store.keys, actor=None, action=action, target=target)
 
@@ -60,7 +60,7 @@ def issue(
       plp token issue --name "Marie Peeters" --role coordinator --plp parc --plp gare
       plp token issue --actor 3f0c9a1e5b7d2c48
     """
-    from dispatcher.accounts import open_account
+    from dispatcher.people.accounts import open_account
 
     if actor_id is not None and (name or role):
         raise click.UsageError("--actor issues to an existing actor: leave out --name and --role")
@@ -104,7 +104,7 @@ def issue(
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True, help="At most this many.")
 def list_tokens(actor_id: str | None, limit: int) -> None:
     """List tokens, newest first: id, actor, role, issued, expires, status. Never the secrets."""
-    from dispatcher.store import now_ts
+    from dispatcher.storage.store import now_ts
 
     async def work(store: Store) -> list[tuple[TokenRecord, Actor | None]]:
         records = await store.list_tokens(actor_id=actor_id, limit=limit)

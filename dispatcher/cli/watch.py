@@ -23,7 +23,7 @@ from rich.text import Text
 
 from dispatcher.cli.client import ApiClient, ApiError
 from dispatcher.cli.common import echo_table
-from dispatcher.models import FINAL_ALERT, DeliveryStatus
+from dispatcher.core.models import FINAL_ALERT, DeliveryStatus
 
 FINISHED = frozenset(s.value for s in FINAL_ALERT)
 #: Statuses a delivery is still on its way in; every other one counts as done on the bar.

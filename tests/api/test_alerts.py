@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from dispatcher.models import AlertStatus
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import AlertStatus
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json, run_queued
 

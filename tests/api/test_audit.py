@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from dispatcher import audit
+from dispatcher.access import audit
+from dispatcher.access.audit import Action
 from dispatcher.api.services import SERVICES
-from dispatcher.audit import Action
-from dispatcher.models import Actor, Role
-from dispatcher.store import Store
+from dispatcher.core.models import Actor, Role
+from dispatcher.storage.store import Store
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dispatcher.api import console
-from dispatcher.models import (
+from dispatcher.core.models import (
     AlertStatus,
     Category,
     ChannelName,

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from dispatcher.api.app import create_app
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 
 SMALL_BODY_LIMIT = 1024

@@ -10,7 +10,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from dispatcher.api.services import SERVICES
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, post_json, run_queued
 

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from config import Settings
 from dispatcher.api.services import SERVICES
 from dispatcher.api.stream import HUB
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import post_json
 

@@ -33,13 +33,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
-from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import api
-from dispatcher.models import ActorIn, Role
-from dispatcher.queues import urgent_workers_alive
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.operations.queues import urgent_workers_alive
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.conftest import Cast
 from tests.sheetfiles import XLSX, entity_bomb, xlsx_file, zip_bomb
 from tests.support import Workers, post_json, until

@@ -18,9 +18,9 @@ from twilio.request_validator import RequestValidator
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.models import MemberStatus
-from dispatcher.queues import queue_health
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import MemberStatus
+from dispatcher.operations.queues import queue_health
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import RedisServer, Workers, free_port, get_json, post_json, until
 from tests.world import AUTH_TOKEN, world_settings
@@ -76,8 +76,8 @@ async def test_a_stop_by_sms_is_taken_while_every_worker_is_down(twilio_client: 
 
 
 async def _member(client: TestClient, phone: str) -> str:
-    from dispatcher.accounts import create_actor
-    from dispatcher.models import ActorIn, Role
+    from dispatcher.core.models import ActorIn, Role
+    from dispatcher.people.accounts import create_actor
 
     store = client.server.app[SERVICES].store
     _, token = await create_actor(store, ActorIn(name="Admin", role=Role.ADMIN))

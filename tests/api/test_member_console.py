@@ -7,8 +7,8 @@ from datetime import datetime
 from aiohttp.test_utils import TestClient
 
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ChannelName
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ChannelName
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, post_json, run_queued
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.sheetfiles import (
     BELGIAN_NAMES,

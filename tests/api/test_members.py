@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from dispatcher.api.app import create_app
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.support import RedisServer
 
 TOKEN = "metrics-scrape-token-0123456789"
@@ -92,9 +92,9 @@ async def test_an_authorized_scrape_is_never_refused_by_the_per_address_rate(ope
 
 async def test_a_user_token_is_not_a_metrics_token(open_client: OpenClient, runtime: Runtime) -> None:
     """An actor's bearer token (even an admin's) does not open /metrics when a metrics token is set."""
-    from dispatcher.accounts import create_actor
-    from dispatcher.models import ActorIn, Role
-    from dispatcher.store import Store
+    from dispatcher.core.models import ActorIn, Role
+    from dispatcher.people.accounts import create_actor
+    from dispatcher.storage.store import Store
 
     redis = runtime.async_redis()
     try:

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from dispatcher import clock
-from dispatcher.fanout import ACK_CHECK_JOB, ESCALATE_JOB
-from dispatcher.runtime import Runtime
+from dispatcher.pipeline import clock
+from dispatcher.pipeline.fanout import ACK_CHECK_JOB, ESCALATE_JOB
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.follow_ups import make_due, run_jobs
 from tests.support import get_json, member_rows, post_json

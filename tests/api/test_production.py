@@ -20,11 +20,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from config import Environment, Settings
-from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Role
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json, run_queued
 

@@ -23,8 +23,8 @@ from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.problems import UNAVAILABLE_RETRY_AFTER
 from dispatcher.api.services import SERVICES
-from dispatcher.models import MemberStatus
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import MemberStatus
+from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.redis_cut import Cut, RedisCut
 from tests.simulators.twilio import Callback, TwilioSimulator

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 
-from dispatcher import retention
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ChannelName
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, now_ts
+from dispatcher.core.models import ChannelName
+from dispatcher.people import retention
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, now_ts
 from tests.api.test_openapi import ResponseChecker
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json, run_queued

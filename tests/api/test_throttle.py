@@ -14,11 +14,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from config import Settings
-from dispatcher.accounts import create_actor
+from dispatcher.access.throttle import Refusal, client_address
 from dispatcher.api.services import SERVICES
-from dispatcher.models import ActorIn, Role
-from dispatcher.store import Store
-from dispatcher.throttle import Refusal, client_address
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.store import Store
 
 BAD = {"Authorization": "Bearer plp_not-a-token-of-ours-at-all"}
 # 6 a minute: one slot every 10 s, 2 at once.

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from config import Settings
 from dispatcher.api.services import SERVICES
-from dispatcher.store import Store
+from dispatcher.storage.store import Store
 from tests.conftest import Cast
 from tests.support import get_json, post_json
 

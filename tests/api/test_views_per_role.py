@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from dispatcher import policy
-from dispatcher.accounts import create_actor
+from dispatcher.access import policy
 from dispatcher.api import app as _app  # noqa: F401  (registers every operation)
 from dispatcher.api.routing import Operation
 from dispatcher.api.services import SERVICES, api
-from dispatcher.models import Actor, ActorIn, Role
+from dispatcher.core.models import Actor, ActorIn, Role
+from dispatcher.people.accounts import create_actor
 from tests.simulators.twilio import Failure
 from tests.support import post_json, run_queued
 from tests.world import EVERY_CHANNEL, PEOPLE, TELEGRAM_CHATS, TEXTS, WEBHOOK_SECRET, World, link_in, open_world

@@ -8,7 +8,7 @@ default is the tests' database; keys under ``plpbench:`` are removed afterwards)
    prints the median time per request of each.
 2. ``--entries`` audit entries of a typical shape (a member read: a PLP id and a member
    id) appended to the stream; prints the stream's ``MEMORY USAGE`` per entry and for the
-   cap of ``dispatcher.audit.MAX_ENTRIES``.
+   cap of ``dispatcher.access.audit.MAX_ENTRIES``.
 
 The figures are measured, not asserted; on a shared machine they vary by some tenths of
 a millisecond from run to run.
@@ -27,13 +27,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from config import Settings
-from dispatcher import audit
-from dispatcher.accounts import create_actor
+from dispatcher.access import audit
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.keys import Keys
-from dispatcher.models import Actor, ActorIn, Role
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import Actor, ActorIn, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.runtime import Runtime
 
 PREFIX = "plpbench:"
 

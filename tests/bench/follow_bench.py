@@ -37,10 +37,10 @@ import aiohttp
 from redis.asyncio import Redis
 
 from config import Settings
-from dispatcher.accounts import create_actor
-from dispatcher.keys import Keys
-from dispatcher.models import ActorIn, Role
-from dispatcher.store import Store
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.store import Store
 from tests.bench.scenarios import percentile
 from tests.support import settings_env, start_web
 

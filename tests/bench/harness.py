@@ -28,10 +28,10 @@ import aiohttp
 import redis
 
 from config import Settings
-from dispatcher.accounts import create_actor
-from dispatcher.models import ActorIn, ChannelName, Language, Member, Role
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, new_id
+from dispatcher.core.models import ActorIn, ChannelName, Language, Member, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, new_id
 from tests.bench import vendors
 from tests.support import RedisServer, free_port, settings_env, wait_for_alert
 

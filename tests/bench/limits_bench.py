@@ -25,8 +25,8 @@ from multiprocessing.synchronize import Barrier
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from dispatcher.keys import Keys
-from dispatcher.limits import Limit, ProviderLimits
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.limits import Limit, ProviderLimits
 
 KEYS = Keys("plpbench:")
 LIMIT = Limit("bench", 20.0)

@@ -25,13 +25,13 @@ from datetime import UTC, datetime
 import redis
 
 from config import Settings
-from dispatcher import retention
-from dispatcher.export import export_member
-from dispatcher.keys import Keys
-from dispatcher.models import Alert, Category, ChannelName, Language, Member, Role, Urgency
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, delivery_id, delivery_ref, new_id
+from dispatcher.core.models import Alert, Category, ChannelName, Language, Member, Role, Urgency
+from dispatcher.people import retention
+from dispatcher.people.export import export_member
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, delivery_id, delivery_ref, new_id
 
 PREFIX = "plpbench:"
 DAY = 86400

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from channels.telegram import POOL_SIZE as TELEGRAM_POOL_SIZE
-from dispatcher.models import ChannelName
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ChannelName
+from dispatcher.storage.runtime import Runtime
 from tests.bench import baselines, vendors
 from tests.bench.harness import ROOT, SMS_SENDERS, Stage, peak_rss_mb
 from tests.support import free_port

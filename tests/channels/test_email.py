@@ -26,10 +26,10 @@ from channels.base import (
 )
 from channels.email import MAIL_POLICY, SmtpChannel, translate
 from config import Settings, SmtpSecurity
-from dispatcher.links import Links
-from dispatcher.models import Category, ChannelName, Language, Urgency
-from dispatcher.store import new_id
-from dispatcher.wording import subject as subject_line
+from dispatcher.core.links import Links
+from dispatcher.core.models import Category, ChannelName, Language, Urgency
+from dispatcher.core.wording import subject as subject_line
+from dispatcher.storage.store import new_id
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
 

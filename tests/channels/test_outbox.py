@@ -12,7 +12,7 @@ from channels import REGISTRY, Channel, ReceiptStatus, build_channels, open_chan
 from channels.base import OutboundMessage, Receipt
 from channels.outbox import OutboxChannel
 from config import Settings
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, Language, Urgency
 
 PHONE, EMAIL = "+32470123456", "ann.peeters@example.org"
 

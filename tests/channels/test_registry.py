@@ -22,7 +22,7 @@ from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
 from config import Environment, Settings
 from config.settings import CHANNEL_NAMES
-from dispatcher.models import ChannelName
+from dispatcher.core.models import ChannelName
 from tests.channels.test_outbox import message
 
 

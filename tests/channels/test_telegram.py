@@ -25,7 +25,7 @@ from channels.base import (
 )
 from channels.telegram import TelegramChannel, deep_link, translate
 from config import Settings
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.telegram import SECRET_HEADER, TelegramSimulator
 from tests.support import unconnectable_port, until

@@ -34,7 +34,7 @@ from channels.base import (
 )
 from channels.twilio import TwilioAccount, TwilioSmsChannel, TwilioVoiceChannel
 from config import Settings
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.twilio import Failure, TwilioSimulator
 from tests.support import unconnectable_port

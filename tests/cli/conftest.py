@@ -23,10 +23,8 @@ from pydantic import SecretStr
 
 from config import Settings
 from config import settings as config_settings
-from dispatcher.accounts import create_actor
 from dispatcher.cli import main
-from dispatcher.membership import enroll
-from dispatcher.models import (
+from dispatcher.core.models import (
     ActorIn,
     ChannelName,
     Charter,
@@ -38,8 +36,10 @@ from dispatcher.models import (
     RelayMode,
     Role,
 )
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.people.accounts import create_actor
+from dispatcher.people.membership import enroll
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.support import start_web
 
 PREFIX, QUEUES = "plptest:", "plptest"

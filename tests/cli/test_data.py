@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from config import Settings
-from dispatcher.keys import Keys
-from dispatcher.migrations import DATA_VERSION, MIGRATIONS, RELEASE
-from dispatcher.runtime import Runtime
-from dispatcher.store import now_ts
+from dispatcher.storage.keys import Keys
+from dispatcher.storage.migrations import DATA_VERSION, MIGRATIONS, RELEASE
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import now_ts
 from tests.cli.conftest import PlpCommand, Scene
 from tests.support import RedisServer, free_port, settings_env, until
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from dispatcher.models import ChannelName
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import ChannelName
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.cli.conftest import PlpCommand, Scene
 from tests.support import run_queued
 

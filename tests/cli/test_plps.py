@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.cli.conftest import PlpCommand, Scene
 from tests.sheetfiles import BELGIAN_NAMES, BELGIAN_ROWS, csv_file, ods_file, xls_file, xlsx_file
 

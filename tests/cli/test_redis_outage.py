@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.cli.conftest import PREFIX, QUEUES, SECRET, Scene
 from tests.redis_cut import Cut, RedisCut
 from tests.support import RedisServer, start_web

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.cli.conftest import PlpCommand, Scene
 from tests.support import run_queued
 

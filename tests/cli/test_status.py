@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from dispatcher import metrics
-from dispatcher.queues import WorkerHealth, queue_health
-from dispatcher.runtime import Runtime
+from dispatcher.operations import metrics
+from dispatcher.operations.queues import WorkerHealth, queue_health
+from dispatcher.storage.runtime import Runtime
 from tests.cli.conftest import PlpCommand, Scene
 from tests.support import Workers, free_port, until
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import Result
 
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from tests.cli.conftest import PlpCommand
 
 TOKEN = re.compile(r"plp_[A-Za-z0-9_-]{20,}")

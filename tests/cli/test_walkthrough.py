@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from dispatcher.redis_server import EmbeddedRedis
+from dispatcher.storage.redis_server import EmbeddedRedis
 from tests.output import OutputLines
 from tests.readme import quick_start
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from config import Settings, SettingsFileError
-from dispatcher.models import ChannelName, Charter, ClassPlan, Plp, PlpIn
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, new_id
+from dispatcher.core.models import ChannelName, Charter, ClassPlan, Plp, PlpIn
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, new_id
 from tests.support import start_web
 
 SECRET = "production-tests-secret-key-0123456789"

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import aiohttp
 
 from config import Settings
-from dispatcher.accounts import create_actor
-from dispatcher.models import ActorIn, Role
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import ActorIn, Role
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator

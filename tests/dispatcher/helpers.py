@@ -1,8 +1,8 @@
 """Building blocks for the dispatcher tests, all against the real Redis of the ``runtime`` fixture.
 
 PLPs, members and alerts are stored the way the service stores them; alerts are
-accepted through ``dispatcher.intake`` and fanned out by ``dispatcher.fanout``; the
-delivery scripts are driven with the keys and arguments ``dispatcher.sending`` uses.
+accepted through ``dispatcher.pipeline.intake`` and fanned out by ``dispatcher.pipeline.fanout``; the
+delivery scripts are driven with the keys and arguments ``dispatcher.pipeline.sending`` uses.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from dispatcher.fanout import fan_out
-from dispatcher.intake import accept_alert
-from dispatcher.models import (
+from dispatcher.core.models import (
     DELIVERY_RANK,
     Alert,
     AlertStatus,
@@ -36,8 +34,10 @@ from dispatcher.models import (
     Role,
     Urgency,
 )
-from dispatcher.runtime import Runtime
-from dispatcher.store import DeliveryRecord, Store, new_id, now_ts
+from dispatcher.pipeline.fanout import fan_out
+from dispatcher.pipeline.intake import accept_alert
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import DeliveryRecord, Store, new_id, now_ts
 
 SMS, EMAIL, TELEGRAM, VOICE = ChannelName.SMS, ChannelName.EMAIL, ChannelName.TELEGRAM, ChannelName.VOICE
 
@@ -142,7 +142,7 @@ def new_alert(
 
 
 async def accept(rt: Runtime, alert: Alert) -> AlertStatus:
-    """Accept the alert for all its PLPs at once (no relay waits), as ``dispatcher.intake`` does."""
+    """Accept the alert for all its PLPs at once (no relay waits), as ``dispatcher.pipeline.intake`` does."""
     relays = [Relay(plp_id=p, state=RelayState.AUTO) for p in alert.plp_ids]
     accepted = await asyncio.to_thread(accept_alert, rt, alert, relays)
     assert accepted.status is not None
@@ -175,7 +175,7 @@ def ref_of(record: DeliveryRecord) -> str:
 
 
 class Scripted:
-    """Claims and records deliveries of one alert with the keys and arguments ``dispatcher.sending`` uses."""
+    """Claims and records deliveries of one alert with the keys and arguments ``dispatcher.pipeline.sending`` uses."""
 
     def __init__(self, store: Store, alert: Alert, plp: Plp) -> None:
         self.store = store

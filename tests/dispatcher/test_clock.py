@@ -16,14 +16,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from dispatcher import clock, metrics
-from dispatcher.fanout import fanout_lease
-from dispatcher.metrics import render
-from dispatcher.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
-from dispatcher.receipts import Receipts
-from dispatcher.retries import UNCERTAIN_WAIT
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, now_ts
+from dispatcher.core.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
+from dispatcher.operations import metrics
+from dispatcher.operations.metrics import render
+from dispatcher.pipeline import clock
+from dispatcher.pipeline.fanout import fanout_lease
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.pipeline.retries import UNCERTAIN_WAIT
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, now_ts
 from tests.dispatcher.helpers import accept, add_member, add_plp, charter, new_alert, open_store
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dispatcher.contacts import InvalidContact, contact_digest, normalise_mobile
+from dispatcher.core.contacts import InvalidContact, contact_digest, normalise_mobile
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from dispatcher.contacts import contact_digest
-from dispatcher.models import MemberIn, MemberPatch, PlpIn
+from dispatcher.core.contacts import contact_digest
+from dispatcher.core.models import MemberIn, MemberPatch, PlpIn
 
 
 def email_of(raw: str) -> str:

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dispatcher.erasure import contact_forms, scrub
-from dispatcher.links import telegram_link_token
-from dispatcher.models import ChannelName, DeliveryStatus, Member
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, delivery_id
+from dispatcher.core.links import telegram_link_token
+from dispatcher.core.models import ChannelName, DeliveryStatus, Member
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.erasure import contact_forms, scrub
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, delivery_id
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dispatcher import clock
-from dispatcher.escalation import check_acknowledgements, escalate
-from dispatcher.fanout import ACK_CHECK_JOB, ESCALATE_JOB
-from dispatcher.models import (
+from dispatcher.core.models import (
     Actor,
     Category,
     ChannelName,
@@ -27,10 +24,13 @@ from dispatcher.models import (
     Role,
     Urgency,
 )
-from dispatcher.notifications import NotificationKind, Notifications
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
-from dispatcher.wording import few_acknowledgements
+from dispatcher.core.wording import few_acknowledgements
+from dispatcher.pipeline import clock
+from dispatcher.pipeline.escalation import check_acknowledgements, escalate
+from dispatcher.pipeline.fanout import ACK_CHECK_JOB, ESCALATE_JOB
+from dispatcher.pipeline.notifications import NotificationKind, Notifications
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

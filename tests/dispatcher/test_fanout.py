@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from rq import Queue
 
-from dispatcher.dispatches import SEND_JOB
-from dispatcher.membership import enroll
-from dispatcher.models import AlertStatus, ChannelName, DeliveryMode, Language, MemberIn, MemberStatus, Urgency
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import AlertStatus, ChannelName, DeliveryMode, Language, MemberIn, MemberStatus, Urgency
+from dispatcher.people.membership import enroll
+from dispatcher.pipeline.dispatches import SEND_JOB
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatcher import metrics
-from dispatcher.health import Concern, problems
-from dispatcher.queues import PROVIDER_FAILING_STREAK, ProviderHealth, queue_health
-from dispatcher.runtime import Runtime
+from dispatcher.operations import metrics
+from dispatcher.operations.health import Concern, problems
+from dispatcher.operations.queues import PROVIDER_FAILING_STREAK, ProviderHealth, queue_health
+from dispatcher.storage.runtime import Runtime
 from tests.simulators.twilio import Failure
 from tests.support import run_queued
 from tests.world import PEOPLE, open_world

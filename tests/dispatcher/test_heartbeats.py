@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from dispatcher.heartbeats import STALE_SECONDS, probe
-from dispatcher.queues import queue_health
-from dispatcher.runtime import Runtime
+from dispatcher.operations.heartbeats import STALE_SECONDS, probe
+from dispatcher.operations.queues import queue_health
+from dispatcher.storage.runtime import Runtime
 from tests.support import RedisServer, Workers, until
 
 

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
 from config import Settings
-from dispatcher.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn, limits_for
-from dispatcher.models import ChannelName
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ChannelName
+from dispatcher.storage.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn, limits_for
+from dispatcher.storage.runtime import Runtime
 
 BOUND = 5.0  # seconds: a generous upper bound on any wait in this file
 TWILIO: dict[str, Any] = {"twilio_account_sid": "AC0", "twilio_auth_token": SecretStr("secret")}

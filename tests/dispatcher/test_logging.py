@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from config import LogFormat, Settings
-from dispatcher.logging import configure_logging, mask_address, mask_text
+from dispatcher.core.logging import configure_logging, mask_address, mask_text
 
 # -- masking -------------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import metrics
-from dispatcher.models import AlertStatus
-from dispatcher.runtime import Runtime
-from dispatcher.scripts import ALERT_SECONDS_BOUNDS, SEND_SECONDS_BOUNDS
+from dispatcher.core.models import AlertStatus
+from dispatcher.operations import metrics
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.scripts import ALERT_SECONDS_BOUNDS, SEND_SECONDS_BOUNDS
 from tests.simulators.twilio import Failure
 from tests.support import Workers, run_queued, until, wait_for_alert
 from tests.world import SMS_FROM, World, open_world

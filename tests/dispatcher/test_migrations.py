@@ -18,9 +18,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import metrics
-from dispatcher.accounts import create_actor
-from dispatcher.migrations import (
+from dispatcher.core.models import ActorIn, DeliveryStatus, Role, Urgency
+from dispatcher.operations import metrics
+from dispatcher.people.accounts import create_actor
+from dispatcher.storage.migrations import (
     DATA_VERSION,
     MIGRATIONS,
     RELEASE,
@@ -32,9 +33,8 @@ from dispatcher.migrations import (
     stamp_alert_urgency,
     stored_version,
 )
-from dispatcher.models import ActorIn, DeliveryStatus, Role, Urgency
-from dispatcher.runtime import Runtime
-from dispatcher.store import TokenRefused, hash_token, now_ts
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import TokenRefused, hash_token, now_ts
 from tests.dispatcher.helpers import SMS, Scripted, add_member, add_plp, charter, deliveries, fanned_out, open_store
 from tests.support import until
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dispatcher.models import (
+from dispatcher.core.models import (
     Alert,
     Category,
     ChannelName,

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 
 from config import Settings
-from dispatcher.heartbeats import FORGET_SECONDS, STALE_SECONDS
-from dispatcher.queues import clock_stale_after, provider_limits, queue_health, record_clock_sweep
-from dispatcher.runtime import Runtime
+from dispatcher.operations.heartbeats import FORGET_SECONDS, STALE_SECONDS
+from dispatcher.operations.queues import clock_stale_after, provider_limits, queue_health, record_clock_sweep
+from dispatcher.storage.runtime import Runtime
 from tests.support import Workers, until
 
 SLEEP = "time.sleep"  # a real importable function: a job that keeps a worker busy
@@ -107,7 +107,7 @@ async def test_busy_and_failed_jobs_show_in_the_started_and_failed_registries(
     runtime: Runtime, workers: Workers
 ) -> None:
     """A job being run is in the started registry; one that raised is in the failed registry."""
-    runtime.general_queue.enqueue_call("dispatcher.queues.no_such_function")
+    runtime.general_queue.enqueue_call("dispatcher.operations.queues.no_such_function")
     runtime.general_queue.enqueue_call(SLEEP, args=(60,))
     process = workers.start("general")
     lane = await until(

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher import clock
 from dispatcher.api.views import AlertView
-from dispatcher.fanout import fanout_lease
-from dispatcher.intake import FAN_OUT_JOB
-from dispatcher.models import AlertStatus, Charter, ClassPlan, DeliveryMode, Plp, QuietHours, Urgency
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import AlertStatus, Charter, ClassPlan, DeliveryMode, Plp, QuietHours, Urgency
+from dispatcher.pipeline import clock
+from dispatcher.pipeline.fanout import fanout_lease
+from dispatcher.pipeline.intake import FAN_OUT_JOB
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import EMAIL, SMS, accept, add_member, add_plp, deliveries, new_alert, open_store
 from tests.follow_ups import make_due, queued, run_jobs, timers
 

@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
-from dispatcher import clock, replies
-from dispatcher.models import ChannelName, Language
-from dispatcher.runtime import Runtime
+from dispatcher.core.models import ChannelName, Language
+from dispatcher.pipeline import clock, replies
+from dispatcher.storage.runtime import Runtime
 from tests.follow_ups import make_due, queued, timers
 from tests.simulators.telegram import TelegramSimulator
 from tests.support import send_reply, until

@@ -34,9 +34,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from config import Settings
-from dispatcher import intake, reports, retention, segments
-from dispatcher.compose import sms_text
-from dispatcher.models import (
+from dispatcher.core import segments
+from dispatcher.core.models import (
     Alert,
     Category,
     ChannelName,
@@ -54,10 +53,14 @@ from dispatcher.models import (
     Role,
     Urgency,
 )
-from dispatcher.receipts import Receipts
-from dispatcher.reports import Evaluation
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, delivery_id, new_id
+from dispatcher.people import retention
+from dispatcher.pipeline import intake
+from dispatcher.pipeline.compose import sms_text
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.reports import evaluation as reports
+from dispatcher.reports.evaluation import Evaluation
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, delivery_id, new_id
 from tests.dispatcher.helpers import EMAIL, SMS, Scripted, accept, deliveries, open_store, ref_of, run_fan_out
 
 BRUSSELS = ZoneInfo("Europe/Brussels")

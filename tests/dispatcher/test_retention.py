@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config import Settings
-from dispatcher import clock, retention
-from dispatcher.models import Alert, DeliveryStatus, Member, Plp
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store, delivery_id, now_ts
+from dispatcher.core.models import Alert, DeliveryStatus, Member, Plp
+from dispatcher.people import retention
+from dispatcher.pipeline import clock
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, delivery_id, now_ts
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

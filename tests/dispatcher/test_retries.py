@@ -7,7 +7,7 @@ import random
 import pytest
 
 from channels.base import RateLimited, TransientError
-from dispatcher.retries import UNCERTAIN_WAIT, RetryPolicy, Verdict
+from dispatcher.pipeline.retries import UNCERTAIN_WAIT, RetryPolicy, Verdict
 
 POLICY = RetryPolicy(max_attempts=4, base=2.0, cap=60.0)
 NOW, FAR = 1_000_000.0, 1_000_000.0 + 3600

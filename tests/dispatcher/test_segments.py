@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from dispatcher.compose import sms_text
-from dispatcher.models import Language
-from dispatcher.segments import Encoding, measure, split
-from dispatcher.wording import Words, say
+from dispatcher.core.models import Language
+from dispatcher.core.segments import Encoding, measure, split
+from dispatcher.core.wording import Words, say
+from dispatcher.pipeline.compose import sms_text
 
 GSM, UCS2 = Encoding.GSM7, Encoding.UCS2
 

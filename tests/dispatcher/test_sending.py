@@ -14,12 +14,12 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
-from dispatcher.logging import mask_address
-from dispatcher.models import Alert, AlertStatus, DeliveryStatus, Language, Member, MemberStatus
-from dispatcher.receipts import Receipts
-from dispatcher.runtime import Runtime
-from dispatcher.sending import send_batch
-from dispatcher.store import Store
+from dispatcher.core.logging import mask_address
+from dispatcher.core.models import Alert, AlertStatus, DeliveryStatus, Language, Member, MemberStatus
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.pipeline.sending import send_batch
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher.contacts import normalise_mobile
-from dispatcher.membership import RowError
-from dispatcher.sheets import SheetError, read_sheet
+from dispatcher.core.contacts import normalise_mobile
+from dispatcher.people.membership import RowError
+from dispatcher.people.sheets import SheetError, read_sheet
 from tests.sheetfiles import (
     BELGIAN_NAMES,
     BELGIAN_ROWS,

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher import sending
-from dispatcher.models import Alert, AlertStatus, DeliveryStatus, Member, MemberStatus, Plp
-from dispatcher.runtime import Runtime
-from dispatcher.store import Store
+from dispatcher.core.models import Alert, AlertStatus, DeliveryStatus, Member, MemberStatus, Plp
+from dispatcher.pipeline import sending
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
     EMAIL,
     SMS,

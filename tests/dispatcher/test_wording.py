@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.compose import sms_text
-from dispatcher.models import Language
-from dispatcher.receipts import ReplyKind, classify
-from dispatcher.segments import Encoding, measure
-from dispatcher.wording import Words, say
+from dispatcher.core.models import Language
+from dispatcher.core.segments import Encoding, measure
+from dispatcher.core.wording import Words, say
+from dispatcher.pipeline.compose import sms_text
+from dispatcher.pipeline.receipts import ReplyKind, classify
 
 
 @pytest.mark.parametrize("key", list(Words))

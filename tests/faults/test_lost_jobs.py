@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from rq.job import Job
 
-from dispatcher import fanout
-from dispatcher.models import AlertStatus
+from dispatcher.core.models import AlertStatus
+from dispatcher.pipeline import fanout
 from tests.faults.world import World, charter, open_world
 from tests.support import RedisServer, until
 

@@ -7,7 +7,7 @@ report instead of being sent again; duplicates are counted; a number that fails 
 "first that works" charter falls back to e-mail.
 
 E-mails are not timed out here: a send that may have gone out is tried again only after
-``dispatcher.retries.UNCERTAIN_WAIT`` (20 s, not a setting), which would triple this test's time.
+``dispatcher.pipeline.retries.UNCERTAIN_WAIT`` (20 s, not a setting), which would triple this test's time.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ them. Promises under test: with three SMS senders and a backlog of claimed sends
 goes out, round the senders, and what a provider refused is sent again; 171 members linking their
 chats within a few seconds all get their confirmation, from a worker in its turn, none lost.
 
-The sends are paced where they leave (``dispatcher.limits``): one interval apart at the moment
+The sends are paced where they leave (``dispatcher.storage.limits``): one interval apart at the moment
 each is claimed. What a simulator sees adds the jitter between that moment and the request's
 arrival (an event loop or a process held up, on a loaded host). Twilio's per-sender interval
 (100 ms) absorbs most of it, Telegram's (33 ms at 30 a second) less: on a loaded 2-core host the
@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import AlertStatus, Language
-from dispatcher.wording import Words, say
+from dispatcher.core.models import AlertStatus, Language
+from dispatcher.core.wording import Words, say
 from tests.faults.world import GONE_OUT, World, charter, open_world
 from tests.support import RedisServer, until
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import AlertStatus, Urgency
+from dispatcher.core.models import AlertStatus, Urgency
 from tests.faults.world import GONE_OUT, HOP, charter, open_world
 from tests.support import RedisServer, post_json, until
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from rq import Worker
 
-from dispatcher.models import AlertStatus
+from dispatcher.core.models import AlertStatus
 from tests.faults.world import GONE_OUT, SETTLED, World, charter, open_world
 from tests.support import RedisServer, until
 

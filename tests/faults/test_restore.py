@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import redis
 
-from dispatcher.migrations import DATA_VERSION
-from dispatcher.models import AlertStatus
+from dispatcher.core.models import AlertStatus
+from dispatcher.storage.migrations import DATA_VERSION
 from tests.faults.world import GONE_OUT, SETTLED, World, charter, open_world
 from tests.support import RedisServer, until
 

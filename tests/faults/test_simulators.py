@@ -17,7 +17,7 @@ from channels.email import SmtpChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel
 from config import Settings
-from dispatcher.models import ChannelName, Language, Urgency
+from dispatcher.core.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator

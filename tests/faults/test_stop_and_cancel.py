@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import AlertStatus
+from dispatcher.core.models import AlertStatus
 from tests.faults.world import GONE_OUT, World, charter, open_world
 from tests.support import RedisServer, until
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
 
-from dispatcher.models import AlertStatus
+from dispatcher.core.models import AlertStatus
 from tests.faults.world import GONE_OUT, World, charter, open_world
 from tests.support import RedisServer, free_port, settings_env, until
 

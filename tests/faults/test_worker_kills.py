@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import AlertStatus, Urgency
+from dispatcher.core.models import AlertStatus, Urgency
 from tests.faults.world import GONE_OUT, HOP, SETTLED, World, charter, open_world, settled_at
 from tests.support import RedisServer, until
 

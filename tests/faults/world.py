@@ -30,15 +30,15 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from config import Settings
-from dispatcher import intake
-from dispatcher.accounts import create_actor
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
-from dispatcher.compose import ACK_PREFIX
-from dispatcher.logging import configure_logging
-from dispatcher.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
-from dispatcher.runtime import Runtime
-from dispatcher.store import new_id, split_delivery_id
+from dispatcher.core.logging import configure_logging
+from dispatcher.core.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
+from dispatcher.people.accounts import create_actor
+from dispatcher.pipeline import intake
+from dispatcher.pipeline.compose import ACK_PREFIX
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import new_id, split_delivery_id
 from tests.simulators.apart import VendorLoop
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator

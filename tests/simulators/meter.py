@@ -1,6 +1,6 @@
 """A provider's own rate limit, as the simulators enforce it on what they receive.
 
-Written apart from ``dispatcher.limits`` on purpose: the service's pacing is checked against
+Written apart from ``dispatcher.storage.limits`` on purpose: the service's pacing is checked against
 an independent referee. ``RateMeter(per_second)`` admits a request when it arrives no earlier
 than its theoretical time minus one emission interval (GCRA with a burst tolerance of one
 request, as providers' queues allow for the jitter of a network); a refused request takes

@@ -11,7 +11,7 @@ from types import FrameType
 
 import pytest
 
-from dispatcher.runtime import Runtime
+from dispatcher.storage.runtime import Runtime
 from workers.loop import ProcessLoop
 
 

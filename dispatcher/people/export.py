@@ -1,0 +1,135 @@
+"""Everything stored about one member, as JSON: the GDPR right of access.
+
+The member reaches it through the signed link in every e-mail's footer; a coordinator of
+one of their PLPs (or an admin) through the API. A coordinator's export holds what
+concerns their PLPs only (``complete`` is false): memberships, deliveries of alerts to
+those PLPs, replies sent to those PLPs. The member's own export holds everything.
+
+Deliveries are found through the alerts of the member's PLPs (no per-member index of
+deliveries is kept), so deliveries already purged by the retention job are not in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from pydantic import BaseModel, Field
+
+from dispatcher.core.models import ChannelName, DeliveryStatus, Member
+from dispatcher.pipeline.receipts import Feedback
+from dispatcher.storage.store import DeliveryRecord, Store
+
+
+class ExportedDelivery(BaseModel):
+    """One message sent to the member: which alert, on which channel, what became of it."""
+
+    alert_id: str
+    channel: ChannelName
+    status: DeliveryStatus
+    status_times: dict[str, datetime]
+    attempts: int
+    cause: str | None
+    last_error: str | None
+    acknowledged_at: datetime | None
+    acknowledged_via: str | None
+
+    @classmethod
+    def of(cls, record: DeliveryRecord) -> ExportedDelivery:
+        return cls(
+            alert_id=record.alert_id,
+            channel=record.channel,
+            status=record.status,
+            status_times=record.times,
+            attempts=record.attempts,
+            cause=record.cause,
+            last_error=record.last_error,
+            acknowledged_at=record.acknowledged_at,
+            acknowledged_via=record.acknowledged_by,
+        )
+
+
+class ExportedFeedback(BaseModel):
+    """One reply the member sent."""
+
+    id: str
+    alert_id: str | None
+    plp_ids: list[str]
+    channel: str
+    text: str
+    received_at: datetime
+
+
+class TelegramState(BaseModel):
+    """The member's Telegram link."""
+
+    chat_id: int | None = Field(description="The linked chat, if any")
+    pending_links_expire_at: list[datetime] = Field(description="Personal links issued and not used yet")
+
+
+class MemberExport(BaseModel):
+    """Everything stored about one member: their record, the messages sent to them, their replies."""
+
+    exported_at: datetime
+    complete: bool = Field(
+        description="False in a coordinator's export of a member of other PLPs too: only what concerns theirs"
+    )
+    retention_days: int = Field(description="Deliveries and replies are deleted this many days after the alert")
+    member: Member
+    left_plp_ids: list[str] = Field(description="PLPs the member left while staying in others")
+    deliveries: list[ExportedDelivery] = Field(description="Oldest alert first")
+    feedback: list[ExportedFeedback] = Field(description="Oldest first")
+    telegram: TelegramState
+
+
+async def export_member(
+    store: Store, member: Member, *, retention_days: int, plp_ids: Collection[str] | None = None
+) -> MemberExport:
+    """What is stored about ``member``; only what concerns ``plp_ids`` if given (a coordinator's export)."""
+    left = sorted(cast(set[str], await store.redis.smembers(store.keys.member_left(member.id))))
+    if plp_ids is None:
+        scope, shown, left_shown = [*member.plp_ids, *left], member, left
+    else:
+        scope = [p for p in member.plp_ids if p in plp_ids]
+        shown, left_shown = member.model_copy(update={"plp_ids": scope}), []
+    deliveries = await store.member_deliveries(member.id, dict.fromkeys(scope))
+    replies = [f for f in await _feedback(store, member.id) if plp_ids is None or set(f.plp_ids) & set(scope)]
+    return MemberExport(
+        exported_at=datetime.now(UTC),
+        complete=plp_ids is None or (set(member.plp_ids) <= set(plp_ids) and not left),
+        retention_days=retention_days,
+        member=shown,
+        left_plp_ids=left_shown,
+        deliveries=[ExportedDelivery.of(d) for d in deliveries],
+        feedback=[
+            ExportedFeedback(
+                id=f.id,
+                alert_id=f.alert_id,
+                plp_ids=[p for p in f.plp_ids if p in scope],
+                channel=f.channel,
+                text=f.text,
+                received_at=f.received_at,
+            )
+            for f in replies
+        ],
+        telegram=TelegramState(
+            chat_id=member.telegram_chat_id, pending_links_expire_at=await _pending_links(store, member.id)
+        ),
+    )
+
+
+async def _feedback(store: Store, member_id: str) -> list[Feedback]:
+    ids = cast(list[str], await store.redis.zrange(store.keys.member_feedback(member_id), 0, -1))
+    raws = await store.redis.mget([store.keys.feedback(i) for i in ids]) if ids else []
+    return [Feedback.from_json(str(raw)) for raw in raws if raw]
+
+
+async def _pending_links(store: Store, member_id: str) -> list[datetime]:
+    tokens = sorted(cast(set[str], await store.redis.smembers(store.keys.member_telegram_links(member_id))))
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for token in tokens:
+            pipe.ttl(store.keys.telegram_link(token))
+        ttls = await pipe.execute()
+    now = datetime.now(UTC)
+    return sorted(now + timedelta(seconds=int(ttl)) for ttl in ttls if int(ttl) > 0)

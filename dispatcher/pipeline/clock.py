@@ -1,0 +1,260 @@
+"""The clock: hands work whose time has come, or whose owner died, back to the workers.
+
+Three sorted sets say who owns the work not done yet, each scored by when the clock looks at
+an entry next; every ``PLP_CLOCK_INTERVAL`` the clock takes what is due:
+
+- ``dispatches``: send jobs waiting in a queue (``dispatcher.pipeline.dispatches``). The queue owns
+  them: one still queued is left alone, however long it waits; one a worker took and never
+  started is lost, and its deliveries go again.
+- ``holds``: deliveries of a running batch, renewed by its worker while it lives. A hold that
+  runs out means the worker died: its deliveries not settled go again.
+- ``leases``: claimed deliveries (renewed by their worker; one that runs out means it died
+  mid-send), retries (scored at their next attempt), deliveries added for the clock (a
+  fallback, due at once) and fan-outs.
+
+Work is thus dispatched again only when it is due or its owner is gone, and each delivery
+dispatched again is counted by cause (``plp_redispatched_total``, see ``Redispatch``). The
+claim script would make a second worker harmless anyway: nothing is ever sent twice because
+of the clock, at worst work is wasted. Several clocks may run: taking due entries is atomic.
+
+A fourth sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
+quiet-hours holds): the clock enqueues each once it is due.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis
+import structlog
+
+from dispatcher.core.models import Alert, DeliveryStatus, Urgency
+from dispatcher.operations import queues
+from dispatcher.operations.heartbeats import Heartbeat, Role
+from dispatcher.people import retention
+from dispatcher.pipeline import dispatches
+from dispatcher.pipeline.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
+from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import now_ts
+
+log = structlog.get_logger(__name__)
+
+_TAKE = 500  # entries per sweep
+
+#: Field prefix of the re-dispatch counters in the ``metrics`` hash (``rd|<cause>``).
+REDISPATCH_FIELD = "rd"
+
+
+class Redispatch(StrEnum):
+    """Why the clock dispatched a delivery again (the ``cause`` of ``plp_redispatched_total``).
+
+    ``retry`` and ``added`` are work scheduled for the clock; the others are work whose owner
+    died: ``lease`` (mid-send), ``hold`` (a running batch), ``job`` (a job taken, never started).
+    """
+
+    RETRY = "retry"  # its next attempt is due
+    ADDED = "added"  # added after the fan-out (a fallback, an escalation), due at once
+    LEASE = "lease"  # claimed by a worker that stopped renewing the lease: it died mid-send
+    HOLD = "hold"  # held by a batch whose worker stopped renewing the hold: it died before sending it
+    JOB = "job"  # its send job was taken from the queue by a worker that never started it
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one sweep did."""
+
+    redispatched: int
+    fan_outs: int
+    timers: int
+
+
+def schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: object | None = None) -> None:
+    """Have the clock enqueue ``job(*args)`` on a lane at Unix time ``at`` (once; scheduled again, it moves)."""
+    (pipe or rt.sync_redis).zadd(rt.keys.timers(), {timer_spec(job, *args, urgent=urgent): at})  # type: ignore[attr-defined]
+
+
+def timer_spec(job: str, *args: object, urgent: bool) -> str:
+    """The timer's member in the timers set: the same job with the same arguments is the same timer."""
+    return json.dumps({"job": job, "args": list(args), "urgent": urgent}, sort_keys=True)
+
+
+def tick(rt: Runtime) -> Tick:
+    """One sweep: re-dispatch run-out leases, enqueue due timers."""
+    now = now_ts()
+    redispatched, fan_outs = _leases(rt, now)
+    return Tick(redispatched=redispatched, fan_outs=fan_outs, timers=_timers(rt, now))
+
+
+def run(rt: Runtime, *, stop_after: float | None = None) -> None:
+    """Sweep every ``PLP_CLOCK_INTERVAL`` until stopped (or for ``stop_after`` seconds).
+
+    The loop beats (``dispatcher.operations.heartbeats``), Redis or not: a clock stuck in a sweep stops beating.
+    """
+    heartbeat = Heartbeat(rt, Role.CLOCK, uuid.uuid4().hex)
+    try:
+        _sweep_until(rt, heartbeat, stop_after)
+    finally:
+        heartbeat.leave()
+
+
+def _sweep_until(rt: Runtime, heartbeat: Heartbeat, stop_after: float | None) -> None:
+    started = time.monotonic()
+    log.info("clock.started", interval=rt.settings.clock_interval, lease=rt.settings.lease_seconds)
+    outage: float | None = None  # when Redis stopped answering, logged once per outage
+    scheduled = False
+    while stop_after is None or time.monotonic() - started < stop_after:
+        heartbeat.beat()
+        try:
+            if not scheduled:  # at the first sweep that reaches Redis: the clock may start before it
+                retention.schedule_first(rt)
+                scheduled = True
+            done = tick(rt)
+            queues.record_clock_sweep(rt)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # Redis restarting: keep ticking once it is back
+            if outage is None:
+                log.warning("clock.redis_lost", error=type(exc).__name__)
+                outage = time.monotonic()
+            time.sleep(1.0)
+            continue
+        if outage is not None:
+            log.warning("clock.redis_back", outage_s=round(time.monotonic() - outage, 1))
+            outage = None
+        if done.redispatched or done.fan_outs or done.timers:
+            log.info("clock.tick", redispatched=done.redispatched, fan_outs=done.fan_outs, timers=done.timers)
+        time.sleep(rt.settings.clock_interval)  # the clock's period: there is no event for "time passed"
+
+
+def take_due_leases(rt: Runtime, now: float) -> list[tuple[str, str]]:
+    """Take the run-out leases (the claim of the next worker sets a new one), holding their work in the same
+    script: if this clock or Redis dies before the work is enqueued again, the hold runs out and a later sweep
+    takes it up, instead of the work being left with neither lease nor hold. Returns (alert id, ref) pairs."""
+    keys, again = rt.keys, now + rt.settings.lease_seconds
+    return _entries(rt.sync_scripts.take_due(keys=[keys.leases(), keys.holds()], args=[now, _TAKE, "move", again]))
+
+
+def _leases(rt: Runtime, now: float) -> tuple[int, int]:
+    keys = rt.keys
+    again = now + rt.settings.lease_seconds
+    # Run-out holds are pushed back: a hold is only a sign of life, the claim ignores it.
+    held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, again]))
+    leased = take_due_leases(rt, now)
+    lost = dispatches.take_lost(rt, now)
+    fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in [*leased, *held] if ref.startswith(FANOUT_REF)]
+    held = [(a, ref) for a, ref in held if not ref.startswith(FANOUT_REF)]
+    deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
+    work = _still_to_send(rt, deliveries, _lease_cause)
+    for entries, cause in (
+        (held, Redispatch.HOLD),
+        ([(job.alert_id, ref) for job in lost for ref in job.refs], Redispatch.JOB),
+    ):
+        for batch_key, refs in _still_to_send(rt, entries, _always(cause)).items():
+            work.setdefault(batch_key, {}).update(refs)
+    settled = {*held, *deliveries} - {(a, r) for (a, _), refs in work.items() for r in refs}
+    if settled:  # nothing left to do for these: drop their holds
+        rt.sync_redis.zrem(keys.holds(), *(f"{a}|{r}" for a, r in settled))
+    lost_jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for job in lost:
+        lost_jobs[job.alert_id, job.plp_id].append(job.job_id)
+    lanes = _lanes(rt, {alert_id for alert_id, _ in [*work, *lost_jobs, *fan_outs]})
+    for batch_key in sorted(work.keys() | lost_jobs.keys()):
+        _redispatch(rt, batch_key, work.get(batch_key, {}), lost_jobs.get(batch_key, []), lanes, now)
+    for alert_id, plp_id in fan_outs:
+        with rt.rq_connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            pipe.zadd(keys.leases(), {fanout_lease(alert_id, plp_id): now + rt.horizon(lanes[alert_id])})
+            pipe.zrem(keys.holds(), fanout_lease(alert_id, plp_id))  # the lease is back: the hold's work is done
+            rt.queue_for(lanes[alert_id]).enqueue_call(
+                FAN_OUT_JOB,
+                args=(alert_id, [plp_id]),
+                timeout=rt.settings.send_job_timeout,
+                result_ttl=0,
+                pipeline=pipe,
+            )
+            pipe.execute()
+    return sum(len(refs) for refs in work.values()), len(fan_outs)
+
+
+def _redispatch(
+    rt: Runtime,
+    batch_key: tuple[str, str],
+    pending: dict[str, Redispatch],
+    lost_jobs: list[str],
+    lanes: dict[str, Urgency],
+    now: float,
+) -> None:
+    """Enqueue a PLP's deliveries of an alert again, count why, and forget what they were held by, at once."""
+    alert_id, plp_id = batch_key
+    keys, refs = rt.keys, sorted(pending)
+    with rt.rq_connection.pipeline(transaction=True) as pipe:
+        pipe.multi()  # recorded like the fan-out's: its job may be lost as a worker takes it
+        if refs:
+            pipe.zrem(keys.holds(), *(f"{alert_id}|{ref}" for ref in refs))  # the new job's record holds them
+            for cause, count in Counter(pending.values()).items():
+                pipe.hincrby(keys.metrics(), f"{REDISPATCH_FIELD}|{cause.value}", count)
+            dispatches.enqueue_sends(rt, pipe, alert_id, plp_id, refs, urgency=lanes[alert_id], now=now)
+        for job_id in lost_jobs:
+            dispatches.drop(pipe, keys, job_id)
+        pipe.execute()
+
+
+def _lease_cause(phase: str | None) -> Redispatch:
+    """Why a delivery's lease ran out: its retry is due, it was added for the clock, or its worker died mid-send."""
+    if phase == "waiting":
+        return Redispatch.RETRY
+    if phase == "in_flight":
+        return Redispatch.LEASE
+    return Redispatch.ADDED
+
+
+def _always(cause: Redispatch) -> Callable[[str | None], Redispatch]:
+    return lambda _phase: cause
+
+
+def _entries(raw: list[bytes | str]) -> list[tuple[str, str]]:
+    texts = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in raw]
+    return [(alert_id, ref) for alert_id, _, ref in (t.partition("|") for t in texts)]
+
+
+def _still_to_send(
+    rt: Runtime, entries: list[tuple[str, str]], cause: Callable[[str | None], Redispatch]
+) -> dict[tuple[str, str], dict[str, Redispatch]]:
+    """Group by (alert, PLP) the deliveries not settled yet, with why they go again: queued, or sending
+    (a live lease makes the claim refuse a second worker, so dispatching one being sent is only wasted)."""
+    if not entries:
+        return {}
+    with rt.sync_redis.pipeline(transaction=False) as pipe:
+        for alert_id, ref in entries:
+            pipe.hmget(rt.keys.delivery(alert_id, ref), ["status", "plp", "phase"])
+        states = pipe.execute()
+    wanted = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value}
+    work: dict[tuple[str, str], dict[str, Redispatch]] = defaultdict(dict)
+    for (alert_id, ref), (status, plp, phase) in zip(entries, states, strict=True):
+        if status in wanted and plp:
+            work[alert_id, plp][ref] = cause(phase)
+    return work
+
+
+def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
+    ids = sorted(alert_ids)
+    raws = rt.sync_redis.mget([rt.keys.alert(i) for i in ids]) if ids else []
+    return {i: Alert.model_validate_json(r).urgency if r else Urgency.URGENT for i, r in zip(ids, raws, strict=True)}
+
+
+def _timers(rt: Runtime, now: float) -> int:
+    keys = rt.keys
+    due = rt.sync_scripts.take_due(keys=[keys.timers()], args=[now, _TAKE, now + rt.settings.lease_seconds])
+    for raw in due:
+        spec = json.loads(raw)
+        queue = rt.queue_for(Urgency.URGENT if spec["urgent"] else Urgency.NON_URGENT)
+        with rt.rq_connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            queue.enqueue_call(spec["job"], args=tuple(spec["args"]), result_ttl=0, pipeline=pipe)
+            pipe.zrem(keys.timers(), raw)
+            pipe.execute()
+    return len(due)

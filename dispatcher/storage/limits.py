@@ -1,0 +1,283 @@
+"""Provider send limits shared by every worker process, kept in Redis.
+
+Each limit is a GCRA ("generic cell rate algorithm") meter: one key per limit holds
+the theoretical arrival time (TAT), the moment from which the limit is idle again.
+One Lua script reads and moves the TATs of all the limits a send needs, atomically,
+using the Redis server's clock: any number of workers, on any number of hosts with
+skewed clocks, together stay under a provider's rate.
+
+Priority: an urgent caller *reserves* the next free slot, even one in the future (up to
+``RESERVE_AHEAD`` seconds ahead), and is told how long to wait for it. A non-urgent caller
+only *takes* a slot that is free now. A caller that gets no slot reserves nothing and is
+told when to ask again. Non-urgent work thus never holds a slot that urgent work would
+need: while both wait on a limit, urgent goes first (and a steady urgent load can hold
+non-urgent work back indefinitely). Reservations never reach further than ``RESERVE_AHEAD``:
+the sends waiting for their turn stay few, and a cancelled alert leaves at most that
+many seconds of turns unused.
+
+A key expires once its TAT has passed, when it no longer changes anything: idle
+limits (say, the per-chat limit of a Telegram chat messaged once) vanish by themselves.
+
+Departures: a slot says when a send may go, not when it goes. Between the two come the
+round trip of the claim, composing the message, a busy event loop: a send that leaves late
+followed by its neighbour on time would reach the provider closer than its rate allows, and
+be refused. So a send also *departs*, at the last moment before its request is written (in the
+delivery's claim, ``dispatcher.storage.scripts.CLAIM``; ``depart`` for the answers to members): a second
+meter per limit, a GCRA kept on the moments sends actually leave, lets it go one emission interval
+after the previous departure's moment (a tenth of an interval early at most, so that a waiter woken a
+little late keeps the grid), and numbers the departures (SMS: the number picks the sender, so
+consecutive departures use consecutive senders). The limits are
+set a margin below the provider's rate (``PLP_LIMIT_MARGIN``), so that a departure held back
+by its neighbour's lateness catches up instead of pushing every later send back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from config import Settings
+from dispatcher.core.models import ChannelName
+from dispatcher.storage.keys import Keys
+
+_MICROS = 1_000_000
+
+#: Seconds ahead of now an urgent caller may reserve a slot; beyond, it asks again later.
+RESERVE_AHEAD = 2.0
+
+# KEYS: one key per limit. ARGV: how far ahead of now the caller may reserve a slot (0: only a
+# slot free now), then per limit (in KEYS order) its emission interval and its burst tolerance,
+# all in whole microseconds.
+# Returns {owned (1 or 0), wait, slot} in microseconds of the server clock: the slot is
+# the moment the caller may send (owned) or should ask again (not owned).
+# All limits get the same slot: the first moment every one of them allows, so a send
+# under several limits never leaves ahead of any of them.
+# TIME before a write needs effects replication: the default since Redis 5, but a 6.2 server
+# set with lua-replicate-commands=no refuses the script unless it asks (Redis 7: a no-op).
+# Times are integers held in Lua doubles (exact below 2^53 µs, about year 2255), written
+# with '%.0f' because tostring() would keep only 14 digits.
+GCRA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tats, slot = {}, now
+for i, key in ipairs(KEYS) do
+  local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  tats[i] = tat
+  slot = math.max(slot, tat - tonumber(ARGV[2 * i + 1]))
+end
+local reach = tonumber(ARGV[1])
+if slot - now > reach then return {0, slot - reach - now, slot - reach} end
+for i, key in ipairs(KEYS) do
+  local tat = math.max(tats[i], slot) + tonumber(ARGV[2 * i])
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+return {1, slot - now, slot}
+"""
+
+# Departure meters, one per limit: a hash with "t", the moment (µs, Redis' clock) from which the next
+# send may leave, and "n", departures counted. Lua functions shared by the scripts that let a send
+# depart: DEPART here, and the delivery's claim (``dispatcher.storage.scripts.CLAIM``), which departs in the
+# same step as it checks cancel, opt-out and time-to-live. ``departure_wait``: microseconds until
+# every meter lets a send leave (0: now): from a tenth of an interval before its next moment (GCRA's
+# tolerance). ``leave``: mark the departure now, moving the next moment one interval on from the
+# later of it and now (so the long-run rate never exceeds the limit's); return its number under
+# the first meter since it was last idle. A meter vanishes a second after its interval ends, counter
+# included: by then every sender is idle again. Scripts calling ``server_now`` before a write must
+# start with ``REPLICATE`` (effects replication, for a Redis 6.2 set without it).
+REPLICATE = "if redis.replicate_commands then redis.replicate_commands() end\n"
+#: How early, in emission intervals, a send may depart before the meter's next moment (GCRA's tolerance):
+#: a waiter woken a few milliseconds late then keeps the grid instead of pushing every later send back.
+DEPARTURE_TOLERANCE = 0.1
+DEPARTURES_LUA = f"""
+local DEPARTURE_TOLERANCE = {DEPARTURE_TOLERANCE}
+local function server_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
+local function departure_wait(meters, intervals, now)
+  local wait = 0
+  for i, key in ipairs(meters) do
+    local early = tonumber(intervals[i]) * DEPARTURE_TOLERANCE
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 't') or '0') - early - now)
+  end
+  return wait
+end
+local function leave(meters, intervals, now)
+  local n = 0
+  for i, key in ipairs(meters) do
+    local interval = tonumber(intervals[i])
+    local next = math.max(tonumber(redis.call('HGET', key, 't') or '0'), now) + interval
+    redis.call('HSET', key, 't', string.format('%.0f', next))
+    local count = redis.call('HINCRBY', key, 'n', 1)
+    if i == 1 then n = count end
+    redis.call('PEXPIRE', key, math.ceil(interval / 1000) + 1000)
+  end
+  return n
+end
+"""
+
+# KEYS: the departure meters. ARGV: their emission intervals (µs), in KEYS order.
+# Returns {1, n, now}: the send departs now, the n-th under the first meter; or {0, wait} (µs).
+DEPART = (
+    REPLICATE
+    + DEPARTURES_LUA
+    + """
+local now = server_now()
+local wait = departure_wait(KEYS, ARGV, now)
+if wait > 0 then return {0, wait} end
+return {1, leave(KEYS, ARGV, now), now}
+"""
+)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A provider's rate: at most ``per_second`` sends a second, ``burst`` of them at once."""
+
+    name: str  # e.g. "twilio-sms", "telegram", "telegram-chat:<id>", "smtp"
+    per_second: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a limit needs a name")
+        if not self.per_second > 0:
+            raise ValueError(f"limit {self.name!r}: per_second must be positive, got {self.per_second}")
+        if self.burst < 1:
+            raise ValueError(f"limit {self.name!r}: burst must be at least 1, got {self.burst}")
+
+    @property
+    def interval_us(self) -> int:
+        """Microseconds between slots, rounded up so that rounding never exceeds the rate."""
+        return math.ceil(_MICROS / self.per_second)
+
+    @property
+    def tolerance_us(self) -> int:
+        """How far ahead of its TAT a send may go: room for ``burst - 1`` extra slots."""
+        return (self.burst - 1) * self.interval_us
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The answer to one request for a slot.
+
+    ``owned``: the caller holds the slot (for urgent callers, when it is at most
+    ``RESERVE_AHEAD`` seconds away; for non-urgent ones, only when it is free now).
+    ``at``: the slot's moment, in seconds of the Redis server's clock, when owned;
+    otherwise the moment to ask again. ``wait``: seconds from the
+    server's now to ``at`` (0.0 when the caller may send at once).
+    """
+
+    owned: bool
+    at: float
+    wait: float
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A send leaving: its ``number`` among the departures under its first limit (consecutive while the
+    limit is busy), and the moment, ``at``, in seconds of the Redis server's clock."""
+
+    number: int
+    at: float
+
+
+class ProviderLimits:
+    """Paces sends under provider limits kept in one Redis, shared by every process."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._keys = keys
+        self._gcra = redis.register_script(GCRA)
+        self._depart = redis.register_script(DEPART)
+
+    async def take(self, limits: Sequence[Limit], *, urgent: bool) -> Turn:
+        """Ask once for a slot under every one of ``limits`` (atomically, all or none).
+
+        Urgent: reserves the first slot free under all limits if it is at most ``RESERVE_AHEAD``
+        seconds away, and returns it (``owned``). Non-urgent: takes it only if it is free now.
+        Otherwise changes nothing and returns ``owned=False`` with the wait before asking again.
+        Raises ``ValueError`` on no limits.
+        """
+        if not limits:
+            raise ValueError("take() needs at least one limit")
+        args: list[int] = [round(RESERVE_AHEAD * _MICROS) if urgent else 0]
+        for limit in limits:
+            args += [limit.interval_us, limit.tolerance_us]
+        owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
+        return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS)
+
+    async def acquire(self, limit: Limit, *, urgent: bool) -> float:
+        """One attempt under one limit: 0.0 if the caller may send now, else the seconds to wait.
+
+        An urgent caller then owns the slot it waits for (unless it is further than
+        ``RESERVE_AHEAD``); a non-urgent one owns nothing and must ask again after the wait.
+        """
+        return (await self.take([limit], urgent=urgent)).wait
+
+    async def wait_turn(self, limits: Sequence[Limit], *, urgent: bool) -> Turn | None:
+        """Wait until the caller may send under every one of ``limits``; return the turn it got.
+
+        Urgent callers wait for the slot they reserved (asking again first while the line
+        reaches further than ``RESERVE_AHEAD``); non-urgent callers ask again after each wait
+        until a slot is free. Returns None at once when there are no limits.
+        """
+        if not limits:
+            return None
+        while True:
+            turn = await self.take(limits, urgent=urgent)
+            if turn.wait > 0:
+                await asyncio.sleep(turn.wait)
+            if turn.owned:
+                return turn
+
+    async def depart(self, limits: Sequence[Limit]) -> Departure | None:
+        """Wait until one emission interval has passed since the last send left under each of ``limits``,
+        and mark this send as leaving now; return its number among the first limit's departures.
+
+        Called at the last moment before the request is written, after ``wait_turn``: the wait is
+        only the lateness of a neighbour, a few milliseconds. None at once when there are no limits.
+        """
+        if not limits:
+            return None
+        keys = [self._keys.departures(limit.name) for limit in limits]
+        while True:
+            departed, value, *at = await self._depart(keys=keys, args=[limit.interval_us for limit in limits])
+            if departed:
+                return Departure(number=int(value), at=int(at[0]) / _MICROS)
+            await asyncio.sleep(int(value) / _MICROS)
+
+
+def chat_limit_name(chat_id: str) -> str:
+    """The limit of one Telegram chat; its key names the chat, so erasing a member deletes it."""
+    return f"telegram-chat:{chat_id}"
+
+
+def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[Limit]:
+    """The limits a send over ``channel`` to ``address`` must respect.
+
+    SMS: one account-wide limit; the channel uses its sender numbers in turn, so the
+    account's rate is the per-sender rate times the number of senders (a messaging service
+    without listed senders counts as one). Voice: one per account. Telegram: the bot's
+    rate and the chat's (``address`` is the chat id). E-mail: the SMTP relay's rate.
+    A channel whose vendor is not configured is served by the outbox: no limits. Every rate is
+    set ``PLP_LIMIT_MARGIN`` below the provider's (see the module's docstring).
+    """
+    below = 1 - settings.limit_margin
+    if channel is ChannelName.SMS and settings.sms_configured:
+        senders = max(1, len(settings.twilio_sms_from))
+        return [Limit("twilio-sms", settings.limit_sms_per_second * senders * below)]
+    if channel is ChannelName.VOICE and settings.voice_configured:
+        return [Limit("twilio-voice", settings.limit_voice_per_second * below)]
+    if channel is ChannelName.TELEGRAM and settings.telegram_configured:
+        return [
+            Limit("telegram", settings.limit_telegram_per_second * below),
+            Limit(chat_limit_name(address), settings.limit_telegram_per_chat_per_second * below),
+        ]
+    if channel is ChannelName.EMAIL and settings.email_configured:
+        return [Limit("smtp", settings.limit_email_per_minute / 60 * below)]
+    return []

@@ -1,7 +1,8 @@
 """The functions RQ runs. Each is a thin entry point: the policy lives in ``dispatcher``.
 
 RQ imports these by dotted path, so their names and arguments are part of the queue
-format: jobs already queued must still run after a deploy.
+format: jobs already queued must still run after a deploy. The paths are named, and the jobs
+enqueued and scheduled, in one place: ``dispatcher.pipeline.jobs``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Who may do what: the role rules and per-role field policy (``policy``), the append-only audit
 log (``audit``) and the API's rate limits and lockouts (``throttle``).
 
-May import: ``dispatcher.core``, ``dispatcher.storage``.
+May import: ``config``, ``dispatcher.core``, ``dispatcher.storage``.
 """

@@ -21,7 +21,8 @@ from dispatcher.api.services import api, services
 from dispatcher.api.views import ActorView, IssuedToken, Query
 from dispatcher.core.models import Actor, ActorIn, Role, Strict
 from dispatcher.people import accounts
-from dispatcher.storage.store import NewToken, TokenRecord, now_ts
+from dispatcher.storage.records import NewToken, TokenRecord
+from dispatcher.storage.store import now_ts
 
 
 class TokenRequest(Strict):

@@ -35,8 +35,9 @@ from dispatcher.api.problems import Problem, problem_middleware
 from dispatcher.api.routing import ACTOR
 from dispatcher.api.services import SERVICES, Services, api
 from dispatcher.core.models import Actor
+from dispatcher.storage.records import TokenRecord
 from dispatcher.storage.runtime import Runtime
-from dispatcher.storage.store import Store, TokenRecord, TokenRefused
+from dispatcher.storage.store import Store, TokenRefused
 
 log = structlog.get_logger(__name__)
 

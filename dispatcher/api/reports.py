@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dispatcher import reports
 from dispatcher.api import guards
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
 from dispatcher.core.models import Plp
-from dispatcher.reports import evaluation as reports
-from dispatcher.reports.evaluation import Evaluation, EvaluationFormat
+from dispatcher.reports import Evaluation, EvaluationFormat
 
 
 class EvaluationQuery(Query):

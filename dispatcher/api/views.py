@@ -20,7 +20,7 @@ from dispatcher.core.models import (
     Plp,
     Relay,
 )
-from dispatcher.storage.store import AlertProgress, DeliveryRecord
+from dispatcher.storage.records import AlertProgress, DeliveryRecord
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
 

@@ -7,6 +7,10 @@ Two kinds of commands, registered below:
 - acting for a person, through the HTTP API with a bearer token (so roles, validation,
   audit and idempotency are the API's): ``plp``, ``charter``, ``members``, ``alert``,
   ``feedback``, ``report``.
+
+May import: ``config``, ``channels``, ``workers``, ``dispatcher.core``, ``dispatcher.storage``,
+``dispatcher.access``, ``dispatcher.reports``, ``dispatcher.pipeline``, ``dispatcher.people``,
+``dispatcher.operations``, ``dispatcher.api``.
 """
 
 from __future__ import annotations

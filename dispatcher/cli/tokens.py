@@ -13,7 +13,8 @@ from dispatcher.cli.common import CONTEXT, cli_settings, echo_table, with_store
 from dispatcher.core.models import Actor, ActorIn, Role
 
 if TYPE_CHECKING:
-    from dispatcher.storage.store import NewToken, Store, TokenRecord
+    from dispatcher.storage.records import NewToken, TokenRecord
+    from dispatcher.storage.store import Store
 
 
 @click.group(context_settings=CONTEXT, short_help="Bearer tokens: issue, list, revoke (on Redis).")

@@ -3,6 +3,8 @@
 members read (``wording``) and SMS segments (``segments``), signed member links (``links``), and
 the logs with their masking (``logging``).
 
-Owns no state and talks to nothing: no Redis, no vendor, no queue.
-May import: nothing of ``dispatcher`` (standard library, pydantic, itsdangerous, structlog, ``config``).
+Owns no state and talks to nothing: no Redis, no vendor, no queue. Of the project, it takes the
+settings alone (besides the standard library, pydantic, itsdangerous and structlog).
+
+May import: ``config``.
 """

@@ -6,7 +6,8 @@ from pydantic import ValidationError
 
 from config.settings import DEFAULT_TOKEN_TTL_DAYS
 from dispatcher.core.models import Actor, ActorIn, Role
-from dispatcher.storage.store import NewToken, Store, new_id
+from dispatcher.storage.records import NewToken
+from dispatcher.storage.store import Store, new_id
 
 
 async def create_actor(store: Store, data: ActorIn, *, ttl_days: int = DEFAULT_TOKEN_TTL_DAYS) -> tuple[Actor, str]:

@@ -18,8 +18,9 @@ from typing import cast
 from pydantic import BaseModel, Field
 
 from dispatcher.core.models import ChannelName, DeliveryStatus, Member
-from dispatcher.pipeline.receipts import Feedback
-from dispatcher.storage.store import DeliveryRecord, Store
+from dispatcher.pipeline.receipts import Receipts
+from dispatcher.storage.records import DeliveryRecord
+from dispatcher.storage.store import Store
 
 
 class ExportedDelivery(BaseModel):
@@ -94,7 +95,9 @@ async def export_member(
         scope = [p for p in member.plp_ids if p in plp_ids]
         shown, left_shown = member.model_copy(update={"plp_ids": scope}), []
     deliveries = await store.member_deliveries(member.id, dict.fromkeys(scope))
-    replies = [f for f in await _feedback(store, member.id) if plp_ids is None or set(f.plp_ids) & set(scope)]
+    replies = [
+        f for f in await Receipts(store).member_feedback(member.id) if plp_ids is None or set(f.plp_ids) & set(scope)
+    ]
     return MemberExport(
         exported_at=datetime.now(UTC),
         complete=plp_ids is None or (set(member.plp_ids) <= set(plp_ids) and not left),
@@ -117,12 +120,6 @@ async def export_member(
             chat_id=member.telegram_chat_id, pending_links_expire_at=await _pending_links(store, member.id)
         ),
     )
-
-
-async def _feedback(store: Store, member_id: str) -> list[Feedback]:
-    ids = cast(list[str], await store.redis.zrange(store.keys.member_feedback(member_id), 0, -1))
-    raws = await store.redis.mget([store.keys.feedback(i) for i in ids]) if ids else []
-    return [Feedback.from_json(str(raw)) for raw in raws if raw]
 
 
 async def _pending_links(store: Store, member_id: str) -> list[datetime]:

@@ -7,13 +7,14 @@ planned, acknowledged or unreachable, their entries in the leases and holds, and
 replies to it with their index entries. The alert itself, its state, its relays and its
 counts (anonymous aggregates: deliveries per status and channel, acknowledgements,
 replies) stay, and each target PLP's figures of the alert (members reached, acknowledged...)
-are kept before its deliveries go (``dispatcher.reports.evaluation``), so a PLP's figures stay right.
+are kept before its deliveries go (``dispatcher.reports.keep_alert_figures``), so a PLP's figures stay right.
 Replies tied to no alert go once older than
 the cutoff. ``purged_until`` records how far the purge has come: the next run starts
 there, and the walks through a member's deliveries (export, erasure) skip what it passed.
 
-The purge runs as the job ``workers.jobs.purge``: the clock enqueues it, and each run
-schedules the next (daily; in a minute when a run stopped at its bound with more to do).
+The purge runs as the job ``workers.jobs.purge``: the clock enqueues it (first as it starts,
+see ``dispatcher.pipeline.jobs.RECURRING``), and each run schedules the next (daily; in a
+minute when a run stopped at its bound with more to do).
 ``plp purge`` runs it once from a terminal (or from cron, without the clock).
 """
 
@@ -25,10 +26,9 @@ from typing import cast
 import redis
 import structlog
 
-from dispatcher.core.models import Alert, DeliveryStatus
-from dispatcher.pipeline import clock  # clock, the module: the clock imports this one to schedule the first run
-from dispatcher.pipeline.fanout import fanout_lease
-from dispatcher.reports import evaluation as reports
+from dispatcher import reports
+from dispatcher.core.models import DeliveryStatus
+from dispatcher.pipeline import jobs
 from dispatcher.storage.erasure import drop_feedback
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.runtime import Runtime
@@ -36,14 +36,13 @@ from dispatcher.storage.store import now_ts
 
 log = structlog.get_logger(__name__)
 
-PURGE_JOB = "workers.jobs.purge"
 DAY = 86400
 #: Alerts purged by one run at most: a run stays short, and the next one comes a minute later.
 MAX_ALERTS = 1000
 #: Keys, refs or replies per pipeline.
 CHUNK = 500
-#: When the first purge runs after the clock starts.
-FIRST_RUN_DELAY = 60
+#: Seconds before the next run, after one that stopped at its bound with more to do.
+AGAIN_SOON = 60
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,9 @@ def purge(rt: Runtime, *, now: float | None = None, max_alerts: int = MAX_ALERTS
         ),
     )
     deliveries = feedback = 0
-    for alert_id, _ in due[:max_alerts]:
-        purged = _purge_alert(client, keys, alert_id)
+    alerts = rt.reader.get_alerts(alert_id for alert_id, _ in due[:max_alerts])
+    for alert_id, alert in alerts.items():
+        purged = _purge_alert(client, keys, alert_id, alert.plp_ids if alert is not None else [])
         deliveries, feedback = deliveries + purged[0], feedback + purged[1]
     done = len(due) <= max_alerts
     if done:
@@ -85,23 +85,16 @@ def purge(rt: Runtime, *, now: float | None = None, max_alerts: int = MAX_ALERTS
 
 def run_scheduled(rt: Runtime, *, max_alerts: int = MAX_ALERTS) -> Purge:
     """The daily job: schedule the next run, then purge (a run that stops at its bound is followed soon)."""
-    clock.schedule(rt, now_ts() + DAY, PURGE_JOB, urgent=False)  # first, so that a crash does not end the chain
+    jobs.schedule(rt, now_ts() + DAY, jobs.PURGE, urgent=False)  # first, so that a crash does not end the chain
     result = purge(rt, max_alerts=max_alerts)
     if not result.done:
-        clock.schedule(rt, now_ts() + FIRST_RUN_DELAY, PURGE_JOB, urgent=False)
+        jobs.schedule(rt, now_ts() + AGAIN_SOON, jobs.PURGE, urgent=False)
     return result
 
 
-def schedule_first(rt: Runtime) -> None:
-    """Have the clock run the purge a minute from now (then daily); for the clock's start-up."""
-    clock.schedule(rt, now_ts() + FIRST_RUN_DELAY, PURGE_JOB, urgent=False)
-
-
-def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, int]:
-    """Delete one alert's deliveries and replies; keep the alert, its state, relays and counts, and
-    each PLP's figures of it (for the annual evaluation), taken first."""
-    raw = client.get(keys.alert(alert_id))
-    plp_ids = Alert.model_validate_json(raw).plp_ids if raw else []
+def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str, plp_ids: list[str]) -> tuple[int, int]:
+    """Delete one alert's deliveries and replies (its target PLPs': ``plp_ids``); keep the alert, its state,
+    relays and counts, and each PLP's figures of it (for the annual evaluation), taken first."""
     reports.keep_alert_figures(client, keys, alert_id, plp_ids)
     deliveries = _purge_deliveries(client, keys, alert_id)
     replies = cast(list[str], client.zrange(keys.alert_feedback(alert_id), 0, -1))
@@ -117,7 +110,7 @@ def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str) -> tuple[int, i
             keys.alert_fanouts(alert_id),
             keys.alert_feedback(alert_id),
         )
-        for lease in (fanout_lease(alert_id, plp_id) for plp_id in plp_ids):
+        for lease in (jobs.fanout_lease(alert_id, plp_id) for plp_id in plp_ids):
             pipe.zrem(keys.leases(), lease)
         pipe.hset(keys.alert_state(alert_id), "purged_at", now_ts())
         pipe.execute()

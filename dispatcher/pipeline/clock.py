@@ -18,12 +18,11 @@ claim script would make a second worker harmless anyway: nothing is ever sent tw
 of the clock, at worst work is wasted. Several clocks may run: taking due entries is atomic.
 
 A fourth sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
-quiet-hours holds): the clock enqueues each once it is due.
+quiet-hours holds, see ``dispatcher.pipeline.jobs``): the clock enqueues each once it is due.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -34,12 +33,10 @@ from enum import StrEnum
 import redis
 import structlog
 
-from dispatcher.core.models import Alert, DeliveryStatus, Urgency
+from dispatcher.core.models import DeliveryStatus, Urgency
 from dispatcher.operations import queues
 from dispatcher.operations.heartbeats import Heartbeat, Role
-from dispatcher.people import retention
-from dispatcher.pipeline import dispatches
-from dispatcher.pipeline.intake import FAN_OUT_JOB, FANOUT_REF, fanout_lease
+from dispatcher.pipeline import dispatches, jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import now_ts
 
@@ -74,16 +71,6 @@ class Tick:
     timers: int
 
 
-def schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: object | None = None) -> None:
-    """Have the clock enqueue ``job(*args)`` on a lane at Unix time ``at`` (once; scheduled again, it moves)."""
-    (pipe or rt.sync_redis).zadd(rt.keys.timers(), {timer_spec(job, *args, urgent=urgent): at})  # type: ignore[attr-defined]
-
-
-def timer_spec(job: str, *args: object, urgent: bool) -> str:
-    """The timer's member in the timers set: the same job with the same arguments is the same timer."""
-    return json.dumps({"job": job, "args": list(args), "urgent": urgent}, sort_keys=True)
-
-
 def tick(rt: Runtime) -> Tick:
     """One sweep: re-dispatch run-out leases, enqueue due timers."""
     now = now_ts()
@@ -112,7 +99,7 @@ def _sweep_until(rt: Runtime, heartbeat: Heartbeat, stop_after: float | None) ->
         heartbeat.beat()
         try:
             if not scheduled:  # at the first sweep that reaches Redis: the clock may start before it
-                retention.schedule_first(rt)
+                jobs.schedule_recurring(rt)
                 scheduled = True
             done = tick(rt)
             queues.record_clock_sweep(rt)
@@ -145,9 +132,9 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     held = _entries(rt.sync_scripts.take_due(keys=[keys.holds()], args=[now, _TAKE, again]))
     leased = take_due_leases(rt, now)
     lost = dispatches.take_lost(rt, now)
-    fan_outs = [(a, ref.removeprefix(FANOUT_REF)) for a, ref in [*leased, *held] if ref.startswith(FANOUT_REF)]
-    held = [(a, ref) for a, ref in held if not ref.startswith(FANOUT_REF)]
-    deliveries = [(a, ref) for a, ref in leased if not ref.startswith(FANOUT_REF)]
+    fan_outs = [(a, plp) for a, ref in [*leased, *held] if (plp := jobs.leased_fanout(ref)) is not None]
+    held = [(a, ref) for a, ref in held if jobs.leased_fanout(ref) is None]
+    deliveries = [(a, ref) for a, ref in leased if jobs.leased_fanout(ref) is None]
     work = _still_to_send(rt, deliveries, _lease_cause)
     for entries, cause in (
         (held, Redispatch.HOLD),
@@ -167,15 +154,8 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     for alert_id, plp_id in fan_outs:
         with rt.rq_connection.pipeline(transaction=True) as pipe:
             pipe.multi()
-            pipe.zadd(keys.leases(), {fanout_lease(alert_id, plp_id): now + rt.horizon(lanes[alert_id])})
-            pipe.zrem(keys.holds(), fanout_lease(alert_id, plp_id))  # the lease is back: the hold's work is done
-            rt.queue_for(lanes[alert_id]).enqueue_call(
-                FAN_OUT_JOB,
-                args=(alert_id, [plp_id]),
-                timeout=rt.settings.send_job_timeout,
-                result_ttl=0,
-                pipeline=pipe,
-            )
+            jobs.enqueue_fan_out(rt, pipe, alert_id, [plp_id], lane=lanes[alert_id], now=now)
+            pipe.zrem(keys.holds(), jobs.fanout_lease(alert_id, plp_id))  # the lease is back: the hold's work is done
             pipe.execute()
     return sum(len(refs) for refs in work.values()), len(fan_outs)
 
@@ -241,20 +221,18 @@ def _still_to_send(
 
 
 def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
-    ids = sorted(alert_ids)
-    raws = rt.sync_redis.mget([rt.keys.alert(i) for i in ids]) if ids else []
-    return {i: Alert.model_validate_json(r).urgency if r else Urgency.URGENT for i, r in zip(ids, raws, strict=True)}
+    """Each alert's lane; the urgent one for an alert that is gone (its jobs only find it gone, and stop)."""
+    alerts = rt.reader.get_alerts(sorted(alert_ids))
+    return {i: alert.urgency if alert is not None else Urgency.URGENT for i, alert in alerts.items()}
 
 
 def _timers(rt: Runtime, now: float) -> int:
     keys = rt.keys
     due = rt.sync_scripts.take_due(keys=[keys.timers()], args=[now, _TAKE, now + rt.settings.lease_seconds])
     for raw in due:
-        spec = json.loads(raw)
-        queue = rt.queue_for(Urgency.URGENT if spec["urgent"] else Urgency.NON_URGENT)
         with rt.rq_connection.pipeline(transaction=True) as pipe:
             pipe.multi()
-            queue.enqueue_call(spec["job"], args=tuple(spec["args"]), result_ttl=0, pipeline=pipe)
+            jobs.enqueue_timer(rt, pipe, raw)
             pipe.zrem(keys.timers(), raw)
             pipe.execute()
     return len(due)

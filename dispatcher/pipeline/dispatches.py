@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
-from rq import Queue
 
 from dispatcher.core.models import Urgency
+from dispatcher.pipeline import jobs
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.runtime import Runtime
-
-SEND_JOB = "workers.jobs.send_batch"
 
 _TAKE = 500  # records looked at per sweep
 
@@ -49,26 +47,15 @@ def enqueue_sends(
     rt: Runtime, pipe: Any, alert_id: str, plp_id: str, refs: list[str], *, urgency: Urgency, now: float
 ) -> list[str]:
     """Queue the send jobs of ``refs`` (``PLP_SEND_BATCH_SIZE`` each) on the urgency's lane and record them,
-    on ``pipe``: a transaction the caller executes. Return the jobs' ids."""
-    keys, size, ids, jobs = rt.keys, rt.settings.send_batch_size, [], []
+    on ``pipe``: a transaction the caller has started and executes. Return the jobs' ids."""
+    keys, size, ids = rt.keys, rt.settings.send_batch_size, []
     for batch in (refs[start : start + size] for start in range(0, len(refs), size)):
         job_id = uuid.uuid4().hex
-        jobs.append(
-            Queue.prepare_data(
-                SEND_JOB,
-                args=(alert_id, plp_id, batch),
-                timeout=rt.settings.send_job_timeout,
-                result_ttl=0,
-                description=f"send {len(batch)} deliveries of alert {alert_id}",
-                job_id=job_id,
-            )
-        )
+        jobs.enqueue(rt, pipe, jobs.SEND_BATCH, alert_id, plp_id, batch, lane=urgency, job_id=job_id)
         pipe.zadd(keys.dispatches(), {job_id: now + rt.settings.lease_seconds})
         record = {"alert": alert_id, "plp": plp_id, "lane": urgency.value, "refs": json.dumps(batch)}
         pipe.hset(keys.dispatch(job_id), mapping=record)
         ids.append(job_id)
-    if jobs:
-        rt.queue_for(urgency).enqueue_many(jobs, pipeline=pipe)
     return ids
 
 

@@ -28,7 +28,6 @@ from redis.exceptions import WatchError
 
 from channels import ChannelError, OutboundMessage, open_channels
 from dispatcher.core.models import (
-    Actor,
     Alert,
     AlertStatus,
     ChannelName,
@@ -75,7 +74,7 @@ def escalate(rt: Runtime, alert_id: str, plp_id: str, *, now: datetime | None = 
     ``now`` (default: the current time) is checked against the alert's time-to-live.
     """
     redis, keys = rt.sync_redis, rt.keys
-    found = _urgent(*cast(list[str | None], redis.mget([keys.alert(alert_id), keys.plp(plp_id)])))
+    found = _urgent(rt.reader.get_alert(alert_id), rt.reader.get_plp(plp_id))
     state = cast(list[str | None], redis.hmget(keys.alert_state(alert_id), ["status", "expires_at"]))
     moment = (now or datetime.now(UTC)).timestamp()
     if found is None or found[1].charter.urgent.escalate_after_seconds is None or not _live(state, moment):
@@ -125,22 +124,18 @@ async def check_acknowledgements(
 async def _checkable(store: Store, alert_id: str, plp_id: str) -> tuple[Alert, Plp, float] | None:
     """The urgent alert, the PLP and its threshold, if its charter sets a check and the alert was not
     cancelled (past its time-to-live is fine: the coordinators may still pass the message on)."""
-    keys = store.keys
-    found = _urgent(*cast(list[str | None], await store.redis.mget([keys.alert(alert_id), keys.plp(plp_id)])))
-    state = cast(list[str | None], await store.redis.hmget(keys.alert_state(alert_id), ["status", "expires_at"]))
+    found = _urgent(await store.get_alert(alert_id), await store.get_plp(plp_id))
+    state = cast(list[str | None], await store.redis.hmget(store.keys.alert_state(alert_id), ["status", "expires_at"]))
     if found is None or found[1].charter.urgent.ack_threshold is None or not _live(state, None):
         return None
     return found[0], found[1], found[1].charter.urgent.ack_threshold
 
 
-def _urgent(alert_raw: str | None, plp_raw: str | None) -> tuple[Alert, Plp] | None:
+def _urgent(alert: Alert | None, plp: Plp | None) -> tuple[Alert, Plp] | None:
     """The alert and the PLP, if both exist and the alert is urgent."""
-    if alert_raw is None or plp_raw is None:
+    if alert is None or plp is None or alert.message_class is not MessageClass.URGENT:
         return None
-    alert = Alert.model_validate_json(alert_raw)
-    if alert.message_class is not MessageClass.URGENT:
-        return None
-    return alert, Plp.model_validate_json(plp_raw)
+    return alert, plp
 
 
 def _live(state: list[str | None], now: float | None) -> bool:
@@ -159,11 +154,8 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 def _reachable(rt: Runtime, member_ids: list[str], channel: ChannelName) -> list[Member]:
     """The members still in, not opted out, who accept ``channel`` and have a usable contact point on it."""
-    with rt.sync_redis.pipeline(transaction=False) as pipe:
-        pipe.mget([rt.keys.member(m) for m in member_ids])
-        pipe.smismember(rt.keys.optouts(), member_ids)
-        raws, opted_out = pipe.execute()
-    members = [Member.model_validate_json(raw) for raw, out in zip(raws, opted_out, strict=True) if raw and not out]
+    found, opted_out = rt.reader.get_members(member_ids), rt.reader.opted_out(member_ids)
+    members = [m for m, out in zip(found, opted_out, strict=True) if m is not None and not out]
     return [
         m
         for m in members
@@ -227,11 +219,8 @@ async def _acknowledged(store: Store, alert_id: str, plp_id: str) -> tuple[int, 
 
 async def _recipients(store: Store, alert: Alert, plp: Plp) -> list[str]:
     """The alert's author and the PLP's coordinators."""
-    ids = cast(list[str], await store.redis.zrange(store.keys.actors(), 0, -1))
     found = {alert.author_id}
-    for chunk in _chunks(ids, 500):
-        raws = await store.redis.mget([store.keys.actor(i) for i in chunk])
-        actors = [Actor.model_validate_json(raw) for raw in raws if raw]
+    async for actors in store.all_actors():
         found.update(a.id for a in actors if a.role is Role.COORDINATOR and plp.id in a.plp_ids)
     return sorted(found)
 

@@ -34,19 +34,15 @@ from dispatcher.core.models import (
     MemberStatus,
     MessageClass,
     Plp,
-    Relay,
 )
+from dispatcher.pipeline import jobs
 from dispatcher.pipeline.compose import sms_text, voice_minutes
 from dispatcher.pipeline.dispatches import enqueue_sends
-from dispatcher.pipeline.intake import FAN_OUT_JOB, fanout_lease
-from dispatcher.reports.evaluation import cost_field
+from dispatcher.storage.counters import cost_field
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import delivery_ref, now_ts
 
 log = structlog.get_logger(__name__)
-
-ESCALATE_JOB = "workers.jobs.escalate"
-ACK_CHECK_JOB = "workers.jobs.check_acknowledgements"
 
 
 def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None) -> int:
@@ -55,14 +51,12 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | N
     PLPs whose quiet hours hold the alert at ``now`` (default: the current time) are left
     pending and scheduled again for the end of their quiet hours.
     """
-    redis, keys = rt.sync_redis, rt.keys
-    raw = redis.get(keys.alert(alert_id))
-    if raw is None:
+    alert = rt.reader.get_alert(alert_id)
+    if alert is None:
         log.error("fanout.alert_missing", alert_id=alert_id)
         return 0
-    alert = Alert.model_validate_json(raw)
     bound = log.bind(alert_id=alert_id, urgency=alert.urgency.value)
-    plps = _plps(rt, plp_ids)
+    plps = rt.reader.get_plps(plp_ids)
     moment, going = now or datetime.now(UTC), []
     for plp_id, plp in plps.items():
         until = held_until(alert, plp, moment) if plp is not None else None
@@ -94,18 +88,6 @@ def held_until(alert: Alert, plp: Plp, moment: datetime) -> datetime | None:
     return quiet.release_at(moment, plp.timezone) if quiet is not None else None
 
 
-def _plps(rt: Runtime, plp_ids: list[str]) -> dict[str, Plp | None]:
-    raws = rt.sync_redis.mget([rt.keys.plp(p) for p in plp_ids]) if plp_ids else []
-    return {p: Plp.model_validate_json(raw) if raw else None for p, raw in zip(plp_ids, raws, strict=True)}
-
-
-def _schedule(rt: Runtime, at: float, job: str, *args: object, urgent: bool, pipe: Any) -> None:
-    # dispatcher.pipeline.clock imports this module (it re-dispatches fan-outs): it is imported when first needed.
-    from dispatcher.pipeline import clock
-
-    clock.schedule(rt, at, job, *args, urgent=urgent, pipe=pipe)
-
-
 def _hold(rt: Runtime, alert: Alert, plp_id: str, until: datetime) -> None:
     """Leave the PLP's fan-out pending: the clock runs it again at ``until``; the alert shows the latest hold."""
     keys, state, at = rt.keys, rt.keys.alert_state(alert.id), until.timestamp()
@@ -113,8 +95,8 @@ def _hold(rt: Runtime, alert: Alert, plp_id: str, until: datetime) -> None:
     def hold(pipe: Any) -> None:
         earlier = float(pipe.hget(state, "held_until") or 0)
         pipe.multi()
-        _schedule(rt, at, FAN_OUT_JOB, alert.id, [plp_id], urgent=False, pipe=pipe)
-        pipe.zrem(keys.leases(), fanout_lease(alert.id, plp_id))  # nothing to resume before then
+        jobs.schedule(rt, at, jobs.FAN_OUT, alert.id, [plp_id], urgent=False, pipe=pipe)
+        pipe.zrem(keys.leases(), jobs.fanout_lease(alert.id, plp_id))  # nothing to resume before then
         pipe.hset(state, "held_until", max(earlier, at))
 
     rt.sync_redis.transaction(hold, state)
@@ -138,7 +120,7 @@ def _finish(rt: Runtime, alert: Alert, plp_id: str, plp: Plp | None) -> str:
             args=[alert.id, plp_id, now_ts()],
             client=pipe,
         )
-        pipe.zrem(keys.leases(), fanout_lease(alert.id, plp_id))
+        pipe.zrem(keys.leases(), jobs.fanout_lease(alert.id, plp_id))
         status = pipe.execute()[-2]
     return bytes(status).decode()
 
@@ -148,37 +130,39 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
     if alert.message_class is not MessageClass.URGENT:
         return
     plan, created = plp.charter.urgent, alert.created_at.timestamp()
-    for job, after in ((ESCALATE_JOB, plan.escalate_after_seconds), (ACK_CHECK_JOB, plan.ack_check_after_seconds)):
+    follow_ups = (
+        (jobs.ESCALATE, plan.escalate_after_seconds),
+        (jobs.CHECK_ACKNOWLEDGEMENTS, plan.ack_check_after_seconds),
+    )
+    for job, after in follow_ups:
         if after is not None:
-            _schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
+            jobs.schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
 
 
 def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
-    redis, keys, chunk = rt.sync_redis, rt.keys, rt.settings.fanout_chunk
+    reader, keys = rt.reader, rt.keys
     plan = plp.charter.plan_of(alert.message_class)
-    low, planned = "-", 0
-    members_key = keys.plp_members(plp.id)
-    lease = fanout_lease(alert.id, plp.id)
+    last, planned = None, 0
+    lease = jobs.fanout_lease(alert.id, plp.id)
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
-        redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
-        member_ids = cast(list[str], redis.zrange(members_key, low, "+", bylex=True, offset=0, num=chunk))
+        rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
+        member_ids = reader.plp_member_ids(plp.id, after=last, limit=rt.settings.fanout_chunk)
         if not member_ids:
             break
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.mget([keys.member(m) for m in member_ids])
-            pipe.smismember(keys.optouts(), member_ids)
-            pipe.smismember(keys.alert_members(alert.id), member_ids)
-            raws, opted_out, already = pipe.execute()
+        found, opted_out = reader.get_members(member_ids), reader.opted_out(member_ids)
         # A member already planned through another PLP of this alert is left out here; the
         # planning script checks again atomically, for fan-outs of two PLPs running at once.
+        already = cast(list[int], rt.sync_redis.smismember(keys.alert_members(alert.id), member_ids))
         rows = [
-            (m, raw, out) for m, raw, out, done in zip(member_ids, raws, opted_out, already, strict=True) if not done
+            (m, member, out)
+            for m, member, out, done in zip(member_ids, found, opted_out, already, strict=True)
+            if not done
         ]
-        members = [Member.model_validate_json(raw) for _, raw, out in rows if raw is not None and not out]
-        skipped = [m for m, raw, out in rows if raw is not None and out]
+        members = [member for _, member, out in rows if member is not None and not out]
+        skipped = [m for m, member, out in rows if member is not None and out]
         planned += _plan_chunk(rt, alert, plp, plan, members, skipped)
-        low = f"({member_ids[-1]}"
+        last = member_ids[-1]
     return planned
 
 
@@ -224,8 +208,7 @@ def count_costs(
 ) -> None:
     """Add the SMS segments and call minutes of new deliveries (members, and their channels) to the alert's
     counters; with ``pipe``, the additions are queued on it (a transaction the caller executes)."""
-    raw = rt.sync_redis.hget(rt.keys.alert_relays(alert.id), plp.id)
-    relay = Relay.model_validate_json(str(raw)) if raw else None
+    relay = rt.reader.get_relay(alert.id, plp.id)
     sizes: dict[Language, tuple[int, int]] = {}
     for language in {m.language for m, _ in planned}:
         text = alert.text_for(language, relay, plp.default_language)

@@ -18,17 +18,9 @@ import redis.exceptions
 
 from dispatcher.access.audit import MAX_ENTRIES as AUDIT_MAX_ENTRIES
 from dispatcher.core.models import Alert, AlertStatus, Relay, RelayState
+from dispatcher.pipeline import jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Conflict, now_ts
-
-FAN_OUT_JOB = "workers.jobs.fan_out"
-#: Prefix of a fan-out's lease reference, beside the deliveries' ``<channel>:<member>``.
-FANOUT_REF = "fanout:"
-
-
-def fanout_lease(alert_id: str, plp_id: str) -> str:
-    """The lease of one PLP's fan-out of an alert (in the same zset as deliveries' leases)."""
-    return f"{alert_id}|{FANOUT_REF}{plp_id}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +135,7 @@ def _store_alert(rt: Runtime, pipe: Any, alert: Alert, relays: list[Relay]) -> A
         pipe.zadd(keys.plp_alerts(plp_id), {alert.id: created})
     if going:
         pipe.sadd(keys.alert_fanouts(alert.id), *going)
-        _enqueue_fan_out(rt, alert, going, pipe)
+        jobs.enqueue_fan_out(rt, pipe, alert.id, going, lane=alert.urgency, now=now_ts())
     return status
 
 
@@ -180,7 +172,7 @@ def decide_relay(rt: Runtime, alert: Alert, decided: Relay) -> AlertStatus:
             pipe.hincrby(keys.alert_state(alert.id), "fanouts_pending", 1)
             pipe.sadd(keys.alert_fanouts(alert.id), decided.plp_id)
             _advance(rt, pipe, alert.id, AlertStatus.ACCEPTED)
-            _enqueue_fan_out(rt, alert, [decided.plp_id], pipe)
+            jobs.enqueue_fan_out(rt, pipe, alert.id, [decided.plp_id], lane=alert.urgency, now=now_ts())
         rt.sync_scripts.settle_relays(
             keys=[keys.alert_state(alert.id), keys.alert_counts(alert.id), keys.events(), keys.metrics()],
             args=[alert.id, now_ts(), "1" if going else "0"],
@@ -195,19 +187,4 @@ def _advance(rt: Runtime, pipe: object, alert_id: str, status: AlertStatus) -> N
         keys=[rt.keys.alert_state(alert_id), rt.keys.events(), rt.keys.metrics()],
         args=[alert_id, status.value, datetime.now(UTC).timestamp()],
         client=pipe,
-    )
-
-
-def _enqueue_fan_out(rt: Runtime, alert: Alert, plp_ids: list[str], pipe: Any) -> None:
-    # Leased at once, in the same transaction: if the worker that takes the job dies before
-    # its first write, the clock enqueues the fan-out again once the lease runs out.
-    until = now_ts() + rt.horizon(alert.urgency)
-    pipe.zadd(rt.keys.leases(), {fanout_lease(alert.id, plp_id): until for plp_id in plp_ids})
-    rt.queue_for(alert.urgency).enqueue_call(
-        FAN_OUT_JOB,
-        args=(alert.id, plp_ids),
-        timeout=rt.settings.send_job_timeout,
-        result_ttl=0,
-        description=f"fan out alert {alert.id} to {len(plp_ids)} PLP(s)",
-        pipeline=pipe,
     )

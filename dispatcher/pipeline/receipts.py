@@ -17,11 +17,10 @@ from typing import cast
 
 import structlog
 
-from dispatcher.core.contacts import contact_digest
 from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Member, MemberStatus
 from dispatcher.core.wording import ACK_WORDS, STOP_WORDS, Words, normalise_reply, say
-from dispatcher.reports import evaluation as reports
 from dispatcher.storage import erasure
+from dispatcher.storage.counters import Activity, activity_counter
 from dispatcher.storage.store import Store, new_id, now_ts, split_delivery_id
 
 log = structlog.get_logger(__name__)
@@ -146,10 +145,10 @@ class Receipts:
                 pipe.zadd(self.keys.plp_feedback(plp_id), {item.id: score})
                 pipe.hincrby(self.keys.plp_feedback_counts(plp_id), month, 1)
                 if (plp := plps[plp_id]) is not None:
-                    counter, name = reports.activity_counter(self.keys, plp, reports.Activity.REPLIES, item.received_at)
+                    counter, name = activity_counter(self.keys, plp, Activity.REPLIES, item.received_at)
                     pipe.hincrby(counter, name, 1)
             await pipe.execute()
-        if not await redis.exists(self.keys.member(member.id)):
+        if await self.store.get_member(member.id) is None:
             await erasure.erase_replies(redis, self.keys, member.id)  # erased meanwhile: the count alone stays
         log.info("receipt.feedback", feedback_id=item.id, alert_id=alert_id, via=via.value)
         return item
@@ -168,14 +167,15 @@ class Receipts:
         return say(Words.FEEDBACK_THANKS, member.language)
 
     async def member_by_phone(self, phone: str) -> Member | None:
-        return await self._member_by("phone", phone)
+        return await self._member(await self.store.find_member_by_contact(phone=phone, email=None))
 
     async def member_by_chat(self, chat_id: int) -> Member | None:
-        return await self._member_by("telegram", str(chat_id))
+        return await self._member(
+            await self.store.find_member_by_contact(phone=None, email=None, telegram=str(chat_id))
+        )
 
-    async def _member_by(self, kind: str, value: str) -> Member | None:
-        member_id = await self.store.redis.get(self.keys.contact(contact_digest(kind, value)))
-        return await self.store.get_member(str(member_id)) if member_id else None
+    async def _member(self, member_id: str | None) -> Member | None:
+        return await self.store.get_member(member_id) if member_id else None
 
     # -- Telegram linking ----------------------------------------------------------------------
 
@@ -214,10 +214,17 @@ class Receipts:
         """Newest first, from an alert's or a PLP's feedback index."""
         top = f"({before}" if before is not None else "+inf"
         ids = await self.store.redis.zrange(key, top, "-inf", desc=True, byscore=True, offset=0, num=limit)
-        if not ids:
-            return []
-        raws = await self.store.redis.mget([self.keys.feedback(str(i)) for i in ids])
-        return [Feedback.from_json(str(r)) for r in raws if r]
+        return await self.get_feedback(cast(list[str], ids))
+
+    async def member_feedback(self, member_id: str) -> list[Feedback]:
+        """A member's replies, oldest first."""
+        ids = await self.store.redis.zrange(self.keys.member_feedback(member_id), 0, -1)
+        return await self.get_feedback(cast(list[str], ids))
+
+    async def get_feedback(self, ids: list[str]) -> list[Feedback]:
+        """The replies with these ids, in their order; those gone are left out."""
+        raws = await self.store.redis.mget([self.keys.feedback(i) for i in ids]) if ids else []
+        return [Feedback.from_json(str(raw)) for raw in raws if raw]
 
 
 def page_language(accept_language: str | None) -> Language:

@@ -32,15 +32,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from channels import Channel, ChannelError, OutboundMessage, PermanentError, TransientError
 from dispatcher.core.models import ChannelName, Language, Urgency
-from dispatcher.pipeline.clock import schedule, timer_spec
+from dispatcher.pipeline import jobs
 from dispatcher.storage.limits import ProviderLimits, limits_for
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import now_ts
 
 log = structlog.get_logger(__name__)
 
-#: The job that sends one queued answer (a dotted path: part of the queue format).
-SEND_REPLY_JOB = "workers.jobs.send_reply"
 #: Seconds after which an answer not sent yet is dropped: by then it answers nothing any more.
 GIVE_UP_AFTER = 3600
 #: Seconds before the first retry of a failed attempt without ``retry_after``; doubled each time.
@@ -92,10 +90,8 @@ def queue(rt: Runtime, channel: ChannelName, address: str, text: str, language: 
         pipe.multi()  # RQ's enqueue on a pipeline expects the transaction started
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.expire(key, GIVE_UP_AFTER)
-        schedule(rt, now_ts() + rt.settings.lease_seconds, SEND_REPLY_JOB, reply_id, urgent=True, pipe=pipe)
-        rt.urgent_queue.enqueue_call(
-            SEND_REPLY_JOB, args=(reply_id,), result_ttl=0, description="send an answer to a member", pipeline=pipe
-        )
+        jobs.schedule(rt, now_ts() + rt.settings.lease_seconds, jobs.SEND_REPLY, reply_id, urgent=True, pipe=pipe)
+        jobs.enqueue(rt, pipe, jobs.SEND_REPLY, reply_id, lane=Urgency.URGENT)
         pipe.execute()
     return reply_id
 
@@ -111,7 +107,7 @@ async def send(rt: Runtime, redis: AsyncRedis, channels: dict[ChannelName, Chann
     provider_limits = ProviderLimits(redis, rt.keys)
     await provider_limits.wait_turn(limits, urgent=True)
     lease = now_ts() + rt.settings.provider_timeout + rt.settings.lease_seconds
-    spec = timer_spec(SEND_REPLY_JOB, reply_id, urgent=True)
+    spec = jobs.timer_spec(jobs.SEND_REPLY, reply_id, urgent=True)
     claimed = await redis.eval(CLAIM, 2, key, rt.keys.timers(), now_ts(), lease, spec)
     if not claimed:
         return "not mine"

@@ -171,14 +171,13 @@ async def send_batch(
         log.error("send.batch_orphaned", alert_id=alert_id, plp_id=plp_id)
         await dispatches.take_over(using.redis, rt.keys, job_id, {})
         return {}
-    relay_raw = await using.redis.hget(rt.keys.alert_relays(alert_id), plp_id)
     member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
     found = await store.get_members(member_ids)
     ctx = BatchContext(
         store,
         alert=alert,
         plp=plp,
-        relay=Relay.model_validate_json(relay_raw) if relay_raw else None,
+        relay=await store.get_relay(alert_id, plp_id),
         members={m.id: m for m in found if m is not None},
         channels=using.channels,
         links=rt.links,

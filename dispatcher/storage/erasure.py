@@ -18,16 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from dispatcher.core.logging import mask_text
 from dispatcher.core.models import ChannelName, Member
 from dispatcher.storage.keys import Keys
-
-if TYPE_CHECKING:
-    from dispatcher.storage.store import DeliveryRecord
+from dispatcher.storage.records import DeliveryRecord
 
 #: What replaces a contact point found in a delivery.
 ERASED = "erased"

@@ -68,7 +68,7 @@ key                                    type    holds
 ``handed:landed``                      pubsub  ``<alert>|<ref>`` of each send leaving ``handed`` (named by the scripts)
 ``dispatches``                         zset    ids of send jobs waiting in a queue, by when the clock looks again
 ``dispatch:<job id>``                  hash    what a waiting send job carries: alert, PLP, lane, refs (JSON), taken
-``timers``                             zset    jobs to run at a time (retries aside), see ``pipeline.clock``
+``timers``                             zset    jobs to run at a time (retries aside), see ``pipeline.jobs``
 ``reply-out:<id>``                     hash    an answer to a member waiting to go: channel, address, text, language,
                                                lease, attempts (expires after an hour), see ``pipeline.replies``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)

@@ -36,6 +36,7 @@ from config import Settings
 from dispatcher.core.links import Links
 from dispatcher.core.models import Urgency
 from dispatcher.storage.keys import Keys
+from dispatcher.storage.reader import Reader
 from dispatcher.storage.redis_server import redis_address, resolve_redis_url
 from dispatcher.storage.scripts import Scripts
 
@@ -142,6 +143,11 @@ class Runtime:
     def sync_redis(self) -> redis.Redis:
         """Synchronous, decoding client for the workers' reads."""
         return self.sync_client(decode_responses=True)
+
+    @cached_property
+    def reader(self) -> Reader:
+        """The ``Store``'s reads, synchronous: for the jobs and the clock."""
+        return Reader(self.sync_redis, self.keys)
 
     @cached_property
     def sync_scripts(self) -> Scripts:

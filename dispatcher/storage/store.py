@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -31,10 +30,11 @@ from dispatcher.core.models import (
     Plp,
     Relay,
 )
-from dispatcher.reports import evaluation as reports
 from dispatcher.storage import erasure
+from dispatcher.storage.counters import Activity, activity_counter
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.limits import chat_limit_name
+from dispatcher.storage.records import AlertProgress, DeliveryRecord, NewToken, Page, TokenRecord
 from dispatcher.storage.scripts import Scripts
 
 log = structlog.get_logger(__name__)
@@ -61,42 +61,6 @@ def from_ts(value: str | bytes | float | None) -> datetime | None:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class AlertProgress:
-    """An alert's mutable side: status and its times, relays, counters, quiet-hours hold."""
-
-    status: AlertStatus
-    times: dict[str, datetime]
-    expires_at: datetime
-    relays: list[Relay]
-    counts: dict[str, int]
-    held_until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    id: str
-    alert_id: str
-    member_id: str
-    channel: ChannelName
-    status: DeliveryStatus
-    times: dict[str, datetime]
-    attempts: int
-    failures: int
-    possible_duplicates: int
-    provider_id: str | None
-    last_error: str | None
-    cause: str | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
 
 
 def delivery_ref(channel: str, member_id: str) -> str:
@@ -141,33 +105,6 @@ class TokenRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    """What is kept about a bearer token: never the token itself, nor its hash."""
-
-    id: str
-    actor_id: str
-    issued_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
-
-    def refusal(self, now: float) -> str | None:
-        """Why the token may not be used at ``now`` (Unix time): "revoked", "expired"; None if it may."""
-        if self.revoked_at is not None:
-            return "revoked"
-        if now >= self.expires_at.timestamp():
-            return "expired"
-        return None
-
-
-@dataclass(frozen=True)
-class NewToken:
-    """A token just issued: its secret, to show once, and its record."""
-
-    secret: str = field(repr=False)
-    record: TokenRecord
 
 
 def _token_record(raw: dict[str, str]) -> TokenRecord:
@@ -223,9 +160,11 @@ class Store:
 
     # -- members ------------------------------------------------------------------------
 
-    async def find_member_by_contact(self, *, phone: str | None, email: str | None) -> str | None:
-        """The id of the member who owns this phone or e-mail, if any."""
-        for kind, value in (("phone", phone), ("email", email)):
+    async def find_member_by_contact(
+        self, *, phone: str | None, email: str | None, telegram: str | None = None
+    ) -> str | None:
+        """The id of the member who owns this phone, e-mail or Telegram chat, if any."""
+        for kind, value in (("phone", phone), ("email", email), ("telegram", telegram)):
             if value:
                 found = await self.redis.get(self.keys.contact(contact_digest(kind, value)))
                 if found:
@@ -247,7 +186,7 @@ class Store:
         return owners
 
     # Joins, leaves and opt-outs are counted per PLP and month for its annual evaluation
-    # (``dispatcher.reports.evaluation``), by the script that makes the change, and only if it made one.
+    # (``dispatcher.storage.counters``), by the script that makes the change, and only if it made one.
 
     async def _counted(self, pipe: Any, op: str, key: str, member_id: str, counters: list[tuple[str, str]]) -> None:
         """Queue on ``pipe``: ``op`` (zadd, zrem, sadd) ``member_id`` in ``key``, counted in ``counters``."""
@@ -261,10 +200,10 @@ class Store:
         return {i: plp for i, plp in (await self.get_plps(set(plp_ids))).items() if plp is not None}
 
     def _tally(
-        self, plps: dict[str, Plp], plp_ids: Iterable[str], event: reports.Activity, at: datetime
+        self, plps: dict[str, Plp], plp_ids: Iterable[str], event: Activity, at: datetime
     ) -> list[tuple[str, str]]:
         """The counters of ``event`` at ``at`` for those of ``plp_ids`` in ``plps``."""
-        return [reports.activity_counter(self.keys, plps[i], event, at) for i in plp_ids if i in plps]
+        return [activity_counter(self.keys, plps[i], event, at) for i in plp_ids if i in plps]
 
     async def add_new_members(self, members: list[Member], *, chunk: int = 500) -> None:
         """Store members whose contact points nobody uses yet, a pipeline per chunk (joined at their creation)."""
@@ -277,7 +216,7 @@ class Store:
                         if value:
                             pipe.set(self.keys.contact(contact_digest(kind, value)), member.id, nx=True)
                     for plp_id in member.plp_ids:
-                        joined = self._tally(plps, [plp_id], reports.Activity.JOINED, member.created_at)
+                        joined = self._tally(plps, [plp_id], Activity.JOINED, member.created_at)
                         await self._counted(pipe, "zadd", self.keys.plp_members(plp_id), member.id, joined)
                 await pipe.execute()
 
@@ -302,10 +241,10 @@ class Store:
                 if value:
                     pipe.set(self.keys.contact(contact_digest(kind, value)), member.id)
             for plp_id in member.plp_ids:
-                joined = self._tally(plps, [plp_id], reports.Activity.JOINED, at)
+                joined = self._tally(plps, [plp_id], Activity.JOINED, at)
                 await self._counted(pipe, "zadd", self.keys.plp_members(plp_id), member.id, joined)
             if member.status is MemberStatus.OPTED_OUT:
-                opted_out = self._tally(plps, member.plp_ids, reports.Activity.OPTED_OUT, at)
+                opted_out = self._tally(plps, member.plp_ids, Activity.OPTED_OUT, at)
                 await self._counted(pipe, "sadd", self.keys.optouts(), member.id, opted_out)
             else:
                 pipe.srem(self.keys.optouts(), member.id)
@@ -347,7 +286,7 @@ class Store:
         The leave is counted for the PLP's evaluation.
         """
         at = at or datetime.now(UTC)
-        left = self._tally(await self._existing_plps([plp_id]), [plp_id], reports.Activity.LEFT, at)
+        left = self._tally(await self._existing_plps([plp_id]), [plp_id], Activity.LEFT, at)
         remaining = [p for p in member.plp_ids if p != plp_id]
         if not remaining:
             await self._erase(member, plp_id, left)
@@ -436,6 +375,13 @@ class Store:
         raw = await self.redis.get(self.keys.actor(actor_id))
         return Actor.model_validate_json(raw) if raw else None
 
+    async def all_actors(self, *, chunk: int = 500) -> AsyncIterator[list[Actor]]:
+        """Every actor, ``chunk`` at a time (a round trip each)."""
+        ids = cast(list[str], await self.redis.zrange(self.keys.actors(), 0, -1))
+        for start in range(0, len(ids), chunk):
+            raws = await self.redis.mget([self.keys.actor(i) for i in ids[start : start + chunk]])
+            yield [Actor.model_validate_json(raw) for raw in raws if raw]
+
     async def issue_token(self, actor: Actor, *, ttl_days: int = DEFAULT_TOKEN_TTL_DAYS) -> NewToken:
         """Create a bearer token for the actor, valid ``ttl_days``.
 
@@ -518,6 +464,11 @@ class Store:
     async def get_alert(self, alert_id: str) -> Alert | None:
         raw = await self.redis.get(self.keys.alert(alert_id))
         return Alert.model_validate_json(raw) if raw else None
+
+    async def get_relay(self, alert_id: str, plp_id: str) -> Relay | None:
+        """The relay decision of one PLP for an alert."""
+        raw = await self.redis.hget(self.keys.alert_relays(alert_id), plp_id)
+        return Relay.model_validate_json(raw) if raw else None
 
     async def get_progress(self, alert_id: str) -> AlertProgress:
         """Where the alert stands. Relays still awaiting past the time-to-live expire on the way."""

@@ -8,8 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from dispatcher.pipeline import clock
-from dispatcher.pipeline.fanout import ACK_CHECK_JOB, ESCALATE_JOB
+from dispatcher.pipeline import clock, jobs
 from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.follow_ups import make_due, run_jobs
@@ -51,7 +50,7 @@ async def unacknowledged_alert(client: TestClient, cast: Cast, runtime: Runtime,
         client, "/v1/alerts", {**URGENT, "plp_ids": [cast.plp_a]}, headers=cast.auth("police_a"), expect=202
     )
     await run_jobs(runtime)
-    make_due(runtime, ACK_CHECK_JOB)
+    make_due(runtime, jobs.CHECK_ACKNOWLEDGEMENTS)
     clock.tick(runtime)
     assert await run_jobs(runtime, now=checked_at) == ["check_acknowledgements"]
     return str(alert["id"])
@@ -124,7 +123,7 @@ async def test_the_alert_counts_the_members_reached_by_escalation(
     )
     await run_jobs(runtime)
     before = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
-    make_due(runtime, ESCALATE_JOB)
+    make_due(runtime, jobs.ESCALATE)
     clock.tick(runtime)
     assert await run_jobs(runtime) == ["escalate"]
     clock.tick(runtime)

@@ -36,8 +36,9 @@ from dispatcher.core.models import (
 )
 from dispatcher.pipeline.fanout import fan_out
 from dispatcher.pipeline.intake import accept_alert
+from dispatcher.storage.records import DeliveryRecord
 from dispatcher.storage.runtime import Runtime
-from dispatcher.storage.store import DeliveryRecord, Store, new_id, now_ts
+from dispatcher.storage.store import Store, new_id, now_ts
 
 SMS, EMAIL, TELEGRAM, VOICE = ChannelName.SMS, ChannelName.EMAIL, ChannelName.TELEGRAM, ChannelName.VOICE
 

@@ -19,8 +19,7 @@ from config import Settings
 from dispatcher.core.models import ChannelName, DeliveryMode, DeliveryStatus, Plp
 from dispatcher.operations import metrics
 from dispatcher.operations.metrics import render
-from dispatcher.pipeline import clock
-from dispatcher.pipeline.fanout import fanout_lease
+from dispatcher.pipeline import clock, jobs
 from dispatcher.pipeline.receipts import Receipts
 from dispatcher.pipeline.retries import UNCERTAIN_WAIT
 from dispatcher.storage.runtime import Runtime
@@ -251,7 +250,7 @@ async def test_a_fan_out_whose_worker_died_is_run_again(scene: Scene) -> None:
     alert = new_alert([scene.plp])
     await accept(scene.rt, alert)
     scene.rt.urgent_queue.empty()  # the worker took the fan-out job, then died
-    lease = fanout_lease(alert.id, scene.plp.id)
+    lease = jobs.fanout_lease(alert.id, scene.plp.id)
     await scene.store.redis.zadd(scene.rt.keys.leases(), {lease: now_ts() - 1})
     assert clock.tick(scene.rt).fan_outs == 1
     await run_queued(scene.rt)
@@ -298,7 +297,7 @@ async def test_a_fan_out_whose_lease_a_dying_clock_took_is_still_run_again(scene
     alert = new_alert([scene.plp])
     await accept(scene.rt, alert)
     scene.rt.urgent_queue.empty()  # the worker took the fan-out job, then died
-    lease = fanout_lease(alert.id, scene.plp.id)
+    lease = jobs.fanout_lease(alert.id, scene.plp.id)
     await scene.store.redis.zadd(scene.rt.keys.leases(), {lease: now_ts() - 1})
     await _clock_dies_after_taking_due_leases(scene)
     assert await scene.store.redis.zscore(scene.rt.keys.holds(), lease) is not None  # taken, held
@@ -312,8 +311,8 @@ async def test_a_fan_out_whose_lease_a_dying_clock_took_is_still_run_again(scene
 
 async def test_a_timer_is_enqueued_once_when_due(scene: Scene) -> None:
     """A job scheduled for a past time is enqueued on its lane by the next sweep, and only once."""
-    clock.schedule(scene.rt, now_ts() - 1, "workers.jobs.fan_out", "nope", [], urgent=True)
-    clock.schedule(scene.rt, now_ts() + 3600, "workers.jobs.fan_out", "later", [], urgent=False)
+    jobs.schedule(scene.rt, now_ts() - 1, jobs.FAN_OUT, "nope", [], urgent=True)
+    jobs.schedule(scene.rt, now_ts() + 3600, jobs.FAN_OUT, "later", [], urgent=False)
     assert clock.tick(scene.rt).timers == 1
     assert clock.tick(scene.rt).timers == 0
     assert [job.args for job in scene.rt.urgent_queue.jobs] == [("nope", [])]

@@ -25,9 +25,8 @@ from dispatcher.core.models import (
     Urgency,
 )
 from dispatcher.core.wording import few_acknowledgements
-from dispatcher.pipeline import clock
+from dispatcher.pipeline import clock, jobs
 from dispatcher.pipeline.escalation import check_acknowledgements, escalate
-from dispatcher.pipeline.fanout import ACK_CHECK_JOB, ESCALATE_JOB
 from dispatcher.pipeline.notifications import NotificationKind, Notifications
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
@@ -221,8 +220,8 @@ async def test_the_fan_out_of_an_urgent_alert_schedules_its_follow_ups_at_the_ch
     alert = await fanned_out(runtime, [plp])
     created = alert.created_at.timestamp()
     assert sorted((spec["job"], spec["args"], spec["urgent"], due) for spec, due in timers(runtime)) == [
-        (ACK_CHECK_JOB, [alert.id, plp.id], True, pytest.approx(created + CHECK_AFTER)),
-        (ESCALATE_JOB, [alert.id, plp.id], True, pytest.approx(created + ESCALATE_AFTER)),
+        (jobs.CHECK_ACKNOWLEDGEMENTS, [alert.id, plp.id], True, pytest.approx(created + CHECK_AFTER)),
+        (jobs.ESCALATE, [alert.id, plp.id], True, pytest.approx(created + ESCALATE_AFTER)),
     ]
 
 
@@ -314,9 +313,9 @@ async def test_the_clock_runs_the_escalation_when_due_and_the_call_goes_out(runt
     assert await run_jobs(runtime) == ["fan_out", "send_batch"]
     assert clock.tick(runtime).timers == 0  # not due yet
 
-    assert make_due(runtime, ESCALATE_JOB) == 1
+    assert make_due(runtime, jobs.ESCALATE) == 1
     assert clock.tick(runtime).timers == 1
-    assert queued(runtime.urgent_queue) == [(ESCALATE_JOB, (alert.id, plp.id))]
+    assert queued(runtime.urgent_queue) == [(jobs.ESCALATE, (alert.id, plp.id))]
     assert await run_jobs(runtime) == ["escalate"]
     assert clock.tick(runtime).redispatched == 1  # the call is due at once
     assert await run_jobs(runtime) == ["send_batch"]
@@ -411,9 +410,9 @@ async def test_the_clock_runs_the_check_when_due(runtime: Runtime, store: Store)
     plp = await add_plp(store, charter=followed_up())
     await add_member(store, [plp])
     alert = await fanned_out(runtime, [plp])
-    assert make_due(runtime, ACK_CHECK_JOB) == 1
+    assert make_due(runtime, jobs.CHECK_ACKNOWLEDGEMENTS) == 1
     assert clock.tick(runtime).timers == 1
-    assert queued(runtime.urgent_queue)[-1] == (ACK_CHECK_JOB, (alert.id, plp.id))
+    assert queued(runtime.urgent_queue)[-1] == (jobs.CHECK_ACKNOWLEDGEMENTS, (alert.id, plp.id))
     now = datetime.now(UTC)
     assert "check_acknowledgements" in await run_jobs(runtime, now=now)
     [notice] = await Notifications(store.redis, store.keys).for_actor(alert.author_id, limit=10)

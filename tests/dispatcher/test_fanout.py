@@ -11,7 +11,7 @@ from rq import Queue
 
 from dispatcher.core.models import AlertStatus, ChannelName, DeliveryMode, Language, MemberIn, MemberStatus, Urgency
 from dispatcher.people.membership import enroll
-from dispatcher.pipeline.dispatches import SEND_JOB
+from dispatcher.pipeline import jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
@@ -42,7 +42,7 @@ async def store(runtime: Runtime) -> AsyncIterator[Store]:
 
 def send_jobs(queue: Queue) -> list[tuple[str, str, list[str]]]:
     """The send jobs waiting on a queue, as their arguments ``(alert id, PLP id, refs)``."""
-    return [tuple(job.args) for job in queue.jobs if job.func_name == SEND_JOB]
+    return [tuple(job.args) for job in queue.jobs if job.func_name == jobs.SEND_BATCH]
 
 
 def queued_refs(queue: Queue, alert_id: str) -> list[str]:

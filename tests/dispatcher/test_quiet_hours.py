@@ -11,9 +11,7 @@ import pytest
 
 from dispatcher.api.views import AlertView
 from dispatcher.core.models import AlertStatus, Charter, ClassPlan, DeliveryMode, Plp, QuietHours, Urgency
-from dispatcher.pipeline import clock
-from dispatcher.pipeline.fanout import fanout_lease
-from dispatcher.pipeline.intake import FAN_OUT_JOB
+from dispatcher.pipeline import clock, jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import EMAIL, SMS, accept, add_member, add_plp, deliveries, new_alert, open_store
@@ -100,7 +98,7 @@ async def test_a_non_urgent_alert_at_night_is_held_until_the_morning(runtime: Ru
     assert await deliveries(store, alert_id) == []
     assert queued(runtime.general_queue) == []
     assert timers(runtime) == [
-        ({"job": FAN_OUT_JOB, "args": [alert_id, [plp.id]], "urgent": False}, MORNING.timestamp())
+        ({"job": jobs.FAN_OUT, "args": [alert_id, [plp.id]], "urgent": False}, MORNING.timestamp())
     ]
     state = await store.redis.hgetall(runtime.keys.alert_state(alert_id))
     assert (state["status"], state["fanouts_pending"], float(state["held_until"])) == (
@@ -132,9 +130,9 @@ async def test_the_clock_releases_the_held_fan_out_when_the_quiet_hours_end(runt
     plp = await add_plp(store, charter=quiet())
     member = await add_member(store, [plp])
     alert_id = await held_alert(runtime, store, plp)
-    assert make_due(runtime, FAN_OUT_JOB) == 1
+    assert make_due(runtime, jobs.FAN_OUT) == 1
     assert clock.tick(runtime).timers == 1
-    assert queued(runtime.general_queue) == [(FAN_OUT_JOB, (alert_id, [plp.id]))]
+    assert queued(runtime.general_queue) == [(jobs.FAN_OUT, (alert_id, [plp.id]))]
     assert await run_jobs(runtime, now=MORNING) == ["fan_out", "send_batch"]
 
     assert [(d.channel, d.member_id) for d in await deliveries(store, alert_id)] == [(EMAIL, member.id)]
@@ -188,7 +186,7 @@ async def test_each_plp_keeps_its_own_quiet_hours(runtime: Runtime, store: Store
     assert (progress.status, progress.held_until) == (AlertStatus.SENDING, MORNING)
 
     assert await run_jobs(runtime) == []  # the held PLP waits for the clock
-    assert make_due(runtime, FAN_OUT_JOB) == 1
+    assert make_due(runtime, jobs.FAN_OUT) == 1
     assert clock.tick(runtime).timers == 1
     assert await run_jobs(runtime, now=MORNING) == ["fan_out", "send_batch"]
     assert {d.member_id for d in await deliveries(store, alert.id)} == {in_asleep.id, in_awake.id}
@@ -201,7 +199,7 @@ async def test_a_held_fan_out_gives_up_its_lease(runtime: Runtime, store: Store)
     plp = await add_plp(store, charter=quiet())
     alert = new_alert([plp], urgency=Urgency.NON_URGENT)
     await accept(runtime, alert)
-    lease = fanout_lease(alert.id, plp.id)
+    lease = jobs.fanout_lease(alert.id, plp.id)
     await store.redis.zadd(runtime.keys.leases(), {lease: 0})
     await run_jobs(runtime, now=NIGHT)
     assert await store.redis.zscore(runtime.keys.leases(), lease) is None

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from dispatcher.core.models import ChannelName, Language
-from dispatcher.pipeline import clock, replies
+from dispatcher.pipeline import clock, jobs, replies
 from dispatcher.storage.runtime import Runtime
 from tests.follow_ups import make_due, queued, timers
 from tests.simulators.telegram import TelegramSimulator
@@ -54,7 +54,7 @@ def _queue(rt: Runtime, text: str = "Merci, c'est noté.") -> str:
 
 
 def _job_ids(rt: Runtime, reply_id: str) -> list[tuple[str, tuple[object, ...]]]:
-    return [job for job in queued(rt.urgent_queue) if job == (replies.SEND_REPLY_JOB, (reply_id,))]
+    return [job for job in queued(rt.urgent_queue) if job == (jobs.SEND_REPLY, (reply_id,))]
 
 
 async def test_a_queued_answer_is_sent_once_by_its_job_and_leaves_nothing_behind(
@@ -65,7 +65,7 @@ async def test_a_queued_answer_is_sent_once_by_its_job_and_leaves_nothing_behind
     reply_id = _queue(bot_runtime)
     assert _job_ids(bot_runtime, reply_id)
     [(spec, _)] = timers(bot_runtime)
-    assert spec == {"job": replies.SEND_REPLY_JOB, "args": [reply_id], "urgent": True}
+    assert spec == {"job": jobs.SEND_REPLY, "args": [reply_id], "urgent": True}
 
     assert await send_reply(bot_runtime, reply_id) == "sent"
 
@@ -103,7 +103,7 @@ async def test_an_answer_whose_job_is_lost_is_sent_by_the_clock_one_lease_later(
     reply_id = _queue(bot_runtime)
     bot_runtime.urgent_queue.empty()  # the job is gone with its worker
 
-    make_due(bot_runtime, replies.SEND_REPLY_JOB)
+    make_due(bot_runtime, jobs.SEND_REPLY)
     clock.tick(bot_runtime)
 
     assert _job_ids(bot_runtime, reply_id)

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from config import Settings
+from dispatcher import reports
 from dispatcher.core import segments
 from dispatcher.core.models import (
     Alert,
@@ -57,8 +58,7 @@ from dispatcher.people import retention
 from dispatcher.pipeline import intake
 from dispatcher.pipeline.compose import sms_text
 from dispatcher.pipeline.receipts import Receipts
-from dispatcher.reports import evaluation as reports
-from dispatcher.reports.evaluation import Evaluation
+from dispatcher.reports import Evaluation, rendering
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, new_id
 from tests.dispatcher.helpers import EMAIL, SMS, Scripted, accept, deliveries, open_store, ref_of, run_fan_out
@@ -490,12 +490,12 @@ async def test_the_markdown_has_a_table_per_subject(runtime: Runtime, store: Sto
 
 def test_names_cannot_inject_markup_or_formulas() -> None:
     """A PLP name is escaped in Markdown and cannot start a spreadsheet formula in CSV."""
-    assert reports._md("A | *B* <script>") == "A \\| \\*B\\* \\<script\\>"
-    assert reports._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and reports._cell("Flagey") == "Flagey"
+    assert rendering._md("A | *B* <script>") == "A \\| \\*B\\* \\<script\\>"
+    assert rendering._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and rendering._cell("Flagey") == "Flagey"
 
 
 def test_durations_read_as_hours_minutes_seconds() -> None:
-    assert [reports._duration(s) for s in (None, 0, 45, 95.4, 3725)] == [
+    assert [rendering._duration(s) for s in (None, 0, 45, 95.4, 3725)] == [
         "–",
         "0 s",
         "45 s",

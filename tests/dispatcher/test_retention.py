@@ -18,7 +18,7 @@ import pytest
 from config import Settings
 from dispatcher.core.models import Alert, DeliveryStatus, Member, Plp
 from dispatcher.people import retention
-from dispatcher.pipeline import clock
+from dispatcher.pipeline import clock, jobs
 from dispatcher.pipeline.receipts import Receipts
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, now_ts
@@ -156,7 +156,7 @@ async def test_a_run_stops_at_its_bound_and_the_next_goes_on_from_there(runtime:
 
 
 def purge_timer(rt: Runtime) -> float | None:
-    spec = json.dumps({"job": retention.PURGE_JOB, "args": [], "urgent": False}, sort_keys=True)
+    spec = json.dumps({"job": jobs.PURGE, "args": [], "urgent": False}, sort_keys=True)
     return rt.sync_redis.zscore(rt.keys.timers(), spec)
 
 
@@ -166,20 +166,20 @@ async def test_the_purge_schedules_its_next_run_a_day_later(runtime: Runtime, st
     plp, members = await a_plp_of_two(store)
     for days in (401, 402):
         await sent_alert(runtime, store, plp, members, days_ago=days)
-    retention.schedule_first(runtime)
-    assert purge_timer(runtime) == pytest.approx(now_ts() + retention.FIRST_RUN_DELAY, abs=5)
+    jobs.schedule_recurring(runtime)
+    assert purge_timer(runtime) == pytest.approx(now_ts() + jobs.RECURRING[jobs.PURGE], abs=5)
     assert not (await asyncio.to_thread(retention.run_scheduled, runtime, max_alerts=1)).done
-    assert purge_timer(runtime) == pytest.approx(now_ts() + retention.FIRST_RUN_DELAY, abs=5)
+    assert purge_timer(runtime) == pytest.approx(now_ts() + retention.AGAIN_SOON, abs=5)
     assert (await asyncio.to_thread(retention.run_scheduled, runtime, max_alerts=1)).done
     assert purge_timer(runtime) == pytest.approx(now_ts() + DAY, abs=5)
 
 
 async def test_the_clock_hands_the_due_purge_to_the_general_lane(runtime: Runtime) -> None:
     """Once due, the clock enqueues ``workers.jobs.purge`` on the non-urgent lane, once."""
-    clock.schedule(runtime, now_ts() - 1, retention.PURGE_JOB, urgent=False)
+    jobs.schedule(runtime, now_ts() - 1, jobs.PURGE, urgent=False)
     assert clock.tick(runtime).timers == 1
     [job] = runtime.general_queue.get_jobs()
-    assert job.func_name == retention.PURGE_JOB and runtime.urgent_queue.count == 0
+    assert job.func_name == jobs.PURGE and runtime.urgent_queue.count == 0
     assert clock.tick(runtime).timers == 0
 
 

@@ -1,29 +1,26 @@
-"""The annual evaluation of a PLP: one calendar year, in the PLP's time zone, in figures.
+"""Computing a PLP's annual evaluation: one calendar year, in the PLP's time zone, in figures.
 
 What the yearly meeting of the partnership (coordinators, the mandated police officer, the
 commune) looks at: members at the start and at the end of the year, who joined, left or
 opted out; the alerts by urgency, category and sender, police feedback and relays; the share
 of targeted members each class of alert reached and the share who acknowledged it; how soon
 the first acknowledgement of an urgent alert came; members' replies; and what the SMS and
-calls cost. Month by month where the figure has months. It renders as JSON, CSV or Markdown.
+calls cost. Month by month where the figure has months.
 
 Every figure survives the retention purge and members' erasure, and none holds personal data:
 
-- Membership changes and replies are counted as they happen, per PLP and month of its time
-  zone (``plp:<id>:activity:<year>``, see ``activity_counter``), in the transaction of the
-  change itself, and only if the change took place (``Scripts.counted_change``). Members at the
-  start of a year are the members now, less those who joined since, plus those who left since.
+- Membership changes and replies are read from the counters written with each event
+  (``dispatcher.storage.counters``). Members at the start of a year are the members now, less
+  those who joined since, plus those who left since.
 - An alert's figures for a PLP are read from its delivery indexes while they exist (they name
   members by their random id only: erasure changes nothing there); the purge keeps them, per
   PLP, in ``plp:<id>:alert-figures`` before the deliveries go (``keep_alert_figures``).
 - Costs are the alert's counters of SMS segments and call minutes planned per PLP
-  (``cost_field``), kept with the alert; priced at the configured prices, as each alert shows.
+  (``counters.cost_field``), kept with the alert; priced at the configured prices, as each alert shows.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from collections import Counter, defaultdict
@@ -31,12 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import redis
-from pydantic import BaseModel, Field
 
 from config import Settings
 from dispatcher.core.models import (
@@ -51,75 +46,30 @@ from dispatcher.core.models import (
     Role,
     Urgency,
 )
+from dispatcher.reports.models import (
+    AlertTotals,
+    ChannelCost,
+    CostFigures,
+    Evaluation,
+    FirstAcknowledgement,
+    MemberFigures,
+    MonthFigures,
+    Reach,
+    ReachFigures,
+    RelayCounts,
+)
+from dispatcher.storage.counters import MONTHS, Activity, cost_field, local_month
 from dispatcher.storage.keys import Keys
-
-if TYPE_CHECKING:
-    from dispatcher.storage.store import Store
+from dispatcher.storage.store import Store
 
 #: Statuses of a delivery that count its member as reached (as ``dispatcher.pipeline.audience`` counts them).
 REACHED = frozenset({DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value})
 #: The status of a message kept in the local outbox (a channel without credentials): it reached nobody.
 OUTBOX = DeliveryStatus.OUTBOX.value
-#: Alerts read per pipeline, and delivery reads per pipeline.
+#: Alerts read per pipeline.
 ALERT_CHUNK = 100
-DELIVERY_CHUNK = 2000
 #: Amounts are rounded to the cent.
 CENT = Decimal("0.01")
-MONTHS = tuple(f"{m:02d}" for m in range(1, 13))
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-class Activity(StrEnum):
-    """Events counted per PLP and month for the evaluation."""
-
-    JOINED = "joined"
-    LEFT = "left"  # removed from the PLP, or erased
-    OPTED_OUT = "opted_out"
-    REPLIES = "replies"
-
-
-class EvaluationFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
-    MD = "md"
-
-
-#: Media type and file extension of each format but JSON.
-FILE_FORMATS = {EvaluationFormat.CSV: ("text/csv", "csv"), EvaluationFormat.MD: ("text/markdown", "md")}
-
-
-# -- writing: counters kept for the evaluation ---------------------------------------------------
-
-
-def local_month(timezone: str, at: datetime | float) -> tuple[int, str]:
-    """The year and the month (``MM``) of a moment, in a time zone."""
-    moment = datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else at
-    local = moment.astimezone(ZoneInfo(timezone))
-    return local.year, f"{local.month:02d}"
-
-
-def activity_counter(keys: Keys, plp: Plp, event: Activity, at: datetime) -> tuple[str, str]:
-    """The hash and field counting ``event`` at ``at`` for the PLP: its time zone's year and month."""
-    year, month = local_month(plp.timezone, at)
-    return keys.plp_activity(plp.id, year), f"{event.value}:{month}"
-
-
-def cost_field(plp_id: str, unit: str) -> str:
-    """The field of an alert's counts that adds up ``unit`` (``sms_segments``, ``voice_minutes``) for one PLP."""
-    return f"p:{plp_id}:{unit}"
 
 
 @dataclass
@@ -230,116 +180,6 @@ def keep_alert_figures(client: redis.Redis, keys: Keys, alert_id: str, plp_ids: 
         for plp_id in plp_ids:
             pipe.hsetnx(keys.plp_alert_figures(plp_id), alert_id, index.figures(plp_id, ack_times).to_json())
         pipe.execute()
-
-
-# -- the evaluation, as the API returns it --------------------------------------------------------
-
-
-class MemberFigures(BaseModel):
-    start: int = Field(description="Members on 1 January at 00:00, in the PLP's time zone")
-    end: int = Field(description="Members at the end of the year (now, for the current year)")
-    joined: int = Field(description="Members added to the PLP during the year (new, imported, or linked)")
-    left: int = Field(description="Members removed from the PLP during the year (erased if it was their last)")
-    opted_out: int = Field(description="Members who stopped messages (STOP, unsubscribe link); they stay listed")
-
-
-class RelayCounts(BaseModel):
-    """Police advice that waited for a coordinator of the PLP, by what became of it."""
-
-    approved: int = 0
-    declined: int = 0
-    expired: int = 0
-    awaiting: int = 0
-
-
-class AlertTotals(BaseModel):
-    total: int = Field(description="Alerts addressed to the PLP and created during the year")
-    urgent: int
-    non_urgent: int
-    police_feedback: int = Field(description="Of the non-urgent alerts: police feedback about an earlier alert")
-    by_category: dict[Category, int] = Field(description="Every category, zero included")
-    by_sender: dict[Role, int] = Field(description="Who sent them: police, coordinator or admin")
-    relays: RelayCounts
-
-
-class Reach(BaseModel):
-    """How far one class of alerts reached the PLP's members, summed over its alerts (member × alert)."""
-
-    members_targeted: int = Field(description="Members the alerts were planned for through this PLP")
-    members_reached: int = Field(description="Of them, with at least one delivery sent or delivered")
-    members_outbox: int = Field(
-        default=0,
-        description="Of them, not reached: their messages were only kept in the local outbox (a channel without "
-        "credentials), never handed to a provider",
-    )
-    reach: float | None = Field(description="members_reached / members_targeted (null without any)")
-    members_acknowledged: int = Field(description="Of them, who acknowledged on any channel")
-    acknowledgement_rate: float | None = Field(description="members_acknowledged / members_targeted")
-
-
-class ReachFigures(BaseModel):
-    urgent: Reach
-    non_urgent: Reach = Field(description="Non-urgent alerts, police feedback included")
-
-
-class FirstAcknowledgement(BaseModel):
-    """How soon the first member of the PLP acknowledged an urgent alert, from its creation."""
-
-    alerts: int = Field(description="Urgent alerts at least one member of this PLP acknowledged")
-    median_seconds: float | None = Field(description="Median over those alerts (null without any)")
-
-
-class ChannelCost(BaseModel):
-    deliveries: int = Field(description="Deliveries planned to the PLP's members on this channel")
-    estimated: Decimal
-
-
-class CostFigures(BaseModel):
-    """The SMS and calls planned for the PLP's members, at the configured prices (e-mail, Telegram: free)."""
-
-    currency: str
-    sms_segments: int
-    voice_minutes: int
-    estimated: Decimal
-    by_channel: dict[ChannelName, ChannelCost] = Field(description="Every channel, zero included")
-
-
-class MonthFigures(BaseModel):
-    month: str = Field(description="YYYY-MM, in the PLP's time zone")
-    members_joined: int
-    members_left: int
-    members_opted_out: int
-    alerts: int
-    urgent: int
-    non_urgent: int
-    police_feedback: int
-    by_category: dict[Category, int]
-    feedback_replies: int
-
-
-class Evaluation(BaseModel):
-    """A PLP's annual evaluation: one calendar year in the PLP's time zone, in figures."""
-
-    plp_id: str
-    plp_name: str
-    commune: str
-    police_zone: str
-    year: int
-    timezone: str
-    period_start: datetime = Field(description="1 January 00:00, PLP local time")
-    period_end: datetime = Field(description="1 January 00:00 of the next year, PLP local time (excluded)")
-    complete: bool = Field(description="False while the year is not over: the figures so far")
-    generated_at: datetime
-    members: MemberFigures
-    alerts: AlertTotals
-    reach: ReachFigures
-    urgent_first_acknowledgement: FirstAcknowledgement
-    feedback_replies: int = Field(description="Replies (feedback) received from the PLP's members")
-    cost: CostFigures
-    months: list[MonthFigures] = Field(description="The twelve months, January first")
-
-
-# -- computing it ---------------------------------------------------------------------------------
 
 
 def year_bounds(timezone: str, year: int) -> tuple[datetime, datetime]:
@@ -560,238 +400,3 @@ def _evaluation(
         cost=_cost(tally, settings),
         months=months,
     )
-
-
-# -- rendering it as a file -----------------------------------------------------------------------
-
-
-def filename(evaluation: Evaluation, fmt: EvaluationFormat) -> str:
-    """``evaluation-<plp>-<year>.<csv|md>``."""
-    return f"evaluation-{evaluation.plp_id}-{evaluation.year}.{FILE_FORMATS[fmt][1]}"
-
-
-def _number(value: float | Decimal | int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _cell(text: str) -> str:
-    """A text cell a spreadsheet will not run as a formula."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_rows(ev: Evaluation) -> list[list[str]]:
-    """The evaluation as rows: ``figure, value`` (the whole year), then one column per month where
-    the figure has months. Figure names are the JSON paths (``members.joined``)."""
-    months = ev.months
-    rows: list[list[str]] = [
-        ["figure", "value", *(m.month for m in months)],
-        ["plp.id", ev.plp_id],
-        ["plp.name", _cell(ev.plp_name)],
-        ["plp.commune", _cell(ev.commune)],
-        ["plp.police_zone", _cell(ev.police_zone)],
-        ["year", str(ev.year)],
-        ["timezone", ev.timezone],
-        ["complete", "true" if ev.complete else "false"],
-        ["members.start", str(ev.members.start)],
-        ["members.end", str(ev.members.end)],
-    ]
-
-    def monthly(name: str, total: int, values: Iterable[int]) -> None:
-        rows.append([name, str(total), *(str(v) for v in values)])
-
-    monthly("members.joined", ev.members.joined, (m.members_joined for m in months))
-    monthly("members.left", ev.members.left, (m.members_left for m in months))
-    monthly("members.opted_out", ev.members.opted_out, (m.members_opted_out for m in months))
-    monthly("alerts.total", ev.alerts.total, (m.alerts for m in months))
-    monthly("alerts.urgent", ev.alerts.urgent, (m.urgent for m in months))
-    monthly("alerts.non_urgent", ev.alerts.non_urgent, (m.non_urgent for m in months))
-    monthly("alerts.police_feedback", ev.alerts.police_feedback, (m.police_feedback for m in months))
-    for category in Category:
-        monthly(
-            f"alerts.by_category.{category.value}",
-            ev.alerts.by_category[category],
-            (m.by_category[category] for m in months),
-        )
-    rows += [[f"alerts.by_sender.{role.value}", str(count)] for role, count in ev.alerts.by_sender.items()]
-    rows += [[f"alerts.relays.{name}", str(count)] for name, count in ev.alerts.relays.model_dump().items()]
-    for urgency in Urgency:
-        reach: Reach = getattr(ev.reach, urgency.value)
-        rows += [[f"reach.{urgency.value}.{name}", _number(value)] for name, value in reach.model_dump().items()]
-    first = ev.urgent_first_acknowledgement
-    rows += [
-        ["urgent_first_acknowledgement.alerts", str(first.alerts)],
-        ["urgent_first_acknowledgement.median_seconds", _number(first.median_seconds)],
-    ]
-    monthly("feedback_replies", ev.feedback_replies, (m.feedback_replies for m in months))
-    cost = ev.cost
-    rows += [
-        ["cost.currency", cost.currency],
-        ["cost.sms_segments", str(cost.sms_segments)],
-        ["cost.voice_minutes", str(cost.voice_minutes)],
-    ]
-    for channel, spent in cost.by_channel.items():
-        rows += [
-            [f"cost.by_channel.{channel.value}.deliveries", str(spent.deliveries)],
-            [f"cost.by_channel.{channel.value}.estimated", str(spent.estimated)],
-        ]
-    rows.append(["cost.estimated", str(cost.estimated)])
-    return rows
-
-
-def to_csv(ev: Evaluation) -> str:
-    """The evaluation as CSV (RFC 4180, comma-separated): see ``csv_rows``."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(csv_rows(ev))
-    return out.getvalue()
-
-
-_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>|~&"})
-
-
-def _md(text: str) -> str:
-    """Text written as is in Markdown (no markup, no table cell break)."""
-    return " ".join(text.split()).translate(_MARKDOWN_SPECIAL)
-
-
-def _percent(share: float | None) -> str:
-    return "–" if share is None else f"{share * 100:.1f} %"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{rest} s" if rest else ""]
-    return " ".join(p for p in parts if p) or "0 s"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]], *, align: str = "---:") -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join([align] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-_CHANNEL_NAMES = {ChannelName.SMS: "SMS", ChannelName.VOICE: "voice call", ChannelName.EMAIL: "e-mail"}
-_CHANNEL_NAMES[ChannelName.TELEGRAM] = "Telegram"
-_UNITS = {ChannelName.SMS: "segments", ChannelName.VOICE: "minutes"}
-_RELAYS = {
-    "approved": "police advice relayed by the coordinator",
-    "declined": "police advice declined by the coordinator",
-    "expired": "police advice left undecided until it expired",
-    "awaiting": "police advice awaiting the coordinator",
-}
-
-
-def to_markdown(ev: Evaluation) -> str:
-    """The evaluation as a Markdown document for the yearly meeting: a table per subject, then the months."""
-    last = datetime.fromtimestamp(ev.period_end.timestamp() - 1, ZoneInfo(ev.timezone)).date()
-    lines = [
-        f"# Annual evaluation {ev.year}: {_md(ev.plp_name)}",
-        "",
-        f"{_md(ev.commune)}, police zone {_md(ev.police_zone)}. Calendar year {ev.year} in the time zone "
-        f"{_md(ev.timezone)}, from {ev.period_start.date().isoformat()} to {last.isoformat()}."
-        + ("" if ev.complete else f" The year is not over: figures as of {ev.generated_at:%Y-%m-%d %H:%M} UTC."),
-        "",
-        "## Members",
-        "",
-    ]
-    m = ev.members
-    lines += _table(
-        ["", "members"],
-        [
-            ["on 1 January", m.start],
-            ["at the end of the year" if ev.complete else "now", m.end],
-            ["joined", m.joined],
-            ["left", m.left],
-            ["opted out (stopped messages)", m.opted_out],
-        ],
-    )
-    a = ev.alerts
-    lines += ["## Alerts", ""]
-    lines += _table(
-        ["", "alerts"],
-        [
-            ["total", a.total],
-            ["urgent", a.urgent],
-            ["non-urgent", a.non_urgent],
-            ["of which police feedback", a.police_feedback],
-            *([f"sent by {role.value}", count] for role, count in a.by_sender.items()),
-            *([_RELAYS[name], count] for name, count in a.relays.model_dump().items()),
-        ],
-    )
-    lines += _table(["category", "alerts"], ([c.value.replace("_", " "), n] for c, n in a.by_category.items()))
-    lines += ["## Reach and acknowledgements", ""]
-    r = ev.reach
-    lines += _table(
-        ["", "urgent", "non-urgent"],
-        [
-            ["members targeted", r.urgent.members_targeted, r.non_urgent.members_targeted],
-            ["members reached", r.urgent.members_reached, r.non_urgent.members_reached],
-            [
-                "not reached: only in the local outbox",
-                r.urgent.members_outbox,
-                r.non_urgent.members_outbox,
-            ],
-            ["reach", _percent(r.urgent.reach), _percent(r.non_urgent.reach)],
-            ["members who acknowledged", r.urgent.members_acknowledged, r.non_urgent.members_acknowledged],
-            [
-                "acknowledgement rate",
-                _percent(r.urgent.acknowledgement_rate),
-                _percent(r.non_urgent.acknowledgement_rate),
-            ],
-        ],
-    )
-    first = ev.urgent_first_acknowledgement
-    lines += [
-        f"Median time from an urgent alert to its first acknowledgement: {_duration(first.median_seconds)} "
-        f"({first.alerts} urgent alerts acknowledged).",
-        "",
-        "## Replies from members",
-        "",
-        f"{ev.feedback_replies} replies received.",
-        "",
-        "## Cost",
-        "",
-    ]
-    c = ev.cost
-    units = {ChannelName.SMS: c.sms_segments, ChannelName.VOICE: c.voice_minutes}
-    lines += _table(
-        ["channel", "deliveries", "units", f"estimated ({c.currency})"],
-        [
-            *(
-                [
-                    _CHANNEL_NAMES[ch],
-                    spent.deliveries,
-                    f"{units[ch]} {_UNITS[ch]}" if ch in units else "",
-                    spent.estimated,
-                ]
-                for ch, spent in c.by_channel.items()
-            ),
-            ["total", sum(s.deliveries for s in c.by_channel.values()), "", c.estimated],
-        ],
-    )
-    lines += ["## Month by month", ""]
-    lines += _table(
-        ["month", "joined", "left", "opted out", "alerts", "urgent", "non-urgent", "police feedback", "replies"],
-        (
-            [
-                MONTH_NAMES[n],
-                month.members_joined,
-                month.members_left,
-                month.members_opted_out,
-                month.alerts,
-                month.urgent,
-                month.non_urgent,
-                month.police_feedback,
-                month.feedback_replies,
-            ]
-            for n, month in enumerate(ev.months)
-        ),
-    )
-    return "\n".join(lines)
-
-
-def render(ev: Evaluation, fmt: EvaluationFormat) -> str:
-    """The evaluation as a CSV or Markdown file."""
-    return to_csv(ev) if fmt is EvaluationFormat.CSV else to_markdown(ev)

@@ -1,7 +1,8 @@
 """The service's settings: read once from the environment, validated, frozen.
 
 No other module reads ``os.environ``; everything else receives a ``Settings``.
-Every field is documented in the README's configuration reference.
+Every field carries its description: the configuration reference, docs/configuration.md, is generated
+from them (``python -m config.reference``), so a field is documented where it is declared.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def local_url(host: str, port: int) -> str:
 
 
 def environment_variable(field: str) -> str:
-    """The one environment variable the field ``field`` of ``Settings`` is read from (as the README names it)."""
+    """The one environment variable the field ``field`` of ``Settings`` is read from, as the reference names it."""
     alias = Settings.model_fields[field].validation_alias
     assert isinstance(alias, AliasChoices) and len(alias.choices) == 1, f"{field}: declare it with _env(NAME)"
     return str(alias.choices[0])
@@ -165,19 +166,23 @@ class Settings(BaseSettings):
     environment: Environment = Field(
         default=Environment.PRODUCTION,
         validation_alias=_env("PLP_ENV"),
-        description="production (the default; `plp dev` sets development): the service refuses to start on a "
-        "configuration that would degrade silently.",
+        description="In production nothing degrades silently: the commands that work on Redis refuse a configuration "
+        "that would (see [production mode](#production-mode)). `plp dev` sets `development` for itself and its "
+        "processes, where the embedded Redis, the key file and the outbox for any channel are allowed.",
     )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL"),
-        description="Redis to use; unset (development only) starts the embedded Redis under the data folder.",
+        description="Redis to use (`redis://`, `rediss://`, `unix://`), shared by every process; required in "
+        "production unless `PLP_REDIS_SENTINELS` is set. Unset in development: the embedded Redis, started in "
+        "`<data dir>/redis/`. It may carry Redis' password, so it may be read from a file like a secret.",
     )
     redis_sentinels: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("PLP_REDIS_SENTINELS"),
-        description="Redis Sentinel addresses (host:port, comma-separated): every process then finds the primary "
-        "through them and follows a failover; REDIS_URL, if set, gives only the password, user and database number.",
+        description="Redis Sentinel addresses (`host:port`, comma-separated): every process then finds the primary "
+        "through them and follows a failover; `REDIS_URL`, if set, gives only the password, user and database "
+        "number.",
     )
     redis_sentinel_master: str = Field(
         default="plp",
@@ -195,22 +200,22 @@ class Settings(BaseSettings):
         ge=0,
         le=16,
         validation_alias=_env("PLP_REDIS_WAIT_REPLICAS"),
-        description="Replicas that must hold an alert before its 202 (Redis WAIT); 0 does not wait. With a "
-        "replica and Sentinel, 1: an accepted alert then survives the primary's death right after the 202.",
+        description="Replicas that must hold an alert before its 202 (Redis `WAIT`); `0` does not wait. With a "
+        "replica and Sentinel, `1`: an accepted alert then survives the primary's death right after the 202.",
     )
     redis_wait_timeout: float = Field(
         default=1.0,
         gt=0,
         le=30,
         validation_alias=_env("PLP_REDIS_WAIT_TIMEOUT"),
-        description="Seconds an alert's 202 waits at most for PLP_REDIS_WAIT_REPLICAS replicas.",
+        description="Seconds an alert's 202 waits at most for `PLP_REDIS_WAIT_REPLICAS` replicas.",
     )
     redis_wait_missed: WaitMissed = Field(
         default="accept",
         validation_alias=_env("PLP_REDIS_WAIT_MISSED"),
-        description="When the replicas did not confirm in time: accept (202, the alert goes out from the primary; "
-        "logged and counted in plp_replication_waits_total) or refuse (503 with Retry-After: the client sends "
-        "again with its Idempotency-Key and gets the same alert).",
+        description="When the replicas did not confirm in time: `accept` (202, the alert goes out from the "
+        'primary; logged and counted in `plp_replication_waits_total{outcome="missed"}`) or `refuse` (503 with '
+        "`Retry-After`: the client sends again with its `Idempotency-Key` and gets the same alert).",
     )
     key_prefix: str = Field(
         default="plp:",
@@ -222,49 +227,75 @@ class Settings(BaseSettings):
         default="plp",
         validation_alias=_env("PLP_QUEUE_PREFIX"),
         pattern=r"^[A-Za-z0-9_.-]{1,32}$",
-        description="Prefix of the RQ queue names (<prefix>-urgent, <prefix>-general).",
+        description="Prefix of the RQ queues' names: they are `<prefix>-urgent` and `<prefix>-general`.",
     )
     data_dir: Path = Field(
         default=Path("var"),
         validation_alias=_env("PLP_DATA_DIR"),
-        description="Local folder for the embedded Redis and the outbox.",
+        description="Local folder for the embedded Redis, the outbox, the demo tokens, the key file of development, "
+        "supervisord's logs and control socket; an absolute path in production.",
     )
-    host: str = Field(default="127.0.0.1", validation_alias=_env("PLP_HOST"))
-    port: int = Field(default=8080, ge=1, le=65535, validation_alias=_env("PLP_PORT"))
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=_env("PLP_HOST"),
+        description="Address `plp web` listens on (`HOST` is not read).",
+    )
+    port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        validation_alias=_env("PLP_PORT"),
+        description="Port `plp web` listens on. `PORT`, which Procfile runners and hosting platforms set for every "
+        "process, is not read: see [the command line](cli.md#processes-and-the-procfile) for a platform's `$PORT`.",
+    )
     listen_fd: int | None = Field(
         default=None,
         ge=0,
         validation_alias=_env("PLP_LISTEN_FD"),
-        description="A listening socket handed down by whatever started `plp web` (socket activation), "
-        "served instead of PLP_HOST:PLP_PORT.",
+        description="A listening socket handed down by whatever starts `plp web` (socket activation, the tests): "
+        "served instead of `PLP_HOST:PLP_PORT`; connections made before start-up wait in its backlog.",
     )
     web_processes: int = Field(
         default=1,
         ge=1,
         le=64,
         validation_alias=_env("PLP_WEB_PROCESSES"),
-        description="Processes `plp web` serves the port with (SO_REUSEPORT): one per core for heavy webhook traffic.",
+        description="Processes `plp web` serves the port with (`SO_REUSEPORT`): one per core for heavy webhook "
+        "traffic.",
     )
     public_base_url: str = Field(
         default="",
         validate_default=True,
         validation_alias=_env("PLP_PUBLIC_BASE_URL"),
-        description="URL at which the service is reached from outside (links, webhooks); "
-        "unset: http://PLP_HOST:PLP_PORT, where `plp web` answers on this machine.",
+        description="The URL the service is reached at from outside: members' links and the webhooks given to the "
+        "providers (Twilio signs its requests for this exact URL). Unset: `http://PLP_HOST:PLP_PORT`, where `plp web` "
+        "answers on this machine.",
     )
-    log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PLP_LOG_FORMAT"))
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        validation_alias=_env("PLP_LOG_FORMAT"),
+        description="How log events are written: `console` (readable), `json`, or `auto` (console on a terminal, JSON "
+        "otherwise).",
+    )
     log_level: str = Field(
         default="INFO",
         validation_alias=_env("PLP_LOG_LEVEL"),
         pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        description="Lowest level of the log events written.",
     )
     default_region: str = Field(
         default="BE",
         validation_alias=_env("PLP_DEFAULT_REGION"),
         pattern=r"^[A-Z]{2}$",
-        description="Region used to read phone numbers written without a country code.",
+        description="Region of phone numbers written without a country code (in `BE`, `0470 12 34 56` is "
+        "`+32470123456`).",
     )
-    worker_kind: WorkerKind = Field(default=WorkerKind.SIMPLE, validation_alias=_env("PLP_WORKER_KIND"))
+    worker_kind: WorkerKind = Field(
+        default=WorkerKind.SIMPLE,
+        validation_alias=_env("PLP_WORKER_KIND"),
+        description="`simple` runs jobs in the worker process (lowest latency); `fork` forks a child per job, as RQ "
+        "does by default (isolation over speed).",
+    )
     fanout_chunk: int = Field(
         default=1000,
         ge=10,
@@ -277,69 +308,110 @@ class Settings(BaseSettings):
         ge=1,
         le=5000,
         validation_alias=_env("PLP_SEND_BATCH_SIZE"),
-        description="Deliveries per send job.",
+        description="Deliveries per send job, sent concurrently (RQ's forking worker would cost a process per job).",
     )
     worker_batches: int = Field(
         default=2,
         ge=1,
         le=64,
         validation_alias=_env("PLP_WORKER_BATCHES"),
-        description="Send jobs a worker process runs at once on its event loop (their tails overlap).",
+        description="Send jobs a worker process runs at once on its event loop: it takes the next job while the last "
+        "sends of earlier ones are out.",
     )
     send_concurrency: int = Field(
         default=100,
         ge=1,
         le=2000,
         validation_alias=_env("PLP_SEND_CONCURRENCY"),
-        description="Sends waiting for their turn or in flight at once, per channel, inside one send job, at most.",
+        description="Sends of one send job that may wait for their provider's turn or be in flight at once, per "
+        "channel, so that a slow channel never holds up the others. A channel under a provider limit gets fewer: what "
+        "its limit lets out in 2 s, plus one (21 for SMS from one sender at 10 a second); a channel without limits "
+        "(the outbox) gets this many.",
     )
     send_job_timeout: int = Field(
-        default=600, ge=10, validation_alias=_env("PLP_SEND_JOB_TIMEOUT"), description="Seconds."
+        default=600,
+        ge=10,
+        validation_alias=_env("PLP_SEND_JOB_TIMEOUT"),
+        description="Seconds before RQ stops a fan-out or send job.",
     )
     outbox_path: Path | None = Field(
         default=None,
         validation_alias=_env("PLP_OUTBOX_PATH"),
-        description="File the outbox channel appends to (default: <data dir>/outbox.jsonl).",
+        description="The file the outbox appends each message to (masked address, text, language); unset: `<data "
+        "dir>/outbox.jsonl`. An absolute path in production.",
     )
     outbox_channels: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("PLP_OUTBOX_CHANNELS"),
-        description="In production, the channels the outbox may stand in for when their vendor has no credentials "
-        "(comma-separated); in development, it stands in for any.",
+        description="Production only: the channels (comma-separated: `sms`, `voice`, `email`, `telegram`) the outbox "
+        "may stand in for while their vendor has no credentials. In development it stands in for any.",
     )
     outbox_latency_ms: int = Field(
         default=0,
         ge=0,
         le=60000,
         validation_alias=_env("PLP_OUTBOX_LATENCY_MS"),
-        description="Simulated provider latency of the outbox channel (demos, load tests).",
+        description="Simulated provider latency of the outbox, in milliseconds (demos, load tests).",
     )
     idempotency_ttl: int = Field(
         default=86400,
         ge=60,
         validation_alias=_env("PLP_IDEMPOTENCY_TTL"),
-        description="Seconds an Idempotency-Key is remembered.",
+        description="Seconds an `Idempotency-Key` of `POST /v1/alerts` is remembered.",
     )
-    max_import_rows: int = Field(default=10000, ge=1, validation_alias=_env("PLP_MAX_IMPORT_ROWS"))
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias=_env("PLP_MAX_BODY_BYTES"))
+    max_import_rows: int = Field(
+        default=10000,
+        ge=1,
+        validation_alias=_env("PLP_MAX_IMPORT_ROWS"),
+        description="Rows of one bulk import, at most.",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("PLP_MAX_BODY_BYTES"),
+        description="Largest request body, in bytes; a larger one is refused with a 413.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("PLP_SECRET_KEY"),
-        description="Signs the links sent to members; unset: a key kept in <data dir>/secret.key.",
+        description="Signs the links sent by e-mail to members (receipt, unsubscribe, their data); required in "
+        "production, where every process must sign with the same key. Unset in development: a key generated in `<data "
+        "dir>/secret.key`. Changing it invalidates every signed link.",
     )
     link_ttl_days: int = Field(
-        default=30, ge=1, le=400, validation_alias=_env("PLP_LINK_TTL_DAYS"), description="Validity of member links."
+        default=30,
+        ge=1,
+        le=400,
+        validation_alias=_env("PLP_LINK_TTL_DAYS"),
+        description="Days the links sent to members (receipt, unsubscribe, Telegram) stay valid.",
     )
     provider_timeout: float = Field(
-        default=10.0, gt=0, le=120, validation_alias=_env("PLP_PROVIDER_TIMEOUT"), description="Seconds per call."
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("PLP_PROVIDER_TIMEOUT"),
+        description="Seconds allowed for one vendor call. A cancel or a STOP is answered once the sends already "
+        "handed to a provider have their answer: at most this plus 1 s.",
     )
     price_sms_segment: Decimal = Field(
-        default=Decimal("0.08"), ge=0, validation_alias=_env("PLP_PRICE_SMS_SEGMENT"), description="Per SMS segment."
+        default=Decimal("0.08"),
+        ge=0,
+        validation_alias=_env("PLP_PRICE_SMS_SEGMENT"),
+        description="Price of one SMS segment, for the cost estimates (the preview, each alert's `cost`, the annual "
+        "evaluation).",
     )
     price_voice_minute: Decimal = Field(
-        default=Decimal("0.12"), ge=0, validation_alias=_env("PLP_PRICE_VOICE_MINUTE"), description="Per call minute."
+        default=Decimal("0.12"),
+        ge=0,
+        validation_alias=_env("PLP_PRICE_VOICE_MINUTE"),
+        description="Price of one estimated call minute, for the cost estimates.",
     )
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", validation_alias=_env("PLP_CURRENCY"))
+    currency: str = Field(
+        default="EUR",
+        pattern=r"^[A-Z]{3}$",
+        validation_alias=_env("PLP_CURRENCY"),
+        description="Currency of the prices (ISO 4217 code).",
+    )
 
     # -- delivery guarantees -----------------------------------------------------------------
     max_attempts: int = Field(
@@ -347,53 +419,90 @@ class Settings(BaseSettings):
         ge=1,
         le=20,
         validation_alias=_env("PLP_MAX_ATTEMPTS"),
-        description="Transient failures per delivery.",
+        description='Transient failures before a delivery fails (rate-limited sends do not count); a "first that '
+        "works\" plan then tries the member's next channel.",
     )
     retry_base_urgent: float = Field(
-        default=2.0, gt=0, validation_alias=_env("PLP_RETRY_BASE_URGENT"), description="First backoff, seconds."
+        default=2.0,
+        gt=0,
+        validation_alias=_env("PLP_RETRY_BASE_URGENT"),
+        description="First retry wait of an urgent alert's deliveries, in seconds: it doubles at each failure, half "
+        "of it random, up to 1 minute.",
     )
     retry_base: float = Field(
-        default=30.0, gt=0, validation_alias=_env("PLP_RETRY_BASE"), description="First backoff of non-urgent, s."
+        default=30.0,
+        gt=0,
+        validation_alias=_env("PLP_RETRY_BASE"),
+        description="First retry wait of the other deliveries, in seconds: it doubles at each failure, half of it "
+        "random, up to 30 minutes.",
     )
     lease_seconds: float = Field(
         default=30.0,
         ge=2,
         le=600,
         validation_alias=_env("PLP_LEASE_SECONDS"),
-        description="Work in a worker that stops renewing its lease this long is taken up again.",
+        description="Seconds after which the work of a worker that stopped renewing its holds and leases (it renews "
+        "them every third of this) is dispatched again.",
     )
     redis_max_connections: int = Field(
         default=128,
         ge=4,
         le=10_000,
         validation_alias=_env("PLP_REDIS_MAX_CONNECTIONS"),
-        description="Redis connections a process opens at most; beyond, callers wait for a free one.",
+        description="Redis connections a process's pool opens at most; beyond, callers wait for a free one (live "
+        "followers hold none: one subscription per web process serves them all).",
     )
     redis_pool_timeout: float = Field(
         default=10.0,
         gt=0,
         le=300,
         validation_alias=_env("PLP_REDIS_POOL_TIMEOUT"),
-        description="Seconds a caller waits for a free pooled Redis connection before it is an error (503).",
+        description="Seconds a caller waits for a free pooled Redis connection; then it is an error (the API answers "
+        "503 with `Retry-After`), never a hang.",
     )
     clock_interval: float = Field(
-        default=0.5, gt=0, le=10, validation_alias=_env("PLP_CLOCK_INTERVAL"), description="Seconds between sweeps."
+        default=0.5,
+        gt=0,
+        le=10,
+        validation_alias=_env("PLP_CLOCK_INTERVAL"),
+        description="Seconds between the clock's sweeps (due retries, fallbacks, work of dead workers, timers).",
     )
     limit_sms_per_second: float = Field(
-        default=10.0, gt=0, validation_alias=_env("PLP_LIMIT_SMS_PER_SECOND"), description="Per SMS sender."
+        default=10.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_SMS_PER_SECOND"),
+        description="SMS a second per sender: the SMS limit is this times the number of senders in `TWILIO_SMS_FROM`.",
     )
-    limit_voice_per_second: float = Field(default=1.0, gt=0, validation_alias=_env("PLP_LIMIT_VOICE_PER_SECOND"))
-    limit_telegram_per_second: float = Field(default=30.0, gt=0, validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_SECOND"))
+    limit_voice_per_second: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_VOICE_PER_SECOND"),
+        description="Calls a second for the Twilio account.",
+    )
+    limit_telegram_per_second: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_SECOND"),
+        description="Messages a second for the Telegram bot.",
+    )
     limit_telegram_per_chat_per_second: float = Field(
-        default=1.0, gt=0, validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_CHAT_PER_SECOND")
+        default=1.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_CHAT_PER_SECOND"),
+        description="Messages a second from the Telegram bot to one chat.",
     )
-    limit_email_per_minute: float = Field(default=600.0, gt=0, validation_alias=_env("PLP_LIMIT_EMAIL_PER_MINUTE"))
+    limit_email_per_minute: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_EMAIL_PER_MINUTE"),
+        description="Messages a minute through the SMTP relay.",
+    )
     limit_margin: float = Field(
         default=0.01,
         ge=0,
         lt=0.5,
         validation_alias=_env("PLP_LIMIT_MARGIN"),
-        description="Fraction below each provider's rate at which sends are paced (0.01: 1 %).",
+        description="How far below each provider's rate sends are paced (`0.01`: 1 %).",
     )
 
     # -- personal data ------------------------------------------------------------------------
@@ -402,7 +511,8 @@ class Settings(BaseSettings):
         ge=30,
         le=3650,
         validation_alias=_env("PLP_RETENTION_DAYS"),
-        description="Deliveries, receipts and replies older than this are purged (the annual evaluation needs a year).",
+        description="Deliveries, receipts and replies older than this many days are purged daily (about 13 months: "
+        "the annual evaluation needs the last year); alerts and their counts stay.",
     )
 
     # -- access: tokens, rate limits -----------------------------------------------------------
@@ -411,77 +521,134 @@ class Settings(BaseSettings):
         ge=1,
         le=MAX_TOKEN_TTL_DAYS,
         validation_alias=_env("PLP_TOKEN_TTL_DAYS"),
-        description="Validity of a new bearer token, unless its issuer gives another.",
+        description="Days a new bearer token is valid; `ttl_days` (API) or `--ttl-days` (CLI) overrides it per token.",
     )
     rate_limit_per_token: float = Field(
         default=600.0,
         ge=0,
         validation_alias=_env("PLP_RATE_LIMIT_PER_TOKEN"),
-        description="Requests a minute per bearer token; 0 turns the limit off.",
+        description="Requests a minute per bearer token; `0` turns the limit off.",
     )
     rate_limit_per_token_burst: int = Field(
-        default=60, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_TOKEN_BURST"), description="Requests at once."
+        default=60,
+        ge=1,
+        validation_alias=_env("PLP_RATE_LIMIT_PER_TOKEN_BURST"),
+        description="Requests a bearer token may make at once, within its rate.",
     )
     rate_limit_per_address: float = Field(
         default=1200.0,
         ge=0,
         validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS"),
-        description="Requests a minute per source address, public routes included; 0 turns the limit off.",
+        description="Requests a minute per source address (IPv6: per /64), public routes included, the providers' "
+        "signed webhooks excepted; `0` turns the limit off.",
     )
     rate_limit_per_address_burst: int = Field(
-        default=120, ge=1, validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS_BURST"), description="Requests at once."
+        default=120,
+        ge=1,
+        validation_alias=_env("PLP_RATE_LIMIT_PER_ADDRESS_BURST"),
+        description="Requests a source address may make at once, within its rate.",
     )
     urgent_wait_alarm: float = Field(
         default=30.0,
         gt=0,
         le=3600,
         validation_alias=_env("PLP_URGENT_WAIT_ALARM"),
-        description="Seconds the next urgent job may wait before plp status, /v1/status and metrics call it late.",
+        description="Seconds the next urgent job may wait before `plp status`, `/v1/status` and "
+        '`plp_problem{problem="urgent_late"}` call urgent work late.',
     )
     heartbeat_file: Path | None = Field(
         default=None,
         validation_alias=_env("PLP_HEARTBEAT_FILE"),
-        description="File a worker or the clock rewrites every few seconds, for `plp probe` (default: in /tmp).",
+        description="The file a worker or the clock rewrites every 5 s, read by `plp probe`; unset: "
+        "`plp-worker.heartbeat` or `plp-clock.heartbeat` in the temporary folder. Give each process its own when "
+        "several share a host and a temporary folder.",
     )
     notify_socket: str | None = Field(
         default=None,
         validation_alias=_env("NOTIFY_SOCKET"),
-        description="systemd's notification socket (set by systemd): workers and the clock send WATCHDOG=1 to it.",
+        description="systemd's notification socket, set by systemd: workers and the clock send `WATCHDOG=1` to it "
+        "every 5 s (units with `WatchdogSec=`).",
     )
     metrics_token: SecretStr | None = Field(
         default=None,
         validation_alias=_env("PLP_METRICS_TOKEN"),
         min_length=16,
-        description="Bearer token GET /metrics then requires (Prometheus' scrape credentials); unset: public.",
+        description="Bearer token `GET /metrics` then requires (16 characters or more: Prometheus' scrape "
+        "credentials); unset: `/metrics` is public, metered per source address.",
     )
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("PLP_TRUSTED_PROXIES"),
-        description="Peers (IPs or networks, comma-separated) whose X-Forwarded-For names the client: its first entry.",
+        description="IPs or networks of your reverse proxies, comma-separated: from them, the first `X-Forwarded-For` "
+        "entry is the client.",
     )
 
     # -- Twilio (SMS and voice) --------------------------------------------------------------
-    twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
-    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
-    twilio_api_base_url: str = Field(default="https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    twilio_account_sid: str | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_ACCOUNT_SID"),
+        description="Twilio account, for SMS and calls.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_AUTH_TOKEN"),
+        description="The Twilio account's auth token; it also checks the signature of Twilio's webhooks.",
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        validation_alias=_env("TWILIO_API_BASE_URL"),
+        description="Twilio REST API.",
+    )
     twilio_sms_from: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias=_env("TWILIO_SMS_FROM"),
-        description="Sender numbers (E.164), comma-separated; sends are spread over them.",
+        description="SMS sender numbers (E.164), comma-separated: consecutive sends use consecutive senders, each at "
+        "its own rate.",
     )
     twilio_messaging_service_sid: str | None = Field(
-        default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+        default=None,
+        validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID"),
+        description="A Twilio messaging service to send SMS through, instead of `TWILIO_SMS_FROM`.",
     )
-    twilio_voice_from: str | None = Field(default=None, validation_alias=_env("TWILIO_VOICE_FROM"))
+    twilio_voice_from: str | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_VOICE_FROM"),
+        description="Caller number of alert calls.",
+    )
 
     # -- SMTP (e-mail) -----------------------------------------------------------------------
-    smtp_host: str | None = Field(default=None, validation_alias=_env("SMTP_HOST"))
-    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"))
-    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.STARTTLS, validation_alias=_env("SMTP_SECURITY"))
-    smtp_username: str | None = Field(default=None, validation_alias=_env("SMTP_USERNAME"))
-    smtp_password: SecretStr | None = Field(default=None, validation_alias=_env("SMTP_PASSWORD"))
+    smtp_host: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_HOST"),
+        description="Mail relay; e-mail is sent once `SMTP_HOST` and `SMTP_FROM` are set.",
+    )
+    smtp_port: int = Field(
+        default=587,
+        ge=1,
+        le=65535,
+        validation_alias=_env("SMTP_PORT"),
+        description="Mail relay's port.",
+    )
+    smtp_security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        validation_alias=_env("SMTP_SECURITY"),
+        description="`starttls`, `tls` (implicit TLS, usually port 465) or `none` (plain SMTP: a relay on a trusted "
+        "network, tests).",
+    )
+    smtp_username: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_USERNAME"),
+        description="User name the relay is logged in with, with `SMTP_PASSWORD`; without both, no login.",
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_PASSWORD"),
+        description="Password the relay is logged in with, with `SMTP_USERNAME`.",
+    )
     smtp_from: str | None = Field(
-        default=None, validation_alias=_env("SMTP_FROM"), description='Sender, e.g. "PLP alerts <alerts@example.org>".'
+        default=None,
+        validation_alias=_env("SMTP_FROM"),
+        description="Sender of alert e-mails, e.g. `PLP alerts <alerts@example.org>`.",
     )
     smtp_pool_size: int = Field(
         default=20,
@@ -492,14 +659,26 @@ class Settings(BaseSettings):
     )
 
     # -- Telegram ----------------------------------------------------------------------------
-    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("TELEGRAM_BOT_TOKEN"),
+        description="The bot's token, from @BotFather.",
+    )
     telegram_api_base_url: str = Field(
-        default="https://api.telegram.org", validation_alias=_env("TELEGRAM_API_BASE_URL")
+        default="https://api.telegram.org",
+        validation_alias=_env("TELEGRAM_API_BASE_URL"),
+        description="Telegram Bot API.",
     )
     telegram_bot_username: str | None = Field(
-        default=None, validation_alias=_env("TELEGRAM_BOT_USERNAME"), description="For members' t.me deep links."
+        default=None,
+        validation_alias=_env("TELEGRAM_BOT_USERNAME"),
+        description="The bot's name, for members' `t.me` deep links.",
     )
-    telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"),
+        description="A random secret Telegram sends with each update (`plp telegram-webhook` registers it).",
+    )
 
     @field_validator("twilio_sms_from", "trusted_proxies", "outbox_channels", "redis_sentinels", mode="before")
     @classmethod

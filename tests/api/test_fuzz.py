@@ -3,7 +3,7 @@
 Every operation gets generated requests, valid and invalid, with an admin's token: the
 service must never answer 5xx, and every response must agree with the document (status,
 content type, headers, schema). ``PLP_FUZZ_EXAMPLES`` sets the examples per operation (10 in
-the test suite; the README gives the larger run). One body in three goes out re-encoded or
+the test suite; docs/security.md gives the larger run). One body in three goes out re-encoded or
 broken (``tests/api/fuzz_hooks.py``: UTF-16, Windows-1252, cut short, unknown charsets...),
 including the member import's sheets (CSV, .xlsx).
 

@@ -187,8 +187,9 @@ async def test_a_transaction_whose_reply_is_lost_is_not_run_again_by_the_redis_c
 async def test_a_stop_cut_short_by_redis_is_recorded_when_twilio_retries_it(
     client: TestClient, cast: Cast, server: RedisServer, relay: RedisCut
 ) -> None:
-    """A member's STOP by SMS meets Redis dying as the opt-out is written: 503 (Twilio retries on it, see the
-    README); the retry of the same message once Redis is back records the opt-out rather than skip it as seen."""
+    """A member's STOP by SMS meets Redis dying as the opt-out is written: 503 (Twilio retries on it, see
+    docs/channels.md); the retry of the same message once Redis is back records the opt-out rather than skip it as
+    seen."""
     member = await post_json(
         client,
         f"/v1/plps/{cast.plp_a}/members",

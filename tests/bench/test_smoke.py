@@ -2,7 +2,7 @@
 
 The figures of a tiny run mean nothing (a few dozen sends on a busy test machine); what this checks
 is that the harness starts the real processes, drives the simulators, measures each baseline and
-writes the report. The real run is ``python -m tests.bench.run`` (see the README's Performance).
+writes the report. The real run is ``python -m tests.bench.run`` (see docs/performance.md).
 """
 
 from __future__ import annotations

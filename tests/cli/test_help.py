@@ -81,7 +81,7 @@ def test_the_main_commands_give_an_example(path: str) -> None:
 
 
 def test_every_command_is_registered_and_reached_by_the_help() -> None:
-    """The command tree holds what the README's table promises."""
+    """The command tree holds what the table of docs/cli.md promises."""
     assert set(IDS) >= {
         "dev", "web", "worker", "clock", "status", "purge", "telegram-webhook",
         "token issue", "token list", "token revoke", "data version", "data migrate", *THROUGH_THE_API,

@@ -1,5 +1,5 @@
 """``plp web`` on a socket handed down to it, from several processes (PLP_WEB_PROCESSES), stopping together; on a
-platform's ``$PORT`` through the Procfile line the README gives."""
+platform's ``$PORT`` through the Procfile line docs/cli.md gives."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.output import OutputLines
-from tests.readme import section
+from tests.readme import CLI, section
 from tests.support import free_port, start_web, until
 
 
@@ -57,10 +57,11 @@ async def test_web_processes_share_the_port_and_stop_with_their_parent(redis_url
     await until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout=10, what="children gone")
 
 
-async def test_the_readme_procfile_line_serves_a_platforms_port(redis_url: str, tmp_path: Path) -> None:
-    """plp web reads no PORT, so the README gives a platform's Procfile line that maps $PORT: it listens there."""
-    line = re.search(r"`web: (PLP_HOST=0\.0\.0\.0 PLP_PORT=\$PORT plp web)`", section("Command line"))
-    assert line, "the README gives no Procfile line for a platform's $PORT"
+async def test_the_documented_procfile_line_serves_a_platforms_port(redis_url: str, tmp_path: Path) -> None:
+    """plp web reads no PORT, so docs/cli.md gives a platform's Procfile line that maps $PORT: it listens there."""
+    procfile = section("Processes and the Procfile", CLI)
+    line = re.search(r"`web: (PLP_HOST=0\.0\.0\.0 PLP_PORT=\$PORT plp web)`", procfile)
+    assert line, "docs/cli.md gives no Procfile line for a platform's $PORT"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLP_", "PORT"))}
     env |= {

@@ -1,4 +1,4 @@
-"""Each setting is read from the environment variable the README documents for it, and from no other: not
+"""Each setting is read from the environment variable docs/configuration.md documents for it, and from no other: not
 from its bare name (``PORT``, ``HOST``, ``DATA_DIR``, ``SECRET_KEY``..., which honcho and hosting platforms
 set for every process), nor in another case. Generated from the model, so a new field is covered at once."""
 
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from config import Settings
 from config.settings import environment_variable
-from tests.readme import section
+from tests.readme import CONFIGURATION
 
 FIELDS = sorted(Settings.model_fields)
 #: A value no field has as its default; valid for some fields, refused by others: either way, it shows.
@@ -47,9 +47,11 @@ def test_a_field_is_not_read_from_its_bare_name(bare_environment: pytest.MonkeyP
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_a_field_is_read_from_its_documented_variable(bare_environment: pytest.MonkeyPatch, field: str) -> None:
-    """The variable the README documents is read: the field takes its value, or the value is refused naming it."""
+    """The variable the configuration page documents is read: the field takes its value, or the value is refused
+    naming it."""
     variable = environment_variable(field)
-    assert f"`{variable}`" in section("Configuration"), f"{variable} is not in the README's configuration table"
+    rows = CONFIGURATION.read_text(encoding="utf-8").splitlines()
+    assert any(row.startswith(f"| `{variable}` |") for row in rows), f"{variable} is not in a table of the page"
     bare_environment.setenv(variable, SENTINEL)
     try:
         value = getattr(Settings(), field)

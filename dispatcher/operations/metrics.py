@@ -7,7 +7,7 @@ hash, ``metrics``: a send is counted by the script that records it, in the same 
 ``RedisCollector`` turns that hash, and the queues' health (``dispatcher.operations.queues``), into
 Prometheus metric families when ``/metrics`` is scraped, whichever web process answers.
 
-Every metric is listed, with its labels and meaning, in the README ("Metrics and health").
+Every metric is listed, with its labels and meaning, in docs/metrics.md.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class EmbeddedRedis:
                     f"dir {self.folder}",
                     f"logfile {self.folder / 'redis.log'}",
                     "appendonly yes",
-                    "appendfsync always",  # an alert answered 202 is on disk: see the README
+                    "appendfsync always",  # an alert answered 202 is on disk: see docs/delivery.md#crash-safety
                     'save ""',
                 ]
             )

@@ -239,7 +239,7 @@ def to_markdown(ev: Evaluation) -> str:
         [
             *(
                 [
-                    _CHANNEL_NAMES[ch],
+                    _CHANNEL_NAMES.get(ch, str(ch)),  # a vendor added later is named as its channel
                     spent.deliveries,
                     f"{units[ch]} {_UNITS[ch]}" if ch in units else "",
                     spent.estimated,

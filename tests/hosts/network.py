@@ -226,7 +226,8 @@ def namespaces_unavailable() -> str | None:
             if done.returncode != 0:
                 why = done.stderr.strip() or f"exit status {done.returncode}"
                 user = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}, not root"
-                return f"`ip {' '.join(step)}` failed ({user}; it needs CAP_SYS_ADMIN and CAP_NET_ADMIN): {why}"
+                needs = "namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN"
+                return f"`ip {' '.join(step)}` failed ({user}; {needs}): {why}"
         return None
     finally:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)

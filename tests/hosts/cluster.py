@@ -206,10 +206,15 @@ class Cluster:
         _poll(lambda: _answers(f"{self.web[name]}/v1/health"), what=f"plp web on {name}", dead=web)
 
     def wait_for_workers(self, *hosts: str) -> None:
-        """Return once the workers running on ``hosts`` listen on their queues (RQ's registry lists them)."""
+        """Return once the workers running on ``hosts`` wait on their queues (or work): RQ's registry lists them
+        past "started", by when they have their signal handlers (a SIGTERM before would kill them outright)."""
         wanted = {p.pid for name in hosts for p in self.hosts[name].alive()}
         connection = self.runtime.rq_connection
-        _poll(lambda: wanted <= {w.pid for w in Worker.all(connection=connection)}, what=f"the workers of {hosts}")
+
+        def listening() -> set[int | None]:
+            return {w.pid for w in Worker.all(connection=connection) if w.get_state() in ("idle", "busy")}
+
+        _poll(lambda: wanted <= listening(), what=f"the workers of {hosts}")
 
     def _wait_for_clock(self) -> None:
         [clock] = self.hosts["clock"].processes
@@ -230,10 +235,25 @@ class Cluster:
         self.wait_for_workers(name)
 
     def stop(self) -> None:
-        """Stop the service's processes, then the vendors, then Redis."""
-        for name in (*WEB_HOSTS, *WORKER_HOSTS, "clock", "vendors", "redis"):
-            self.hosts[name].stop()
-        self.runtime.close()
+        """Stop (SIGTERM) the service's processes, then the vendors, then Redis; raise ``AssertionError`` if one
+        of the service's did not exit cleanly within 10 s, as a supervisor expects."""
+        service = [self.hosts[name] for name in (*WEB_HOSTS, *WORKER_HOSTS, "clock")]
+        try:
+            for host in service:
+                host.terminate()  # all at once (once: a second SIGTERM asks a worker for a cold shutdown)
+            for host in service:
+                host.wait()
+            self.hosts["vendors"].stop()
+            self.hosts["redis"].stop()  # last: the others would wait for it to come back
+        finally:
+            self.runtime.close()
+        unclean = {
+            f"{process.host.name} {process.name}": process.running.returncode
+            for processes in self.processes.values()
+            for process in processes
+            if process.running is not None and process.running.returncode != 0
+        }
+        assert not unclean, f"processes that did not stop cleanly on SIGTERM (exit status, -9: killed): {unclean}"
 
 
 def clean_environment() -> dict[str, str]:

@@ -96,8 +96,16 @@ class Host:
 
     def stop(self) -> None:
         """SIGTERM the host's processes, SIGKILL what is still there after 10 s."""
+        self.terminate()
+        self.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM the host's processes (a clean stop, as a supervisor asks for it)."""
         for process in self.alive():
             process.terminate()
+
+    def wait(self) -> None:
+        """Wait for the host's processes to exit; SIGKILL what is still there after 10 s."""
         for process in self.processes:
             try:
                 process.wait(timeout=10)

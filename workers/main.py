@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 import structlog
+from redis.client import PubSub
 from rq import SimpleWorker, Worker
 
 from channels import announce_channels, describe_channels
@@ -46,13 +47,31 @@ class Lane(StrEnum):
 
 
 class _StopAware:
-    """Remembers that a stop was asked (SIGTERM, SIGINT), which RQ does not record when it is idle."""
+    """Remembers that a stop was asked (SIGTERM, SIGINT), which RQ does not record when it is idle; and stops
+    RQ's command-listening thread at once."""
 
     stop_asked = False
+    pubsub: PubSub | None
+    pubsub_thread: Any  # a PubSubWorkerThread once subscribed (RQ declares it as None)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_asked = True
         super().request_stop(signum, frame)  # type: ignore[misc]
+
+    def unsubscribe(self) -> None:
+        """End the thread listening for RQ's commands: told to stop first, then woken by the unsubscription.
+
+        RQ unsubscribes first: the thread may read Redis's answer before it is told to stop, then wait up to
+        a minute (RQ's ``sleep_time``) for a new subscription, and redis-py's ``stop()`` (8.2 on) waits for it.
+        An idle worker then took up to 60 s to leave after a SIGTERM: longer than supervisors wait before a
+        SIGKILL (Docker: 10 s), which left its heartbeat to go stale instead of saying goodbye.
+        """
+        if self.pubsub_thread is None or self.pubsub is None:
+            return
+        self.pubsub_thread.stop(timeout=0)  # only trips the flag it checks after each message
+        self.pubsub.unsubscribe()  # Redis's answer is that message
+        self.pubsub_thread.join(timeout=1)
+        self.pubsub.close()
 
 
 class PlpWorker(_StopAware, Worker):

@@ -56,7 +56,7 @@ class ReceivedMail:
 
 
 class SmtpSimulator:
-    """A real SMTP server on 127.0.0.1 (a free port), for one test.
+    """A real SMTP server on ``host`` (127.0.0.1) and ``port`` (0: a free one), for one test.
 
     ``reject`` maps a recipient address to the ``(code, text)`` its RCPT gets (550: gone,
     451: try later, 421: and the connection closes); ``reject_data`` to the reply its message's
@@ -72,9 +72,11 @@ class SmtpSimulator:
         reject: dict[str, tuple[int, str]] | None = None,
         stall: set[str] | None = None,
         credentials: tuple[str, str] | None = None,
+        host: str = HOST,
+        port: int = 0,
     ) -> None:
-        self.host = HOST
-        self.port = 0
+        self.host = host
+        self.port = port
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
         self.reject_data: dict[str, tuple[int, str]] = {}
         self.stall: set[str] = set(stall or ())
@@ -97,7 +99,9 @@ class SmtpSimulator:
         auth: dict[str, Any] = {}
         if self.credentials is not None:
             auth = {"authenticator": self._authenticate, "auth_require_tls": False}
-        self._controller = _Controller(_Handler(self), self._opened, hostname=HOST, server_hostname="smtp.test", **auth)
+        self._controller = _Controller(
+            _Handler(self), self._opened, port=self.port, hostname=self.host, server_hostname="smtp.test", **auth
+        )
         await asyncio.to_thread(self._controller.start)
         self.port = self._controller.port
         self.connections_opened = self.quits = 0  # the controller's own start-up probe is not a client
@@ -221,10 +225,10 @@ class _Handler:
 
 
 class _Controller(Controller):
-    """A controller that binds a free port and reports each connection it accepts."""
+    """A controller that binds its port (0: a free one) and reports each connection it accepts."""
 
-    def __init__(self, handler: _Handler, on_connection: Any, **kwargs: Any) -> None:
-        super().__init__(handler, port=0, **kwargs)
+    def __init__(self, handler: _Handler, on_connection: Any, *, port: int, **kwargs: Any) -> None:
+        super().__init__(handler, port=port, **kwargs)
         self._on_connection = on_connection
 
     def factory(self) -> SMTP:

@@ -66,7 +66,7 @@ class ApiCall:
 
 
 class TelegramSimulator:
-    """A Bot API server on 127.0.0.1 (a free port) for one bot, for one test.
+    """A Bot API server on ``host`` (127.0.0.1) and ``port`` (0: a free one) for one bot, for one test.
 
     Error injection per chat id, changeable while it runs: ``blocked`` (403 "bot was blocked
     by the user"), ``missing`` (400 "chat not found"), ``throttle_once`` (chat id -> seconds:
@@ -83,7 +83,10 @@ class TelegramSimulator:
         blocked: set[int] | None = None,
         missing: set[int] | None = None,
         throttle_once: dict[int, int] | None = None,
+        host: str = HOST,
+        port: int = 0,
     ) -> None:
+        self.host, self.port = host, port
         self.token = token
         self.username = username
         self.latency = latency
@@ -133,10 +136,10 @@ class TelegramSimulator:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.base_url = f"http://{HOST}:{port}"
+        self.base_url = f"http://{self.host}:{port}"
         self._session = ClientSession()
         return self
 

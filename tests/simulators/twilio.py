@@ -116,9 +116,19 @@ class Accepted:
 
 
 class TwilioSimulator:
-    """A Twilio API server on 127.0.0.1 (random port), used as an async context manager."""
+    """A Twilio API server on ``host`` (127.0.0.1) and ``port`` (0: a free one), used as an async context manager."""
 
-    def __init__(self, *, account_sid: str, auth_token: str, latency: float = 0.0, callbacks: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        latency: float = 0.0,
+        callbacks: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.host, self.port = host, port
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = latency  # seconds before answering a create request
@@ -154,8 +164,8 @@ class TwilioSimulator:
         app.router.add_post(f"{accounts}/Calls.json", self._create_call)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.base_url = f"http://{self.host}:{self._runner.addresses[0][1]}"
         self._session = aiohttp.ClientSession()
         return self
 

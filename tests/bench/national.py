@@ -460,7 +460,7 @@ class Day:
     workers: int
     deliveries: int
     sends: int  # provider requests of the alerts' messages
-    seconds: float  # first POST to last provider request
+    seconds: float  # first POST to the last alert completed
     idle_firsts: list[float]  # urgent alerts to one PLP on the idle service: POST to first provider request
     outside_firsts: list[float]  # the same during the day, posted outside the zone-wide alert's sending
     during_firsts: list[float]  # ...posted while it was sending
@@ -607,7 +607,7 @@ class _Run:
         firsts = await stage.vendor("GET", "/firsts", pattern=MARK)
         sends = _alert_sends(stats_before, stats_after)
         sms = stats_after["sms"]["requests"] - stats_before["sms"]["requests"]
-        return _timings(posted, views, firsts, stats_after) | {
+        return _timings(posted, views, firsts) | {
             "deliveries": deliveries,
             "sends": sends,
             "duplicates": max(0, sends - deliveries),
@@ -635,9 +635,7 @@ def _alert_sends(before: dict[str, Any], after: dict[str, Any]) -> int:
     return sends(after) - sends(before)
 
 
-def _timings(
-    posted: list[Posted], views: list[dict[str, Any]], firsts: dict[str, float], stats: dict[str, Any]
-) -> dict[str, Any]:
+def _timings(posted: list[Posted], views: list[dict[str, Any]], firsts: dict[str, float]) -> dict[str, Any]:
     """The day's latencies and spans, from the POSTs' times, the alerts' completion and the first arrivals."""
     completed = {
         p.post.mark: datetime.fromisoformat(v["status_times"]["completed"]).timestamp()
@@ -648,9 +646,8 @@ def _timings(
     urgent = [p for p in posted if p.post.mark.startswith("U")]
     during = [p for p in urgent if zone.at <= p.at <= completed[zone.post.mark]]
     outside = [p for p in urgent if p not in during]
-    last = max(stats[c]["last"] or 0.0 for c in ("sms", "telegram", "email"))
     return {
-        "seconds": last - min(p.at for p in posted),
+        "seconds": max(completed.values()) - min(p.at for p in posted),
         "outside_firsts": [firsts[p.post.mark] - p.at for p in outside],
         "during_firsts": [firsts[p.post.mark] - p.at for p in during],
         "zone_deliveries": int(zone_view["counts"]["total"]),
@@ -747,7 +744,7 @@ def _figures(days: list[Day], naive: float) -> list[Figure]:
             figures.append(
                 figure(
                     SCENARIO,
-                    f"{who}: sends/s, first POST to last send",
+                    f"{who}: sends/s, first POST to last alert completed",
                     day.rate,
                     "sends/s",
                     f"{one.workers} worker process, same day",
@@ -788,13 +785,13 @@ def _figures(days: list[Day], naive: float) -> list[Figure]:
         ),
         figure(
             SCENARIO,
-            "Redis commands per delivery (callbacks and answers included)",
+            "Redis commands per delivery (callbacks, answers and the scripts' own included)",
             best.commands / best.deliveries,
             "commands",
             "naive: RQ's own commands for one job per delivery",
             naive,
             at_most=1.0,
-            top=_top_calls(best),
+            top=_top_calls(best.calls, best.deliveries),
         ),
     ]
     return figures
@@ -804,10 +801,10 @@ def _processes(workers: int) -> str:
     return f"{workers} worker process{'es' if workers > 1 else ''}"
 
 
-def _top_calls(day: Day, count: int = 8) -> dict[str, float]:
-    """The commands Redis ran most over the day, per delivery."""
-    ranked = sorted(day.calls.items(), key=lambda item: -item[1])[:count]
-    return {name: round(n / day.deliveries, 2) for name, n in ranked}
+def _top_calls(calls: dict[str, int], deliveries: int, count: int = 10) -> dict[str, float]:
+    """The commands Redis ran most over the day (those its scripts ran included), per delivery."""
+    ranked = sorted(calls.items(), key=lambda item: -item[1])[:count]
+    return {name: round(n / deliveries, 2) for name, n in ranked}
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -829,7 +826,7 @@ def table(figures: list[Figure]) -> str | None:
 
     row("processes: plp worker ...", lambda d: d["lanes"])
     row("deliveries (provider requests)", lambda d: f"{d['deliveries']:,} ({d['sends']:,})")
-    row("sends/s, first POST to last send", lambda d: f"{d['sends_per_second']:,.0f}")
+    row("sends/s, first POST to last alert completed", lambda d: f"{d['sends_per_second']:,.0f}")
     row("  × the first column", lambda d: f"{d['sends_per_second'] / one['sends_per_second']:.2f}")
     row(
         "  gain per added process",
@@ -853,14 +850,20 @@ def table(figures: list[Figure]) -> str | None:
         lambda d: f"{d['memory_imported'] / 1e6:,.0f}; {d['memory_end'] / 1e6:,.0f}",
     )
     row("  per member; per delivery (B)", lambda d: _memory(d))
-    row("Redis commands per delivery", lambda d: f"{d['commands'] / d['deliveries']:.1f}")
+    row("Redis commands per delivery (scripts' own in)", lambda d: f"{d['commands'] / d['deliveries']:.1f}")
+    row("  scripts (EVALSHA) per delivery", lambda d: f"{d['calls'].get('evalsha', 0) / d['deliveries']:.1f}")
     row("CPU s: web; workers; clock", lambda d: _cpu(d))
+    row("  workers' CPU per send (ms)", lambda d: f"{1000 * _workers_cpu(d) / d['sends']:.1f}")
+    row("  web's CPU per callback or answer (ms)", lambda d: f"{1000 * d['process_cpu']['web'] / _web_requests(d):.1f}")
     row("answers posted; acknowledged", lambda d: f"{sum(d['answers'].values()):,}; {d['acknowledged']:,}")
     row("Twilio status callbacks", lambda d: f"{d['callbacks']:,}")
     row("load average (1 min): mean; max", lambda d: _load(d["load"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
+    for d in days:
+        top = ", ".join(f"{name} {n:.1f}" for name, n in _top_calls(d["calls"], d["deliveries"]).items())
+        lines.append(f"Redis commands per delivery, {_processes(d['workers'])}: {top}")
     return "\n".join(lines)
 
 
@@ -870,10 +873,20 @@ def _memory(day: dict[str, Any]) -> str:
     return f"{member:,.0f}; {delivery:,.0f}"
 
 
+def _workers_cpu(day: dict[str, Any]) -> float:
+    return sum(v for k, v in day["process_cpu"].items() if k.startswith(("urgent", "general")))
+
+
+def _web_requests(day: dict[str, Any]) -> int:
+    """Requests the members and Twilio made to the web over the day (an e-mail answer is a page and its form)."""
+    answers = day["answers"]
+    emails = sum(n for kind, n in answers.items() if kind.startswith("email"))
+    return int(day["callbacks"] + sum(answers.values()) + emails)
+
+
 def _cpu(day: dict[str, Any]) -> str:
     cpu = day["process_cpu"]
-    workers = sum(v for k, v in cpu.items() if k.startswith(("urgent", "general")))
-    return f"{cpu.get('web', 0):,.0f}; {workers:,.0f}; {cpu.get('clock', 0):,.0f}"
+    return f"{cpu.get('web', 0):,.0f}; {_workers_cpu(day):,.0f}; {cpu.get('clock', 0):,.0f}"
 
 
 def _load(samples: list[float]) -> str:

@@ -29,9 +29,9 @@ class Country:
     members: int = 100_000
     zones: int = 185  # police zones; the first is a large one
     zone_members: int = 20_000  # members of the large zone's PLPs: the zone-wide urgent alert's audience
-    urgent_alerts: int = 240  # urgent alerts to one PLP each, spread evenly over the day
-    advice: int = 60  # non-urgent advice, each to every PLP of one zone
-    day_seconds: float = 240.0  # the day, compressed: every alert is posted within it
+    urgent_alerts: int = 200  # urgent alerts to one PLP each, spread evenly over the day
+    advice: int = 30  # non-urgent advice, each to every PLP of one zone
+    day_seconds: float = 400.0  # the day, compressed: every alert is posted within it
     idle_alerts: int = 10  # urgent alerts to one PLP on the idle service, one a second: the latency baseline
     workers: tuple[int, ...] = (1, 2, 4)  # worker processes of each run
 

@@ -134,10 +134,12 @@ def naive(redis_url: str, addresses: dict[str, Any], count: int, *, workers: int
     queue = Queue("naive", connection=connection)
     channels = list(CEILINGS)
     jobs = [queue.enqueue(naive_send, channels[i % 3], i, addresses, result_ttl=600) for i in range(count)]
+    # Without RQ's command channel: its thread reads with a 60-second timeout, and redis-py 8 joins that thread
+    # when the worker stops, so a burst worker could take a minute to exit. No command is sent to these workers.
     script = (
         "import tests.bench.baselines, sys; from rq import Queue, Worker; from redis import Redis; "
-        "c = Redis.from_url(sys.argv[1]); Worker([Queue('naive', connection=c)], connection=c).work(burst=True, "
-        "logging_level='WARNING')"
+        "c = Redis.from_url(sys.argv[1]); W = type('NaiveWorker', (Worker,), {'subscribe': lambda self: None}); "
+        "W([Queue('naive', connection=c)], connection=c).work(burst=True, logging_level='WARNING')"
     )
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     with open(os.path.join(folder, "naive-workers.log"), "ab") as log:

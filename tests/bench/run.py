@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.bench import scenarios
+from tests.bench import national, scenarios
 from tests.bench.harness import Stage, machine
 from tests.bench.scenarios import FULL, TINY, Figure, Size
 
@@ -24,6 +24,7 @@ SCENARIOS: dict[str, Callable[[Stage, Size], Awaitable[list[Figure]]]] = {
     "limits": scenarios.provider_limits,
     "webhooks": scenarios.webhook_intake,
     "memory": scenarios.memory,
+    "national": national.national,
 }
 
 
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="plp-bench-") as folder:
             figures = asyncio.run(run(size, names, args.latency, Path(folder), profile=args.profile, report=report))
     print(table(figures))
+    country = national.table(figures)
+    if country:
+        print(f"\nnational scale, a column per number of worker processes:\n{country}")
     if args.profile:
         from tests.bench.profile import summary
 

@@ -22,6 +22,21 @@ from tests.support import free_port
 
 
 @dataclass(frozen=True)
+class Country:
+    """The national scenario's country and its day (``tests.bench.national``)."""
+
+    plps: int = 1_100
+    members: int = 100_000
+    zones: int = 185  # police zones; the first is a large one
+    zone_members: int = 20_000  # members of the large zone's PLPs: the zone-wide urgent alert's audience
+    urgent_alerts: int = 200  # urgent alerts to one PLP each, spread evenly over the day
+    advice: int = 30  # non-urgent advice, each to every PLP of one zone
+    day_seconds: float = 400.0  # the day, compressed: every alert is posted within it
+    idle_alerts: int = 10  # urgent alerts to one PLP on the idle service, one a second: the latency baseline
+    workers: tuple[int, ...] = (1, 2, 4)  # worker processes of each run
+
+
+@dataclass(frozen=True)
 class Size:
     """How much work each scenario does (``FULL``: the issue's figures; ``TINY``: a smoke check)."""
 
@@ -33,6 +48,7 @@ class Size:
     limited_seconds: float = 20.0  # provider limits: each channel's share of the lower bound
     webhook_messages: int = 30_000  # webhook intake: three callbacks each
     memory_members: tuple[int, int] = (10_000, 100_000)
+    national: Country = Country()
 
 
 FULL = Size()
@@ -45,6 +61,17 @@ TINY = Size(
     limited_seconds=1.0,
     webhook_messages=30,
     memory_members=(30, 90),
+    national=Country(
+        plps=9,
+        members=120,
+        zones=3,
+        zone_members=40,
+        urgent_alerts=4,
+        advice=2,
+        day_seconds=1.5,
+        idle_alerts=2,
+        workers=(1, 2),
+    ),
 )
 
 

@@ -38,3 +38,4 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
         assert figure["value"] > 0 and figure["baseline_value"] > 0, figure
         assert figure["target"] and isinstance(figure["met"], bool), figure
     assert "scenario" in run.stdout and "baseline" in run.stdout  # the table
+    assert "national scale, a column per number of worker processes" in run.stdout  # the national scenario's

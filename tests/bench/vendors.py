@@ -12,7 +12,13 @@ forgets every request seen; ``GET /stats`` counts requests per channel with the 
 arrival times and the refusals for rate; ``GET /accepted`` lists ``[sid, to, status callback]``
 of the SMS accepted; ``GET /received?channel=sms&since=T&contains=X`` lists
 ``[address, time]`` of requests after ``T`` whose address contains ``X`` (``&text=Y``: of the
-messages accepted whose text contains ``Y``).
+messages accepted whose text contains ``Y``). For members answering (the national scenario):
+``GET /handles?sms=I&telegram=J&email=K&every=N`` gives what a member needs to answer every
+``N``-th message accepted after those positions (SMS ``[to, from]``, Telegram ``[chat id,
+button's callback data]``, e-mail its receipt link) and the positions to ask from next;
+``GET /firsts?pattern=P`` the first arrival of a message whose text matches the regular
+expression ``P``, keyed by its first group; ``POST /callbacks_done`` returns once every
+Twilio status callback started has been answered.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import re
 import signal
 from typing import Any
 
@@ -73,7 +81,33 @@ class Vendors:
             "telegram": self.telegram.refused_for_rate,
         }
         result["twilio_received"] = len(self.twilio.received)
+        result["telegram_with_buttons"] = len(self.telegram.received_with_buttons)  # alerts, not answers to members
         return result
+
+    def handles(self, since: dict[str, int], every: int) -> dict[str, Any]:
+        """What members need to answer every ``every``-th message accepted from the positions ``since``."""
+        sms = [(r.to, r.from_) for r in self.twilio.ledger if r.kind == "sms"]
+        buttons = (_ack_data(c.params) for c in self.telegram.ledger if c.method == "sendMessage")
+        telegram = [button for button in buttons if button is not None]
+        email = self.smtp.messages
+        found: dict[str, Any] = {"sms": [], "telegram": [], "email": []}
+        for channel, accepted in (("sms", sms), ("telegram", telegram), ("email", email)):
+            for position in range(since.get(channel, 0), len(accepted)):
+                if position % every == 0:
+                    item = accepted[position]
+                    found[channel].append(_receipt_link(_plain(item)) if channel == "email" else item)
+        found["next"] = {"sms": len(sms), "telegram": len(telegram), "email": len(email)}
+        return found
+
+    def firsts(self, pattern: str) -> dict[str, float]:
+        """The first arrival of a message whose text matches ``pattern``, keyed by the match's first group."""
+        wanted, first = re.compile(pattern), dict[str, float]()
+        for channel in ("sms", "telegram", "email"):
+            for _, at, text in self.texts(channel):
+                found = wanted.search(text)
+                if found and at < first.get(found[1], math.inf):
+                    first[found[1]] = at
+        return first
 
     def configure(self, body: dict[str, Any]) -> None:
         if "latency" in body:
@@ -90,6 +124,7 @@ class Vendors:
         self.twilio.meters.clear()
         self.telegram.ledger.clear()
         self.telegram.received.clear()
+        self.telegram.received_with_buttons.clear()
         self.smtp.received.clear()
         self.smtp.messages.clear()
         self.telegram.limit(
@@ -118,6 +153,17 @@ class Vendors:
                 rows = [(a, t) for a, t, body in self.texts(channel) if t >= since and contains in a and text in body]
             return web.json_response(rows)
 
+        async def handles(request: web.Request) -> web.Response:
+            since = {channel: int(request.query.get(channel, "0")) for channel in ("sms", "telegram", "email")}
+            return web.json_response(self.handles(since, int(request.query.get("every", "1"))))
+
+        async def firsts(request: web.Request) -> web.Response:
+            return web.json_response(self.firsts(request.query["pattern"]))
+
+        async def callbacks_done(request: web.Request) -> web.Response:
+            await self.twilio.callbacks_done(timeout=float(request.query.get("timeout", "60")))
+            return web.json_response({"ok": True})
+
         async def accepted(request: web.Request) -> web.Response:
             rows = [(r.sid, r.to, r.status_callback) for r in self.twilio.ledger if r.kind == "sms"]
             return web.json_response(rows)
@@ -128,7 +174,25 @@ class Vendors:
         app.router.add_post("/reset", reset)
         app.router.add_get("/stats", stats)
         app.router.add_get("/received", received)
+        app.router.add_get("/handles", handles)
+        app.router.add_get("/firsts", firsts)
+        app.router.add_post("/callbacks_done", callbacks_done)
         return app
+
+
+RECEIPT_LINK = re.compile(r"https?://\S+/v1/r/\S+")
+
+
+def _receipt_link(text: str) -> str | None:
+    found = RECEIPT_LINK.search(text)
+    return found[0] if found else None
+
+
+def _ack_data(params: dict[str, Any]) -> list[Any] | None:
+    """``[chat id, callback data]`` of a message with an alert's "received" button; None for other messages."""
+    rows = (params.get("reply_markup") or {}).get("inline_keyboard") or []
+    data = [button.get("callback_data", "") for row in rows for button in row if button.get("callback_data")]
+    return [int(params["chat_id"]), data[0]] if data else None
 
 
 def _plain(mail: Any) -> str:

@@ -5,7 +5,8 @@ Each of its ``hooks`` is a route of the API, ``POST /v1/webhooks/<vendor>[/<hook
 (``hook_path``); the API hands each request there, as received (``WebhookRequest``), to the vendor:
 
 1. ``verify``: is it genuine (a signature, a secret header)? Nothing is read from it before;
-2. ``parse``: what does it say, as one event the dispatcher reads: a ``StatusReport`` on a
+2. ``parse``: what does it say, as one event the dispatcher reads (or a list of them, from a vendor
+   that batches them: WhatsApp): a ``StatusReport`` on a
    delivery, a ``TextMessage`` someone wrote, a ``ChatLink`` opened, ``CallKeys`` pressed during
    an alert call, a ``ButtonPress`` under a chat message; or None, nothing for us;
 3. ``answer``: the HTTP answer in the vendor's format (TwiML, a Bot API method, nothing), from
@@ -33,6 +34,8 @@ WEBHOOKS = "/v1/webhooks"
 DELIVERY_PARAMETER = "d"
 #: The data of a chat message's "received" button: ``ack:<delivery id>``.
 ACK_PREFIX = "ack:"
+#: The data of a chat message's answer buttons: ``ans:<option number, from 1>:<delivery id>``.
+ANSWER_PREFIX = "ans:"
 #: Causes a voice provider gives a call that no person answered (its answering machine detection):
 #: keys pressed in such a call are a machine's tones, not an acknowledgement.
 VOICEMAIL = "left on voicemail"
@@ -75,6 +78,7 @@ class WebhookRequest:
     query: Mapping[str, str]
     form: Mapping[str, str] = field(default_factory=dict)  # a form's fields (read before ``verify``)
     json: Any = None  # a JSON body's value (read once verified)
+    body: bytes = b""  # a JSON body's bytes, as received (a signature over them is checked before it is read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,8 @@ class CallKeys:
 
 @dataclass(frozen=True, slots=True)
 class ButtonPress:
-    """Someone pressed a button under a chat message (the "received" button: ``ACK_PREFIX``)."""
+    """Someone pressed a button under a chat message (the "received" button: ``ACK_PREFIX``; an answer:
+    ``ANSWER_PREFIX``)."""
 
     channel: ChannelName
     sender: str  # the chat the message is in
@@ -176,8 +181,9 @@ class Inbound(Protocol):
         """None when the request is genuine; else the words of its refusal (a 403)."""
         ...
 
-    def parse(self, hook: Hook, request: WebhookRequest) -> Event | None:
-        """The event a verified request carries, or None when it is nothing for the dispatcher."""
+    def parse(self, hook: Hook, request: WebhookRequest) -> Event | list[Event] | None:
+        """The event a verified request carries (a list, from a vendor that batches them), or None when it is
+        nothing for the dispatcher."""
         ...
 
     def answer(self, hook: Hook, request: WebhookRequest, answer: Answer | None) -> HookAnswer:

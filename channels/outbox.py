@@ -41,6 +41,9 @@ class OutboxChannel:
     def __repr__(self) -> str:
         return f"OutboxChannel(channel={self.channel!r}, path={str(self._path)!r})"
 
+    async def prepare(self) -> None:
+        """Nothing to build: the file opens with the first message."""
+
     async def send(self, message: OutboundMessage) -> Receipt:
         """Append the message to the outbox; its receipt says ``outbox``, not delivered."""
         if self._latency:

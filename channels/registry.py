@@ -14,6 +14,7 @@ send on it fails as not configured, in the words of what its class ``requires``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import ClassVar
@@ -26,6 +27,7 @@ from channels.inbound import Inbound
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
+from channels.whatsapp import WhatsAppChannel
 from config import Settings
 from dispatcher.core.models import ChannelName
 
@@ -37,6 +39,7 @@ VENDORS: tuple[type[VendorChannel], ...] = (
     TwilioVoiceChannel,
     SmtpChannel,
     TelegramChannel,
+    WhatsAppChannel,
 )
 
 #: Channel name -> the vendor class that sends it, when the settings hold its credentials.
@@ -112,6 +115,9 @@ class UnconfiguredChannel:
     def __init__(self, channel: ChannelName, to_enable: str) -> None:
         self.channel, self.to_enable = channel, to_enable
 
+    async def prepare(self) -> None:
+        pass
+
     async def send(self, message: OutboundMessage) -> Receipt:
         raise NotConfigured(f"{self.channel.value} is not configured here: {self.to_enable}")
 
@@ -162,6 +168,7 @@ async def open_channels(settings: Settings) -> AsyncIterator[dict[ChannelName, C
     """The channels for one unit of work, closed when it ends."""
     channels = build_channels(settings)
     try:
+        await asyncio.gather(*(channel.prepare() for channel in channels.values()))
         yield channels
     finally:
         for channel in channels.values():

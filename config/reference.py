@@ -87,14 +87,17 @@ SECTIONS = (
         "(see [provider limits](delivery.md#provider-limits)).",
         (
             "limit_sms_per_second", "limit_voice_per_second", "limit_telegram_per_second",
-            "limit_telegram_per_chat_per_second", "limit_email_per_minute", "limit_margin",
+            "limit_telegram_per_chat_per_second", "limit_whatsapp_per_second", "limit_whatsapp_per_user_seconds",
+            "limit_email_per_minute", "limit_margin",
         ),
     ),
     Section(
         "Access, links and personal data",
         "Tokens, rate limits, member links and how long data is kept (see [security and privacy](security.md)).",
         (
-            "token_ttl_days", "rate_limit_per_token", "rate_limit_per_token_burst", "rate_limit_per_address",
+            "token_ttl_days", "signin_link_minutes", "session_idle_minutes", "session_max_hours",
+            "session_cookie_secure", "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_scopes", "oidc_name",
+            "rate_limit_per_token", "rate_limit_per_token_burst", "rate_limit_per_address",
             "rate_limit_per_address_burst", "trusted_proxies", "metrics_token", "secret_key", "link_ttl_days",
             "retention_days",
         ),
@@ -122,6 +125,28 @@ SECTIONS = (
         "See [setting up Telegram](channels.md#telegram).",
         ("telegram_bot_token", "telegram_bot_username", "telegram_webhook_secret", "telegram_api_base_url"),
     ),
+    Section(
+        "WhatsApp",
+        "The Business Cloud API; see [WhatsApp templates](../README.md#whatsapp-templates).",
+        (
+            "whatsapp_token", "whatsapp_phone_id", "whatsapp_app_secret", "whatsapp_verify_token",
+            "whatsapp_api_base_url", "whatsapp_api_version", "whatsapp_template_prefix",
+        ),
+    ),
+    Section(
+        "Geocoding: where members live",
+        "The Nominatim server that locates members from their address, in the background (see "
+        "[places, sectors and areas](places.md#locating-members)).",
+        (
+            "geocoder_url", "geocoder_rate", "geocoder_user_agent", "geocoder_timeout", "geocoder_countries",
+            "geocoder_batch",
+        ),
+    ),
+    Section(
+        "Maps in the console",
+        "The tiles under the console's maps of PLPs, sectors and areas (see [the console](console.md#maps)).",
+        ("map_tile_url", "map_attribution"),
+    ),
 )  # fmt: skip
 
 TITLE = "# Configuration"
@@ -148,6 +173,8 @@ variable, when:
 
 - `REDIS_URL` and `PLP_REDIS_SENTINELS` are unset (no embedded Redis), `PLP_SECRET_KEY` is unset (no
   per-host key file), or `PLP_DATA_DIR` (or `PLP_OUTBOX_PATH`) is a relative path;
+- `PLP_OIDC_ISSUER` is set without both `PLP_OIDC_CLIENT_ID` and `PLP_OIDC_CLIENT_SECRET`, or is not https
+  (but on loopback);
 - a `*_FILE` variable is set together with its variable, or its file cannot be read; any variable is
   invalid;
 - (`web`, `worker`, `clock`) a stored PLP's charter names a channel that has no credentials and is not in

@@ -14,6 +14,7 @@ from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
@@ -53,7 +54,7 @@ class WorkerKind(StrEnum):
 
 
 #: The channels a charter may name (``dispatcher.core.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
-CHANNEL_NAMES = ("sms", "voice", "email", "telegram")
+CHANNEL_NAMES = ("sms", "voice", "email", "telegram", "whatsapp")
 
 #: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.
 DEFAULT_TOKEN_TTL_DAYS = 90
@@ -315,8 +316,9 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         validation_alias=_env("PLP_WORKER_BATCHES"),
-        description="Send jobs a worker process runs at once on its event loop: it takes the next job while the last "
-        "sends of earlier ones are out.",
+        description="Send jobs a worker process runs at once on its event loop, per queue (the general lane, the "
+        "urgent lane, each urgent alert's sends): it takes the next job while the last sends of earlier ones "
+        "are out, and looks at the other queues while one's jobs fill it.",
     )
     send_concurrency: int = Field(
         default=100,
@@ -491,6 +493,18 @@ class Settings(BaseSettings):
         validation_alias=_env("PLP_LIMIT_TELEGRAM_PER_CHAT_PER_SECOND"),
         description="Messages a second from the Telegram bot to one chat.",
     )
+    limit_whatsapp_per_second: float = Field(
+        default=80.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_WHATSAPP_PER_SECOND"),
+        description="Messages a second from the WhatsApp business number (the Cloud API's default throughput).",
+    )
+    limit_whatsapp_per_user_seconds: float = Field(
+        default=6.0,
+        gt=0,
+        validation_alias=_env("PLP_LIMIT_WHATSAPP_PER_USER_SECONDS"),
+        description="Seconds between two messages to one WhatsApp user (the Cloud API's pair rate limit).",
+    )
     limit_email_per_minute: float = Field(
         default=600.0,
         gt=0,
@@ -516,6 +530,61 @@ class Settings(BaseSettings):
     )
 
     # -- access: tokens, rate limits -----------------------------------------------------------
+    signin_link_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        validation_alias=_env("PLP_SIGNIN_LINK_MINUTES"),
+        description="Minutes a console sign-in link (sent by e-mail) stays valid; it works once.",
+    )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        validation_alias=_env("PLP_SESSION_IDLE_MINUTES"),
+        description="Minutes a console session lasts without a request before it must sign in again.",
+    )
+    session_max_hours: int = Field(
+        default=12,
+        ge=1,
+        le=720,
+        validation_alias=_env("PLP_SESSION_MAX_HOURS"),
+        description="Hours a console session lasts at most, however active.",
+    )
+    session_cookie_secure: bool | None = Field(
+        default=None,
+        validation_alias=_env("PLP_SESSION_COOKIE_SECURE"),
+        description="Mark the console's session cookie Secure (sent over HTTPS only). Unset: Secure when "
+        "`PLP_PUBLIC_BASE_URL` is https, so that the demo on plain http loopback signs in too.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        validation_alias=_env("PLP_OIDC_ISSUER"),
+        description="Issuer URL of the organisation's own identity provider (OpenID Connect); its settings are read "
+        'from `<issuer>/.well-known/openid-configuration`. Unset: no "Sign in with" button.',
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        validation_alias=_env("PLP_OIDC_CLIENT_ID"),
+        description="The console's client id at the identity provider (with `PLP_OIDC_ISSUER`).",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("PLP_OIDC_CLIENT_SECRET"),
+        description="The console's client secret at the identity provider (with `PLP_OIDC_ISSUER`).",
+    )
+    oidc_scopes: str = Field(
+        default="openid email",
+        validation_alias=_env("PLP_OIDC_SCOPES"),
+        description="Scopes asked of the identity provider, space-separated; `openid` and `email` are needed.",
+    )
+    oidc_name: str = Field(
+        default="",
+        max_length=60,
+        validation_alias=_env("PLP_OIDC_NAME"),
+        description="The identity provider's name on the console's button (\"Sign in with <name>\"); "
+        "unset: the issuer's host name.",
+    )
     token_ttl_days: int = Field(
         default=DEFAULT_TOKEN_TTL_DAYS,
         ge=1,
@@ -680,6 +749,103 @@ class Settings(BaseSettings):
         description="A random secret Telegram sends with each update (`plp telegram-webhook` registers it).",
     )
 
+    # -- WhatsApp ----------------------------------------------------------------------------
+    whatsapp_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("WHATSAPP_TOKEN"),
+        description="The access token of the WhatsApp business app (a system user's token).",
+    )
+    whatsapp_phone_id: str | None = Field(
+        default=None,
+        validation_alias=_env("WHATSAPP_PHONE_ID"),
+        description="The id of the business phone number that sends (the Cloud API's phone number id).",
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("WHATSAPP_APP_SECRET"),
+        description="The app's secret: every webhook is checked against its `X-Hub-Signature-256` with it.",
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("WHATSAPP_VERIFY_TOKEN"),
+        description="A random secret typed into the app's webhook settings, which the verification handshake repeats.",
+    )
+    whatsapp_api_base_url: str = Field(
+        default="https://graph.facebook.com",
+        validation_alias=_env("WHATSAPP_API_BASE_URL"),
+        description="Meta's Graph API (the version is added to it).",
+    )
+    whatsapp_api_version: str = Field(
+        default="23.0",
+        pattern=r"^\d+\.\d+$",
+        validation_alias=_env("WHATSAPP_API_VERSION"),
+        description="The Graph API version the requests name.",
+    )
+    whatsapp_template_prefix: str = Field(
+        default="plp",
+        pattern=r"^[a-z][a-z0-9_]{0,19}$",
+        validation_alias=_env("WHATSAPP_TEMPLATE_PREFIX"),
+        description="The prefix of the message templates' names (`plp_urgent`...), as registered with Meta.",
+    )
+
+    # -- geocoding (members' places) ---------------------------------------------------------
+    geocoder_url: str | None = Field(
+        default=None,
+        validation_alias=_env("PLP_GEOCODER_URL"),
+        description="A Nominatim server (its base URL, e.g. `https://nominatim.openstreetmap.org`) that locates "
+        "members from their address, in the background. None: members are located only from the coordinates "
+        "given for them, and the others say so in the member list.",
+    )
+    geocoder_rate: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        validation_alias=_env("PLP_GEOCODER_RATE"),
+        description="Requests a second to the geocoder, shared by every process (the public Nominatim allows 1; "
+        "a self-hosted one, more).",
+    )
+    geocoder_user_agent: str = Field(
+        default="plp-dispatch",
+        min_length=3,
+        max_length=200,
+        validation_alias=_env("PLP_GEOCODER_USER_AGENT"),
+        description="The User-Agent the geocoder is sent, naming the application (Nominatim's usage policy).",
+    )
+    geocoder_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("PLP_GEOCODER_TIMEOUT"),
+        description="Seconds allowed for one geocoder request.",
+    )
+    geocoder_countries: str = Field(
+        default="be",
+        pattern=r"^[a-z]{2}(,[a-z]{2})*$",
+        validation_alias=_env("PLP_GEOCODER_COUNTRIES"),
+        description="Countries (ISO 3166-1 alpha-2, lower case, comma-separated) the geocoder searches in.",
+    )
+    map_tile_url: str | None = Field(
+        default=None,
+        validation_alias=_env("PLP_MAP_TILE_URL"),
+        description="A tile server for the console's maps, as a URL template with `{z}`, `{x}` and `{y}` (e.g. "
+        "`https://tile.openstreetmap.org/{z}/{x}/{y}.png`). None: the maps draw PLPs, sectors and areas on a plain "
+        "background, so that closed police networks still get them; the console's page may load images from this "
+        "server only.",
+    )
+    map_attribution: str = Field(
+        default="",
+        max_length=300,
+        validation_alias=_env("PLP_MAP_ATTRIBUTION"),
+        description="The tiles' attribution shown on the console's maps (e.g. `© OpenStreetMap contributors`).",
+    )
+    geocoder_batch: int = Field(
+        default=50,
+        ge=1,
+        le=10000,
+        validation_alias=_env("PLP_GEOCODER_BATCH"),
+        description="Members one background geocoding job locates at most before it hands over to the next run.",
+    )
+
     @field_validator("twilio_sms_from", "trusted_proxies", "outbox_channels", "redis_sentinels", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -722,6 +888,38 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("PLP_OIDC_ISSUER must start with https:// (or http:// on loopback)")
+        return value.rstrip("/") if value else None
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _oidc_scopes(cls, value: str) -> str:
+        if not {"openid", "email"} <= set(value.split()):
+            raise ValueError("PLP_OIDC_SCOPES must include openid and email")
+        return " ".join(value.split())
+
+    @field_validator("geocoder_url")
+    @classmethod
+    def _geocoder_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("PLP_GEOCODER_URL must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("https://") and not value.startswith("http://"):
+            raise ValueError("PLP_MAP_TILE_URL must start with https:// (or http://)")
+        if not all(part in value for part in ("{z}", "{x}", "{y}")) or any(c in value for c in " ;'\""):
+            raise ValueError("PLP_MAP_TILE_URL must be a URL template with {z}, {x} and {y}, without spaces or quotes")
+        return value
+
     @field_validator("redis_sentinels")
     @classmethod
     def _sentinel_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -739,6 +937,23 @@ class Settings(BaseSettings):
             host, _, port = address.rpartition(":")
             found.append((host.strip("[]"), int(port)))
         return found
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Whether the console's session cookie is Secure: as set, else as the public base URL's scheme."""
+        if self.session_cookie_secure is not None:
+            return self.session_cookie_secure
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether coordinators and officers may sign in through the organisation's identity provider."""
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def oidc_button_name(self) -> str:
+        """The identity provider's name on the console's button: as set, else the issuer's host name."""
+        return self.oidc_name or urlsplit(self.oidc_issuer or "").hostname or ""
 
     @property
     def production(self) -> bool:
@@ -772,7 +987,23 @@ class Settings(BaseSettings):
                     f"{variable} is {str(path)!r}, a relative path: in production {hint} it must be absolute, "
                     "so that every process finds the same folder wherever it is started (e.g. /var/lib/plp)"
                 )
-        return faults
+        return faults + self._oidc_faults(hint)
+
+    def _oidc_faults(self, hint: str) -> list[str]:
+        if self.oidc_issuer is None:
+            return []
+        if not self.oidc_enabled:
+            return [
+                f"PLP_OIDC_ISSUER is set without PLP_OIDC_CLIENT_ID and PLP_OIDC_CLIENT_SECRET: in production {hint} "
+                "the identity provider's sign-in would be silently off; set both, or unset PLP_OIDC_ISSUER"
+            ]
+        loopback = urlsplit(self.oidc_issuer).hostname in {"127.0.0.1", "localhost", "::1"}
+        if not self.oidc_issuer.startswith("https://") and not loopback:
+            return [
+                f"PLP_OIDC_ISSUER is {self.oidc_issuer!r}: in production {hint} the identity provider is reached "
+                "over https only, unless on this host (its keys and tokens must not be read or changed on the way)"
+            ]
+        return []
 
     @property
     def outbox_file(self) -> Path:

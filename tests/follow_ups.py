@@ -38,21 +38,22 @@ async def run_jobs(runtime: Runtime, *, now: datetime | None = None) -> list[str
     """Run every queued job as a worker would, urgent lane first, with this runtime and this time
     (default: the current one); return the functions run, in order."""
     ran = []
-    for queue in (runtime.urgent_queue, runtime.general_queue):
-        while found := queue.dequeue_any([queue], timeout=None, connection=runtime.rq_connection):
-            job, _ = found
-            name = str(job.func_name).rsplit(".", 1)[-1]
-            ran.append(name)
-            if name == "fan_out":
-                await asyncio.to_thread(fanout.fan_out, runtime, *job.args, now=now)
-            elif name == "send_batch":
-                await sending.send_batch(runtime, *job.args)
-            elif name == "escalate":
-                await asyncio.to_thread(escalation.escalate, runtime, *job.args, now=now)
-            elif name == "send_reply":
-                await send_reply(runtime, *job.args)
-            elif name == "check_acknowledgements":
-                await escalation.check_acknowledgements(runtime, *job.args, now=now)
-            else:
-                raise AssertionError(f"no such job: {job.func_name}")
+    while found := Queue.dequeue_any(
+        [*runtime.urgent_queues(), runtime.general_queue], timeout=None, connection=runtime.rq_connection
+    ):
+        job, _ = found
+        name = str(job.func_name).rsplit(".", 1)[-1]
+        ran.append(name)
+        if name == "fan_out":
+            await asyncio.to_thread(fanout.fan_out, runtime, *job.args, now=now)
+        elif name == "send_batch":
+            await sending.send_batch(runtime, *job.args)
+        elif name == "escalate":
+            await asyncio.to_thread(escalation.escalate, runtime, *job.args, now=now)
+        elif name == "send_reply":
+            await send_reply(runtime, *job.args)
+        elif name == "check_acknowledgements":
+            await escalation.check_acknowledgements(runtime, *job.args, now=now)
+        else:
+            raise AssertionError(f"no such job: {job.func_name}")
     return ran

@@ -42,6 +42,7 @@ class RedisCut:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="redis-cut", daemon=True)
         self._connections: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     @property
@@ -69,19 +70,27 @@ class RedisCut:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
 
     async def _close(self) -> None:
+        """Stop listening, close every client connection, and wait until each relay has closed both its sockets:
+        stopping the loop with a close still pending would leave the socket open (Python 3.11's
+        ``Server.wait_closed`` returns at once, without waiting for the connections)."""
         assert self._server is not None
         self._server.close()
         for writer in list(self._connections):
             writer.close()
+        await asyncio.gather(*self._relays, return_exceptions=True)
         await self._server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        relay = asyncio.current_task()
+        assert relay is not None
+        self._relays.add(relay)
+        relay.add_done_callback(self._relays.discard)
         self._connections.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:  # the server is down: so is the relay
-            writer.close()
             self._connections.discard(writer)
+            await _closed(writer)
             return
         replies = asyncio.create_task(_pipe(up_reader, writer))
         try:
@@ -96,8 +105,7 @@ class RedisCut:
         finally:
             replies.cancel()
             self._connections.discard(writer)
-            for stream in (writer, up_writer):
-                stream.close()
+            await asyncio.gather(_closed(writer), _closed(up_writer))
 
     async def _cut(
         self,
@@ -118,6 +126,13 @@ class RedisCut:
             await up_reader.read(65536)
         on_cut()
         self.done.set()
+
+
+async def _closed(stream: asyncio.StreamWriter) -> None:
+    """Close ``stream`` and wait until its socket is (a reset on the way out changes nothing)."""
+    stream.close()
+    with contextlib.suppress(OSError):
+        await stream.wait_closed()
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -24,11 +25,16 @@ import redis
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 from pydantic import AliasChoices, SecretStr
+from rq import Queue
+from rq.job import Job
 
 from config import Settings
-from dispatcher.core.models import AlertStatus
+from dispatcher.core.models import AlertStatus, Language, Urgency
+from dispatcher.people import joining
+from dispatcher.people.joining import ContactKind, JoinRequest, JoinState
 from dispatcher.pipeline import fanout, replies, sending
 from dispatcher.storage.runtime import Runtime
+from dispatcher.storage.store import Store, new_id
 
 FINISHED = frozenset({AlertStatus.COMPLETED, AlertStatus.EXPIRED, AlertStatus.CANCELLED, AlertStatus.DECLINED})
 
@@ -334,17 +340,34 @@ def member_rows(count: int, *, start: int = 0, **fields: Any) -> list[dict[str, 
 
 async def run_queued(runtime: Runtime, *, limit: int | None = None) -> None:
     """Run what the queues hold in this process, the way the workers would: fan-outs, then their sends
-    (at most ``limit`` jobs: ``limit=1`` after posting an alert runs its fan-out only)."""
-    for queue in (runtime.urgent_queue, runtime.general_queue):
-        while limit != 0 and (found := queue.dequeue_any([queue], timeout=None, connection=runtime.rq_connection)):
-            limit = None if limit is None else limit - 1
-            job, _ = found
-            if job.func_name.endswith("fan_out"):
-                await asyncio.to_thread(fanout.fan_out, runtime, *job.args)
-            elif job.func_name.endswith("send_reply"):
-                await send_reply(runtime, *job.args)
-            else:
-                await sending.send_batch(runtime, *job.args, job_id=job.id)
+    (at most ``limit`` jobs: ``limit=1`` after posting an alert runs its fan-out only). The urgent lane first
+    (its own queue, then the police zones' send queues), the general lane last."""
+    while limit != 0:
+        queues = [*runtime.urgent_queues(), runtime.general_queue]
+        found = Queue.dequeue_any(queues, timeout=None, connection=runtime.rq_connection)
+        if found is None:
+            return
+        limit = None if limit is None else limit - 1
+        job, _ = found
+        if job.func_name.endswith("fan_out"):
+            await asyncio.to_thread(fanout.fan_out, runtime, *job.args)
+        elif job.func_name.endswith("send_reply"):
+            await send_reply(runtime, *job.args)
+        else:
+            await sending.send_batch(runtime, *job.args, job_id=job.id)
+
+
+def empty_urgent_lane(runtime: Runtime) -> None:
+    """Drop every job the urgent lane holds (its own queue's and the police zones'), as a worker that took them
+    and died would leave them."""
+    for queue in runtime.urgent_queues():
+        queue.empty()
+
+
+def queued_jobs(runtime: Runtime, urgency: Urgency = Urgency.URGENT) -> list[Job]:
+    """The jobs waiting in a lane, in order: the urgent lane's own queue, then each police zone's send queue."""
+    queues = runtime.urgent_queues() if urgency is Urgency.URGENT else [runtime.general_queue]
+    return [job for queue in queues for job in queue.get_jobs()]
 
 
 async def send_reply(runtime: Runtime, reply_id: str) -> str:
@@ -458,3 +481,49 @@ class SentinelGroup:
                 process.kill()
         for server in self.servers:
             server.stop()
+
+
+async def pending_join_request(store: Store, plp_id: str) -> str:
+    """A resident's request to join the PLP, its contact points confirmed, as the join page leaves it
+    (``tests/api/test_joining.py`` asks through the page); its id."""
+    now = datetime.now(UTC)
+    request = JoinRequest(
+        id=new_id(),
+        plp_id=plp_id,
+        state=JoinState.PENDING,
+        name="Marc Peeters",
+        phone="+32470555666",
+        language=Language.NL,
+        privacy_accepted_at=now,
+        created_at=now,
+        confirmed=[ContactKind.PHONE],
+        confirmed_at=now,
+    )
+    await joining.save(store, request)
+    return request.id
+
+
+async def notify(client: TestClient, cast: Any, who: str, *, alert_id: str = "0123456789abcdef") -> str:
+    """File a few-acknowledgements notification about ``alert_id`` and PLP A in ``who``'s feed; return its id."""
+    from datetime import UTC, datetime
+
+    from dispatcher.api.services import SERVICES
+    from dispatcher.pipeline.notifications import Notification, NotificationKind, Notifications, notification_id
+
+    store = client.server.app[SERVICES].store
+    kind = NotificationKind.FEW_ACKNOWLEDGEMENTS
+    notification = Notification(
+        id=notification_id(kind, alert_id, cast.plp_a),
+        kind=kind,
+        alert_id=alert_id,
+        plp_id=cast.plp_a,
+        created_at=datetime.now(UTC),
+        language="fr",
+        subject="Peu d'accusés de réception",
+        text="1 membre sur 3 a accusé réception.",
+        planned=3,
+        acknowledged=1,
+        threshold=0.5,
+    )
+    await Notifications(store.redis, store.keys).publish(notification, [cast.ids[who]])
+    return notification.id

@@ -51,10 +51,10 @@ async def test_an_urgent_alert_reaches_every_member_on_every_channel_in_their_la
     phones = {"anne": "+32470111111", "piet": "+32470222222", "john": "+32470444444"}
     sms = {m.to: m for m in world.twilio.messages}
     assert set(sms) == set(phones.values())
-    for name, language, hint in (
-        ("anne", "fr", "Répondez OK"),
-        ("piet", "nl", "Antwoord OK"),
-        ("john", "en", "Reply OK"),
+    for name, language, hint in (  # a burglary's answer options, numbered
+        ("anne", "fr", "Répondez 1=J'ai vu quelque chose"),
+        ("piet", "nl", "Antwoord 1=Ik heb iets gezien"),
+        ("john", "en", "Reply 1=I saw something"),
     ):
         body = sms[phones[name]].body or ""
         assert body.startswith(TEXTS[language]) and hint in body
@@ -83,7 +83,8 @@ async def test_an_urgent_alert_reaches_every_member_on_every_channel_in_their_la
     assert deliveries["voice", "anne"]["provider_id"].startswith("CA")
     seen = await get_json(world.client, f"/v1/alerts/{alert['id']}", headers=world.auth("police"))
     assert seen["status"] == "completed"
-    assert seen["cost"]["sms_segments"] == 3 and seen["cost"]["voice_minutes"] >= 3
+    assert seen["cost"]["sms_segments"] == sum(measure(m.body or "").segments for m in sms.values())
+    assert seen["cost"]["voice_minutes"] >= 3
 
 
 async def test_every_acknowledgement_path_is_recorded_on_its_delivery(world: World) -> None:
@@ -398,7 +399,8 @@ async def test_the_preview_shows_segments_reach_and_cost_before_sending(world: W
         "fr": "Cambriolage : fenêtre forcée rue du Parc, soyez vigilants ce soir." * 2,
         "en": "Burglary in Park Street.",
     }
-    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts}
+    # no answer options: the segments of the text alone (tests/test_answers_end_to_end.py counts the options')
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts, "answers": []}
     preview = await post_json(world.client, "/v1/alerts/preview", body, headers=world.auth("police"), expect=200)
     sms = {s["language"]: s for s in preview["sms"]}
     assert (sms["fr"]["encoding"], sms["fr"]["segments"]) == ("ucs2", 2)  # ê is not GSM: 132 units, no room for a hint
@@ -435,7 +437,7 @@ async def test_the_sms_hint_adds_no_segment_in_the_preview_nor_on_the_wire(
 ) -> None:
     """In all four languages, the preview's SMS is what Twilio receives, and it costs the segments of the text alone."""
     await world.enroll("greta", {"name": "Greta Braun", "phone": "0470 55 55 55", "language": "de"})
-    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts}
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [world.plp], "texts": texts, "answers": []}
     preview = await post_json(world.client, "/v1/alerts/preview", body, headers=world.auth("police"), expect=200)
     sms = {s["language"]: s for s in preview["sms"]}
     assert {lang: (s["encoding"], s["segments"]) for lang, s in sms.items()} == dict.fromkeys(

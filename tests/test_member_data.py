@@ -2,8 +2,9 @@
 coordinator's through the API) and the erasure when they leave, checked against everything Redis holds.
 
 The world is the neighbourhood of ``tests.world``, with one more member, Zoé, who uses every
-channel: she receives alerts, acknowledges one, replies on three channels, has a Telegram
-link pending, and has a provider refuse her number with the number in its error text.
+channel and gave her address and position: she receives alerts, acknowledges one, replies on three
+channels, has a Telegram link pending, and has a provider refuse her number with the number in its
+error text.
 """
 
 from __future__ import annotations
@@ -18,12 +19,22 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from dispatcher.core.links import secret_key
+from dispatcher.storage.limits import whatsapp_user_limit_name
 from tests.redis_scan import everything
 from tests.simulators.twilio import Failure
 from tests.support import get_json, post_json, run_queued
 from tests.world import SMS_FROM, WEBHOOK_SECRET, World, link_in, open_world
 
-ZOE = {"name": "Zoé Vandenbroucke", "phone": "0478 12 34 98", "email": "zoe.vdb@example.net", "language": "fr"}
+HOME = {"street": "Avenue Brugmann", "number": "287", "postcode": "1180", "commune": "Uccle"}
+ZOE = {
+    "name": "Zoé Vandenbroucke",
+    "phone": "0478 12 34 98",
+    "email": "zoe.vdb@example.net",
+    "language": "fr",
+    "whatsapp": True,
+    "address": HOME,
+    "coordinates": {"lat": 50.8043917, "lon": 4.3489261},
+}
 PHONE, CHAT = "+32478123498", 770011223
 REPLIES = {
     "sms": "Une camionnette blanche tourne dans la rue des Glycines",
@@ -40,6 +51,9 @@ NEEDLES = (
     "0478 12 34 98",
     "zoe.vdb@example.net",
     "zoe.vdb",
+    "Brugmann",
+    "50.8043917",
+    "4.3489261",
     *REPLIES.values(),
 )
 CHAT_ID = re.compile(rf"(?<![0-9A-Za-z]){CHAT}(?![0-9A-Za-z])")
@@ -98,8 +112,8 @@ def export_path(world: World) -> str:
 
 
 async def test_a_coordinator_exports_everything_stored_about_a_member(world: World) -> None:
-    """The export holds the record (contact points, language, channels, consent, status), every delivery
-    with its status, times and acknowledgement, every reply, and the Telegram link state."""
+    """The export holds the record (contact points, language, channels, consents, WhatsApp's too, status), every
+    delivery with its status, times and acknowledgement, every reply, and the Telegram link state."""
     alert = await zoe_receives_acknowledges_and_replies(world)
     await world.telegram_link("zoe")  # a second link, not used
     response = await world.client.get(export_path(world), headers=world.auth("coordinator"))
@@ -113,7 +127,8 @@ async def test_a_coordinator_exports_everything_stored_about_a_member(world: Wor
         CHAT,
     )
     assert (member["language"], member["status"], member["plp_ids"]) == ("fr", "active", [world.plp])
-    assert member["consent_at"] and member["channels"] == ["sms", "email", "telegram", "voice"]
+    assert member["whatsapp_consent"]["source"] == "api" and member["whatsapp_consent"]["at"]
+    assert member["consent_at"] and member["channels"] == ["sms", "email", "telegram", "voice", "whatsapp"]
     assert data["complete"] is True and data["retention_days"] == 400
     deliveries = {d["channel"]: d for d in data["deliveries"]}
     assert set(deliveries) == {"sms", "email", "telegram", "voice"}
@@ -123,6 +138,7 @@ async def test_a_coordinator_exports_everything_stored_about_a_member(world: Wor
     assert sorted((f["channel"], f["text"]) for f in data["feedback"]) == sorted(REPLIES.items())
     assert all(f["alert_id"] == alert["id"] for f in data["feedback"])
     assert data["telegram"]["chat_id"] == CHAT and len(data["telegram"]["pending_links_expire_at"]) == 1
+    assert (member["address"], member["location"]["lat"]) == (HOME, 50.8043917)
 
 
 async def test_the_member_reads_the_same_through_the_link_in_every_email(world: World) -> None:
@@ -192,11 +208,19 @@ async def test_erasure_leaves_nothing_of_the_member_in_redis_but_their_id_in_the
     world: World, redis_url: str
 ) -> None:
     """Once Zoé leaves her only PLP, no key or value in Redis (strings, hashes, sets, sorted sets,
-    streams, RQ's keys too) holds her name, phone in any form, e-mail, chat id or replies; her id is
-    left in delivery refs, per-alert member sets and the opt-out set; the alerts' counts are unchanged."""
+    streams, RQ's keys too) holds her name, phone in any form, e-mail, address, position, chat id, replies or
+    answers; her id is left in delivery refs, per-alert member sets and the opt-out set; the alerts' counts and
+    answer tallies are unchanged."""
     first = await zoe_receives_acknowledges_and_replies(world)
+    assert first["answers"], "the alert offers answers"
+    status, _ = await world.twilio.incoming_sms(world.sms_webhook, PHONE, SMS_FROM, "1")  # she answers, then changes
+    status, _ = await world.twilio.incoming_sms(world.sms_webhook, PHONE, SMS_FROM, "2")
+    assert status == 200 and (await alert_tally(world, first["id"]))[first["answers"][1]["id"]] == 1
     second = await a_provider_refuses_her_number(world)
     await world.telegram_link("zoe")  # pending
+    meter = whatsapp_user_limit_name(PHONE)  # the WhatsApp pair limit of her number, as a send leaves it
+    world.runtime.sync_redis.set(world.runtime.keys.limit(meter), "1")
+    world.runtime.sync_redis.zadd(world.runtime.keys.departures(meter), {"1": 1})
     before = {a["id"]: await alert_view(world, a["id"]) for a in (first, second)}
     zoe = world.members["zoe"]["id"]
     assert any(s.contains(PHONE) for s in everything(redis_url)), "the scan does not see her data"
@@ -218,6 +242,12 @@ async def test_erasure_leaves_nothing_of_the_member_in_redis_but_their_id_in_the
     assert [f["member_id"] for f in listed["items"]] == [], "her replies went from the alert's list"
     deliveries = await world.deliveries(first["id"])
     assert deliveries["telegram", "zoe"]["provider_id"].startswith("erased:")
+    assert (await alert_tally(world, first["id"]))[first["answers"][1]["id"]] == 1, "her answer stays counted"
+
+
+async def alert_tally(world: World, alert_id: str) -> dict[str, int]:
+    seen = await get_json(world.client, f"/v1/alerts/{alert_id}", headers=world.auth("police"))
+    return {row["id"]: row["members"] for row in seen["answer_tally"]}
 
 
 async def alert_view(world: World, alert_id: str) -> dict[str, Any]:

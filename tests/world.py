@@ -157,11 +157,12 @@ async def open_world(
     auth_token: str = AUTH_TOKEN,
     bot_token: str = BOT_TOKEN,
     smtp_credentials: tuple[str, str] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[World]:
     """The neighbourhood on a flushed Redis database, flushed again afterwards.
 
     ``auth_token`` and ``bot_token``: Twilio's and Telegram's credentials; ``smtp_credentials``:
-    the SMTP server asks for this login, and the service uses it.
+    the SMTP server asks for this login, and the service uses it; ``overrides`` change other settings.
     """
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -182,6 +183,7 @@ async def open_world(
             telegram_bot_token=bot_token,
             telegram_api_base_url=telegram.base_url,
             **login,
+            **overrides,
         )
         runtime = Runtime.from_settings(settings)
         runtime.rq_connection.flushdb()
@@ -190,6 +192,7 @@ async def open_world(
                 yield await _neighbourhood(client, runtime, twilio, smtp, telegram, base)
         finally:
             runtime.rq_connection.flushdb()
+            runtime.close()
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from rq import get_current_job
 
 from config import WorkerKind, load_settings
-from dispatcher.people import retention
+from dispatcher.people import locating, retention
 from dispatcher.pipeline import escalation, fanout, replies, sending
 from dispatcher.storage.runtime import Runtime
 from workers.loop import ProcessLoop, process_loop
@@ -34,19 +34,20 @@ def fan_out(alert_id: str, plp_ids: list[str]) -> int:
 def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
     """Send a batch of deliveries concurrently, on the process's event loop and its open connections.
 
-    The job returns once the batch is admitted to send (see ``workers.loop``); the batch holds its
+    The job returns once the batch is admitted to send, beside the other batches from its queue (see
+    ``workers.loop``); the batch holds its
     deliveries from its first moment. In a forked work horse, which would take the batch with it
     when it exits, the job waits for the batch to end.
     """
     rt = runtime()
     job = get_current_job()
     job_id = job.id if job is not None else None
-    urgent = job is None or job.origin == rt.urgent_queue.name
+    queue = job.origin if job is not None else rt.urgent_queue.name
     loop = process_loop(rt.settings.worker_batches)
     if rt.settings.worker_kind is WorkerKind.FORK:
         loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, None))
     else:
-        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted), urgent=urgent)
+        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted), queue=queue)
 
 
 async def _send_batch(
@@ -84,6 +85,11 @@ async def _send_reply(rt: Runtime, loop: ProcessLoop, reply_id: str) -> str:
 def purge() -> dict[str, float | int | bool]:
     """Purge deliveries, receipts and replies older than PLP_RETENTION_DAYS; schedule the next run (daily)."""
     return asdict(retention.run_scheduled(runtime()))
+
+
+async def locate_members() -> dict[str, int]:
+    """Locate the members waiting for the geocoder at its rate (``people.locating``); schedule the next run."""
+    return asdict(await locating.run_scheduled(runtime()))
 
 
 def escalate(alert_id: str, plp_id: str) -> int:

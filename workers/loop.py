@@ -6,10 +6,13 @@ instead runs its send jobs on a loop of its own, in a daemon thread, and keeps t
 connections between batches.
 
 Batches overlap: ``submit`` starts a batch on the loop at once (it holds its deliveries from
-then on) and returns as soon as it is admitted, when fewer than ``PLP_WORKER_BATCHES`` of its
-urgency send (an urgent batch never waits for non-urgent ones to end),
+then on) and returns as soon as it is admitted, when fewer than ``PLP_WORKER_BATCHES`` batches
+of its queue send (the general lane's, the urgent lane's, or one police zone's urgent sends:
+an urgent batch never waits for non-urgent ones to end, nor one zone's for another's),
 so RQ hands the worker its next job while the last sends of earlier batches (a slow SMTP
-session, a rate-limited tail) are still out; a new urgent batch never waits for them. Nothing
+session, a rate-limited tail) are still out; a new urgent batch never waits for them. A queue
+whose batches fill its admission is ``saturated``: the worker looks at the other queues
+until it is not (``workers.main``), rather than wait with a job it cannot start yet. Nothing
 is lost if the process dies meanwhile: a batch holds its deliveries and leases its sends
 (``dispatcher.pipeline.sending``), and the clock hands whatever a dead process held to another worker.
 ``drain`` waits for the batches still running (a worker stopping); ``run`` waits for one (a
@@ -24,7 +27,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future, wait
 from contextlib import AbstractAsyncContextManager
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import structlog
@@ -39,9 +41,11 @@ log = structlog.get_logger(__name__)
 
 class ProcessLoop:
     def __init__(self, *, batches: int = 2) -> None:
-        # Batches admitted at once, per lane (used on the loop only): an urgent batch a general worker
-        # takes while its non-urgent batches run is admitted at once, never queued behind them.
-        self._sending = {urgent: asyncio.Semaphore(batches) for urgent in (True, False)}
+        # Batches admitted at once, per queue (made and used on the loop only; read as a hint by ``saturated``):
+        # an urgent batch a general worker takes while its non-urgent batches run is admitted at once, never
+        # queued behind them; so is one zone's beside another's.
+        self._batches = batches
+        self._sending: dict[str, asyncio.Semaphore] = {}
         self._running: set[Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="plp-send-loop", daemon=True)
@@ -60,12 +64,12 @@ class ProcessLoop:
             raise
 
     def submit(
-        self, work: Callable[[AbstractAsyncContextManager[object]], Coroutine[Any, Any, Any]], *, urgent: bool = False
+        self, work: Callable[[AbstractAsyncContextManager[object]], Coroutine[Any, Any, Any]], *, queue: str = ""
     ) -> None:
         """Start ``work(admitted)`` on the loop at once; return once it enters ``admitted`` (which it may
-        when fewer than ``batches`` works of its urgency are inside) or ends."""
+        when fewer than ``batches`` works from the same ``queue`` are inside) or ends."""
         entered = threading.Event()
-        future = asyncio.run_coroutine_threadsafe(work(self._admission(entered, urgent=urgent)), self._loop)
+        future = asyncio.run_coroutine_threadsafe(work(self._admission(entered, queue)), self._loop)
         self._running.add(future)
         future.add_done_callback(self._finished)
         future.add_done_callback(lambda _: entered.set())
@@ -77,9 +81,18 @@ class ProcessLoop:
         self._running.add(future)
         future.add_done_callback(self._finished)
 
+    def saturated(self, queue: str) -> bool:
+        """Whether a batch from ``queue`` would wait for its admission now (read from the worker's thread: a hint,
+        which a batch ending may make stale at once)."""
+        gate = self._sending.get(queue)
+        return gate is not None and gate.locked()
+
     @contextlib.asynccontextmanager
-    async def _admission(self, entered: threading.Event, *, urgent: bool) -> AsyncIterator[object]:
-        async with self._sending[urgent]:
+    async def _admission(self, entered: threading.Event, queue: str) -> AsyncIterator[object]:
+        gate = self._sending.get(queue)
+        if gate is None:
+            gate = self._sending[queue] = asyncio.Semaphore(self._batches)
+        async with gate:
             entered.set()
             yield None
 
@@ -115,15 +128,29 @@ class ProcessLoop:
             return self._connections
 
 
-@lru_cache(maxsize=1)
+_made: ProcessLoop | None = None
+_making = threading.Lock()
+
+
 def process_loop(batches: int = 2) -> ProcessLoop:
-    """The process's loop, made on first use (a worker that never sends never starts it)."""
-    return ProcessLoop(batches=batches)
+    """The process's loop, made on first use with ``batches`` (a worker that never sends never starts it)."""
+    global _made
+    with _making:
+        if _made is None:
+            _made = ProcessLoop(batches=batches)
+        return _made
+
+
+def running_loop() -> ProcessLoop | None:
+    """The process's loop if it was made."""
+    return _made
 
 
 def drain_process_loop() -> None:
     """A worker stopping: let the batches still running finish, then close the connections."""
-    if process_loop.cache_info().currsize:
-        loop = process_loop()
+    global _made
+    with _making:
+        loop, _made = _made, None
+    if loop is not None:
         loop.drain()
         loop.close()

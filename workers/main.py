@@ -3,6 +3,18 @@
 An urgent alert therefore always has a process of its own, whatever the non-urgent
 backlog, and the general workers help with urgent work whenever they are free.
 
+Alerts in turn: each urgent alert's send jobs wait in a queue of their own, named after its
+police zone (``Runtime.alert_queue``). A worker looks at the urgent lane's shared queue first
+(fan-outs, answers, escalations: short jobs that start an alert), then at the alerts' queues in
+turn, starting after the one it last took a job from (RQ's round-robin order, over a list of
+queues read again before each look, so an alert's queue that appears is seen within
+``ZONE_LOOK_SECONDS``), and the general queue last. A queue whose batches fill this process's
+admission (``workers.loop``) is left out until one ends, the worker looking again every
+``SATURATED_LOOK_SECONDS`` meanwhile: a worker never sits on one alert's job while another
+alert waits. So a zone-wide alert of tens of thousands of sends delays another urgent alert, in
+another zone or its own, by no more than its turn in the providers' limits. (A ``fork`` worker
+runs each job to its end: the alerts then take turns one job at a time.)
+
 A worker rides out a Redis outage instead of exiting: RQ's work loop quits on a Redis error
 raised outside its own reconnect loop (a heartbeat after a job, the suspension check, a job's
 result being written), so ``run_worker`` waits for Redis to answer again, with backoff, and
@@ -25,13 +37,16 @@ from typing import Any
 import redis
 import structlog
 from redis.client import PubSub
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
+from rq.utils import import_attribute
 
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
 from dispatcher.operations.heartbeats import Heartbeat, Role
+from dispatcher.pipeline.jobs import JOBS
 from dispatcher.storage.runtime import Runtime
-from workers.loop import drain_process_loop
+from workers.loop import drain_process_loop, process_loop, running_loop
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +54,10 @@ WORKER_TTL = 60  # seconds; RQ renews its key every 45 s while idle (liveness is
 #: Waits between two attempts to reach Redis again after an outage: doubled each time up to the last.
 RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+#: Seconds an idle worker waits on its queues before it reads the list of urgent alerts' queues again.
+ZONE_LOOK_SECONDS = 2
+#: Seconds it waits on the others while a queue's batches fill its admission, before it looks at that queue again.
+SATURATED_LOOK_SECONDS = 0.2
 
 
 class Lane(StrEnum):
@@ -74,12 +93,75 @@ class _StopAware:
         self.pubsub.close()
 
 
-class PlpWorker(_StopAware, Worker):
-    """RQ's forking worker that remembers a stop request."""
+class _RedisLost(StopRequested):
+    """Redis went away as a worker read its queues: RQ's work loop ends, ``run_worker`` rides out the outage."""
 
 
-class PlpSimpleWorker(_StopAware, SimpleWorker):
-    """RQ's in-process worker that remembers a stop request."""
+class _AlertsInTurn:
+    """Looks at the urgent lane's shared queue, then at the urgent alerts' send queues in turn, then at the general
+    queue (see the module's docstring). RQ reads ``_ordered_queues`` before each look and calls
+    ``reorder_queues`` with the queue it took a job from."""
+
+    runtime: Runtime
+    lane: Lane
+    queues: list[Queue]
+    _burst = False
+    _last_zone = ""
+    _zones: tuple[Queue, ...] = ()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        try:
+            super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+        except REDIS_DOWN as exc:  # RQ's dequeue loop would retry it silently for us: leave it, as for any outage
+            raise _RedisLost from exc
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        self._burst = timeout is None  # RQ's burst mode looks once, without waiting
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
+
+    @property
+    def _ordered_queues(self) -> list[Queue]:
+        rt = self.runtime
+        try:
+            zones = rt.alert_queues()
+        except REDIS_DOWN as exc:  # RQ would retry in its own loop, silently for us: leave it, as for any outage
+            raise _RedisLost from exc
+        self._zones = tuple(zones)
+        after = [q for q in zones if q.name > self._last_zone]
+        in_turn = after + [q for q in zones if q.name <= self._last_zone]
+        if not self._burst:  # a burst worker ends when it finds nothing: it waits for its admission instead
+            in_turn = [q for q in in_turn if not self._saturated(q)]
+        general = [rt.general_queue] if self.lane is Lane.GENERAL else []
+        self.queues = [rt.urgent_queue, *zones, *general]  # what RQ's upkeep goes over (registries)
+        return [rt.urgent_queue, *in_turn, *general]
+
+    @_ordered_queues.setter
+    def _ordered_queues(self, _value: list[Queue]) -> None:
+        pass  # RQ sets it as it starts: the order is made afresh for each look
+
+    def reorder_queues(self, reference_queue: Queue) -> None:
+        if self.runtime.is_urgent(reference_queue.name) and reference_queue.name != self.runtime.urgent_queue.name:
+            self._last_zone = reference_queue.name
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """How long the next look waits: short while a queue is left out (its batch that ends lets it back in)."""
+        skipping = any(self._saturated(q) for q in self._zones)
+        # RQ types it as whole seconds, but hands it to BLPOP, which takes fractions (Redis 6 on)
+        return SATURATED_LOOK_SECONDS if skipping else ZONE_LOOK_SECONDS  # type: ignore[return-value]
+
+    @staticmethod
+    def _saturated(queue: Queue) -> bool:
+        loop = running_loop()
+        return loop is not None and loop.saturated(queue.name)
+
+
+class PlpWorker(_AlertsInTurn, _StopAware, Worker):
+    """RQ's forking worker that remembers a stop request and takes the urgent alerts in turn."""
+
+
+class PlpSimpleWorker(_AlertsInTurn, _StopAware, SimpleWorker):
+    """RQ's in-process worker that remembers a stop request and takes the urgent alerts in turn."""
 
 
 def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
@@ -99,6 +181,7 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
         channels=describe_channels(settings),
     )
     announce_channels(settings)
+    ready_to_send(rt)
     # The same name across outages (the same worker again, not a new one beside a ghost), and for its heartbeat.
     worked, name = False, uuid.uuid4().hex
     heartbeat = Heartbeat(rt, Role(lane.value), name)
@@ -112,6 +195,7 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
             _wait_for_redis(rt.rq_connection)
             try:
                 worker = worker_class(queues, connection=rt.rq_connection, name=name, worker_ttl=WORKER_TTL)
+                worker.runtime, worker.lane = rt, lane
             except REDIS_DOWN:  # gone again between the ping and the worker's first command (its address)
                 continue
             try:
@@ -128,6 +212,18 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     finally:
         drain_process_loop()  # the batches still sending end before the process does
         heartbeat.leave()
+
+
+def ready_to_send(rt: Runtime) -> None:
+    """Do before the first job what it would otherwise do on an urgent alert's path: resolve each job function
+    as RQ does by its path at a job's start (importing ``workers.jobs`` imports the vendor libraries, numpy and
+    shapely: a third of a second here); an in-process worker also opens its loop's connections, each channel
+    prepared (``Channel.prepare``). A forking worker's connections belong to each work horse."""
+    for path in JOBS:
+        import_attribute(path)
+    if rt.settings.worker_kind is WorkerKind.SIMPLE:
+        loop = process_loop(rt.settings.worker_batches)
+        loop.run(lambda: loop.connections(rt))
 
 
 def _exit(signum: int, frame: Any) -> None:

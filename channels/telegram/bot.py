@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
+import anyio
 import httpx
 from pydantic import SecretStr
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -63,6 +64,7 @@ from channels.base import (
     Receipt,
     ReceiptStatus,
     TransientError,
+    WriteSpacing,
     server_may_have_acted,
 )
 from channels.inbound import Inbound
@@ -97,8 +99,10 @@ T = TypeVar("T")
 
 @dataclass
 class _Exchange:
-    """How far one Bot API call got: its request written (its body going out), the HTTP status answered."""
+    """How far one Bot API call got: its request written (its body going out), the HTTP status answered; and the
+    spacing its request keeps from this process's previous one, at the moment it is written."""
 
+    spacing: WriteSpacing | None = None
     written: bool = False
     status: int | None = None
 
@@ -108,8 +112,13 @@ _exchange: ContextVar[_Exchange | None] = ContextVar("telegram_exchange", defaul
 
 
 async def _trace(event: str, info: dict[str, Any]) -> None:
-    """httpcore's ``trace`` extension: notes when the request's body starts going out (the headers have)."""
-    if event.endswith(".send_request_body.started") and (exchange := _exchange.get()) is not None:
+    """httpcore's ``trace`` extension, awaited at each step of the request: the request's turn to be written
+    (``WriteSpacing``) just before its headers go out, and a note once its body starts going out (the headers have)."""
+    if (exchange := _exchange.get()) is None:
+        return
+    if event.endswith(".send_request_headers.started") and exchange.spacing is not None:
+        await exchange.spacing.turn()
+    elif event.endswith(".send_request_body.started"):
         exchange.written = True
 
 
@@ -141,8 +150,17 @@ class TelegramChannel(Configurable):
     requires: ClassVar[tuple[tuple[str, ...], ...]] = (("telegram_bot_token",),)
     inbound: ClassVar[type[Inbound] | None] = TelegramInbound
 
-    def __init__(self, *, token: SecretStr, api_base_url: str, timeout: float, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        token: SecretStr,
+        api_base_url: str,
+        timeout: float,
+        pool_size: int = POOL_SIZE,
+        spacing: WriteSpacing | None = None,
+    ) -> None:
         self._token = token
+        self._spacing = spacing
         self._api_base_url = api_base_url.rstrip("/")
         self._timeout = timeout
         self._pool_size = pool_size
@@ -164,6 +182,7 @@ class TelegramChannel(Configurable):
             token=settings.telegram_bot_token,
             api_base_url=settings.telegram_api_base_url,
             timeout=settings.provider_timeout,
+            spacing=WriteSpacing.under(settings.limit_telegram_per_second, margin=settings.limit_margin),
         )
 
     @classmethod
@@ -174,18 +193,24 @@ class TelegramChannel(Configurable):
             Rate(f"telegram-chat:{address}", settings.limit_telegram_per_chat_per_second, "messages per chat"),
         ]
 
+    async def prepare(self) -> None:
+        """Build the bot and its HTTP client now, not on the first send (see ``Channel.prepare``); and load
+        anyio's asyncio backend, which httpcore loads on its first request (30 ms here, 50 under load)."""
+        self._open()
+        anyio.Event()
+
     async def send(self, message: OutboundMessage) -> Receipt:
-        """Send the message to the member's chat, with the "received" button when it has one.
+        """Send the message to the member's chat, with the "received" button when it has one, and one row per
+        answer button below it.
 
         Returns a ``DELIVERED`` receipt whose id is ``<chat id>:<message id>``. Raises
         ``PermanentError`` (blocked, chat not found, refused), ``RateLimited``,
         ``TransientError`` or ``NotConfigured`` (token refused).
         """
         chat_id = _chat_id(message.address)
-        markup = None
-        if message.ack_label:
-            button = InlineKeyboardButton(message.ack_label, callback_data=message.ack_data)
-            markup = InlineKeyboardMarkup([[button]])
+        rows = [[InlineKeyboardButton(message.ack_label, callback_data=message.ack_data)]] if message.ack_label else []
+        rows += [[InlineKeyboardButton(label, callback_data=data)] for label, data in message.buttons]
+        markup = InlineKeyboardMarkup(rows) if rows else None
         sent = await self._call(lambda bot: bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup))
         return Receipt(provider_id=f"{chat_id}:{sent.message_id}", status=ReceiptStatus.DELIVERED)
 
@@ -195,6 +220,12 @@ class TelegramChannel(Configurable):
             lambda bot: bot.set_webhook(url=url, secret_token=secret, allowed_updates=["message", "callback_query"])
         )
 
+    async def set_commands(self, menus: dict[str | None, list[tuple[str, str]]]) -> None:
+        """Set the bot's menu of commands: for each language code (None: users of any other language), its commands
+        and their descriptions, in order. Raises like ``send``."""
+        for language, commands in menus.items():
+            await self._call(_menu_setter([BotCommand(c, description) for c, description in commands], language))
+
     async def close(self) -> None:
         """Close the HTTP connections."""
         requests, self._requests, self._bot = self._requests, (), None
@@ -203,7 +234,7 @@ class TelegramChannel(Configurable):
 
     async def _call(self, request: Callable[[Bot], Awaitable[T]]) -> T:
         async with self._slots:
-            exchange = _Exchange()
+            exchange = _Exchange(spacing=self._spacing)
             _exchange.set(exchange)
             try:
                 bot = self._open()
@@ -318,3 +349,12 @@ def _retry_seconds(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _menu_setter(menu: list[BotCommand], language: str | None) -> Callable[[Bot], Awaitable[bool]]:
+    """The call setting one language's menu (a function of its own: each call binds its own menu)."""
+
+    async def set_menu(bot: Bot) -> bool:
+        return await bot.set_my_commands(menu, language_code=language)
+
+    return set_menu

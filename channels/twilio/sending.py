@@ -248,6 +248,10 @@ class _TwilioChannel(Configurable):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account_sid={self._account.sid!r}, api_base_url={self._account.api_base_url!r})"
 
+    async def prepare(self) -> None:
+        """Build the library's client and its session now, not on the first send (see ``Channel.prepare``)."""
+        self._twilio()
+
     async def close(self) -> None:
         """Close the HTTP session if a send opened one; closing twice, or before any send, is harmless."""
         http, self._http, self._client = self._http, None, None

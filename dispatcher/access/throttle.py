@@ -128,6 +128,18 @@ def _parse(value: str | None) -> IPv4Address | IPv6Address | None:
     return address
 
 
+#: Join requests a client address may start, an hour, and at once.
+JOINS_PER_ADDRESS_PER_HOUR = 10
+JOINS_PER_ADDRESS_BURST = 5
+
+
+async def admit_join(limits: ProviderLimits, address: str) -> Refusal | None:
+    """Take a slot of the address's rate of join requests (a PLP's join page); None if taken, else the wait."""
+    limit = Limit(f"join-address:{address}", JOINS_PER_ADDRESS_PER_HOUR / 3600, JOINS_PER_ADDRESS_BURST)
+    turn = await limits.take([limit], urgent=False)
+    return None if turn.owned else Refusal(turn.wait, "too many join requests from your address")
+
+
 class Throttle:
     """Rate limits and failed-authentication lock-outs, kept in one Redis."""
 

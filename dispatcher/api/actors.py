@@ -1,7 +1,8 @@
-"""Actors and their tokens (admin), and who am I.
+"""Actors (admin) and their tokens (admin, or each actor their own), and who am I.
 
 A token's secret is shown once, when it is issued; listings show its public id
-(``tok_...``), whose it is and its validity, never the secret nor its hash.
+(``tok_...``), whose it is and its validity, never the secret nor its hash. Removing an
+actor revokes their tokens and ends their console sessions.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from config.settings import MAX_TOKEN_TTL_DAYS
+from dispatcher.access import policy
 from dispatcher.access.audit import Action
 from dispatcher.api import guards
-from dispatcher.api.audit import note
+from dispatcher.api.audit import changed, note
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
+from dispatcher.api.sessions import sessions_of
 from dispatcher.api.views import ActorView, IssuedToken, Query
-from dispatcher.core.models import Actor, ActorIn, Role, Strict
+from dispatcher.core.models import Actor, ActorIn, EmailAddress, Identifier, Role, ShortText, Strict
 from dispatcher.people import accounts
 from dispatcher.storage.records import NewToken, TokenRecord
 from dispatcher.storage.store import now_ts
@@ -109,11 +112,11 @@ async def create_actor(call: Call) -> Reply:
 @api.operation(
     "POST",
     "/v1/actors/{actor_id}/tokens",
-    summary="Issue another token to an actor, optionally with its validity in days (admin)",
+    summary="Issue another token to an actor, optionally with its validity in days (admin, or the actor themselves)",
     tag="access",
     body=TokenRequest,
     body_required=False,
-    authorize=guards.admin("issue tokens"),
+    authorize=guards.token_owner,
     responses={201: TokenIssued},
 )
 async def issue_token(call: Call) -> Reply:
@@ -129,15 +132,18 @@ async def issue_token(call: Call) -> Reply:
 @api.operation(
     "GET",
     "/v1/tokens",
-    summary="List tokens, newest first: ids, owners, validity; never the secrets (admin)",
+    summary="List tokens, newest first: ids, owners, validity; never the secrets (admin: all; others: their own)",
     tag="access",
     query=TokenListQuery,
-    authorize=guards.admin("list tokens"),
+    authorize=guards.anyone,
     responses={200: TokenList},
 )
 async def list_tokens(call: Call) -> Reply:
-    store = services(call).store
-    records = await store.list_tokens(actor_id=call.query.actor_id, limit=call.query.limit)
+    store, who = services(call).store, call.who
+    owner = call.query.actor_id if who.role is Role.ADMIN else (call.query.actor_id or who.id)
+    if owner is not None:
+        _may_manage_tokens(who, owner)
+    records = await store.list_tokens(actor_id=owner, limit=call.query.limit)
     actors = {actor_id: await store.get_actor(actor_id) for actor_id in {r.actor_id for r in records}}
     return Reply(200, TokenList(items=[TokenView.build(r, actors[r.actor_id]) for r in records]))
 
@@ -145,15 +151,13 @@ async def list_tokens(call: Call) -> Reply:
 @api.operation(
     "DELETE",
     "/v1/tokens/{token_id}",
-    summary="Revoke a token: it is refused from now on (admin)",
+    summary="Revoke a token: it is refused from now on (admin, or the token's owner)",
     tag="access",
-    authorize=guards.admin("revoke tokens"),
+    authorize=guards.token_revoker,
     responses={204: None},
 )
 async def revoke_token(call: Call) -> Reply:
-    record = await services(call).store.revoke_token(call.path("token_id"))
-    if record is None:
-        raise Problem(404, "Not found", f"no token {call.path('token_id')!r}")
+    record = await services(call).store.revoke_token(call.scope.id) or call.scope
     await note(call, Action.TOKEN_REVOKED, actor=record.actor_id, token=record.id)
     return Reply(204)
 
@@ -168,3 +172,92 @@ async def revoke_token(call: Call) -> Reply:
 )
 async def whoami(call: Call) -> Reply:
     return Reply(200, ActorView.model_validate(call.who.model_dump()))
+
+
+def _may_manage_tokens(who: Actor, owner_id: str) -> None:
+    try:
+        policy.can_manage_tokens(who, owner_id)
+    except policy.Denied as exc:
+        raise Problem(403, "Forbidden", exc.reason) from None
+
+
+class ActorList(BaseModel):
+    """Every actor, by name."""
+
+    items: list[ActorView]
+
+
+class ActorPatch(Strict):
+    """The fields to change; a role's binding (a police zone, PLPs) comes with it."""
+
+    name: ShortText | None = None
+    role: Role | None = None
+    police_zone: str | None = Field(default=None, max_length=64)
+    plp_ids: list[Identifier] | None = Field(default=None, max_length=100)
+    email: EmailAddress | None = None
+
+
+@api.operation(
+    "GET",
+    "/v1/actors",
+    summary="List every actor with their role and binding (admin)",
+    tag="access",
+    authorize=guards.admin("list actors"),
+    responses={200: ActorList},
+)
+async def list_actors(call: Call) -> Reply:
+    found = [a async for chunk in services(call).store.all_actors() for a in chunk]
+    items = [ActorView.model_validate(a.model_dump()) for a in sorted(found, key=lambda a: (a.name.casefold(), a.id))]
+    return Reply(200, ActorList(items=items))
+
+
+async def _actor_or_404(call: Call) -> Actor:
+    actor = await services(call).store.get_actor(call.path("actor_id"))
+    if actor is None:
+        raise Problem(404, "Not found", f"no actor {call.path('actor_id')!r}")
+    return actor
+
+
+def _not_yourself(call: Call, actor: Actor, what: str) -> None:
+    if actor.id == call.who.id:
+        reason = f"you may not {what} yourself: another admin does it (so that an admin always remains)"
+        raise Problem(409, "Conflict", reason)
+
+
+@api.operation(
+    "PATCH",
+    "/v1/actors/{actor_id}",
+    summary="Change an actor: name, e-mail, role and its binding (admin)",
+    tag="access",
+    body=ActorPatch,
+    authorize=guards.admin("change actors"),
+    responses={200: ActorView},
+)
+async def change_actor(call: Call) -> Reply:
+    actor, patch = await _actor_or_404(call), call.body
+    if patch.role is not None and patch.role is not actor.role:
+        _not_yourself(call, actor, "change the role of")
+    try:
+        updated = await accounts.changed_actor(services(call).store, actor, patch.model_dump(exclude_unset=True))
+    except ValueError as exc:
+        raise Problem(422, "Invalid request", str(exc), errors=[{"field": "body", "reason": str(exc)}]) from None
+    await note(call, Action.ACTOR_CHANGED, detail=changed(patch), actor=actor.id)
+    return Reply(200, ActorView.model_validate(updated.model_dump()))
+
+
+@api.operation(
+    "DELETE",
+    "/v1/actors/{actor_id}",
+    summary="Remove an actor: their tokens are revoked and their console sessions end (admin)",
+    tag="access",
+    authorize=guards.admin("remove actors"),
+    responses={204: None},
+)
+async def remove_actor(call: Call) -> Reply:
+    actor = await _actor_or_404(call)
+    _not_yourself(call, actor, "remove")
+    svc = services(call)
+    await accounts.remove_actor(svc.store, actor)
+    await sessions_of(call.request).close_all(actor.id)
+    await note(call, Action.ACTOR_REMOVED, detail=actor.role.value, actor=actor.id)
+    return Reply(204)

@@ -7,6 +7,7 @@ source address's rate, and its lock-out after failed authentications), bearer au
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -20,15 +21,24 @@ from dispatcher.api import (  # noqa: F401  (they register operations)
     actors,
     alerts,
     audit,
+    cap,
     console,
+    drills,
     feedback,
+    follow_ups,
     health,
+    joining,
+    member_health,
     members,
     metrics,
     notifications,
+    oidc,
     pages,
     plps,
     reports,
+    sectors,
+    self_service,
+    sessions,
     stream,
     webhooks,
 )
@@ -75,6 +85,7 @@ _REASONS = {
     "unknown": "this token is not valid",
     "expired": "this token has expired",
     "revoked": "this token was revoked",
+    "session": "this console session is over: sign in again",
 }
 
 
@@ -126,16 +137,42 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     """Resolve the bearer token to an actor; every route but the public ones needs one."""
     if not _needs_token(request):
         return await handler(request)
-    actor, record = await _authenticate(request)
+    if "Authorization" not in request.headers and sessions.COOKIE in request.cookies:
+        actor, credential = await _resume_session(request)
+    else:
+        actor, record = await _authenticate(request)
+        credential = record.id
     throttle = request.app[THROTTLE]
     if request[FAILED_AUTH].failures:
         await throttle.forget_failures(request[ADDRESS])
-    refusal = await throttle.admit_token(record.id)
+    refusal = await throttle.admit_token(credential)
     if refusal is not None:
         raise too_many(refusal)
     request[ACTOR] = actor
-    with structlog.contextvars.bound_contextvars(actor_id=actor.id, role=actor.role.value, token_id=record.id):
+    with structlog.contextvars.bound_contextvars(actor_id=actor.id, role=actor.role.value, token_id=credential):
         return await handler(request)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _resume_session(request: web.Request) -> tuple[Actor, str]:
+    """The actor of the request's console session; a 401 if it is over, a 403 if a change lacks its CSRF token."""
+    session = await sessions.sessions_of(request).resume(request.cookies[sessions.COOKIE])
+    actor = await request.app[SERVICES].store.get_actor(session.actor_id) if session is not None else None
+    if session is None or actor is None:
+        raise await _refuse(request, "session")
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(sessions.CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"a change made with a console session needs its CSRF token in the {sessions.CSRF_HEADER} header",
+                errors=[{"field": f"header.{sessions.CSRF_HEADER}", "reason": "missing or wrong"}],
+            )
+    request[sessions.SESSION] = session
+    return actor, session.public_id
 
 
 async def _authenticate(request: web.Request) -> tuple[Actor, TokenRecord]:
@@ -166,7 +203,9 @@ async def _refuse(request: web.Request, reason: str) -> Problem:
         401,
         "Unauthorized",
         _REASONS[reason],
-        errors=[{"field": "header.Authorization", "reason": reason}],
+        errors=[
+            {"field": f"cookie.{sessions.COOKIE}" if reason == "session" else "header.Authorization", "reason": reason}
+        ],
         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
     )
 
@@ -188,6 +227,13 @@ def create_app(runtime: Runtime) -> web.Application:
     operations = api.operations
     app[ROUTES] = Routes.of(operations)
     api.install(app, operations)
+    sessions.install(app)
     stream.install(app)
-    console.install(app)
+    settings = runtime.settings
+    console.install(
+        app,
+        tiles=settings.map_tile_url,
+        attribution=settings.map_attribution,
+        sign_in_with=settings.oidc_button_name if settings.oidc_enabled else None,
+    )
     return app

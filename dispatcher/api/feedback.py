@@ -11,8 +11,9 @@ from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import Query
 from dispatcher.core.links import telegram_link_token
-from dispatcher.core.models import Actor, Member, Plp, Role
+from dispatcher.core.models import Actor, Alert, Member, Plp, Role
 from dispatcher.pipeline.receipts import Feedback, Receipts
+from dispatcher.storage.store import Store
 
 
 class FeedbackQuery(Query):
@@ -30,6 +31,11 @@ class FeedbackView(BaseModel):
     plp_ids: list[str]
     member_id: str
     member_name: str | None = Field(description="Shown to the PLP's coordinators only")
+    consented_name: str | None = Field(
+        default=None,
+        description="On an alert's replies, the member's name when their answer to that alert consents to be "
+        "contacted by the police about it (shown to the police too, as the alert's consenting members are)",
+    )
     channel: str
     text: str
     received_at: datetime
@@ -49,17 +55,23 @@ class TelegramLink(BaseModel):
     expires_at: datetime
 
 
-async def _views(call: Call, items: list[Feedback]) -> FeedbackList:
+async def _views(call: Call, items: list[Feedback], *, consenting: frozenset[str] = frozenset()) -> FeedbackList:
+    """The replies the caller may see, with the member's name (the police see only ``consented_name``: that of
+    the ``consenting`` members, who consented to be contacted about the alert)."""
     actor: Actor = call.who
     visible = [f for f in items if actor.role is not Role.COORDINATOR or set(f.plp_ids) & set(actor.plp_ids)]
-    names: dict[str, str] = {}
-    if actor.role is not Role.POLICE:
-        members = await services(call).store.get_members(sorted({f.member_id for f in visible}))
-        names = {m.id: m.name for m in members if m is not None}
+    members = await services(call).store.get_members(sorted({f.member_id for f in visible}))
+    names = {m.id: m.name for m in members if m is not None}
     return FeedbackList(
         items=[
-            FeedbackView(**{**f.__dict__, "member_name": names.get(f.member_id)})
-            for f in visible  # erased: no name
+            FeedbackView(
+                **{
+                    **f.__dict__,
+                    "member_name": names.get(f.member_id),  # erased: no name
+                    "consented_name": names.get(f.member_id) if f.member_id in consenting else None,
+                }
+            )
+            for f in visible
         ]
     )
 
@@ -79,7 +91,15 @@ async def alert_feedback(call: Call) -> Reply:
     items = await Receipts(svc.store).list_feedback(
         svc.runtime.keys.alert_feedback(alert.id), limit=call.query.limit, before=call.query.before
     )
-    return Reply(200, await _views(call, items))
+    return Reply(200, await _views(call, items, consenting=await _consenting(svc.store, alert)))
+
+
+async def _consenting(store: Store, alert: Alert) -> frozenset[str]:
+    """The members whose answer that counts on ``alert`` consents to be contacted by the police about it."""
+    consent = {a.id for a in alert.answers if a.consent}
+    if not consent:
+        return frozenset()
+    return frozenset(m for m, (a, _) in (await store.answers(alert.id)).items() if a in consent)
 
 
 @api.operation(

@@ -21,16 +21,18 @@ from dispatcher.api.views import (
     ImportReport,
     ImportSource,
     MemberPage,
+    MemberQuery,
     MemberView,
-    PageQuery,
     Query,
     RejectedRow,
 )
 from dispatcher.core.contacts import InvalidContact
-from dispatcher.core.models import Actor, Member, MemberIn, MemberPatch, MemberStatus, Plp, Role
-from dispatcher.people import export, membership, sheets
+from dispatcher.core.models import Actor, ConsentSource, Member, MemberIn, MemberPatch, MemberStatus, Plp, Role
+from dispatcher.geo.areas import Sectors
+from dispatcher.people import export, locating, membership, sheets
 from dispatcher.people.export import MemberExport
 from dispatcher.pipeline import audience
+from dispatcher.storage.records import Page
 from dispatcher.storage.store import from_ts
 
 
@@ -61,8 +63,14 @@ SHEET_CONTENT = {
 }
 
 
-def view(member: Member, actor: Actor, last: audience.LastAcknowledgement | None = None) -> MemberView:
-    """The member as this actor may see them: only the memberships of the actor's PLPs; how they are reached."""
+def view(
+    member: Member,
+    actor: Actor,
+    last: audience.LastAcknowledgement | None = None,
+    sectors: Sectors | None = None,
+) -> MemberView:
+    """The member as this actor may see them: only the memberships of the actor's PLPs; how they are reached;
+    their sector among ``sectors`` (a PLP's)."""
     data = member.model_dump()
     if actor.role is Role.COORDINATOR:
         data["plp_ids"] = [p for p in member.plp_ids if p in actor.plp_ids]
@@ -73,14 +81,27 @@ def view(member: Member, actor: Actor, last: audience.LastAcknowledgement | None
             "working_channels": working if member.status is MemberStatus.ACTIVE else [],
             "last_acknowledged_at": from_ts(last.at) if last and last.at is not None else None,
             "last_acknowledged_via": last.via if last else None,
+            "sector_id": sectors.sector_of(member) if sectors is not None else None,
         }
     )
 
 
 async def views(call: Call, plp: Plp, members: list[Member]) -> list[MemberView]:
     """Members as the caller may see them, with their last acknowledgement of the PLP's alerts."""
-    last = await audience.last_acknowledgements(services(call).store, plp.id, [m.id for m in members])
-    return [view(m, call.who, last.get(m.id)) for m in members]
+    store = services(call).store
+    last = await audience.last_acknowledgements(store, plp.id, [m.id for m in members])
+    sectors = Sectors.of(plp.id, await store.get_sectors(plp.id))
+    return [view(m, call.who, last.get(m.id), sectors) for m in members]
+
+
+#: The header the console's member form sends, so that a consent given there is recorded as the console's.
+CLIENT_HEADER = "X-PLP-Client"
+
+
+def _consent_source(call: Call) -> ConsentSource:
+    """Where a consent in this request was given: the console's member form, or the API."""
+    console = call.request.headers.get(CLIENT_HEADER, "").strip().lower() == "console"
+    return ConsentSource.CONSOLE if console else ConsentSource.API
 
 
 def _invalid_phone(exc: InvalidContact) -> Problem:
@@ -99,10 +120,20 @@ def _invalid_phone(exc: InvalidContact) -> Problem:
 async def create_member(call: Call) -> Reply:
     plp: Plp = call.scope
     svc = services(call)
+    settings = svc.runtime.settings
     try:
-        member, existed = await membership.enroll(svc.store, plp, call.body, region=svc.runtime.settings.default_region)
+        member, existed = await membership.enroll(
+            svc.store,
+            plp,
+            call.body,
+            region=settings.default_region,
+            geocoder=settings.geocoder_url is not None,
+            source=_consent_source(call),
+        )
     except InvalidContact as exc:
         raise _invalid_phone(exc) from None
+    if not existed:
+        await locating.request(svc.runtime, svc.store, [member])
     await note(call, Action.MEMBER_LINKED if existed else Action.MEMBER_CREATED, plp=plp.id, member=member.id)
     location = {"Location": f"/v1/plps/{plp.id}/members/{member.id}"}
     return Reply(200 if existed else 201, (await views(call, plp, [member]))[0], location)
@@ -111,17 +142,48 @@ async def create_member(call: Call) -> Reply:
 @api.operation(
     "GET",
     "/v1/plps/{plp_id}/members",
-    summary="List a PLP's members",
+    summary="List a PLP's members (sector=: those of a sector, or none; located=false: those not located)",
     tag="members",
-    query=PageQuery,
+    query=MemberQuery,
     authorize=guards.member_manager,
     responses={200: MemberPage},
 )
 async def list_members(call: Call) -> Reply:
     plp: Plp = call.scope
-    page = await services(call).store.list_members(plp.id, cursor=call.query.cursor, limit=call.query.limit)
+    query: MemberQuery = call.query
+    if query.sector is None and query.located is None:
+        page = await services(call).store.list_members(plp.id, cursor=query.cursor, limit=query.limit)
+    else:
+        page = await _filtered(call, plp, query)
     await note(call, Action.MEMBER_LISTED, detail=f"{len(page.items)} members", plp=plp.id)
     return Reply(200, MemberPage(items=await views(call, plp, page.items), next_cursor=page.next_cursor))
+
+
+#: Members read at a time while a filter looks for a page's worth.
+_SCAN = 500
+
+
+async def _filtered(call: Call, plp: Plp, query: MemberQuery) -> Page:
+    """A page of the members that pass the query's filters, read a chunk at a time from ``query.cursor`` on;
+    ``next_cursor`` is where the reading stopped (None: the end of the list)."""
+    store = services(call).store
+    sectors = Sectors.of(plp.id, await store.get_sectors(plp.id))
+    wanted, cursor, found = None if query.sector == "none" else query.sector, query.cursor, []
+    while True:
+        chunk = await store.list_members(plp.id, cursor=cursor, limit=_SCAN)
+        for member, sector in zip(chunk.items, sectors.sectors_of(chunk.items), strict=True):
+            cursor = member.id
+            if (query.sector is None or sector == wanted) and _located_as(member, query.located):
+                found.append(member)
+                if len(found) == query.limit:
+                    return Page(items=found, next_cursor=cursor)
+        if chunk.next_cursor is None:
+            return Page(items=found, next_cursor=None)
+        cursor = chunk.next_cursor
+
+
+def _located_as(member: Member, located: bool | None) -> bool:
+    return located is None or (member.location is not None) == located
 
 
 @api.operation(
@@ -150,10 +212,23 @@ async def get_member(call: Call) -> Reply:
 async def update_member(call: Call) -> Reply:
     plp, member = call.scope
     svc = services(call)
+    settings = svc.runtime.settings
     try:
-        updated = await membership.change(svc.store, member, call.body, region=svc.runtime.settings.default_region)
+        updated = await membership.change(
+            svc.store,
+            member,
+            call.body,
+            region=settings.default_region,
+            plp_id=plp.id,
+            geocoder=settings.geocoder_url is not None,
+            source=_consent_source(call),
+        )
     except InvalidContact as exc:
         raise _invalid_phone(exc) from None
+    except membership.UnknownSector as exc:
+        error = {"field": "body.sector_id", "reason": str(exc)}
+        raise Problem(422, "Invalid request", f"body.sector_id: {exc}", errors=[error]) from None
+    await locating.request(svc.runtime, svc.store, [updated])
     await note(call, Action.MEMBER_CHANGED, detail=changed(call.body), plp=plp.id, member=member.id)
     return Reply(200, (await views(call, plp, [updated]))[0])
 
@@ -279,10 +354,17 @@ async def import_members(call: Call) -> Reply:
     svc = services(call)
     rows, source = await _import_rows(call, plp, call.body)
     dry_run = call.query.dry_run
+    settings = svc.runtime.settings
     imported, rejected = await membership.import_rows(
-        svc.store, plp, rows, region=svc.runtime.settings.default_region, dry_run=dry_run
+        svc.store,
+        plp,
+        rows,
+        region=settings.default_region,
+        dry_run=dry_run,
+        geocoder=settings.geocoder_url is not None,
     )
     if not dry_run:  # a dry run changes nothing and reads no one's data
+        await locating.request(svc.runtime, svc.store, [m for _, m, existed in imported if not existed])
         detail = f"{len(imported)} imported, {len(rejected)} rejected"
         await note(call, Action.MEMBER_IMPORTED, detail=detail, plp=plp.id)
     return Reply(

@@ -21,8 +21,8 @@ from dispatcher.core.links import InvalidLink, Purpose
 from dispatcher.core.models import ChannelName, Language, Member
 from dispatcher.core.wording import Words, say
 from dispatcher.people.export import MemberExport, export_member
-from dispatcher.pipeline.compose import templates
-from dispatcher.pipeline.receipts import MAX_FEEDBACK, Receipts, page_language
+from dispatcher.pipeline.compose import message_text, templates
+from dispatcher.pipeline.receipts import MAX_FEEDBACK, AnswerResult, Receipts, page_language
 from dispatcher.storage.store import split_delivery_id
 
 log = structlog.get_logger(__name__)
@@ -73,22 +73,26 @@ async def receipt_page(call: Call) -> Reply:
 async def _receipt_form(call: Call, delivery: str, member: Member, *, status: int = 200) -> Reply:
     store, language = services(call).store, member.language
     alert = await store.get_alert(split_delivery_id(delivery)[0])
+    chosen = call.request.query.get("answer")  # the e-mail's answer link: shown chosen, recorded only by the POST
+    answers = [(a.id, a.text_for(language), a.id == chosen) for a in (alert.answers if alert else [])]
     return _page(
         status,
         language,
         title=say(Words.PAGE_TITLE, language),
-        message=alert.text_for(language, None, language) if alert else None,
+        message=message_text(alert, language, None, language) if alert else None,
         form="receipt",
         confirm_label=say(Words.PAGE_CONFIRM, language),
         feedback_label=say(Words.PAGE_FEEDBACK_LABEL, language),
         send_label=say(Words.PAGE_SEND, language),
+        answers=answers,
     )
 
 
 @api.operation(
     "POST",
     "/v1/r/{token}",
-    summary="Confirm receipt (action=ack) or reply (action=feedback, text=...) from the receipt page",
+    summary="Confirm receipt (action=ack), answer (action=answer, answer=<id>) or reply (action=feedback, text=...) "
+    "from the receipt page",
     tag="members",
     public=True,
     responses={200: HTML, 400: HTML, 410: HTML},
@@ -99,14 +103,29 @@ async def receipt_submit(call: Call) -> Reply:
         return _expired(call)
     delivery, member = target
     form = await _form(call.request)
-    if form.get("action") not in ("ack", "feedback"):  # not one of the page's buttons: a person has not confirmed
+    if form.get("action") not in ("ack", "feedback", "answer"):  # not the page's buttons: a person has not confirmed
         return await _receipt_form(call, delivery, member, status=400)
     receipts, language = Receipts(services(call).store), member.language
+    if form.get("action") == "answer":
+        return await _answer(call, receipts, delivery, member, form.get("answer", ""))
     await receipts.acknowledge(delivery, via=ChannelName.EMAIL)  # either button proves a person read it
     if form.get("action") == "feedback" and form.get("text", "").strip():
         await receipts.feedback(member, form["text"][:MAX_FEEDBACK], via=ChannelName.EMAIL, delivery=delivery)
         return _page(200, language, title=say(Words.FEEDBACK_THANKS, language))
     return _page(200, language, title=say(Words.ACK_THANKS, language))
+
+
+async def _answer(call: Call, receipts: Receipts, delivery: str, member: Member, answer_id: str) -> Reply:
+    """The page's answer button: records the answer (which acknowledges); an answer the alert does not offer gets
+    the page back with a 400, an alert that has ended a 410."""
+    alert = await receipts.store.get_alert(split_delivery_id(delivery)[0])
+    option = alert.answer(answer_id) if alert is not None else None
+    if option is None:
+        return await _receipt_form(call, delivery, member, status=400)
+    language = member.language
+    if await receipts.answer(delivery, option, via=ChannelName.EMAIL) is AnswerResult.ENDED:
+        return _page(410, language, title=say(Words.PAGE_EXPIRED, language))
+    return _page(200, language, title=say(Words.ANSWER_THANKS, language, answer=option.text_for(language)))
 
 
 async def _unsubscribe_target(call: Call) -> Member | None:

@@ -1,8 +1,11 @@
-"""PLPs and their charters."""
+"""PLPs and their charters, and what a proposed charter would change for the next alert."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
 
 from channels import unsendable
 from dispatcher.access.audit import Action
@@ -12,8 +15,22 @@ from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import PlpList, PlpListQuery, PlpView
-from dispatcher.core.models import Charter, Plp, PlpIn, Role
+from dispatcher.core.models import (
+    Alert,
+    Category,
+    ChannelName,
+    Charter,
+    DeliveryMode,
+    MessageClass,
+    Plp,
+    PlpIn,
+    QuietHours,
+    RelayMode,
+    Role,
+    Urgency,
+)
 from dispatcher.operations.production import charter_faults
+from dispatcher.pipeline.estimate import estimate
 from dispatcher.storage.store import new_id
 
 
@@ -102,3 +119,101 @@ async def put_charter(call: Call) -> Reply:
     updated = await services(call).store.set_charter(plp, call.body)
     await note(call, Action.CHARTER_CHANGED, plp=plp.id)
     return Reply(200, PlpView.model_validate(updated.model_dump()))
+
+
+#: The sample message a charter preview prices, in each member's language: one SMS segment, a short call.
+PREVIEW_TEXT = "Cambriolage signalé rue de la Station il y a dix minutes. Fermez portes et fenêtres."
+
+
+class ClassOutcome(BaseModel):
+    """What one message class of a charter does to the PLP's next alert of that class, as the members are now."""
+
+    channels: list[ChannelName]
+    mode: DeliveryMode
+    ttl_seconds: int
+    quiet_hours: QuietHours | None
+    members_reached: int
+    by_channel: dict[ChannelName, int] = Field(description="Deliveries planned per channel")
+    members_unreachable: int = Field(description="Members none of the class's channels can reach")
+    estimated_cost: Decimal = Field(description="Of the sample message (one SMS segment), in currency")
+
+
+class ClassChange(BaseModel):
+    """One message class: the charter in force, the proposed one, and the names of the settings that change."""
+
+    message_class: MessageClass
+    before: ClassOutcome
+    after: ClassOutcome
+    changed: list[str] = Field(description="The class's settings that differ (channels, mode, ttl_seconds, ...)")
+
+
+class CharterPreview(BaseModel):
+    """What a proposed charter changes for the PLP's next alert of each class; nothing is saved."""
+
+    plp_id: str
+    currency: str
+    classes: list[ClassChange]
+    relay: dict[str, RelayMode] = Field(description='"before" and "after": how non-urgent police messages go out')
+
+
+def _sample(plp: Plp, message_class: MessageClass) -> Alert:
+    return Alert(
+        id="preview",
+        author_id="preview",
+        author_role=Role.POLICE,
+        urgency=Urgency.URGENT if message_class is MessageClass.URGENT else Urgency.NON_URGENT,
+        category=Category.BURGLARY if message_class is MessageClass.URGENT else Category.PREVENTION_ADVICE,
+        plp_ids=[plp.id],
+        texts={plp.default_language: PREVIEW_TEXT},
+        ttl_seconds=plp.charter.plan_of(message_class).ttl_seconds,
+        created_at=datetime.now(UTC),
+        about_alert_id="preview" if message_class is MessageClass.POLICE_FEEDBACK else None,
+    )
+
+
+async def _outcome(call: Call, plp: Plp, message_class: MessageClass) -> ClassOutcome:
+    plan = plp.charter.plan_of(message_class)
+    found = await estimate(services(call).store, _sample(plp, message_class), [plp])
+    return ClassOutcome(
+        channels=plan.channels,
+        mode=plan.mode,
+        ttl_seconds=plan.ttl_seconds,
+        quiet_hours=plan.quiet_hours,
+        members_reached=found.members,
+        by_channel=found.by_channel,
+        members_unreachable=found.unreachable,
+        estimated_cost=found.cost(services(call).runtime.settings),
+    )
+
+
+@api.operation(
+    "POST",
+    "/v1/plps/{plp_id}/charter/preview",
+    summary="What a proposed charter changes for the next alert of each class (nothing is saved)",
+    tag="plps",
+    body=Charter,
+    authorize=guards.charter_editor,
+    responses={200: CharterPreview},
+)
+async def preview_charter(call: Call) -> Reply:
+    plp: Plp = call.scope
+    proposed: Charter = call.body
+    refuse_unsendable(call, proposed, where="body")
+    after = plp.model_copy(update={"charter": proposed})
+    classes = []
+    for message_class in MessageClass:
+        old, new = plp.charter.plan_of(message_class), proposed.plan_of(message_class)
+        changed = [name for name in type(old).model_fields if getattr(old, name) != getattr(new, name)]
+        classes.append(
+            ClassChange(
+                message_class=message_class,
+                before=await _outcome(call, plp, message_class),
+                after=await _outcome(call, after, message_class),
+                changed=changed,
+            )
+        )
+    relay = {"before": plp.charter.relay, "after": proposed.relay}
+    return Reply(
+        200,
+        CharterPreview(plp_id=plp.id, currency=services(call).runtime.settings.currency, classes=classes, relay=relay),
+    )

@@ -18,9 +18,13 @@ from redis import exceptions as redis_errors
 
 from dispatcher.access.policy import Denied
 from dispatcher.core.validation import field_errors
+from dispatcher.exchange import CapRefused
 from dispatcher.storage.store import Conflict
 
 log = structlog.get_logger(__name__)
+
+#: The media type of every error answer (RFC 9457).
+PROBLEM = "application/problem+json"
 
 
 class FieldError(BaseModel):
@@ -62,7 +66,7 @@ class Problem(Exception):
         return web.Response(
             status=self.status,
             text=body.model_dump_json(),
-            content_type="application/problem+json",
+            content_type=PROBLEM,
             headers=self.headers,
         )
 
@@ -114,6 +118,16 @@ def validation_problem(exc: ValidationError, where: str) -> Problem:
     errors = field_errors(exc, where)
     fields = ", ".join(e["field"] for e in errors)
     return Problem(422, "Invalid request", f"{len(errors)} field(s) are not valid: {fields}", errors=errors)
+
+
+def cap_problem(exc: CapRefused) -> Problem:
+    """The answer to a CAP document refused: each fault's location in the document (``/alert/info[2]/language``,
+    or ``body``) as the field, with the schema's message or the reason."""
+    errors = [{"field": f.location, "reason": f.reason} for f in exc.faults]
+    where = ", ".join(dict.fromkeys(f.location for f in exc.faults))
+    if exc.status == 413:
+        return Problem(413, "Document too large", exc.faults[0].reason, errors=errors)
+    return Problem(422, "Invalid CAP document", f"{len(errors)} fault(s) in the CAP document: {where}", errors=errors)
 
 
 @web.middleware

@@ -25,8 +25,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from dispatcher import exchange
 from dispatcher.access import policy
-from dispatcher.api.problems import UNAVAILABLE_DESCRIPTION, Problem, ProblemModel, validation_problem
+from dispatcher.api.problems import PROBLEM, UNAVAILABLE_DESCRIPTION, Problem, ProblemModel, validation_problem
 from dispatcher.core.models import Actor
 
 ACTOR = web.RequestKey("actor", Actor)
@@ -236,6 +237,17 @@ def json_body(data: bytes, charset: str | None) -> Any:
         ) from None
 
 
+async def read_cap(request: web.Request) -> bytes:
+    """The bytes of a posted CAP document; raises a 415 problem for another media type (XML says its own encoding)."""
+    if request.content_type not in exchange.MEDIA_TYPES:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"send a CAP 1.2 document with Content-Type: {exchange.CAP_MEDIA_TYPE}, not {request.content_type!r}",
+        )
+    return await request.read()
+
+
 async def read_form(request: web.Request) -> dict[str, str]:
     """The fields of a form post (``application/x-www-form-urlencoded``); raises a 400 problem for bad bytes."""
     try:
@@ -305,6 +317,10 @@ _PATH_PARAM = re.compile(r"{([a-z_]+)}")
 PATH_PATTERNS = {
     "alert_id": "[0-9a-f]{16}",
     "member_id": "[0-9a-f]{16}",
+    "sector_id": "[0-9a-f]{16}",
+    "drill_id": "[0-9a-f]{16}",
+    "request_id": "[0-9a-f]{16}",
+    "notification_id": "[0-9a-f]{16}",
     "plp_id": "[a-z0-9][a-z0-9-]{0,63}",
     "actor_id": "[a-z0-9][a-z0-9-]{0,63}",
     "token_id": "tok_[0-9a-f]{1,32}",
@@ -348,7 +364,16 @@ def _describe(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}
         doc["requestBody"] = {"required": op.body_required, "content": content | dict(op.extra_content)}
+    elif op.extra_content:  # a body of another format only (a CAP document)
+        doc["requestBody"] = {"required": op.body_required, "content": dict(op.extra_content)}
     return doc
+
+
+def _schema_of(media_type: str) -> dict[str, Any]:
+    """The schema of an alternative media type: a problem's, or text."""
+    if media_type == PROBLEM:
+        return {"schema": {"$ref": f"#/components/schemas/{ProblemModel.__name__}"}}
+    return {"schema": {"type": "string"}}
 
 
 def _unavailable(op: Operation) -> dict[str, Any]:
@@ -369,9 +394,10 @@ def _response(
 ) -> dict[str, Any]:
     if model is None:
         return {"description": "No content"}
-    if isinstance(model, str):  # a media type: an HTML page, TwiML
-        return {"description": f"A {model} document", "content": {model: {"schema": {"type": "string"}}}}
-    media = "application/problem+json" if problem else "application/json"
+    if isinstance(model, str):  # a media type: an HTML page, TwiML; or a problem, when the route does not match
+        content = {model: {"schema": {"type": "string"}}} | {other: _schema_of(other) for other in also}
+        return {"description": f"A {model} document", "content": content}
+    media = PROBLEM if problem else "application/json"
     return {
         "description": (model.__doc__ or model.__name__).strip().splitlines()[0],
         "content": {media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}

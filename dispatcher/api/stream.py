@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from dispatcher.access import policy
 from dispatcher.api import guards
+from dispatcher.api.alerts import view as alert_view
 from dispatcher.api.hub import AlertHub, Follower
 from dispatcher.api.problems import redis_unavailable
 from dispatcher.api.routing import Call, Reply
@@ -270,6 +271,6 @@ async def _snapshot(
 async def _standing(call: Call, alert: Alert, plps: list[Plp]) -> tuple[AlertView, audience.Headcount]:
     """The alert's view (before the caller's field policy) and its headcount in these PLPs."""
     svc = services(call)
-    view = AlertView.build(alert, await svc.store.get_progress(alert.id), svc.runtime.settings)
+    view = await alert_view(call, alert)  # with its consenting members, as GET /v1/alerts/{id} shows them
     count = await audience.headcount(svc.store, alert.id, [p.id for p in plps], whole=len(plps) == len(alert.plp_ids))
     return view, count

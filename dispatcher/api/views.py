@@ -20,6 +20,7 @@ from dispatcher.core.models import (
     Plp,
     Relay,
 )
+from dispatcher.storage.counters import sector_counts
 from dispatcher.storage.records import AlertProgress, DeliveryRecord
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
@@ -32,6 +33,17 @@ class Query(BaseModel):
 class PageQuery(Query):
     cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
     limit: Limit = 100
+
+
+class MemberQuery(PageQuery):
+    sector: str | None = Field(
+        default=None,
+        pattern=r"^([0-9a-f]{16}|none)$",
+        description="Only the members of this sector (its id), or `none`: those in no sector",
+    )
+    located: bool | None = Field(
+        default=None, description="false: only the members without a known position (with the reason); true: the others"
+    )
 
 
 class PlpListQuery(Query):
@@ -72,6 +84,9 @@ class MemberView(Member):
         default=None, description="When they last acknowledged an alert of this PLP (of its latest 200)"
     )
     last_acknowledged_via: ChannelName | None = None
+    sector_id: str | None = Field(
+        default=None, description="The member's sector in this PLP: set by hand, else by position, else by street"
+    )
 
 
 class MemberPage(BaseModel):
@@ -125,6 +140,14 @@ class StatusCounts(BaseModel):
     cancelled: int = 0
 
 
+class SectorCount(BaseModel):
+    """How many members an alert reaches (or would reach) in one sector of a PLP: a count, never who."""
+
+    plp_id: str
+    sector_id: str
+    members: int
+
+
 class AlertCounts(BaseModel):
     total: int = Field(description="Deliveries planned")
     by_status: StatusCounts
@@ -140,6 +163,14 @@ class AlertCounts(BaseModel):
         description="Sends made again after one that may have reached the provider (no answer once it went out, "
         "or its worker died during it): members may have received these messages twice",
     )
+    members_unlocated: int = Field(
+        default=0,
+        description="An alert to part of its PLPs: members planned whose place is unknown (their charter reaches "
+        "them), among those planned",
+    )
+    by_sector: list[SectorCount] = Field(
+        default_factory=list, description="Members planned per sector, in the PLPs that have sectors"
+    )
 
 
 class AlertCost(BaseModel):
@@ -149,6 +180,21 @@ class AlertCost(BaseModel):
     voice_minutes: int
     estimated: Decimal
     currency: str
+
+
+class AnswerCount(BaseModel):
+    id: str = Field(description="The answer option")
+    members: int = Field(description="Members whose answer (their latest) it is")
+
+
+class ConsentingMember(BaseModel):
+    """A member whose answer to this alert consents to being contacted by the police about it."""
+
+    member_id: str
+    name: str
+    phone: str | None
+    answer: str
+    answered_at: datetime
 
 
 class AlertView(Alert):
@@ -163,6 +209,17 @@ class AlertView(Alert):
     held_until: datetime | None = Field(
         default=None,
         description="Non-urgent: the end of the quiet hours its sending was held until (the latest, over its PLPs)",
+    )
+    follow_ups: list[str] = Field(
+        default_factory=list, description="Ids of its follow-ups (updates, all-clear), oldest first"
+    )
+    answer_tally: list[AnswerCount] = Field(
+        default_factory=list, description="Per answer option, in the alert's order, the members who gave it (last)"
+    )
+    consenting: list[ConsentingMember] = Field(
+        default_factory=list,
+        description="Members whose answer consents to be contacted by the police about this alert: their name "
+        "and phone, shown to the police for this alert only",
     )
 
     @classmethod
@@ -182,6 +239,10 @@ class AlertView(Alert):
                 currency=settings.currency,
             ),
             held_until=progress.held_until,
+            follow_ups=list(progress.follow_ups),
+            answer_tally=[
+                AnswerCount(id=a.id, members=progress.counts.get(f"answer:{a.id}", 0)) for a in alert.answers
+            ],
         )
 
 
@@ -200,7 +261,25 @@ class AlertPreview(BaseModel):
     by_channel: dict[ChannelName, int]
     members_unreachable: int
     members_opted_out: int
+    members_declined_non_urgent: int = Field(
+        default=0,
+        description="Members left out because they chose, on their own page, to receive no non-urgent messages "
+        "(a non-urgent alert or police feedback; urgent alerts reach them), counted apart from those opted out",
+    )
     cost: AlertCost
+    by_plp: dict[str, int] = Field(
+        default_factory=dict, description="Members reached through each PLP (a person in two PLPs counts in the first)"
+    )
+    by_sector: list[SectorCount] = Field(default_factory=list, description="Members reached per sector")
+    members_unlocated: int = Field(
+        default=0,
+        description="Of those reached, the members whose place is unknown (an area alert; their charter reaches them)",
+    )
+    members_unlocated_left_out: int = Field(
+        default=0,
+        description="Members whose place is unknown, not reached because their PLP's charter says area alerts do not "
+        "reach them",
+    )
 
 
 class AlertList(BaseModel):
@@ -225,6 +304,11 @@ def _counts(raw: dict[str, int]) -> AlertCounts:
         members_opted_out=raw.get("opted_out", 0),
         escalated=raw.get("escalated", 0),
         possible_duplicates=raw.get("possible_duplicates", 0),
+        members_unlocated=raw.get("unlocated", 0),
+        by_sector=[
+            SectorCount(plp_id=plp_id, sector_id=sector_id, members=n)
+            for (plp_id, sector_id), n in sorted(sector_counts(raw).items())
+        ],
     )
 
 

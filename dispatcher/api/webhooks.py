@@ -12,6 +12,7 @@ The vendor parses it into one event, which is applied here through the receipts
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ import structlog
 from channels import inbound_vendors
 from channels.inbound import (
     ACK_PREFIX,
+    ANSWER_PREFIX,
     DELIVERY_PARAMETER,
     NOBODY_ANSWERED,
     Answer,
@@ -39,8 +41,9 @@ from channels.inbound import (
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Operation, Reply, read_form
 from dispatcher.api.services import Services, api, services
-from dispatcher.core.models import ChannelName, Language
-from dispatcher.core.wording import Words, say
+from dispatcher.core.models import ChannelName, Language, Member
+from dispatcher.core.wording import Words, answer_for_key, say
+from dispatcher.people.selfservice import profile_answer
 from dispatcher.pipeline import replies
 from dispatcher.pipeline.receipts import Receipts, page_language
 from dispatcher.storage.store import Store, split_delivery_id
@@ -54,8 +57,32 @@ _ACK_KEY = "1"
 
 
 def operations() -> list[Operation]:
-    """One public operation, tagged ``webhooks``, per hook of every vendor registered now."""
-    return [_operation(inbound, hook) for inbound in inbound_vendors() for hook in inbound.hooks]
+    """One public operation, tagged ``webhooks``, per hook of every vendor registered now, and the subscription
+    handshake (a GET) of a vendor that has one."""
+    posts = [_operation(inbound, hook) for inbound in inbound_vendors() for hook in inbound.hooks]
+    return posts + [_handshake(inbound) for inbound in inbound_vendors() if hasattr(inbound, "challenge")]
+
+
+def _handshake(inbound: type[Inbound]) -> Operation:
+    async def handler(call: Call) -> Reply:
+        vendor = inbound.from_settings(services(call).runtime.settings)
+        challenge = vendor.challenge(call.request.query)  # type: ignore[attr-defined]
+        if challenge is None:
+            log.warning(f"webhook.{inbound.vendor}_handshake_refused")
+            raise Problem(403, "Forbidden", "the verify token is missing or wrong")
+        return Reply(200, challenge, media_type="text/plain")
+
+    handler.__name__ = f"{inbound.vendor}_handshake"
+    return Operation(
+        method="GET",
+        path=hook_path(inbound.vendor),
+        handler=handler,
+        summary=f"The {inbound.vendor} subscription's handshake: the challenge, for our verify token",
+        tag="webhooks",
+        responses={200: "text/plain"},
+        public=True,
+        needs_redis=False,
+    )
 
 
 def _operation(inbound: type[Inbound], hook: Hook) -> Operation:
@@ -87,27 +114,42 @@ async def receive(call: Call, inbound: type[Inbound], hook: Hook) -> Reply:
         log.warning(f"webhook.{inbound.vendor}_refused", path=call.request.path)
         raise Problem(403, "Forbidden", refusal)
     if hook.body is Body.JSON:
-        request = dataclasses.replace(request, json=await _json(call, hook))
-    event = vendor.parse(hook, request)
-    answer = await _apply(svc, inbound.vendor, event) if event is not None else None
+        request = dataclasses.replace(request, json=_json(request.body, hook))
+    parsed = vendor.parse(hook, request)
+    events = parsed if isinstance(parsed, list) else [parsed] if parsed is not None else []
+    answer = None
+    for event in events:  # a vendor that batches its events (WhatsApp) gives a list
+        answer = await _apply(svc, inbound.vendor, event)
+        if isinstance(event, ButtonPress) and answer is not None and answer.text and not _answers_buttons(inbound):
+            await _answer_later(svc, event.channel, event.sender, answer.text, answer.language or Language.FR)
+            answer = None
     answered = vendor.answer(hook, request, answer)
     return Reply(answered.status, answered.body, media_type=answered.media_type)
+
+
+def _answers_buttons(inbound: type[Inbound]) -> bool:
+    """Whether the vendor's answer to a button pressed carries our words (Telegram's toast); if not (WhatsApp,
+    ``answers_buttons = False`` on its class), they go as a message of ours."""
+    return bool(getattr(inbound, "answers_buttons", True))
 
 
 async def _request(call: Call, hook: Hook) -> WebhookRequest:
     """The request as the vendor reads it; a form is read now (its signature covers it), a JSON body once verified."""
     form: dict[str, str] = {}
+    body = b""
     if hook.body is Body.FORM:
         if call.request.content_type != Body.FORM.value:
             raise Problem(415, "Unsupported media type", hook.expects)
         form = await read_form(call.request)
+    else:
+        body = await call.request.read()  # as received: a signature covers these bytes
     url = services(call).runtime.links.public(call.request.path_qs)
-    return WebhookRequest(url=url, headers=call.request.headers, query=call.request.query, form=form)
+    return WebhookRequest(url=url, headers=call.request.headers, query=call.request.query, form=form, body=body)
 
 
-async def _json(call: Call, hook: Hook) -> Any:
+def _json(body: bytes, hook: Hook) -> Any:
     try:
-        return await call.request.json()
+        return json.loads(body)
     except ValueError:
         raise Problem(400, "Malformed JSON", hook.expects) from None
 
@@ -183,14 +225,20 @@ async def _text(svc: Services, vendor: str, message: TextMessage) -> Answer | No
             if member is None:
                 log.info(f"webhook.{message.channel.value}_from_unknown_number")
                 return None
-            return Answer(await receipts.reply(member, message.channel, message.text), member.language)
+            return Answer(await _member_reply(svc, receipts, member, message), member.language)
         if member is None:
             language = page_language(message.language)
             await _answer_later(svc, message.channel, message.sender, say(Words.TELEGRAM_UNKNOWN, language), language)
         else:
-            answer = await receipts.reply(member, message.channel, message.text)
+            answer = await _member_reply(svc, receipts, member, message)
             await _answer_later(svc, message.channel, message.sender, answer, member.language)
     return None
+
+
+async def _member_reply(svc: Services, receipts: Receipts, member: Member, message: TextMessage) -> str:
+    """The answer to a member's reply: the link to their own page if they asked for it, else as ``Receipts.reply``."""
+    link = profile_answer(svc.runtime.links, member, message.text)
+    return link if link is not None else await receipts.reply(member, message.channel, message.text)
 
 
 async def _link(svc: Services, vendor: str, link: ChatLink) -> None:
@@ -212,14 +260,20 @@ async def _answer_later(svc: Services, channel: ChannelName, address: str, text:
 
 
 async def _keys(svc: Services, vendor: str, keys: CallKeys) -> Answer:
-    """Keys pressed in an alert call: the acknowledgement key, pressed by a person, acknowledges; thanks or goodbye."""
+    """Keys pressed in an alert call, by a person: the acknowledgement key acknowledges, the keys after it give the
+    alert's answers (and acknowledge); thanks or goodbye."""
     delivery = _delivery(keys.delivery_id)
     store = svc.store
-    member = await store.get_member(split_delivery_id(delivery)[2])
+    alert_id, _, member_id = split_delivery_id(delivery)
+    member = await store.get_member(member_id)
     language = member.language if member else Language.FR
-    if keys.keys.startswith(_ACK_KEY) and await _pressed_by_a_person(store, delivery, keys):
+    alert = await store.get_alert(alert_id) if not keys.keys.startswith(_ACK_KEY) else None
+    option = answer_for_key(keys.keys[:1], alert.answers) if alert is not None else None
+    if (keys.keys.startswith(_ACK_KEY) or option) and await _pressed_by_a_person(store, delivery, keys):
         async with _once(svc, vendor, keys.event_id) as first:
-            if first:
+            if first and option is not None:
+                await Receipts(store).answer(delivery, option, via=keys.channel)
+            elif first:
                 await Receipts(store).acknowledge(delivery, via=keys.channel)
         return Answer(say(Words.VOICE_THANKS, language), language)
     return Answer(say(Words.VOICE_GOODBYE, language), language)
@@ -243,21 +297,40 @@ async def _pressed_by_a_person(store: Store, delivery: str, keys: CallKeys) -> b
 
 
 async def _button(svc: Services, vendor: str, press: ButtonPress) -> Answer | None:
-    """The "received" button: it acknowledges its delivery when the member whose chat it is presses it."""
+    """The "received" button acknowledges its delivery, an answer button answers its alert, when the member
+    whose chat it is presses it."""
     async with _once(svc, vendor, press.event_id) as first:
         if not first:
             return None
         receipts = Receipts(svc.store)
         member = await receipts.member_by_address(press.channel, press.sender)
-        if member is None or not press.data.startswith(ACK_PREFIX):
+        pressed = _pressed(press.data)
+        if member is None or pressed is None:
             return Answer()
-        delivery = press.data.removeprefix(ACK_PREFIX)
-        try:
-            _, _, member_id = split_delivery_id(delivery)
-        except ValueError:
-            return Answer()
-        if member_id != member.id or not press.own_chat:  # someone else's message, or someone else pressing
+        delivery, number = pressed
+        if split_delivery_id(delivery)[2] != member.id or not press.own_chat:  # someone else's message, or pressing
             log.warning(f"webhook.{vendor}_foreign_button")
             return Answer()
-        await receipts.acknowledge(delivery, via=press.channel)
-        return Answer(say(Words.ACK_THANKS, member.language), member.language)
+        if number is None:
+            await receipts.acknowledge(delivery, via=press.channel)
+            return Answer(say(Words.ACK_THANKS, member.language), member.language)
+        thanks = await receipts.answer_from_reply(member, delivery, number, via=press.channel)
+        return Answer(thanks, member.language) if thanks else Answer()
+
+
+def _pressed(data: str) -> tuple[str, str | None] | None:
+    """The delivery a button's data names, and the answer's number for an answer button; None if it names none."""
+    number: str | None = None
+    if data.startswith(ANSWER_PREFIX):
+        number, _, delivery = data.removeprefix(ANSWER_PREFIX).partition(":")
+        if not number.isdigit():
+            return None
+    elif data.startswith(ACK_PREFIX):
+        delivery = data.removeprefix(ACK_PREFIX)
+    else:
+        return None
+    try:
+        split_delivery_id(delivery)
+    except ValueError:
+        return None
+    return delivery, number

@@ -76,6 +76,24 @@ def _text_files(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return found
 
 
+def _circle(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        lat, lon, radius = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter("write it LAT,LON,METRES, e.g. 50.8503,4.3517,500") from None
+    return {"center": {"lat": lat, "lon": lon}, "radius_m": radius}
+
+
+def _area(sectors: tuple[str, ...], circle: dict[str, Any] | None, streets: tuple[str, ...]) -> dict[str, Any] | None:
+    given = [("sectors", list(sectors)), ("circle", circle), ("streets", list(streets))]
+    chosen = {name: value for name, value in given if value}
+    if len(chosen) > 1:
+        raise click.UsageError("choose one of --sector, --circle and --street")
+    return chosen or None
+
+
 def alert_body_options(command: Any) -> Any:
     """The options that describe an alert, shared by ``send`` and ``preview``."""
     decorators = [
@@ -122,6 +140,20 @@ def alert_body_options(command: Any) -> Any:
             help="Seconds after which nothing more is sent (default: the shortest of the target charters').",
         ),
         click.option("--about", "about", metavar="ALERT_ID", help="Police feedback about this earlier alert."),
+        click.option(
+            "--sector",
+            "sectors",
+            multiple=True,
+            metavar="SECTOR_ID",
+            help="Only this sector of the target PLPs (repeat for several; `GET /v1/plps/{id}/sectors` lists them).",
+        ),
+        click.option(
+            "--circle",
+            callback=_circle,
+            metavar="LAT,LON,METRES",
+            help="Only the members within METRES of the point (e.g. 50.8503,4.3517,500).",
+        ),
+        click.option("--street", "streets", multiple=True, help="Only the members of this street (repeat it)."),
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
@@ -137,6 +169,9 @@ def _body(
     text_files: dict[str, str],
     ttl: int | None,
     about: str | None,
+    sectors: tuple[str, ...] = (),
+    circle: dict[str, Any] | None = None,
+    streets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     if urgent is None:
         raise click.UsageError("say --urgent or --non-urgent")
@@ -153,6 +188,8 @@ def _body(
         body["ttl_seconds"] = ttl
     if about is not None:
         body["about_alert_id"] = about
+    if (area := _area(sectors, circle, streets)) is not None:
+        body["area"] = area
     return body
 
 
@@ -168,8 +205,25 @@ def _echo_preview(body: dict[str, Any], preview: dict[str, Any]) -> None:
     reach = ", ".join(f"{channel} {count}" for channel, count in sorted(preview["by_channel"].items())) or "none"
     click.echo(
         f"Members reached: {preview['members_reached']} "
-        f"(unreachable {preview['members_unreachable']}, opted out {preview['members_opted_out']})"
+        f"(unreachable {preview['members_unreachable']}, opted out {preview['members_opted_out']}"
+        + (
+            f", declined non-urgent messages {declined}"
+            if (declined := preview.get("members_declined_non_urgent", 0))
+            else ""
+        )
+        + ")"
     )
+    if body.get("area") or len(preview.get("by_plp", {})) > 1:
+        per_plp = ", ".join(f"{plp} {count}" for plp, count in preview.get("by_plp", {}).items()) or "none"
+        click.echo(f"Per PLP: {per_plp}")
+    if preview.get("by_sector"):
+        per_sector = ", ".join(f"{s['plp_id']}/{s['sector_id']} {s['members']}" for s in preview["by_sector"])
+        click.echo(f"Per sector: {per_sector}")
+    if body.get("area"):
+        click.echo(
+            f"Without a known place: {preview.get('members_unlocated', 0)} reached, "
+            f"{preview.get('members_unlocated_left_out', 0)} left out (their charter)"
+        )
     click.echo(f"Deliveries by channel: {reach}")
     cost = preview["cost"]
     click.echo(
@@ -418,3 +472,82 @@ def cancel(*, connection: Connection, alert_id: str, yes: bool) -> None:
 
     alert = run_api(connection, work)
     click.echo(f"alert {alert['id']} {alert['status']}")
+
+
+#: How a refused field of a follow-up is reported: by the option that set it.
+FOLLOW_UP_OPTIONS = {"texts": "--text", "kind": "--update/--all-clear"}
+
+
+@alert_group.command("follow-up", context_settings=CONTEXT, short_help="Send an update or all-clear to those reached.")
+@click.argument("alert_id")
+@click.option(
+    "--update/--all-clear",
+    "update",
+    default=None,
+    help="An update (more about the same event; the alert goes on) or an all-clear (the danger has passed: "
+    "the alert's escalations and pending retries end). One of the two is required.",
+)
+@click.option(
+    "--text",
+    "texts",
+    multiple=True,
+    callback=_texts,
+    metavar="LANG=TEXT",
+    help=f"The message in one language ({', '.join(LANGUAGES)}); repeat per language. Members get theirs, "
+    "else the PLP's language.",
+)
+@click.option(
+    "--text-file",
+    "text_files",
+    multiple=True,
+    callback=_text_files,
+    metavar="LANG=PATH|PATH",
+    help="A language's text from a file (fr=message.txt), or all of them from a JSON/YAML file (fr: ..., nl: ...).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (scripts).")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Sending again with the same key and message never sends twice (default: a new key each time).",
+)
+@api_options
+def follow_up(
+    *,
+    connection: Connection,
+    alert_id: str,
+    update: bool | None,
+    texts: dict[str, str],
+    text_files: dict[str, str],
+    yes: bool,
+    idempotency_key: str | None,
+) -> None:
+    """Send an update or an all-clear of the alert ALERT_ID to exactly the members it reached, each on a channel
+    that reached them, in their language (its author, police of its zone, admin).
+
+    An all-clear also ends the alert's escalations and its sends waiting for a retry. A follow-up
+    is sent once per Idempotency-Key.
+
+    \b
+    Example:
+      plp alert follow-up 3f0c9a1e5b7d2c48 --all-clear \\
+          --text fr="Le suspect a été arrêté, merci." --text nl="De verdachte werd opgepakt, bedankt."
+    """
+    if update is None:
+        raise click.UsageError("say --update or --all-clear")
+    merged = {**text_files, **texts}
+    if not merged:
+        raise click.UsageError("give the message: --text fr=... (repeat per language) or --text-file")
+    kind = "update" if update else "all_clear"
+    what = "an update" if update else "an all-clear"
+    if not yes and not click.confirm(f"Send {what} of alert {alert_id} to the members it reached?", default=False):
+        raise click.ClickException("not sent: not confirmed (--yes sends without asking)")
+    headers = {"Idempotency-Key": idempotency_key or f"plp-cli-{uuid.uuid4()}"}
+    body = {"kind": kind, "texts": merged}
+
+    async def work(api: ApiClient) -> Any:
+        path = f"/v1/alerts/{alert_id}/follow-ups"
+        return (await api.call("POST", path, json_body=body, headers=headers, options=FOLLOW_UP_OPTIONS)).body
+
+    sent = run_api(connection, work)
+    click.echo(f"follow-up {sent['id']} {sent['status']}: {kind} of alert {alert_id}")
+    click.echo(f"follow it: plp alert watch {sent['id']}")

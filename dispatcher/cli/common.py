@@ -34,7 +34,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def cli_settings(*, logging: bool = True) -> Settings:
-    """The settings from the environment; an invalid one is a one-line error naming the variable."""
+    """The settings from the environment; an invalid one is a one-line error naming the variable.
+
+    Logs go to standard error at ``PLP_LOG_LEVEL``; with ``logging=False`` (a command whose output is for
+    reading or for a script: ``plp status --json``), its warnings and errors only. Never to standard output,
+    which is the command's answer (structlog's own default would write there)."""
     try:
         settings = load_settings()
     except ValidationError as exc:
@@ -42,8 +46,7 @@ def cli_settings(*, logging: bool = True) -> Settings:
         raise click.ClickException(f"the configuration is not valid: {problems}") from None
     except SettingsFileError as exc:
         raise click.ClickException(f"the configuration is not valid: {exc}") from None
-    if logging:
-        configure_logging(settings)
+    configure_logging(settings if logging else settings.model_copy(update={"log_level": "WARNING"}))
     return settings
 
 

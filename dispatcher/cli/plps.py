@@ -1,4 +1,5 @@
-"""``plp plp``, ``plp charter``, ``plp members``: PLPs, their charters and their members, through the API."""
+"""``plp plp``, ``plp charter``, ``plp members``, ``plp sectors``: PLPs, their charters, their members and their
+sectors, through the API."""
 
 from __future__ import annotations
 
@@ -152,6 +153,9 @@ def _echo_charter(charter: dict[str, Any]) -> None:
         if plan.get("ack_threshold"):
             parts.append(f"check {plan['ack_threshold']:.0%} acknowledged after {plan['ack_check_after_seconds']} s")
         click.echo(f"  {name:<16} " + "; ".join(parts))
+    if "area_reaches_unlocated" in charter:
+        whether = "reach" if charter["area_reaches_unlocated"] else "leave out"
+        click.echo(f"alerts to part of the PLP {whether} the members whose place is unknown")
 
 
 @click.group("charter", context_settings=CONTEXT, short_help="A PLP's charter: show it, set it.")
@@ -243,6 +247,12 @@ def _class_value(option: str, allowed: list[str] | None = None) -> Any:
     metavar="CLASS=HH:MM-HH:MM",
     help="Hold messages of that class during these local hours, e.g. non_urgent=21:00-08:00; CLASS=none: never.",
 )
+@click.option(
+    "--unlocated",
+    type=click.Choice(["reached", "left-out"]),
+    help="Alerts to part of the PLP (sectors, a circle, streets) reach the members whose place is unknown, "
+    "counted apart (reached, the default), or leave them out.",
+)
 @json_option
 @api_options
 def set_charter(
@@ -251,6 +261,7 @@ def set_charter(
     plp_id: str,
     charter_file: Path | None,
     relay: str | None,
+    unlocated: str | None,
     channels: dict[str, str],
     mode: dict[str, str],
     ttl: dict[str, str],
@@ -267,14 +278,15 @@ def set_charter(
       plp charter show parc > charter.yaml; $EDITOR charter.yaml; plp charter set parc --file charter.yaml
       plp charter set parc --relay auto --channels urgent=sms,voice,email --mode urgent=all
       plp charter set parc --quiet-hours non_urgent=22:00-07:30 --ttl non_urgent=86400
+      plp charter set parc --unlocated left-out
     """
     changes = {"channels": channels, "mode": mode, "ttl": ttl, "quiet_hours": quiet_hours}
-    if charter_file is None and relay is None and not any(changes.values()):
+    if charter_file is None and relay is None and unlocated is None and not any(changes.values()):
         raise click.UsageError("nothing to set: give --file, or at least one of the options (see --help)")
     base = read_document(charter_file, option="--file") if charter_file is not None else None
     if base is not None and not isinstance(base, dict):
         raise click.BadParameter(f"{charter_file} does not hold a charter (a mapping)", param_hint="--file")
-    options = {"relay": "--relay"}
+    options = {"relay": "--relay", "area_reaches_unlocated": "--unlocated"}
     for name in CLASSES:
         options |= {
             f"{name}.channels": f"--channels {name}=...",
@@ -286,6 +298,8 @@ def set_charter(
     async def work(api: ApiClient) -> Any:
         charter = base if base is not None else (await api.get(f"/v1/plps/{plp_id}"))["charter"]
         charter = _changed(charter, relay=relay, **changes)
+        if unlocated is not None:
+            charter["area_reaches_unlocated"] = unlocated == "reached"
         return await api.call("PUT", f"/v1/plps/{plp_id}/charter", json_body=charter, options=options)
 
     plp = run_api(connection, work).body
@@ -348,7 +362,9 @@ def import_members(
 
     FILE is a CSV as any spreadsheet saves it (separated by , ; or tab; UTF-8, UTF-16 or
     Windows-1252) or an Excel workbook (.xlsx). Columns: name (or first name and name), phone,
-    email, language, channels, consent_at, named in English, French, Dutch or German. Each
+    email, language, channels, consent_at, and where the member lives: street, number, postcode,
+    commune, lat, lon (without lat and lon, the geocoder locates them in the background), named in
+    English, French, Dutch or German. Each
     row is checked on its own: a bad row is reported with its line of the sheet and the reason
     and never drops its neighbours. Someone already a member elsewhere (same phone or e-mail)
     is linked, not duplicated. Exit status 0 when every row was imported, 3 when some were rejected.
@@ -410,18 +426,23 @@ def _how_read(source: dict[str, Any]) -> str:
     return f"read as CSV in {source['encoding']}, separated by {separator}"
 
 
-@members_group.command("list", context_settings=CONTEXT, short_help="A PLP's members and their channels.")
+@members_group.command("list", context_settings=CONTEXT, short_help="A PLP's members, their channels and places.")
 @click.argument("plp_id")
+@click.option("--sector", metavar="SECTOR_ID|none", help="Only the members of this sector, or (none) of no sector.")
+@click.option("--not-located", is_flag=True, help="Only the members without a known position (with the reason).")
 @json_option
 @api_options
-def list_members(*, connection: Connection, plp_id: str, as_json: bool) -> None:
-    """List the members of the PLP PLP_ID: name, language, channels, status, channels that do not work."""
+def list_members(*, connection: Connection, plp_id: str, sector: str | None, not_located: bool, as_json: bool) -> None:
+    """List the members of the PLP PLP_ID: name, language, channels, status, channels that do not work, and
+    their place: their sector, or why they could not be located."""
+    filters: dict[str, str] = {"sector": sector} if sector else {}
+    filters |= {"located": "false"} if not_located else {}
 
     async def work(api: ApiClient) -> list[Any]:
         items: list[Any] = []
         cursor: str | None = None
         while True:
-            params: dict[str, str | int] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"limit": 1000, **filters, **({"cursor": cursor} if cursor else {})}
             page = await api.get(f"/v1/plps/{plp_id}/members", params=params)
             items += page["items"]
             cursor = page["next_cursor"]
@@ -440,8 +461,93 @@ def list_members(*, connection: Connection, plp_id: str, as_json: bool) -> None:
             ",".join(m["channels"]),
             m["status"],
             ", ".join(f"{channel}: {why}" for channel, why in (m.get("unusable") or {}).items()) or "-",
+            _place(m),
         )
         for m in members
     ]
-    echo_table(("ID", "NAME", "LANGUAGE", "CHANNELS", "STATUS", "NOT WORKING"), rows)
+    echo_table(("ID", "NAME", "LANGUAGE", "CHANNELS", "STATUS", "NOT WORKING", "PLACE"), rows)
     click.echo(f"{len(members)} members")
+
+
+def _place(member: dict[str, Any]) -> str:
+    """The member's sector, or where the search for their position stands (and why it failed)."""
+    if member.get("sector_id"):
+        return f"sector {member['sector_id']}"
+    locating = member.get("locating") or {"state": "no_address"}
+    if locating["state"] == "located":
+        return "located, no sector"
+    return locating["state"] + (f": {locating['reason']}" if locating.get("reason") else "")
+
+
+@click.group("sectors", context_settings=CONTEXT, short_help="A PLP's sectors: list, import GeoJSON, delete.")
+def sectors_group() -> None:
+    """A PLP's sectors (admin, or its coordinators; the police of its zone may list them): list them, import a
+    GeoJSON file of them, delete one."""
+
+
+@sectors_group.command("list", context_settings=CONTEXT, short_help="A PLP's sectors, by name.")
+@click.argument("plp_id")
+@json_option
+@api_options
+def list_sectors(*, connection: Connection, plp_id: str, as_json: bool) -> None:
+    """List the sectors of the PLP PLP_ID: id, name, shape, streets."""
+
+    async def work(api: ApiClient) -> Any:
+        return await api.get(f"/v1/plps/{plp_id}/sectors")
+
+    found = run_api(connection, work)
+    if as_json:
+        echo_json(found)
+        return
+    rows = [
+        (s["id"], s["name"], (s.get("geometry") or {}).get("type", "-"), ", ".join(s["streets"]) or "-")
+        for s in found["items"]
+    ]
+    echo_table(("ID", "NAME", "SHAPE", "STREETS"), rows)
+    click.echo(f"{len(rows)} sectors")
+
+
+@sectors_group.command("import", context_settings=CONTEXT, short_help="Import sectors from a GeoJSON file.")
+@click.argument("plp_id")
+@click.argument("file", type=click.File("rb"))
+@json_option
+@api_options
+def import_sectors(*, connection: Connection, plp_id: str, file: Any, as_json: bool) -> None:
+    """Import the sectors of FILE (a GeoJSON FeatureCollection, - for standard input) into the PLP PLP_ID: each
+    feature a sector named by its properties.name, with its streets in properties.streets. All of them are
+    imported, or none: a bad shape is refused saying which feature, where and what.
+
+    
+    Example (a file exported from QGIS or geojson.io):
+      plp sectors import parc sectors.geojson
+    """
+    import json
+
+    try:
+        collection = json.loads(file.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"not a JSON file: {exc}", param_hint="FILE") from None
+
+    async def work(api: ApiClient) -> Any:
+        return (await api.call("POST", f"/v1/plps/{plp_id}/sectors/import", json_body=collection)).body
+
+    done = run_api(connection, work)
+    if as_json:
+        echo_json(done)
+        return
+    for sector in done["items"]:
+        click.echo(f"sector {sector['id']} {sector['name']!r} imported")
+
+
+@sectors_group.command("delete", context_settings=CONTEXT, short_help="Delete one of a PLP's sectors.")
+@click.argument("plp_id")
+@click.argument("sector_id")
+@api_options
+def delete_sector(*, connection: Connection, plp_id: str, sector_id: str) -> None:
+    """Delete the sector SECTOR_ID of the PLP PLP_ID (members set in it by hand follow their place again)."""
+
+    async def work(api: ApiClient) -> Any:
+        return (await api.call("DELETE", f"/v1/plps/{plp_id}/sectors/{sector_id}")).body
+
+    run_api(connection, work)
+    click.echo(f"sector {sector_id} deleted")

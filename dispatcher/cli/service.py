@@ -57,7 +57,7 @@ def serve_web() -> None:
     settings = cli_settings()
     # Refused on what production refuses; the data's version checked once before any process serves
     # (and its client closed before they fork).
-    service_runtime(settings).sync_redis.close()
+    service_runtime(settings).close()
     announce_channels(settings)
     if settings.web_processes == 1:
         _serve(settings, reuse_port=False)
@@ -157,14 +157,19 @@ def purge() -> None:
     )
 
 
-@click.command("telegram-webhook", context_settings=CONTEXT, short_help="Register the bot's Telegram webhook.")
+@click.command(
+    "telegram-webhook", context_settings=CONTEXT, short_help="Register the bot's Telegram webhook and its menu."
+)
 def telegram_webhook() -> None:
-    """Register <PLP_PUBLIC_BASE_URL>/v1/webhooks/telegram as the bot's webhook, with TELEGRAM_WEBHOOK_SECRET.
+    """Register <PLP_PUBLIC_BASE_URL>/v1/webhooks/telegram as the bot's webhook, with TELEGRAM_WEBHOOK_SECRET,
+    and the bot's menu of commands in each language (/profil, /profiel, /profile: the member's own page; /stop).
 
     Needs TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET and a PLP_PUBLIC_BASE_URL that Telegram can reach (HTTPS).
     """
     from channels.inbound import hook_path
     from channels.telegram import TelegramChannel, TelegramInbound
+    from dispatcher.core.models import Language
+    from dispatcher.core.wording import telegram_menus
 
     settings = cli_settings()
     if not TelegramChannel.configured(settings) or settings.telegram_webhook_secret is None:
@@ -175,6 +180,7 @@ def telegram_webhook() -> None:
         channel = TelegramChannel.from_settings(settings)
         try:
             await channel.set_webhook(url, settings.telegram_webhook_secret.get_secret_value())  # type: ignore[union-attr]
+            await channel.set_commands(telegram_menus(Language.EN))
         finally:
             await channel.close()
 
@@ -182,7 +188,7 @@ def telegram_webhook() -> None:
         asyncio.run(register())
     except ChannelError as exc:
         raise click.ClickException(f"Telegram refused the webhook: {exc}") from None
-    click.echo(f"Telegram now posts the bot's updates to {url}")
+    click.echo(f"Telegram now posts the bot's updates to {url}; the bot's menu is set in fr, nl, de and en")
 
 
 @click.command(context_settings=CONTEXT, short_help="Run the whole service here, with a demo PLP.")

@@ -44,7 +44,7 @@ def status(as_json: bool) -> None:
             "start it, or set REDIS_URL to the service's Redis"
         ) from None
     finally:
-        runtime.rq_connection.close()
+        runtime.close()
     problems = service_health.problems(health, settings)
     if as_json:
         echo_json(service_health.report(health, settings))
@@ -112,6 +112,10 @@ def _echo_health(health: QueueHealth, where: str) -> None:
             for lane in health.lanes
         ],
     )
+    for lane in health.lanes:
+        if lane.zones:
+            waiting = ", ".join(f"{zone} {jobs}" for zone, jobs in sorted(lane.zones.items()))
+            click.echo(f"{lane.lane} send jobs waiting per police zone (taken in turn): {waiting}")
     click.echo("workers:")
     seen: set[str] = set()
     for lane in health.lanes:

@@ -39,6 +39,7 @@ async def _audit(store: Store, action: Action, **target: str) -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), help="The new actor's role.")
 @click.option("--zone", help="Police zone (police officers: they send to the PLPs of their zone).")
 @click.option("--plp", "plps", multiple=True, help="PLP id (coordinators; repeat for several).")
+@click.option("--email", help="The new actor's e-mail address: they can then sign in to the console by e-mailed link.")
 @click.option(
     "--ttl-days",
     type=click.IntRange(1, MAX_TOKEN_TTL_DAYS),
@@ -50,6 +51,7 @@ def issue(
     role: str | None,
     zone: str | None,
     plps: tuple[str, ...],
+    email: str | None,
     ttl_days: int | None,
 ) -> None:
     """Create an actor with a role (or take an existing one) and print a new token, once.
@@ -59,19 +61,20 @@ def issue(
       plp token issue --name "Admin" --role admin
       plp token issue --name "Inspecteur Dubois" --role police --zone 5340 --ttl-days 30
       plp token issue --name "Marie Peeters" --role coordinator --plp parc --plp gare
+      plp token issue --name "Jan Claes" --role coordinator --plp parc --email jan@plp-parc.example
       plp token issue --actor 3f0c9a1e5b7d2c48
     """
     from dispatcher.people.accounts import open_account
 
-    if actor_id is not None and (name or role):
-        raise click.UsageError("--actor issues to an existing actor: leave out --name and --role")
+    if actor_id is not None and (name or role or email):
+        raise click.UsageError("--actor issues to an existing actor: leave out --name, --role and --email")
     if actor_id is None and not (name and role):
         raise click.UsageError("give --name and --role for a new actor, or --actor ID for an existing one")
     data = None
     if actor_id is None:
         assert name and role  # checked above
         try:
-            data = ActorIn(name=name, role=Role(role), police_zone=zone, plp_ids=list(plps))
+            data = ActorIn(name=name, role=Role(role), police_zone=zone, plp_ids=list(plps), email=email)
         except ValidationError as exc:
             raise click.ClickException(exc.errors()[0]["msg"]) from None
     settings = cli_settings()

@@ -1,4 +1,5 @@
-"""``plp alert watch``: an alert followed live, a progress bar per channel, until it is finished.
+"""``plp alert watch``: an alert followed live, a progress bar per channel and the tally of its answers, until it
+is finished.
 
 The alert is read with ``GET /v1/alerts/{id}`` every ``interval`` seconds: simple, and it
 works through any proxy (the server-sent events of ``/events`` are for the console). A
@@ -67,6 +68,20 @@ def _acknowledged(alert: dict[str, Any]) -> str:
     return f"acknowledged {acked} of {total} deliveries{share}"
 
 
+def _answers(alert: dict[str, Any]) -> str:
+    """The live tally of the alert's answers (``answers: saw 2 · nothing 5 · camera 1``); "" when it offers none."""
+    tally = alert.get("answer_tally") or []
+    return "answers: " + " · ".join(f"{row['id']} {row['members']}" for row in tally) if tally else ""
+
+
+def _consenting(alert: dict[str, Any]) -> list[str]:
+    """The members who consent to be contacted about the alert, one line each."""
+    return [
+        f"consents to be contacted ({c['answer']}): {c['name']} {c['phone'] or ''}".rstrip()
+        for c in alert.get("consenting") or []
+    ]
+
+
 def _header(alert: dict[str, Any], elapsed: float) -> Text:
     line = f"alert {alert['id']} · {alert['urgency']} {alert['category']} · {alert['status']} · {elapsed:.1f} s"
     text = Text(line, style="bold")
@@ -78,6 +93,8 @@ def _header(alert: dict[str, Any], elapsed: float) -> Text:
     if alert.get("held_until"):
         text.append(f"\nheld by the quiet hours until {alert['held_until']}", style="yellow")
     text.append("\n" + _acknowledged(alert), style="green")
+    if answers := _answers(alert):
+        text.append("\n" + answers, style="cyan")
     return text
 
 
@@ -145,6 +162,8 @@ def echo_summary(alert: dict[str, Any], audience: dict[str, Any] | None = None) 
     rows.append(("all", counts["total"], *(counts["by_status"].get(s, 0) for s in STATUS_ORDER)))
     echo_table(header, rows)
     click.echo(_acknowledged(alert))
+    for line in filter(None, [_answers(alert), *_consenting(alert)]):
+        click.echo(line)
     if audience is not None and audience.get("members"):
         members = audience["members"]
         click.echo(

@@ -30,6 +30,7 @@ class Contact(StrEnum):
     PHONE = "phone"
     EMAIL = "email"
     TELEGRAM = "telegram"  # a Telegram chat id
+    WHATSAPP = "whatsapp"  # the mobile number, once the member has consented to WhatsApp (``Member.whatsapp_consent``)
 
 
 class _Names(type):

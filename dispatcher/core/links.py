@@ -23,6 +23,10 @@ class Purpose(StrEnum):
     RECEIPT = "receipt"  # acknowledge a delivery, or reply to it (e-mail page)
     UNSUBSCRIBE = "unsubscribe"  # stop every message to a member
     EXPORT = "export"  # read everything stored about a member (GDPR right of access)
+    PROFILE = "profile"  # the member's own page: see and change their choices, leave
+    PROFILE_FORM = "profile-form"  # the per-form token of that page's forms (CSRF)
+    JOIN_FORM = "join-form"  # the per-form token of a PLP's join page (its subject: the PLP id)
+    JOIN = "join"  # a join request waiting for its codes, in the page's form (its subject: the request id)
 
 
 class InvalidLink(Exception):
@@ -87,6 +91,10 @@ class Links:
     def export_url(self, member_id: str) -> str:
         """The member's own link to everything stored about them, as JSON."""
         return f"{self._base}/v1/x/{self.token(Purpose.EXPORT, member_id)}"
+
+    def profile_url(self, member_id: str) -> str:
+        """The member's own page, where they change their language and channels or leave."""
+        return f"{self._base}/v1/p/{self.token(Purpose.PROFILE, member_id)}"
 
     def public(self, path_qs: str) -> str:
         """The URL a provider used to reach ``path_qs``."""

@@ -2,8 +2,10 @@
 
 Masking is a processor, so no call site has to remember it: every string value of
 every event (the message included, and the records of libraries' loggers) has its
-phone numbers, e-mail addresses (Unicode ones too), Telegram chat ids and secret tokens
-replaced by masked forms before it is rendered. The same masking serves the fields of
+phone numbers, e-mail addresses (Unicode ones too), Telegram chat ids, secret tokens and the
+addresses in a geocoder's query (``street=``, ``city=``...) replaced by masked forms before it is
+rendered; the values of keys that hold a part of an address or a position (``street``, ``location``...)
+are masked whole. The same masking serves the fields of
 the API's answers that the police see masked (``dispatcher.access.policy``).
 """
 
@@ -33,6 +35,14 @@ _CHAT_NAMED = re.compile(r"(chat_?id\W{1,4}|\Wchat\W{1,4}\{\W{0,2}id\W{1,4})-?\d
 _CHAT_MESSAGE = re.compile(r"(?<![\w:.-])-?\d{6,}:(\d+)(?![\w:])")
 #: Event keys whose values are chat ids, or provider ids that may embed one.
 _CHAT_KEYS = frozenset({"chat_id", "telegram_chat_id"})
+#: Event keys whose values are a member's address or position: masked whole.
+_PLACE_KEYS = frozenset({"street", "postcode", "location", "coordinates", "lat", "lon"})
+# A geocoder's query parameters, in a URL a library logs (geopy logs each request's URL at DEBUG).
+_GEOCODER_QUERY = re.compile(r"(?<![\w])(street|city|postalcode|q|lat|lon)=[^&\s'\"]+")
+# A part of an address or a position written as a field, in a model's repr or in JSON: street='Rue X', "lat": 50.8
+_PLACE_FIELD = re.compile(
+    r"""(?<![\w])(street|number|postcode|commune|lat|lon)(['"]?\s*[:=]\s*)('[^']*'|"[^"]*"|-?\d+(?:\.\d+)?)"""
+)
 # International or national phone numbers as people write them: +32 470 12 34 56, 0470/12.34.56
 _PHONE = re.compile(r"(?<![\w+])(?<!\d[:.])(?:\+\d|0)[\d ./-]{6,}\d(?![\w])")
 
@@ -57,8 +67,10 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every e-mail address, phone number, Telegram chat id and secret token found in a text."""
+    """Mask every e-mail address, phone number, Telegram chat id, secret token and geocoder query found in a text."""
     text = _SECRET.sub(lambda m: f"{m.group(1)}***", text)
+    text = _GEOCODER_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _PLACE_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _SIGNED.sub("eyJ***", text)
     text = _EMAIL.sub(lambda m: mask_address(m.group(0)), text)
     text = _CHAT_NAMED.sub(lambda m: f"{m.group(1)}***", text)
@@ -86,7 +98,7 @@ def mask_personal_data(_: WrappedLogger, __: str, event_dict: EventDict) -> Even
 def _mask_entry(key: str, value: Any) -> Any:
     if key.startswith("_"):
         return value
-    if key in _CHAT_KEYS and value is not None:
+    if key in _CHAT_KEYS | _PLACE_KEYS and value is not None:
         return "***"
     return _mask_value(value)
 
@@ -121,5 +133,6 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Vendor libraries log every request at INFO (httpx even with the Telegram bot token in the URL).
-    for noisy in ("twilio", "httpx", "httpcore", "telegram", "aiosmtplib"):
+    # geopy logs each geocoder request's URL at DEBUG, the member's address in it (masked all the same).
+    for noisy in ("twilio", "httpx", "httpcore", "telegram", "aiosmtplib", "geopy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -12,10 +12,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from dispatcher.core.channel_names import ChannelName, Contact
 from dispatcher.core.contacts import normalise_email
+from dispatcher.core.places import Address, AreaIn, Coordinates, Locating, Location
 
 
 class Language(StrEnum):
@@ -47,6 +48,13 @@ class Category(StrEnum):
     OTHER = "other"
 
 
+class FollowUpKind(StrEnum):
+    """What a follow-up of an alert tells the members it reached."""
+
+    UPDATE = "update"  # more about the same event; the alert goes on
+    ALL_CLEAR = "all_clear"  # the danger has passed: the alert's escalations and retries end
+
+
 class PlpKind(StrEnum):
     RESIDENTIAL = "residential"
     INDEPENDENTS = "independents"  # a PLP-I, for shopkeepers
@@ -71,6 +79,24 @@ class Role(StrEnum):
 class MemberStatus(StrEnum):
     ACTIVE = "active"
     OPTED_OUT = "opted_out"
+
+
+class ConsentSource(StrEnum):
+    """Where a member's consent was given: a sheet imported, the console's member form, the API, the member, the
+    PLP's join page."""
+
+    IMPORT = "import"
+    CONSOLE = "console"
+    API = "api"
+    SELF_SERVICE = "self-service"
+    JOIN_PAGE = "join-page"  # the resident asked on the PLP's join page, and a coordinator approved
+
+
+class Consent(BaseModel):
+    """A member's consent to a channel that needs one (WhatsApp): when it was given, and how."""
+
+    at: datetime
+    source: ConsentSource
 
 
 class AlertStatus(StrEnum):
@@ -263,6 +289,12 @@ class Charter(Strict):
         default=RelayMode.COORDINATOR,
         description="How non-urgent police messages reach members: at once, or after a coordinator approves.",
     )
+    area_reaches_unlocated: bool = Field(
+        default=True,
+        strict=True,
+        description="Whether an alert to part of the PLP (sectors, a circle, streets) reaches the members whose "
+        "place is not known (counted apart); false: only those known to be inside.",
+    )
 
     @model_validator(mode="after")
     def _urgent_rules(self) -> Charter:
@@ -325,6 +357,13 @@ class MemberIn(Strict):
         default_factory=lambda: list(ChannelName), description="The channels the member accepts."
     )
     consent_at: datetime | None = Field(default=None, description="When the member consented; default: now.")
+    whatsapp: StrictBool = Field(
+        default=False, description="The member consents to be reached on WhatsApp, on their mobile number."
+    )
+    address: Address | None = Field(default=None, description="Where the member lives (personal data).")
+    coordinates: Coordinates | None = Field(
+        default=None, description="The member's position, if known; otherwise it is looked up from the address."
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> MemberIn:
@@ -342,6 +381,16 @@ class MemberPatch(Strict):
     language: Language | None = None
     channels: list[ChannelName] | None = None
     status: MemberStatus | None = None
+    whatsapp: StrictBool | None = Field(
+        default=None, description="true: the member consents to WhatsApp (now); false: they withdraw that consent"
+    )
+    address: Address | None = Field(default=None, description="null: forget the address (and a position found from it)")
+    coordinates: Coordinates | None = Field(default=None, description="null: forget the position")
+    sector_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The member's sector in this PLP, set by hand; null: follow their place",
+    )
 
 
 class Member(BaseModel):
@@ -355,14 +404,42 @@ class Member(BaseModel):
     language: Language
     channels: list[ChannelName]
     consent_at: datetime
+    consent_source: ConsentSource | None = Field(
+        default=None, description="Where the member consented to joining (none: added before this was recorded)"
+    )
     status: MemberStatus = MemberStatus.ACTIVE
     opted_out_at: datetime | None = None
+    whatsapp_consent: Consent | None = Field(
+        default=None, description="The member's consent to WhatsApp; without it WhatsApp does not reach them"
+    )
     unusable: dict[ChannelName, str] = Field(
         default_factory=dict, description="Channels whose contact point failed for good, and why, in plain words"
     )
     plp_ids: list[str]
     created_at: datetime
     updated_at: datetime
+    address: Address | None = None
+    location: Location | None = None
+    locating: Locating | None = Field(default=None, description="Whether the member could be located, or why not")
+    sector_ids: dict[str, str] = Field(default_factory=dict, description="PLP id -> sector set by hand")
+    non_urgent: bool = Field(
+        default=True,
+        description="Whether non-urgent messages (advice, police feedback) reach the member; urgent ones always do",
+    )
+    channel_order: list[ChannelName] = Field(
+        default_factory=list,
+        description="The order the member wants their channels tried in, first first (chosen on their own page); "
+        "the charter still decides which channels a message may take. Empty: the charter's order",
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None,
+        description="The member's own quiet hours, in their PLP's time zone: non-urgent messages wait for their end; "
+        "urgent ones never do",
+    )
+
+    def accepts(self, message_class: MessageClass) -> bool:
+        """Whether the member takes messages of this class at all (their own choice, on their page)."""
+        return self.non_urgent or message_class is MessageClass.URGENT
 
     def address_for(self, channel: ChannelName) -> str | None:
         """The member's contact point for a channel, or None if they have none."""
@@ -370,11 +447,24 @@ class Member(BaseModel):
             return self.phone
         if channel.contact is Contact.EMAIL:
             return self.email
+        if channel.contact is Contact.WHATSAPP:
+            return self.phone if self.whatsapp_consent is not None else None
         return str(self.telegram_chat_id) if self.telegram_chat_id is not None else None
 
+    def preferred(self, channels: list[ChannelName]) -> list[ChannelName]:
+        """These channels (a plan's, in its order) in the member's order: those the member ranked, in their order,
+        then the others in the order given. The member orders; the plan decides which channels there are."""
+        rank = {c: i for i, c in enumerate(self.channel_order)}
+        return sorted(channels, key=lambda c: rank.get(c, len(rank)))  # stable: the plan's order among the unranked
+
     def reachable_channels(self, plan: ClassPlan) -> list[ChannelName]:
-        """The plan's channels, in its order, that this member accepts and can be reached on."""
-        chosen = [c for c in plan.channels if c in self.channels and c not in self.unusable and self.address_for(c)]
+        """The plan's channels, in the member's order (``preferred``), that this member accepts and can be reached
+        on; for a plan "first that works", the first of them."""
+        chosen = [
+            c
+            for c in self.preferred(plan.channels)
+            if c in self.channels and c not in self.unusable and self.address_for(c)
+        ]
         if plan.mode is DeliveryMode.FIRST_THAT_WORKS:
             return chosen[:1]
         return chosen
@@ -388,6 +478,8 @@ class Actor(BaseModel):
     role: Role
     police_zone: str | None = None
     plp_ids: list[str] = Field(default_factory=list)
+    #: where their console sign-in links go; None: they sign in with a bearer token only
+    email: str | None = None
 
     @model_validator(mode="after")
     def _bound(self) -> Actor:
@@ -403,6 +495,29 @@ class ActorIn(Strict):
     role: Role
     police_zone: str | None = Field(default=None, max_length=64)
     plp_ids: list[Identifier] = Field(default_factory=list, max_length=100)
+    email: EmailAddress | None = Field(default=None, description="Where console sign-in links go (optional)")
+
+
+#: The most answer options an alert offers (SMS digits 1-4, one Telegram button row each, voice keys 2-5).
+MAX_ANSWERS = 4
+AnswerId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+AnswerText = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class AnswerOption(Strict):
+    """One answer a member can give to an alert: its id, its words per language, and whether choosing it
+    asks the member's consent to be contacted by the police."""
+
+    id: AnswerId
+    texts: dict[Language, AnswerText] = Field(min_length=1)
+    consent: bool = Field(default=False, description="Choosing it consents to the police contacting the member")
+
+    def text_for(self, language: Language) -> str:
+        """The option's words in ``language``, else French, Dutch, German, English, else any."""
+        for candidate in (language, Language.FR, Language.NL, Language.DE, Language.EN):
+            if candidate in self.texts:
+                return self.texts[candidate]
+        return next(iter(self.texts.values()))
 
 
 class AlertIn(Strict):
@@ -419,6 +534,25 @@ class AlertIn(Strict):
         default=None,
         description="Police feedback: the earlier alert this message tells the PLP about (non-urgent only).",
     )
+    area: AreaIn | None = Field(
+        default=None, description="Only part of the PLPs: some sectors, a circle, or streets. Default: all of them."
+    )
+    exercise: StrictBool = Field(
+        default=False,
+        description="A drill: every channel marks it in the member's language, counted apart in reports and metrics.",
+    )
+    answers: list[AnswerOption] | None = Field(
+        default=None,
+        max_length=MAX_ANSWERS,
+        description="The answers members can give (at most four). Default: the category's; [] for none.",
+    )
+
+    @field_validator("answers")
+    @classmethod
+    def _distinct_answers(cls, value: list[AnswerOption] | None) -> list[AnswerOption] | None:
+        if value is not None and len({a.id for a in value}) != len(value):
+            raise ValueError("each answer id may appear once")
+        return value
 
     @model_validator(mode="after")
     def _feedback_is_not_urgent(self) -> AlertIn:
@@ -432,6 +566,14 @@ class AlertIn(Strict):
         if len(set(value)) != len(value):
             raise ValueError("each PLP may appear once")
         return value
+
+
+class FollowUpIn(Strict):
+    kind: FollowUpKind = Field(description="update: more about the same event; all_clear: the danger has passed")
+    texts: dict[Language, AlertText] = Field(
+        min_length=1,
+        description="The message per language; each member reached gets theirs, else the PLP's default.",
+    )
 
 
 class Relay(BaseModel):
@@ -458,6 +600,17 @@ class Alert(BaseModel):
     ttl_seconds: int
     created_at: datetime
     about_alert_id: str | None = Field(default=None, description="Police feedback: the earlier alert it is about")
+    area: AreaIn | None = Field(default=None, description="The part of its PLPs it goes to; None: all of them")
+    follows: str | None = Field(
+        default=None, description="A follow-up: the alert whose reached members it goes to (see ``kind``)"
+    )
+    kind: FollowUpKind | None = Field(default=None, description="A follow-up: an update or an all-clear")
+    exercise: bool = Field(default=False, description="A drill: marked as an exercise on every channel")
+    answers: list[AnswerOption] = Field(default_factory=list, description="The answers members can give")
+
+    def answer(self, answer_id: str) -> AnswerOption | None:
+        """The answer option with this id, if the alert offers it."""
+        return next((a for a in self.answers if a.id == answer_id), None)
 
     @property
     def message_class(self) -> MessageClass:
@@ -469,10 +622,16 @@ class Alert(BaseModel):
     def text_for(self, language: Language, relay: Relay | None, fallback: Language) -> str:
         """The text for a member's language: the relay's edit first, then the alert's, then any."""
         texts = {**self.texts, **(relay.texts or {})} if relay else self.texts
+        return texts[self.language_for(language, relay, fallback)]
+
+    def language_for(self, language: Language, relay: Relay | None, fallback: Language) -> Language:
+        """The language of the text a member of ``language`` gets: theirs if there is a text in it, else
+        ``fallback`` (the PLP's), else French, Dutch, German, English, else the first."""
+        texts = {**self.texts, **(relay.texts or {})} if relay else self.texts
         for candidate in (language, fallback, Language.FR, Language.NL, Language.DE, Language.EN):
             if candidate in texts:
-                return texts[candidate]
-        return next(iter(texts.values()))
+                return candidate
+        return next(iter(texts))
 
 
 class RelayDecision(Strict):

@@ -116,6 +116,17 @@ _COUNTERS = {
     "a": ("acknowledgements", "Deliveries acknowledged by their member (first time).", ["channel", "urgency"]),
     "s": ("provider_sends", "Calls to a provider to send a delivery, by outcome.", ["channel", "provider", "outcome"]),
     "f": ("alerts_finished", "Alerts that reached a final status.", ["urgency", "status"]),
+    "xr": (
+        "exercise_deliveries_handed_over",
+        "Deliveries of exercises (drills) handed over to their provider (first sent or delivered).",
+        ["channel", "urgency"],
+    ),
+    "xa": (
+        "exercise_acknowledgements",
+        "Deliveries of exercises (drills) acknowledged by their member (first time).",
+        ["channel", "urgency"],
+    ),
+    "xf": ("exercises_finished", "Exercises (drills) that reached a final status.", ["urgency", "status"]),
     "rd": (
         "redispatched",
         "Deliveries the clock dispatched again, by cause: retry, added (work scheduled for it); "
@@ -207,6 +218,12 @@ def queue_families(health: QueueHealth) -> Iterator[Metric]:
     """Gauges of the queues, workers, clock and provider limits, as ``queue_health`` read them."""
     lanes = health.lanes
     yield _gauge("queue_depth", "Jobs waiting in a queue.", ["queue"], [([q.lane], q.pending) for q in lanes])
+    yield _gauge(
+        "zone_queue_depth",
+        "Urgent send jobs waiting, per police zone of their alerts (zones with some; in the urgent queue's depth too).",
+        ["zone"],
+        [([zone], pending) for q in lanes for zone, pending in sorted(q.zones.items())],
+    )
     yield _gauge(
         "queue_oldest_job_age_seconds",
         "How long the next job of a queue has waited (0 when the queue is empty).",

@@ -1,7 +1,8 @@
 """The health of the work queues, read in two Redis round trips: for ``plp status``, ``/v1/status``, metrics.
 
 Per lane (urgent, general): jobs waiting, how long the next one has waited, RQ's scheduled,
-started and failed registries, and the workers alive for it. Plus whether the clock is
+started and failed registries, and the workers alive for it; the urgent lane adds up its own
+queue and each urgent alert's send queue, and lists the police zones with send jobs waiting. Plus whether the clock is
 sweeping, and the provider limits the workers pace their sends under.
 
 *Alive* is the process's own heartbeat (``dispatcher.operations.heartbeats``): a worker or clock whose last
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rq import Worker
+from rq import Queue, Worker
 from rq.utils import utcparse
 
 from channels import describe_channels, rates_for
@@ -72,7 +73,8 @@ class ProviderHealth:
 
 @dataclass(frozen=True)
 class LaneHealth:
-    """One queue: ``pending`` jobs, ``oldest_age`` seconds the next one has waited (None: empty), registries."""
+    """One lane: ``pending`` jobs, ``oldest_age`` seconds the next one has waited (None: empty), registries; the
+    urgent lane's counts add its shared queue's and every police zone's send queue's."""
 
     lane: str
     queue: str
@@ -82,6 +84,8 @@ class LaneHealth:
     started: int
     failed: int
     workers: tuple[WorkerHealth, ...]
+    #: The urgent lane's send jobs waiting, per police zone (the zones with some); its ``pending`` includes them.
+    zones: dict[str, int] = field(default_factory=dict)
 
     @property
     def workers_alive(self) -> int:
@@ -148,10 +152,11 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
     ``redis.RedisError`` (or ``OSError``) when Redis cannot be reached.
     """
     now = time.time() if now is None else now
-    queues = {"urgent": runtime.urgent_queue, "general": runtime.general_queue}
+    # the urgent lane is its shared queue and each urgent alert's send queue; read together, shown as one
+    queues = [("urgent", queue) for queue in runtime.urgent_queues()] + [("general", runtime.general_queue)]
     conn, keys = runtime.rq_connection, runtime.keys
     with conn.pipeline(transaction=False) as pipe:
-        for queue in queues.values():
+        for _, queue in queues:
             pipe.llen(queue.key)
             pipe.lrange(queue.key, 0, _HEAD - 1)
             pipe.zcard(queue.scheduled_job_registry.key)
@@ -169,7 +174,7 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
         for role, found in zip(Role, first[5 * len(queues) : -2], strict=True)
     }
     with conn.pipeline(transaction=False) as pipe:
-        for queue, ids in zip(queues.values(), heads, strict=True):
+        for (_, queue), ids in zip(queues, heads, strict=True):
             for job_id in ids:
                 pipe.hget(queue.job_class.key_for(job_id), "enqueued_at")
         for role, names in listed.items():
@@ -181,17 +186,18 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
     beats = {role: [_beat(role, name, score, second, now) for name, score in names] for role, names in listed.items()}
     workers = {role: tuple(w for w, beat in found if beat.alive) for role, found in beats.items()}
     lanes = tuple(
-        LaneHealth(
-            lane=lane,
-            queue=queue.name,
-            pending=int(row[0]),
-            oldest_age=_oldest_age(times, now),
-            scheduled=int(row[2]),
-            started=int(row[3]),
-            failed=int(row[4]),
-            workers=workers[Role.URGENT] + workers[Role.GENERAL] if lane == "urgent" else workers[Role.GENERAL],
+        _lane(
+            runtime,
+            lane,
+            [
+                (queue, row, times)
+                for (name, queue), row, times in zip(queues, per_queue, enqueued, strict=True)
+                if name == lane
+            ],
+            workers[Role.URGENT] + workers[Role.GENERAL] if lane == "urgent" else workers[Role.GENERAL],
+            now,
         )
-        for (lane, queue), row, times in zip(queues.items(), per_queue, enqueued, strict=True)
+        for lane in ("urgent", "general")
     )
     return QueueHealth(
         lanes=lanes,
@@ -201,6 +207,34 @@ def queue_health(runtime: Runtime, *, now: float | None = None) -> QueueHealth:
         clocks=tuple(beat for _, beat in beats[Role.CLOCK] if beat.alive),
         lost=tuple(beat for found in beats.values() for _, beat in found if not beat.alive),
         providers=provider_health(first[-2], now),
+    )
+
+
+def _lane(
+    runtime: Runtime,
+    lane: str,
+    read: list[tuple[Queue, list[Any], list[Any]]],
+    workers: tuple[WorkerHealth, ...],
+    now: float,
+) -> LaneHealth:
+    """One lane from its queues' readings (the first is the lane's own queue; the urgent lane's others are its
+    alerts' send queues): their jobs and registries added up, the oldest job's age over all of them, and the
+    send jobs waiting per police zone."""
+    ages = [age for _, _, times in read if (age := _oldest_age(times, now)) is not None]
+    zones: dict[str, int] = {}
+    for queue, row, _ in read[1:]:
+        if int(row[0]) and (zone := runtime.zone_of(queue.name)) is not None:
+            zones[zone] = zones.get(zone, 0) + int(row[0])
+    return LaneHealth(
+        lane=lane,
+        queue=read[0][0].name,
+        pending=sum(int(row[0]) for _, row, _ in read),
+        oldest_age=max(ages) if ages else None,
+        scheduled=sum(int(row[2]) for _, row, _ in read),
+        started=sum(int(row[3]) for _, row, _ in read),
+        failed=sum(int(row[4]) for _, row, _ in read),
+        workers=workers,
+        zones=zones,
     )
 
 

@@ -1,4 +1,5 @@
-"""Everything stored about one member, as JSON: the GDPR right of access.
+"""Everything stored about one member, as JSON: the GDPR right of access (their record, the messages sent
+to them, their replies, their answers to alerts with each change).
 
 The member reaches it through the signed link in every e-mail's footer; a coordinator of
 one of their PLPs (or an admin) through the API. A coordinator's export holds what
@@ -62,6 +63,24 @@ class ExportedFeedback(BaseModel):
     received_at: datetime
 
 
+class AnswerChange(BaseModel):
+    """One answer the member gave to an alert (they may change it while the alert is live)."""
+
+    answer: str = Field(description="The answer option's id")
+    answered_at: datetime
+    via: str = Field(description="The channel it came by")
+
+
+class ExportedAnswer(BaseModel):
+    """The member's answer to one alert: the one that counts, and every answer they gave, in the order received."""
+
+    alert_id: str
+    answer: str | None = Field(description="The option that counts (their latest); None if none counts")
+    answer_text: str | None = Field(description="Its words in the member's language")
+    answered_at: datetime | None
+    history: list[AnswerChange] = Field(description="Every answer given, changes included, in the order received")
+
+
 class TelegramState(BaseModel):
     """The member's Telegram link."""
 
@@ -81,6 +100,9 @@ class MemberExport(BaseModel):
     left_plp_ids: list[str] = Field(description="PLPs the member left while staying in others")
     deliveries: list[ExportedDelivery] = Field(description="Oldest alert first")
     feedback: list[ExportedFeedback] = Field(description="Oldest first")
+    answers: list[ExportedAnswer] = Field(
+        default_factory=list, description="Their answers to the alerts of their deliveries, oldest alert first"
+    )
     telegram: TelegramState
 
 
@@ -116,10 +138,38 @@ async def export_member(
             )
             for f in replies
         ],
+        answers=await _answers(store, member, dict.fromkeys(d.alert_id for d in deliveries)),
         telegram=TelegramState(
             chat_id=member.telegram_chat_id, pending_links_expire_at=await _pending_links(store, member.id)
         ),
     )
+
+
+async def _answers(store: Store, member: Member, alert_ids: Collection[str]) -> list[ExportedAnswer]:
+    """The member's answers to these alerts, with the history of their changes; alerts they did not answer left
+    out."""
+    found = []
+    for alert_id in alert_ids:
+        history = [
+            AnswerChange(answer=a, answered_at=datetime.fromtimestamp(t, UTC), via=c)
+            for m, a, t, c in await store.answer_log(alert_id)
+            if m == member.id
+        ]
+        if not history:
+            continue
+        counts = (await store.answers(alert_id)).get(member.id)
+        alert = await store.get_alert(alert_id)
+        option = next((o for o in alert.answers if counts and o.id == counts[0]), None) if alert else None
+        found.append(
+            ExportedAnswer(
+                alert_id=alert_id,
+                answer=counts[0] if counts else None,
+                answer_text=option.text_for(member.language) if option else None,
+                answered_at=datetime.fromtimestamp(counts[1], UTC) if counts else None,
+                history=history,
+            )
+        )
+    return found
 
 
 async def _pending_links(store: Store, member_id: str) -> list[datetime]:

@@ -12,10 +12,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dispatcher.core.channel_names import Contact
 from dispatcher.core.contacts import InvalidContact, normalise_mobile
-from dispatcher.core.models import ChannelName, Member, MemberIn, MemberPatch, MemberStatus, Plp
+from dispatcher.core.models import ChannelName, Consent, ConsentSource, Member, MemberIn, MemberPatch, MemberStatus, Plp
 from dispatcher.core.validation import field_errors
+from dispatcher.people.locating import placed
 from dispatcher.storage.store import Conflict, Store, new_id
+
+
+class UnknownSector(ValueError):
+    """A sector set by hand that the PLP does not have."""
 
 
 class RowError(Exception):
@@ -26,8 +32,17 @@ class RowError(Exception):
         self.errors = errors
 
 
-async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tuple[Member, bool]:
-    """Add a person to a PLP; return the member and whether they already existed.
+async def enroll(
+    store: Store,
+    plp: Plp,
+    data: MemberIn,
+    *,
+    region: str,
+    geocoder: bool = False,
+    source: ConsentSource = ConsentSource.API,
+) -> tuple[Member, bool]:
+    """Add a person to a PLP; return the member and whether they already existed. ``geocoder``: whether
+    one is configured, to locate a new member from their address (``dispatcher.people.locating``).
 
     Raises ``InvalidContact`` for an unusable phone number and ``Conflict`` when the
     person is already a member of this PLP or their contact points belong to two people.
@@ -36,7 +51,7 @@ async def enroll(store: Store, plp: Plp, data: MemberIn, *, region: str) -> tupl
     existing_id = await store.find_member_by_contact(phone=phone, email=email)
     if existing_id is not None:
         return await _join(store, plp, existing_id), True
-    member = _new_member(plp, data, phone, email)
+    member = _new_member(plp, data, phone, email, geocoder=geocoder, source=source)
     await store.save_member(member)
     return member, False
 
@@ -58,9 +73,11 @@ def _contacts(data: MemberIn, region: str) -> tuple[str | None, str | None]:
     return phone, str(data.email) if data.email else None
 
 
-def _new_member(plp: Plp, data: MemberIn, phone: str | None, email: str | None) -> Member:
+def _new_member(
+    plp: Plp, data: MemberIn, phone: str | None, email: str | None, *, geocoder: bool, source: ConsentSource
+) -> Member:
     now = _now()
-    return Member(
+    member = Member(
         id=new_id(),
         name=data.name,
         phone=phone,
@@ -68,21 +85,46 @@ def _new_member(plp: Plp, data: MemberIn, phone: str | None, email: str | None) 
         language=data.language,
         channels=data.channels,
         consent_at=data.consent_at or now,
+        consent_source=source,
+        whatsapp_consent=Consent(at=now, source=source) if data.whatsapp else None,
         plp_ids=[plp.id],
         created_at=now,
         updated_at=now,
     )
+    place = data.model_dump(include={"address", "coordinates"}, exclude_none=True)
+    return member.model_copy(update=placed(member, place, geocoder=geocoder))
 
 
-async def change(store: Store, member: Member, patch: MemberPatch, *, region: str) -> Member:
-    """Apply a coordinator's changes; raises ``InvalidContact`` or ``Conflict`` like ``enroll``."""
+async def change(
+    store: Store,
+    member: Member,
+    patch: MemberPatch,
+    *,
+    region: str,
+    plp_id: str,
+    geocoder: bool = False,
+    source: ConsentSource = ConsentSource.API,
+) -> Member:
+    """Apply a coordinator's changes (a sector set by hand is the PLP ``plp_id``'s); raises ``InvalidContact``
+    or ``Conflict`` like ``enroll``, ``UnknownSector`` for a sector the PLP does not have."""
     changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
+    if "sector_id" in changes:
+        changes["sector_ids"] = await _sectors_set(store, member, plp_id, changes.pop("sector_id"))
+    if "address" in changes or "coordinates" in changes:
+        changes.update(placed(member, changes, geocoder=geocoder))
+        changes.pop("coordinates", None)
+    if "whatsapp" in changes:
+        given = changes.pop("whatsapp")
+        if given is not None and given != (member.whatsapp_consent is not None):  # a consent given again keeps its date
+            changes["whatsapp_consent"] = Consent(at=_now(), source=source) if given else None
     if changes.get("phone"):
         changes["phone"] = normalise_mobile(changes["phone"], region=region)
     if "email" in changes and changes["email"] is not None:
         changes["email"] = str(changes["email"])
     # A new contact point gets a new chance on the channels that failed with the old one.
-    cleared = {ChannelName.SMS, ChannelName.VOICE} if "phone" in changes else set()
+    cleared = (
+        {c for c in ChannelName if c.contact in (Contact.PHONE, Contact.WHATSAPP)} if "phone" in changes else set()
+    )
     cleared |= {ChannelName.EMAIL} if "email" in changes else set()
     if cleared & member.unusable.keys():
         changes["unusable"] = {c: r for c, r in member.unusable.items() if c not in cleared}
@@ -97,8 +139,24 @@ async def change(store: Store, member: Member, patch: MemberPatch, *, region: st
     return updated
 
 
+async def _sectors_set(store: Store, member: Member, plp_id: str, sector_id: str | None) -> dict[str, str]:
+    """The member's sectors set by hand, with this PLP's set to ``sector_id`` (None: taken off)."""
+    chosen = {p: s for p, s in member.sector_ids.items() if p != plp_id}
+    if sector_id is None:
+        return chosen
+    if sector_id not in {s.id for s in await store.get_sectors(plp_id)}:
+        raise UnknownSector(f"PLP {plp_id} has no sector {sector_id!r}")
+    return {**chosen, plp_id: sector_id}
+
+
 async def import_rows(
-    store: Store, plp: Plp, rows: list[tuple[int, Any]], *, region: str, dry_run: bool = False
+    store: Store,
+    plp: Plp,
+    rows: list[tuple[int, Any]],
+    *,
+    region: str,
+    dry_run: bool = False,
+    geocoder: bool = False,
 ) -> tuple[list[tuple[int, Member, bool]], list[tuple[int, list[dict[str, str]]]]]:
     """Enroll every valid row; a bad row is reported and never stops the others.
 
@@ -131,7 +189,7 @@ async def import_rows(
     fresh: list[tuple[int, Member]] = []
     for (row, data, phone, email), owner in zip(valid, owners, strict=True):
         if owner is None:
-            fresh.append((row, _new_member(plp, data, phone, email)))
+            fresh.append((row, _new_member(plp, data, phone, email, geocoder=geocoder, source=ConsentSource.IMPORT)))
             continue
         try:
             imported.append((row, await _join(store, plp, owner, dry_run=dry_run), True))

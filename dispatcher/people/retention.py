@@ -106,6 +106,8 @@ def _purge_alert(client: redis.Redis, keys: Keys, alert_id: str, plp_ids: list[s
             keys.alert_members(alert_id),
             *(keys.alert_plp_members(alert_id, plp_id) for plp_id in plp_ids),
             keys.alert_acks(alert_id),
+            keys.alert_answers(alert_id),
+            keys.alert_answer_log(alert_id),
             keys.alert_unreachable(alert_id),
             keys.alert_fanouts(alert_id),
             keys.alert_feedback(alert_id),

@@ -111,6 +111,15 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "consent_at": ("consent", "consent date", "consentement", "date de consentement", "date du consentement",
                    "date d'inscription", "toestemming", "datum toestemming", "inschrijvingsdatum", "einwilligung",
                    "einwilligungsdatum", "anmeldedatum"),
+    "whatsapp": ("whatsapp consent", "consentement whatsapp", "accord whatsapp", "whatsapp toestemming",
+                 "toestemming whatsapp", "whatsapp-einwilligung", "einwilligung whatsapp"),
+    "street": ("rue", "straat", "strasse", "straße", "street name", "nom de rue", "straatnaam"),
+    "number": ("house number", "numéro", "n°", "no", "nr", "huisnummer", "hausnummer", "numéro de maison"),
+    "postcode": ("postal code", "zip", "zip code", "code postal", "cp", "postnummer", "postcode", "plz",
+                 "postleitzahl"),
+    "commune": ("city", "town", "municipality", "localité", "ville", "gemeente", "plaats", "gemeinde", "ort"),
+    "lat": ("latitude", "breedtegraad", "breitengrad"),
+    "lon": ("lng", "long", "longitude", "lengtegraad", "längengrad"),
 }  # fmt: skip
 COLUMNS = tuple(COLUMN_NAMES)
 _COLUMN = _aliases(COLUMN_NAMES)
@@ -458,7 +467,7 @@ class _Builder:
                 fields[name] = read
         if errors:
             return RowError(errors)
-        return _full_name(fields)
+        return _place(_full_name(fields))
 
     def _cell(self, name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -468,6 +477,9 @@ class _Builder:
             "language": _language,
             "channels": _channels,
             "consent_at": self._consent,
+            "whatsapp": _yes_no,
+            "lat": _degrees,
+            "lon": _degrees,
         }.get(name, _text)
         return reader(value)
 
@@ -531,10 +543,51 @@ def _channels(value: Any) -> list[str]:
     return [_CHANNEL.get(_key(part), part.strip().lower()) for part in names]
 
 
+#: How a sheet says yes or no, in the four languages (a cell left empty is no).
+_YES_NO = _aliases(
+    {
+        "yes": ("y", "x", "1", "true", "oui", "o", "vrai", "ja", "j", "waar", "wahr"),
+        "no": ("n", "0", "false", "non", "faux", "nee", "onwaar", "nein", "falsch"),
+    }
+)
+
+
+def _yes_no(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(int(value)) if isinstance(value, int | float) and float(value).is_integer() else _text(value)
+    answer = _YES_NO.get(_key(text))
+    if answer is None:
+        raise _CellError(f"{text!r} is neither yes nor no (oui/non, ja/nee, ja/nein)")
+    return answer == "yes"
+
+
 def _full_name(fields: dict[str, Any]) -> dict[str, Any]:
     first = fields.pop("first_name", None)
     if first:
         fields["name"] = f"{first} {fields['name']}" if fields.get("name") else first
+    return fields
+
+
+def _degrees(value: Any) -> float | str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = _text(value).replace(",", ".")  # 50,8503: a decimal comma
+    try:
+        return float(text)
+    except ValueError:
+        raise _CellError(f"{text!r} is not a number of degrees (50.8503)") from None
+
+
+_ADDRESS = ("street", "number", "postcode", "commune")
+
+
+def _place(fields: dict[str, Any]) -> dict[str, Any]:
+    """The address's columns as the member's ``address``, ``lat`` and ``lon`` as their ``coordinates``."""
+    if any(name in fields for name in _ADDRESS):
+        fields["address"] = {name: fields.pop(name) for name in _ADDRESS if name in fields}
+    if "lat" in fields or "lon" in fields:
+        fields["coordinates"] = {name: fields.pop(name) for name in ("lat", "lon") if name in fields}
     return fields
 
 

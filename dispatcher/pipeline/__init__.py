@@ -5,7 +5,8 @@ answers, receipts (acknowledgements, replies, STOP), audiences and estimates. Ev
 workers run is named, enqueued and scheduled in ``jobs``.
 
 May import: ``config``, ``dispatcher.core``, ``dispatcher.storage``, ``dispatcher.access``,
-``dispatcher.operations`` (to beat and count), and ``channels`` (the ``Channel`` protocol, the inbound
+``dispatcher.geo`` (who is inside an alert's area), ``dispatcher.operations`` (to beat and count), and
+``channels`` (the ``Channel`` protocol, the inbound
 events and the registry: ``channels``, ``channels.base``, ``channels.inbound``, ``channels.registry``;
 never a vendor's package or library).
 """

@@ -18,7 +18,9 @@ claim script would make a second worker harmless anyway: nothing is ever sent tw
 of the clock, at worst work is wasted. Several clocks may run: taking due entries is atomic.
 
 A fourth sorted set, ``timers``, holds jobs to run at a given time (escalations, checks,
-quiet-hours holds, see ``dispatcher.pipeline.jobs``): the clock enqueues each once it is due.
+quiet-hours holds, see ``dispatcher.pipeline.jobs``): the clock enqueues each once it is due. A fifth,
+``drills``, holds the recurring drills by their next occurrence: the clock sends each once through the
+alerts' intake (``dispatcher.pipeline.drills``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import structlog
 from dispatcher.core.models import DeliveryStatus, Urgency
 from dispatcher.operations import queues
 from dispatcher.operations.heartbeats import Heartbeat, Role
-from dispatcher.pipeline import dispatches, jobs
+from dispatcher.pipeline import dispatches, drills, jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import now_ts
 
@@ -69,13 +71,18 @@ class Tick:
     redispatched: int
     fan_outs: int
     timers: int
+    drills: int = 0
 
 
 def tick(rt: Runtime) -> Tick:
-    """One sweep: re-dispatch run-out leases, enqueue due timers."""
+    """One sweep: re-dispatch run-out leases, enqueue due timers, send the scheduled drills that are due, forget
+    the urgent alerts' emptied queues."""
     now = now_ts()
     redispatched, fan_outs = _leases(rt, now)
-    return Tick(redispatched=redispatched, fan_outs=fan_outs, timers=_timers(rt, now))
+    timers = _timers(rt, now)
+    done = Tick(redispatched=redispatched, fan_outs=fan_outs, timers=timers, drills=drills.send_due(rt, now))
+    dispatches.forget_empty_queues(rt)  # after the sweep's own enqueues: what it put in a queue keeps it
+    return done
 
 
 def run(rt: Runtime, *, stop_after: float | None = None) -> None:
@@ -149,8 +156,10 @@ def _leases(rt: Runtime, now: float) -> tuple[int, int]:
     for job in lost:
         lost_jobs[job.alert_id, job.plp_id].append(job.job_id)
     lanes = _lanes(rt, {alert_id for alert_id, _ in [*work, *lost_jobs, *fan_outs]})
+    zones = _zones(rt, {plp_id for _, plp_id in [*work, *lost_jobs]})
     for batch_key in sorted(work.keys() | lost_jobs.keys()):
-        _redispatch(rt, batch_key, work.get(batch_key, {}), lost_jobs.get(batch_key, []), lanes, now)
+        lane = (lanes[batch_key[0]], zones[batch_key[1]])
+        _redispatch(rt, batch_key, work.get(batch_key, {}), lost_jobs.get(batch_key, []), lane, now)
     for alert_id, plp_id in fan_outs:
         with rt.rq_connection.pipeline(transaction=True) as pipe:
             pipe.multi()
@@ -165,10 +174,11 @@ def _redispatch(
     batch_key: tuple[str, str],
     pending: dict[str, Redispatch],
     lost_jobs: list[str],
-    lanes: dict[str, Urgency],
+    lane: tuple[Urgency, str | None],
     now: float,
 ) -> None:
-    """Enqueue a PLP's deliveries of an alert again, count why, and forget what they were held by, at once."""
+    """Enqueue a PLP's deliveries of an alert again on their ``lane`` (urgency, police zone), count why, and
+    forget what they were held by, at once."""
     alert_id, plp_id = batch_key
     keys, refs = rt.keys, sorted(pending)
     with rt.rq_connection.pipeline(transaction=True) as pipe:
@@ -177,7 +187,7 @@ def _redispatch(
             pipe.zrem(keys.holds(), *(f"{alert_id}|{ref}" for ref in refs))  # the new job's record holds them
             for cause, count in Counter(pending.values()).items():
                 pipe.hincrby(keys.metrics(), f"{REDISPATCH_FIELD}|{cause.value}", count)
-            dispatches.enqueue_sends(rt, pipe, alert_id, plp_id, refs, urgency=lanes[alert_id], now=now)
+            dispatches.enqueue_sends(rt, pipe, alert_id, plp_id, refs, urgency=lane[0], zone=lane[1], now=now)
         for job_id in lost_jobs:
             dispatches.drop(pipe, keys, job_id)
         pipe.execute()
@@ -224,6 +234,12 @@ def _lanes(rt: Runtime, alert_ids: set[str]) -> dict[str, Urgency]:
     """Each alert's lane; the urgent one for an alert that is gone (its jobs only find it gone, and stop)."""
     alerts = rt.reader.get_alerts(sorted(alert_ids))
     return {i: alert.urgency if alert is not None else Urgency.URGENT for i, alert in alerts.items()}
+
+
+def _zones(rt: Runtime, plp_ids: set[str]) -> dict[str, str | None]:
+    """Each PLP's police zone; None for a PLP that is gone (its jobs only find it gone, and stop)."""
+    plps = rt.reader.get_plps(sorted(plp_ids))
+    return {i: plp.police_zone if plp is not None else None for i, plp in plps.items()}
 
 
 def _timers(rt: Runtime, now: float) -> int:

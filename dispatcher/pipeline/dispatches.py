@@ -44,19 +44,43 @@ class Lost:
 
 
 def enqueue_sends(
-    rt: Runtime, pipe: Any, alert_id: str, plp_id: str, refs: list[str], *, urgency: Urgency, now: float
+    rt: Runtime,
+    pipe: Any,
+    alert_id: str,
+    plp_id: str,
+    refs: list[str],
+    *,
+    urgency: Urgency,
+    zone: str | None,
+    now: float,
 ) -> list[str]:
-    """Queue the send jobs of ``refs`` (``PLP_SEND_BATCH_SIZE`` each) on the urgency's lane and record them,
-    on ``pipe``: a transaction the caller has started and executes. Return the jobs' ids."""
+    """Queue the send jobs of ``refs`` (``PLP_SEND_BATCH_SIZE`` each) on the urgency's lane (urgent: the alert's
+    own queue, named after the PLP's police ``zone``) and record them, on ``pipe``: a transaction the caller has
+    started and executes. Return the jobs' ids."""
     keys, size, ids = rt.keys, rt.settings.send_batch_size, []
     for batch in (refs[start : start + size] for start in range(0, len(refs), size)):
         job_id = uuid.uuid4().hex
-        jobs.enqueue(rt, pipe, jobs.SEND_BATCH, alert_id, plp_id, batch, lane=urgency, job_id=job_id)
+        queue = jobs.enqueue(rt, pipe, jobs.SEND_BATCH, alert_id, plp_id, batch, lane=urgency, zone=zone, job_id=job_id)
         pipe.zadd(keys.dispatches(), {job_id: now + rt.settings.lease_seconds})
-        record = {"alert": alert_id, "plp": plp_id, "lane": urgency.value, "refs": json.dumps(batch)}
+        record = {"alert": alert_id, "plp": plp_id, "lane": urgency.value, "queue": queue, "refs": json.dumps(batch)}
         pipe.hset(keys.dispatch(job_id), mapping=record)
         ids.append(job_id)
     return ids
+
+
+def forget_empty_queues(rt: Runtime) -> int:
+    """Drop the urgent alerts' send queues that hold no job from RQ's register of queues (which the workers
+    read before each look); a job enqueued later registers its queue again. Returns how many were dropped."""
+    queues = rt.alert_queues()
+    with rt.rq_connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(queue.key)
+        lengths = pipe.execute()
+    return sum(
+        int(rt.sync_scripts.forget_empty_queue(keys=[rt.queues_register, queue.key], args=[queue.key]))
+        for queue, length in zip(queues, lengths, strict=True)
+        if not length
+    )
 
 
 async def take_over(redis: AsyncRedis, keys: Keys, job_id: str | None, holds: dict[str, float]) -> None:
@@ -92,7 +116,7 @@ def take_lost(rt: Runtime, now: float) -> list[Lost]:
         records: list[dict[str, str]] = pipe.execute()
     with redis.pipeline(transaction=False) as pipe:
         for job_id, record in zip(due, records, strict=True):
-            pipe.lpos(rt.queue_for(Urgency(record.get("lane", Urgency.URGENT.value))).key, job_id)
+            pipe.lpos(_queue_of(rt, record).key, job_id)
         places = pipe.execute()
     lost = []
     for job_id, record, place in zip(due, records, places, strict=True):
@@ -103,6 +127,13 @@ def take_lost(rt: Runtime, now: float) -> list[Lost]:
         elif place is None:  # taken from its queue: the next look tells whether its worker started it
             _mark_taken(rt, job_id)
     return lost
+
+
+def _queue_of(rt: Runtime, record: dict[str, str]) -> Any:
+    """The queue a recorded send job waits in (a record written before zones had queues names only its lane)."""
+    if "queue" in record:
+        return rt.queue_named(record["queue"])
+    return rt.queue_for(Urgency(record.get("lane", Urgency.URGENT.value)))
 
 
 def _mark_taken(rt: Runtime, job_id: str) -> None:

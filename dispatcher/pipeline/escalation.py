@@ -12,7 +12,8 @@ sets:
   the plan's ``ack_threshold``, the PLP's coordinators and the alert's author are notified
   (``dispatcher.pipeline.notifications``) and the PLP's reply-to addresses get an e-mail, once.
 
-Neither does anything for an alert that was cancelled or has expired.
+Neither does anything for an alert that was cancelled, has expired or has an all-clear
+(``dispatcher.pipeline.follow_ups``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dispatcher.core.models import (
 from dispatcher.core.wording import few_acknowledgements
 from dispatcher.pipeline.fanout import count_costs
 from dispatcher.pipeline.notifications import Notification, NotificationKind, Notifications, notification_id
+from dispatcher.storage.keys import ALL_CLEAR_FIELD
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_ref, now_ts
 
@@ -48,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 #: Alert statuses after which nothing more is sent.
 _OVER = frozenset({AlertStatus.CANCELLED.value, AlertStatus.EXPIRED.value, AlertStatus.DECLINED.value})
+#: What is read of an alert's state to tell whether it is still live.
+_STATE_FIELDS = ["status", "expires_at", ALL_CLEAR_FIELD]
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def escalate(rt: Runtime, alert_id: str, plp_id: str, *, now: datetime | None = 
     """
     redis, keys = rt.sync_redis, rt.keys
     found = _urgent(rt.reader.get_alert(alert_id), rt.reader.get_plp(plp_id))
-    state = cast(list[str | None], redis.hmget(keys.alert_state(alert_id), ["status", "expires_at"]))
+    state = cast(list[str | None], redis.hmget(keys.alert_state(alert_id), _STATE_FIELDS))
     moment = (now or datetime.now(UTC)).timestamp()
     if found is None or found[1].charter.urgent.escalate_after_seconds is None or not _live(state, moment):
         log.info("escalation.skipped", alert_id=alert_id, plp_id=plp_id)
@@ -125,7 +129,7 @@ async def _checkable(store: Store, alert_id: str, plp_id: str) -> tuple[Alert, P
     """The urgent alert, the PLP and its threshold, if its charter sets a check and the alert was not
     cancelled (past its time-to-live is fine: the coordinators may still pass the message on)."""
     found = _urgent(await store.get_alert(alert_id), await store.get_plp(plp_id))
-    state = cast(list[str | None], await store.redis.hmget(store.keys.alert_state(alert_id), ["status", "expires_at"]))
+    state = cast(list[str | None], await store.redis.hmget(store.keys.alert_state(alert_id), _STATE_FIELDS))
     if found is None or found[1].charter.urgent.ack_threshold is None or not _live(state, None):
         return None
     return found[0], found[1], found[1].charter.urgent.ack_threshold
@@ -139,10 +143,10 @@ def _urgent(alert: Alert | None, plp: Plp | None) -> tuple[Alert, Plp] | None:
 
 
 def _live(state: list[str | None], now: float | None) -> bool:
-    """Whether the alert may still be followed up: not cancelled nor expired (nor, if ``now`` is given,
-    past its time-to-live)."""
-    status, expires_at = state
-    if status is None or status in _OVER:
+    """Whether the alert may still be followed up: not cancelled nor expired, no all-clear (nor, if ``now`` is
+    given, past its time-to-live). ``state``: the alert state's ``_STATE_FIELDS``."""
+    status, expires_at, all_clear = state
+    if status is None or status in _OVER or all_clear is not None:
         return False
     return now is None or now < float(expires_at or 0)
 
@@ -265,7 +269,7 @@ async def _email_reply_to(rt: Runtime, plp: Plp, notice: Notification) -> int:
         for n, address in enumerate(plp.reply_to):
             message = OutboundMessage(
                 delivery_id=f"notice-{notice.id}-{n}",
-                alert_id=notice.alert_id,
+                alert_id=notice.alert_id or "",
                 member_id="",
                 channel=ChannelName.EMAIL,
                 address=address,

@@ -9,15 +9,30 @@ planned once, atomically, so overlapping PLPs never send twice to one person.
 Running the fan-out again after a crash is safe: members already planned are skipped,
 and their send jobs were enqueued in the same transaction as their deliveries.
 
-Non-urgent messages that would reach a PLP during its quiet hours are held: that PLP's
-fan-out stays pending and the clock runs it again when the quiet hours end. When a PLP's
+An alert to part of its PLPs (``Alert.area``: sectors, a circle, streets) plans only the members
+inside it (``dispatcher.geo.areas``), and those whose place is unknown when the PLP's charter says
+area alerts reach them (``area_reaches_unlocated``), counted apart (``unlocated``). Each member
+planned is counted in their sector, when their PLP has sectors (``sector:<plp>:<sector>``).
+
+A member who chose, on their own page, to receive no non-urgent messages is recorded as opted out
+for every alert but urgent ones. Non-urgent messages that would reach a PLP during its quiet hours are held: that PLP's
+fan-out stays pending and the clock runs it again when the quiet hours end. A member's own quiet hours (chosen
+on their page, in the PLP's time zone) hold the same way, for that member only: the others are planned at once,
+and the PLP's fan-out runs again at the end of the earliest of the waiting members' quiet hours. A member's own
+order of channels decides which of the charter's channels is tried first (``Member.preferred``). When a PLP's
 fan-out of an urgent alert finishes, the follow-ups its charter asks for (escalation of
 members who have not acknowledged, the acknowledgement check) are given to the clock, in
 the same transaction (see ``dispatcher.pipeline.escalation``).
+
+A follow-up (an update or an all-clear of an alert, see ``dispatcher.pipeline.follow_ups``) plans the
+members its alert reached instead of the PLPs' members; while that alert is still sending, its fan-out
+stays pending and looks again every ``FOLLOW_UP_AGAIN`` seconds (a timer of the clock, on its lane), so
+that the members reached later get it too, until the alert has ended or the follow-up's time-to-live.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,24 +40,31 @@ import structlog
 
 from dispatcher.core import segments
 from dispatcher.core.models import (
+    FINAL_ALERT,
     Alert,
     AlertStatus,
     ChannelName,
-    ClassPlan,
+    DeliveryStatus,
     Language,
     Member,
     MemberStatus,
     MessageClass,
     Plp,
+    Urgency,
 )
+from dispatcher.geo.areas import Reach, Targeting
 from dispatcher.pipeline import jobs
-from dispatcher.pipeline.compose import sms_text, voice_minutes
+from dispatcher.pipeline.compose import message_text, sms_text, voice_minutes, with_answers
 from dispatcher.pipeline.dispatches import enqueue_sends
-from dispatcher.storage.counters import cost_field
+from dispatcher.storage.counters import cost_field, sector_field
+from dispatcher.storage.keys import ALL_CLEAR_FIELD
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import delivery_ref, now_ts
 
 log = structlog.get_logger(__name__)
+
+#: Seconds between two looks of a follow-up at the members its alert reached, while that alert is still sending.
+FOLLOW_UP_AGAIN: dict[Urgency, float] = {Urgency.URGENT: 5.0, Urgency.NON_URGENT: 60.0}
 
 
 def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None) -> int:
@@ -71,10 +93,39 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | N
     for plp_id in going:
         plp = plps[plp_id]
         if plp is not None:
-            planned += _fan_out_plp(rt, alert, plp)
+            count, waiting = _fan_out_plp(rt, alert, plp, moment)
+            planned += count
+            if waiting is not None:  # members in their own quiet hours: the PLP's fan-out runs again at their end
+                _hold(rt, alert, plp_id, waiting)
+                bound.info("fanout.members_held", plp_id=plp_id, until=waiting.isoformat())
+                continue
+            if (again := _look_again(rt, alert, moment)) is not None:
+                _later(rt, alert, plp_id, again)
+                bound.info("fanout.follow_up_again", plp_id=plp_id, at=again)
+                continue
         status = _finish(rt, alert, plp_id, plp)
         bound.info("fanout.plp_done", plp_id=plp_id, alert_status=status)
     return planned
+
+
+def _look_again(rt: Runtime, alert: Alert, moment: datetime) -> float | None:
+    """When a follow-up looks again at the members its alert reached, while that alert is still sending (it
+    reaches more of them) and the follow-up's time-to-live lets it; None: its fan-out is done."""
+    if alert.follows is None:
+        return None
+    status = rt.sync_redis.hget(rt.keys.alert_state(alert.follows), "status")
+    if status is None or AlertStatus(str(status)) in FINAL_ALERT:
+        return None
+    at = moment.timestamp() + FOLLOW_UP_AGAIN[alert.urgency]
+    return at if at < alert.created_at.timestamp() + alert.ttl_seconds else None
+
+
+def _later(rt: Runtime, alert: Alert, plp_id: str, at: float) -> None:
+    """Leave the follow-up's fan-out to the PLP pending: the clock runs it again at ``at``, on its lane."""
+    with rt.sync_redis.pipeline(transaction=True) as pipe:
+        jobs.schedule(rt, at, jobs.FAN_OUT, alert.id, [plp_id], urgent=alert.urgency is Urgency.URGENT, pipe=pipe)
+        pipe.zrem(rt.keys.leases(), jobs.fanout_lease(alert.id, plp_id))  # the timer holds it until then
+        pipe.execute()
 
 
 def held_until(alert: Alert, plp: Plp, moment: datetime) -> datetime | None:
@@ -126,8 +177,11 @@ def _finish(rt: Runtime, alert: Alert, plp_id: str, plp: Plp | None) -> str:
 
 
 def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None:
-    """Escalation and acknowledgement check of an urgent alert, at the times the PLP's charter sets."""
-    if alert.message_class is not MessageClass.URGENT:
+    """Escalation and acknowledgement check of an urgent alert, at the times the PLP's charter sets (none for a
+    follow-up, nor for an alert that already has its all-clear)."""
+    if alert.message_class is not MessageClass.URGENT or alert.follows is not None:
+        return
+    if rt.sync_redis.hexists(rt.keys.alert_state(alert.id), ALL_CLEAR_FIELD):
         return
     plan, created = plp.charter.urgent, alert.created_at.timestamp()
     follow_ups = (
@@ -139,10 +193,61 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
             jobs.schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
 
 
-def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
+class Places:
+    """Where one PLP's members stand for an alert: inside its area (if it has one), and in which sector."""
+
+    def __init__(self, targeting: Targeting) -> None:
+        self.targeting = targeting
+        self.unlocated: set[str] = set()  # planned without a known place (the charter reaches them)
+        self.sector: dict[str, str] = {}  # member id -> their sector, in a PLP with sectors
+
+    def keep(self, members: list[Member]) -> list[Member]:
+        """The members the alert goes to through this PLP (all of them, without an area), placed at once."""
+        kept = []
+        for member, (reach, sector) in zip(members, self.targeting.place(members), strict=True):
+            if reach is Reach.UNLOCATED:
+                self.unlocated.add(member.id)
+            if sector is not None:
+                self.sector[member.id] = sector
+            if reach in (Reach.REACHED, Reach.UNLOCATED):
+                kept.append(member)
+        return kept
+
+    def count(self, rt: Runtime, alert: Alert, planned: list[Member]) -> None:
+        """Add the members newly planned to the alert's counts per sector, and those planned without a place."""
+        fields: dict[str, int] = {}
+        for member in planned:
+            sector = self.sector.pop(member.id, None)
+            if sector is not None:
+                name = sector_field(self.targeting.plp.id, sector)
+                fields[name] = fields.get(name, 0) + 1
+            if member.id in self.unlocated:
+                fields["unlocated"] = fields.get("unlocated", 0) + 1
+        if fields:
+            with rt.sync_redis.pipeline(transaction=False) as pipe:
+                for name, count in fields.items():
+                    pipe.hincrby(rt.keys.alert_counts(alert.id), name, count)
+                pipe.execute()
+
+
+def member_held_until(alert: Alert, plp: Plp, member: Member, moment: datetime) -> datetime | None:
+    """When the member's own quiet hours (in the PLP's time zone) let a non-urgent message arriving at ``moment``
+    reach them; None: at once (an urgent alert, no quiet hours of theirs, or outside them)."""
+    if alert.message_class is MessageClass.URGENT or member.quiet_hours is None:
+        return None
+    return member.quiet_hours.release_at(moment, plp.timezone)
+
+
+def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp, moment: datetime) -> tuple[int, datetime | None]:
+    """Plan the PLP's members; return how many deliveries, and the earliest end of the quiet hours of the members
+    left for later (None: nobody waits). A member in their own quiet hours is neither planned nor recorded: the
+    fan-out, run again when their quiet hours end, plans them then (those planned meanwhile are skipped)."""
+    if alert.follows is not None:
+        return _fan_out_follow_up(rt, alert, alert.follows, plp), None
     reader, keys = rt.reader, rt.keys
     plan = plp.charter.plan_of(alert.message_class)
-    last, planned = None, 0
+    places = Places(Targeting.of(alert.area, plp, reader.get_sectors(plp.id)))
+    last, planned, waiting = None, 0, None
     lease = jobs.fanout_lease(alert.id, plp.id)
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
@@ -157,16 +262,93 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp) -> int:
         rows = [
             (m, member, out)
             for m, member, out, done in zip(member_ids, found, opted_out, already, strict=True)
-            if not done
+            if not done and member is not None
         ]
-        members = [member for _, member, out in rows if member is not None and not out]
-        skipped = [m for m, member, out in rows if member is not None and out]
-        planned += _plan_chunk(rt, alert, plp, plan, members, skipped)
+        kept = {id(member) for member in places.keep([member for _, member, _ in rows if member is not None])}
+        rows = [row for row in rows if id(row[1]) in kept]
+        # a member who takes no non-urgent messages is recorded like one who opted out, for this alert only
+        rows = [(m, member, out or not member.accepts(alert.message_class)) for m, member, out in rows if member]
+        members = []
+        for member in (member for _, member, out in rows if not out):
+            until = member_held_until(alert, plp, member, moment)
+            if until is None:
+                members.append(member)
+            else:
+                waiting = until if waiting is None else min(waiting, until)
+        skipped = [m for m, _, out in rows if out]
+        planned += _plan_chunk(rt, alert, plp, members, skipped, lambda member: member.reachable_channels(plan), places)
         last = member_ids[-1]
+    return planned, waiting
+
+
+def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp) -> int:
+    """A follow-up goes to the members its original alert reached (a delivery ``sent`` or ``delivered``) through
+    this PLP, once each, on one of the channels that reached them (the first in the PLP's plan for the original's
+    class): not a new audience. A member who opted out since, is in none of the alert's PLPs any more, or can no
+    longer be reached on any of those channels gets nothing."""
+    reader, keys = rt.reader, rt.keys
+    original = reader.get_alert(original_id)
+    if original is None:
+        return 0
+    order, targets = plp.charter.plan_of(original.message_class).channels, set(original.plp_ids)
+    reached = reached_channels(rt, original_id)
+    filed = cast(set[str], rt.sync_redis.smembers(keys.alert_plp_members(original_id, plp.id)))
+    lease, planned = jobs.fanout_lease(alert.id, plp.id), 0
+    for chunk in _slices(sorted(m for m in filed if m in reached), rt.settings.fanout_chunk):
+        rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
+        found, opted_out = reader.get_members(chunk), reader.opted_out(chunk)
+        already = cast(list[int], rt.sync_redis.smismember(keys.alert_members(alert.id), chunk))
+        rows = [
+            (m, member, out)
+            for m, member, out, done in zip(chunk, found, opted_out, already, strict=True)
+            if not done and member is not None and targets & set(member.plp_ids)  # still in one of its PLPs
+        ]
+        rows = [(m, member, out or not member.accepts(alert.message_class)) for m, member, out in rows]
+        members = [member for _, member, out in rows if not out]
+        skipped = [m for m, _, out in rows if out]
+
+        def choose(member: Member) -> list[ChannelName]:
+            return follow_up_channel(member, reached[member.id], order)
+
+        planned += _plan_chunk(rt, alert, plp, members, skipped, choose)
     return planned
 
 
-def _plan_chunk(rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, members: list[Member], skipped: list[str]) -> int:
+def reached_channels(rt: Runtime, alert_id: str) -> dict[str, set[ChannelName]]:
+    """The members an alert reached (a delivery ``sent`` or ``delivered``) and the channels that reached each."""
+    reached: dict[str, set[ChannelName]] = {}
+    for status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED):
+        for ref in cast(list[str], rt.sync_redis.zrange(rt.keys.alert_deliveries_in(alert_id, status.value), 0, -1)):
+            channel, member_id = ref.split(":", 1)
+            reached.setdefault(member_id, set()).add(ChannelName(channel))
+    return reached
+
+
+def follow_up_channel(member: Member, reached: set[ChannelName], order: list[ChannelName]) -> list[ChannelName]:
+    """The one channel a follow-up takes to a member: of those that reached them, the first in the plan's order
+    (then any other, by name) that they still accept and can be reached on; none if there is no such channel."""
+    ranked = [c for c in order if c in reached] + sorted(reached - set(order))
+    usable = [c for c in ranked if c in member.channels and c not in member.unusable and member.address_for(c)]
+    return usable[:1]
+
+
+def _slices(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _plan_chunk(
+    rt: Runtime,
+    alert: Alert,
+    plp: Plp,
+    members: list[Member],
+    skipped: list[str],
+    choose: Callable[[Member], list[ChannelName]],
+    places: Places | None = None,
+) -> int:
+    """Plan each member on the channels ``choose`` gives them (none: unreachable), and ``skipped`` (opted
+    out), with their send jobs, in one transaction; return the deliveries created. ``places``: where the
+    members stand, counted per sector (an alert's own fan-out; a follow-up's goes to members already counted)."""
     keys, now = rt.keys, now_ts()
     script_keys = [
         keys.alert_members(alert.id),
@@ -186,7 +368,7 @@ def _plan_chunk(rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, members: l
                 keys=script_keys, args=[alert.id, member_id, now, "opted_out", plp.id], client=pipe
             )
         for member in members:
-            channels = [c.value for c in member.reachable_channels(plan)]
+            channels = [c.value for c in choose(member)]
             outcome = "plan" if channels and member.status is MemberStatus.ACTIVE else "unreachable"
             if member.status is not MemberStatus.ACTIVE:
                 outcome = "opted_out"
@@ -195,11 +377,13 @@ def _plan_chunk(rt: Runtime, alert: Alert, plp: Plp, plan: ClassPlan, members: l
             if outcome == "plan":
                 refs.extend(delivery_ref(c, member.id) for c in channels)
         # recorded for the clock at once: a worker may die as it takes the job
-        enqueue_sends(rt, pipe, alert.id, plp.id, refs, urgency=alert.urgency, now=now)
+        enqueue_sends(rt, pipe, alert.id, plp.id, refs, urgency=alert.urgency, zone=plp.police_zone, now=now)
         results = pipe.execute()
     created = [int(r) for r in results[len(skipped) : len(skipped) + len(members)]]
-    new = [(m, m.reachable_channels(plan)) for m, n in zip(members, created, strict=True) if n > 0]
+    new = [(m, choose(m)) for m, n in zip(members, created, strict=True) if n > 0]
     count_costs(rt, alert, plp, new)
+    if places is not None:
+        places.count(rt, alert, [m for m, _ in new])
     return sum(max(n, 0) for n in created)
 
 
@@ -211,8 +395,9 @@ def count_costs(
     relay = rt.reader.get_relay(alert.id, plp.id)
     sizes: dict[Language, tuple[int, int]] = {}
     for language in {m.language for m, _ in planned}:
-        text = alert.text_for(language, relay, plp.default_language)
-        sizes[language] = (segments.measure(sms_text(text, language)).segments, voice_minutes(text, language))
+        text = message_text(alert, language, relay, plp.default_language)
+        wire = sms_text(with_answers(text, alert, language), language)
+        sizes[language] = (segments.measure(wire).segments, voice_minutes(text, language))
     sms = voice = 0
     for member, channels in planned:
         sms += sizes[member.language][0] if ChannelName.SMS in channels else 0

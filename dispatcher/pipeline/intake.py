@@ -9,7 +9,7 @@ thread so as not to block its event loop.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +60,9 @@ def accept_alert(
     *,
     once: Once | None = None,
     audit: Mapping[str, str] | None = None,
+    also: Callable[[Any], None] | None = None,
+    watch: tuple[str, ...] = (),
+    check: Callable[[Any], None] | None = None,
 ) -> Accepted:
     """Store a new alert and enqueue the fan-out of every PLP that does not wait for a relay, in one
     transaction with its Idempotency-Key (``once``) and its audit entry (``audit``, fields of ``keys.audit()``).
@@ -69,17 +72,24 @@ def accept_alert(
     after a lost reply, and a request retried with the same key finds either the key (the alert
     was stored: the earlier alert is answered) or nothing at all (it was not: it is stored now).
     The first status is ``accepted``, or ``awaiting_relay`` when every target PLP waits for its
-    coordinator. Raises ``KeyReused`` if the key was used with another body, ``NotSettled`` (a
-    ``redis.ConnectionError``) if the connection was lost and the transaction is not applied.
+    coordinator. ``also`` adds its writes to the transaction (given the pipeline, in MULTI): what
+    accepting this alert changes elsewhere (a follow-up's effects on the alert it follows); ``check``
+    reads what must hold first (given the pipeline, watching ``watch`` too) and raises to refuse. Raises
+    ``KeyReused`` if the key was used with another body, ``NotSettled`` (a ``redis.ConnectionError``)
+    if the connection was lost and the transaction is not applied.
     """
     guard = once.key if once is not None else rt.keys.alert(alert.id)
     with rt.rq_connection.pipeline(transaction=True) as pipe:
         try:
-            pipe.watch(guard)
+            pipe.watch(guard, *watch)
             if once is not None and (earlier := _earlier(pipe.get(guard), once)) is not None:
                 return Accepted(earlier, None, replayed=True)
+            if check is not None:
+                check(pipe)
             pipe.multi()  # explicit, so that RQ enqueues inside this transaction
             status = _store_alert(rt, pipe, alert, relays)
+            if also is not None:
+                also(pipe)
             if once is not None:
                 pipe.set(once.key, once.record(alert.id), ex=once.ttl)
             if audit:
@@ -127,6 +137,7 @@ def _store_alert(rt: Runtime, pipe: Any, alert: Alert, relays: list[Relay]) -> A
             "expires_at": created + alert.ttl_seconds,
             "fanouts_pending": len(going),
             "relays_awaiting": len(awaiting),
+            **({"exercise": 1} if alert.exercise else {}),  # its counters apart (see dispatcher.storage.scripts)
         },
     )
     pipe.hset(keys.alert_relays(alert.id), mapping={r.plp_id: r.model_dump_json() for r in relays})

@@ -7,7 +7,10 @@ valid from one release to the next (a job queued before a deploy runs after it).
 Every job is enqueued here (``enqueue``), on a transaction of RQ's client that the caller has
 started and executes: the job is queued with the writes that record it (a fan-out's lease, a send
 job's record, an answer), or not at all. A job's timeout and its description are properties of
-the job, the same wherever it is enqueued from; no job keeps a result.
+the job, the same wherever it is enqueued from; no job keeps a result. Each lane is a queue, but
+each urgent alert's send jobs wait in a queue of their own (``Runtime.alert_queue``), which the
+workers take in turn (``workers.main``): a zone-wide burst never holds another urgent alert
+behind it.
 
 A fan-out is leased as it is enqueued (``enqueue_fan_out``): should the worker that takes it die
 before its first write, the clock enqueues it again once the lease runs out.
@@ -33,8 +36,9 @@ SEND_REPLY: Final = "workers.jobs.send_reply"
 ESCALATE: Final = "workers.jobs.escalate"
 CHECK_ACKNOWLEDGEMENTS: Final = "workers.jobs.check_acknowledgements"
 PURGE: Final = "workers.jobs.purge"
+LOCATE: Final = "workers.jobs.locate_members"
 #: Every job the workers run.
-JOBS: Final = (FAN_OUT, SEND_BATCH, SEND_REPLY, ESCALATE, CHECK_ACKNOWLEDGEMENTS, PURGE)
+JOBS: Final = (FAN_OUT, SEND_BATCH, SEND_REPLY, ESCALATE, CHECK_ACKNOWLEDGEMENTS, PURGE, LOCATE)
 
 #: Jobs that send, or plan sends, run for ``PLP_SEND_JOB_TIMEOUT`` at most; the others for RQ's default.
 _SEND_TIMEOUT: Final = frozenset({FAN_OUT, SEND_BATCH})
@@ -46,16 +50,21 @@ _DESCRIPTIONS: Final[dict[str, Callable[..., str]]] = {
 }
 
 #: Jobs that schedule their own next run, and how many seconds after the clock starts it runs each first.
-RECURRING: Final = {PURGE: 60}
+RECURRING: Final = {PURGE: 60, LOCATE: 1}
 
 #: Prefix of a fan-out's lease reference, beside the deliveries' ``<channel>:<member>``.
 FANOUT_REF: Final = "fanout:"
 
 
-def enqueue(rt: Runtime, pipe: Any, job: str, *args: Any, lane: Urgency, job_id: str | None = None) -> None:
+def enqueue(
+    rt: Runtime, pipe: Any, job: str, *args: Any, lane: Urgency, zone: str | None = None, job_id: str | None = None
+) -> str:
     """Queue ``job(*args)`` on the lane's queue (under ``job_id``, default a new one), on ``pipe``: a
-    transaction of ``rt.rq_connection`` the caller has started (``pipe.multi()``) and executes."""
-    rt.queue_for(lane).enqueue_call(
+    transaction of ``rt.rq_connection`` the caller has started (``pipe.multi()``) and executes. An
+    urgent send job names its police ``zone``: it waits in its alert's queue (``Runtime.alert_queue``), which
+    the workers take in turn with the other alerts'. Returns the queue's name."""
+    queue = rt.queue_for(lane, zone, args[0]) if job == SEND_BATCH else rt.queue_for(lane)
+    queue.enqueue_call(
         job,
         args=args,
         timeout=rt.settings.send_job_timeout if job in _SEND_TIMEOUT else None,
@@ -64,6 +73,7 @@ def enqueue(rt: Runtime, pipe: Any, job: str, *args: Any, lane: Urgency, job_id:
         job_id=job_id,
         pipeline=pipe,
     )
+    return queue.name
 
 
 def fanout_lease(alert_id: str, plp_id: str) -> str:

@@ -22,27 +22,47 @@ from dispatcher.storage.keys import Keys
 
 class NotificationKind(StrEnum):
     FEW_ACKNOWLEDGEMENTS = "few_acknowledgements"  # too few members acknowledged an urgent alert
+    JOIN_REQUEST = "join_request"  # a resident asks to join a PLP (its coordinators approve or decline)
+    MEMBER_CHANGED = "member_changed"  # a member changed their choices or contact point, or left, on their own page
+
+
+class MemberChange(StrEnum):
+    """What a member changed on their own page, as their coordinators are told (never the values themselves)."""
+
+    LANGUAGE = "language"
+    CHANNELS = "channels"  # which channels, their order, quiet hours, non-urgent messages, WhatsApp consent
+    CONTACT = "contact"  # their phone number or e-mail address
+    LEFT = "left"  # they left the PLP: their personal data is erased
 
 
 class Notification(BaseModel):
-    """Something the service tells actors about an alert and one of its PLPs."""
+    """Something the service tells actors about one of their PLPs: an alert's acknowledgements, a join request, a
+    member's change on their own page (which names no one: the member's name is looked up when read, and is gone
+    once they left)."""
 
     id: str
     kind: NotificationKind
-    alert_id: str
+    alert_id: str | None = Field(default=None, description="The alert it is about (few_acknowledgements)")
+    join_request_id: str | None = Field(default=None, description="The join request it is about (join_request)")
+    member_id: str | None = Field(default=None, description="The member it is about (member_changed)")
+    changes: list[MemberChange] = Field(
+        default_factory=list, description="What the member changed (member_changed); never the new values"
+    )
     plp_id: str
     created_at: datetime
     language: Language = Field(description="The language of subject and text: the PLP's default language")
     subject: str
     text: str
-    planned: int = Field(description="Members the alert was planned for, through this PLP")
-    acknowledged: int = Field(description="Of them, those who acknowledged it")
-    threshold: float = Field(description="The share of members acknowledging that the charter expects")
+    planned: int | None = Field(default=None, description="Members the alert was planned for, through this PLP")
+    acknowledged: int | None = Field(default=None, description="Of them, those who acknowledged it")
+    threshold: float | None = Field(
+        default=None, description="The share of members acknowledging that the charter expects"
+    )
 
 
-def notification_id(kind: NotificationKind, alert_id: str, plp_id: str) -> str:
-    """The id of the one notification of this kind about an alert and a PLP: 16 hex digits."""
-    return hashlib.sha256(f"{kind.value}:{alert_id}:{plp_id}".encode()).hexdigest()[:16]
+def notification_id(kind: NotificationKind, about: str, plp_id: str) -> str:
+    """The id of the one notification of this kind about an alert (or a join request) and a PLP: 16 hex digits."""
+    return hashlib.sha256(f"{kind.value}:{about}:{plp_id}".encode()).hexdigest()[:16]
 
 
 class Notifications:
@@ -80,3 +100,19 @@ class Notifications:
         )
         raws = await self.redis.mget([self.keys.notification(i) for i in ids]) if ids else []
         return [Notification.model_validate_json(raw) for raw in raws if raw]
+
+    async def files(self, actor_id: str, notification_id: str) -> bool:
+        """Whether the notification is in the actor's feed."""
+        return await self.redis.zscore(self.keys.actor_notifications(actor_id), notification_id) is not None
+
+    async def mark(self, actor_id: str, notification_id: str, *, read: bool) -> None:
+        """Mark the notification read (or unread again) for this actor only."""
+        key = self.keys.actor_notifications_read(actor_id)
+        await (self.redis.sadd(key, notification_id) if read else self.redis.srem(key, notification_id))
+
+    async def read_among(self, actor_id: str, notification_ids: list[str]) -> set[str]:
+        """Those of these notifications the actor marked read."""
+        if not notification_ids:
+            return set()
+        flags = await self.redis.smismember(self.keys.actor_notifications_read(actor_id), notification_ids)
+        return {i for i, flag in zip(notification_ids, flags, strict=True) if flag}

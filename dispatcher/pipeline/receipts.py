@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import cast
 
 import structlog
 
-from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Member, MemberStatus
-from dispatcher.core.wording import ACK_WORDS, STOP_WORDS, Words, normalise_reply, say
+from dispatcher.core.channel_names import Contact
+from dispatcher.core.models import AnswerOption, ChannelName, DeliveryStatus, Language, Member, MemberStatus
+from dispatcher.core.wording import ACK_WORDS, STOP_WORDS, Words, match_answer, normalise_reply, say
 from dispatcher.storage import erasure
 from dispatcher.storage.counters import Activity, activity_counter
 from dispatcher.storage.store import Store, new_id, now_ts, split_delivery_id
@@ -42,6 +43,15 @@ def classify(text: str) -> ReplyKind:
     if words in ACK_WORDS:
         return ReplyKind.ACK
     return ReplyKind.FEEDBACK
+
+
+class AnswerResult(IntEnum):
+    """What became of a member's answer."""
+
+    ENDED = -2  # the alert has ended (cancelled, all-clear, past its time-to-live): not recorded
+    NO_DELIVERY = -1
+    KEPT = 0  # logged; the tally unchanged (the same answer again, or a later one counts)
+    COUNTS = 1  # it is the member's answer now
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,29 @@ class Receipts:
         first = await self.store.acknowledge(alert_id, f"{channel}:{member_id}", via=via.value)
         log.info("receipt.acknowledged", delivery_id=delivery, via=via.value, first=first)
         return first
+
+    async def answer(
+        self, delivery: str, answer: AnswerOption, *, via: ChannelName, at: datetime | None = None
+    ) -> AnswerResult:
+        """Record the member's answer to the alert of ``delivery`` (at ``at``, default now) while the alert is live;
+        it also acknowledges. The latest answer counts, each one is kept."""
+        alert_id, channel, member_id = split_delivery_id(delivery)
+        when = (at or datetime.now(UTC)).timestamp()
+        ref = f"{channel}:{member_id}"
+        result = AnswerResult(await self.store.answer(alert_id, ref, answer_id=answer.id, via=via.value, at=when))
+        if result in (AnswerResult.COUNTS, AnswerResult.KEPT):
+            await self.store.acknowledge(alert_id, ref, via=via.value, at=when)
+        log.info("receipt.answered", delivery_id=delivery, via=via.value, answer=answer.id, result=result.name)
+        return result
+
+    async def answer_from_reply(self, member: Member, delivery: str, text: str, *, via: ChannelName) -> str | None:
+        """If a reply names one of the answers of the delivery's alert (its number, its words) while the alert is
+        live, record it and return the thanks to send back; else None."""
+        alert = await self.store.get_alert(split_delivery_id(delivery)[0])
+        option = match_answer(text, alert.answers, member.language) if alert is not None else None
+        if option is None or await self.answer(delivery, option, via=via) is AnswerResult.ENDED:
+            return None
+        return say(Words.ANSWER_THANKS, member.language, answer=option.text_for(member.language))
 
     async def opt_out(self, member: Member, *, via: ChannelName | str) -> Member:
         """Stop every message to the member from now on; sends already queued for them are dropped.
@@ -160,6 +193,8 @@ class Receipts:
             await self.opt_out(member, via=channel)
             return say(Words.OPTED_OUT, member.language)
         last = await self.store.last_delivery(member.id, channel)
+        if last is not None and (thanks := await self.answer_from_reply(member, last, text, via=channel)):
+            return thanks
         if kind is ReplyKind.ACK and last is not None:
             await self.acknowledge(last, via=channel)
             return say(Words.ACK_THANKS, member.language)
@@ -168,6 +203,8 @@ class Receipts:
 
     async def member_by_address(self, channel: ChannelName, address: str) -> Member | None:
         """The member whose contact point on ``channel`` is ``address`` (a phone, a chat id), if any."""
+        if channel.contact is Contact.WHATSAPP:  # a WhatsApp number is the member's mobile number (a STOP counts
+            return await self._member_by("phone", address)  # even after the consent is withdrawn)
         return await self._member_by(channel.contact.value, address)
 
     async def member_by_phone(self, phone: str) -> Member | None:

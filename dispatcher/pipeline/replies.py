@@ -66,6 +66,7 @@ class Reply:
     text: str
     language: Language
     attempts: int = 0
+    subject: str = ""  # an e-mail's (the member's own link, sent at a coordinator's request)
 
     def message(self) -> OutboundMessage:
         return OutboundMessage(
@@ -76,17 +77,18 @@ class Reply:
             address=self.address,
             language=self.language,
             urgency=Urgency.URGENT,
-            subject="",
+            subject=self.subject,
             text=self.text,
         )
 
 
-def queue(rt: Runtime, channel: ChannelName, address: str, text: str, language: Language) -> str:
-    """Store an answer and enqueue its sending, with a timer that sends it should that job be lost;
-    return its id. Synchronous (RQ's client): the API runs it off its event loop."""
+def queue(rt: Runtime, channel: ChannelName, address: str, text: str, language: Language, *, subject: str = "") -> str:
+    """Store an answer (``subject``: an e-mail's) and enqueue its sending, with a timer that sends it should that
+    job be lost; return its id. Synchronous (RQ's client): the API runs it off its event loop."""
     reply_id = uuid.uuid4().hex
     key = rt.keys.reply_out(reply_id)
     fields = {"channel": channel.value, "address": address, "text": text, "language": language.value, "lease": "0"}
+    fields |= {"subject": subject} if subject else {}
     with rt.rq_connection.pipeline(transaction=True) as pipe:
         pipe.multi()  # RQ's enqueue on a pipeline expects the transaction started
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
@@ -159,6 +161,7 @@ def _reply(reply_id: str, claimed: list[str]) -> Reply:
         text=fields["text"],
         language=Language(fields["language"]),
         attempts=int(fields.get("attempts", 0)),
+        subject=fields.get("subject", ""),
     )
 
 

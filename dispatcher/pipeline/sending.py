@@ -51,7 +51,7 @@ from dispatcher.pipeline import dispatches
 from dispatcher.pipeline.compose import compose
 from dispatcher.pipeline.pacing import limits_for
 from dispatcher.pipeline.retries import RetryPolicy, Verdict
-from dispatcher.storage.limits import RESERVE_AHEAD, Limit, ProviderLimits
+from dispatcher.storage.limits import RESERVE_AHEAD, Askers, Limit, ProviderLimits
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, now_ts
 
@@ -90,8 +90,10 @@ class BatchContext:
         channels: dict[ChannelName, Channel],
         links: Links,
         settings: Settings,
+        askers: Askers,
     ) -> None:
         self.store, self.keys = store, store.keys
+        self.askers = askers
         self.alert, self.plp, self.relay = alert, plp, relay
         self.members, self.channels, self.links = members, channels, links
         self.settings = settings
@@ -127,10 +129,12 @@ def send_slots(settings: Settings, channel: ChannelName) -> int:
 
 
 class Connections:
-    """A Redis client and the channels: opened per unit of work, or kept by a worker process between batches."""
+    """A Redis client and the channels: opened per unit of work, or kept by a worker process between batches;
+    with them, the batches' callers for provider turns, grouped per alert and limits (``Askers``)."""
 
     def __init__(self, redis: AsyncRedis, channels: dict[ChannelName, Channel]) -> None:
         self.redis, self.channels = redis, channels
+        self.askers = Askers()
 
 
 @contextlib.asynccontextmanager
@@ -181,6 +185,7 @@ async def send_batch(
         channels=using.channels,
         links=rt.links,
         settings=rt.settings,
+        askers=using.askers,
     )
     async with _holding(ctx, refs, job_id), admitted or contextlib.nullcontext():
         outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
@@ -246,7 +251,8 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
                     await ctx.store.redis.zrem(ctx.keys.holds(), ctx.leased(ref))
                 return ready
             limits = limits_for(ctx.settings, channel, address) if address is not None else []
-            await ctx.limits.wait_turn(limits, urgent=ctx.urgent)
+            group = (ctx.alert.id, *(limit.name for limit in limits))
+            await ctx.limits.wait_turn(limits, urgent=ctx.urgent, asking=ctx.askers.one_at_a_time(group))
             # Composed before the claim: what follows the claim, which departs, is only the request.
             message = _compose(ctx, member, channel)
             claimed, departure = await _claim_to_depart(ctx, ref, member_id, limits)
@@ -396,7 +402,8 @@ async def _fail(
     """Fail the delivery; for a "first that works" plan, queue the member's next channel first."""
     plan = ctx.plp.charter.plan_of(ctx.alert.message_class)
     if plan.mode is DeliveryMode.FIRST_THAT_WORKS:
-        remaining = plan.channels[plan.channels.index(channel) + 1 :] if channel in plan.channels else []
+        order = member.preferred(plan.channels)
+        remaining = order[order.index(channel) + 1 :] if channel in order else []
         usable = [c for c in remaining if c in member.channels and c not in member.unusable and member.address_for(c)]
         if usable:
             # Added before the failure is recorded, so that the alert cannot complete in between.

@@ -46,6 +46,7 @@ from dispatcher.core.models import (
     Role,
     Urgency,
 )
+from dispatcher.core.places import Sector
 from dispatcher.reports.models import (
     AlertTotals,
     ChannelCost,
@@ -57,8 +58,9 @@ from dispatcher.reports.models import (
     Reach,
     ReachFigures,
     RelayCounts,
+    SectorFigures,
 )
-from dispatcher.storage.counters import MONTHS, Activity, cost_field, local_month
+from dispatcher.storage.counters import MONTHS, Activity, cost_field, local_month, sector_counts
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.store import Store
 
@@ -204,10 +206,12 @@ class _Tally:
     senders: Counter[Role] = field(default_factory=Counter)
     relays: Counter[str] = field(default_factory=Counter)
     reach: dict[Urgency, Counter[str]] = field(default_factory=lambda: {u: Counter() for u in Urgency})
+    exercise_reach: Counter[str] = field(default_factory=Counter)
     first_acks: list[float] = field(default_factory=list)
     deliveries: Counter[str] = field(default_factory=Counter)
     sms_segments: int = 0
     voice_minutes: int = 0
+    sectors: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def add(self, name: str, month: int, count: int = 1) -> None:
         self.months[name][month] += count
@@ -227,7 +231,8 @@ async def evaluate(store: Store, plp: Plp, year: int, *, settings: Settings, now
     tally = _Tally()
     members = await _members(store, plp, year, now, tally)
     await _alerts(store, plp, start.timestamp(), end.timestamp(), tally)
-    return _evaluation(plp, year, now, members, tally, settings)
+    evaluation = _evaluation(plp, year, now, members, tally, settings)
+    return evaluation.model_copy(update={"sectors": _sectors(tally, await store.get_sectors(plp.id))})
 
 
 async def _members(store: Store, plp: Plp, year: int, now: datetime, tally: _Tally) -> MemberFigures:
@@ -296,8 +301,19 @@ async def _alert_chunk(store: Store, plp: Plp, ids: list[str], tally: _Tally) ->
 def _count_alert(
     tally: _Tally, plp: Plp, alert: Alert, counts: dict[str, str], relay: str | None, figures: AlertFigures
 ) -> None:
+    tally.deliveries.update(figures.deliveries)
+    tally.sms_segments += int(counts.get(cost_field(plp.id, "sms_segments"), 0))
+    tally.voice_minutes += int(counts.get(cost_field(plp.id, "voice_minutes"), 0))
+    if alert.follows is not None:  # an update or all-clear of an alert counted already: its cost only
+        return
     _, month_text = local_month(plp.timezone, alert.created_at)
     month = MONTHS.index(month_text)
+    if alert.exercise:  # a drill tells how the PLP is reached, not what happened in it: apart, and only here
+        tally.add("exercises", month)
+        tally.exercise_reach.update(
+            targeted=figures.members, reached=figures.reached, acknowledged=figures.acknowledged, outbox=figures.outbox
+        )
+        return
     tally.add("alerts", month)
     tally.add(alert.urgency.value, month)
     if alert.message_class is MessageClass.POLICE_FEEDBACK:
@@ -312,9 +328,26 @@ def _count_alert(
     )
     if alert.urgency is Urgency.URGENT and figures.first_ack_at is not None:
         tally.first_acks.append(figures.first_ack_at - alert.created_at.timestamp())
-    tally.deliveries.update(figures.deliveries)
-    tally.sms_segments += int(counts.get(cost_field(plp.id, "sms_segments"), 0))
-    tally.voice_minutes += int(counts.get(cost_field(plp.id, "voice_minutes"), 0))
+    aimed = set(alert.area.sectors or ()) if alert.area is not None else set()
+    for (plp_id, sector_id), planned in sector_counts({k: int(v) for k, v in counts.items()}).items():
+        if plp_id == plp.id and planned:
+            tally.sectors[sector_id].update(alerts=1, aimed=int(sector_id in aimed), targeted=planned)
+
+
+def _sectors(tally: _Tally, sectors: list[Sector]) -> list[SectorFigures]:
+    """Each sector of the PLP (by name), then those of the year's alerts deleted since."""
+    named = {s.id: s.name for s in sectors}
+    ids = [s.id for s in sectors] + sorted(set(tally.sectors) - set(named))
+    return [
+        SectorFigures(
+            sector_id=sector_id,
+            name=named.get(sector_id),
+            alerts=tally.sectors[sector_id]["alerts"],
+            aimed=tally.sectors[sector_id]["aimed"],
+            members_targeted=tally.sectors[sector_id]["targeted"],
+        )
+        for sector_id in ids
+    ]
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -366,6 +399,7 @@ def _evaluation(
             police_feedback=tally.months["police_feedback"][m],
             by_category={c: tally.categories[c][m] for c in Category},
             feedback_replies=tally.months[Activity.REPLIES][m],
+            exercises=tally.months["exercises"][m],
         )
         for m in range(12)
     ]
@@ -389,9 +423,12 @@ def _evaluation(
             by_category={c: sum(tally.categories[c]) for c in Category},
             by_sender={role: tally.senders[role] for role in Role},
             relays=RelayCounts(**tally.relays),
+            exercises=tally.year("exercises"),
         ),
         reach=ReachFigures(
-            urgent=_reach(tally.reach[Urgency.URGENT]), non_urgent=_reach(tally.reach[Urgency.NON_URGENT])
+            urgent=_reach(tally.reach[Urgency.URGENT]),
+            non_urgent=_reach(tally.reach[Urgency.NON_URGENT]),
+            exercises=_reach(tally.exercise_reach),
         ),
         urgent_first_acknowledgement=FirstAcknowledgement(
             alerts=len(delays), median_seconds=round(statistics.median(delays), 1) if delays else None

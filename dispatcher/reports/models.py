@@ -28,13 +28,14 @@ class RelayCounts(BaseModel):
 
 
 class AlertTotals(BaseModel):
-    total: int = Field(description="Alerts addressed to the PLP and created during the year")
+    total: int = Field(description="Alerts addressed to the PLP and created during the year, exercises left out")
     urgent: int
     non_urgent: int
     police_feedback: int = Field(description="Of the non-urgent alerts: police feedback about an earlier alert")
     by_category: dict[Category, int] = Field(description="Every category, zero included")
     by_sender: dict[Role, int] = Field(description="Who sent them: police, coordinator or admin")
     relays: RelayCounts
+    exercises: int = Field(default=0, description="Exercises (drills) addressed to the PLP: counted here only")
 
 
 class Reach(BaseModel):
@@ -55,6 +56,7 @@ class Reach(BaseModel):
 class ReachFigures(BaseModel):
     urgent: Reach
     non_urgent: Reach = Field(description="Non-urgent alerts, police feedback included")
+    exercises: Reach | None = Field(default=None, description="Exercises (drills), of either urgency, apart")
 
 
 class FirstAcknowledgement(BaseModel):
@@ -90,6 +92,17 @@ class MonthFigures(BaseModel):
     police_feedback: int
     by_category: dict[Category, int]
     feedback_replies: int
+    exercises: int = Field(default=0, description="Exercises (drills), not counted in alerts")
+
+
+class SectorFigures(BaseModel):
+    """One sector of the PLP over the year: alerts that reached its members, and members planned (counts only)."""
+
+    sector_id: str
+    name: str | None = Field(description="The sector's name; null for a sector deleted since")
+    alerts: int = Field(description="Alerts that were planned for at least one member of the sector")
+    aimed: int = Field(description="Of them, alerts to part of the PLP that named this sector")
+    members_targeted: int = Field(description="Members of the sector the alerts were planned for, summed over them")
 
 
 class Evaluation(BaseModel):
@@ -112,3 +125,6 @@ class Evaluation(BaseModel):
     feedback_replies: int = Field(description="Replies (feedback) received from the PLP's members")
     cost: CostFigures
     months: list[MonthFigures] = Field(description="The twelve months, January first")
+    sectors: list[SectorFigures] = Field(
+        default_factory=list, description="Per sector of the PLP (by name; those deleted since last): alerts and reach"
+    )

@@ -84,6 +84,7 @@ def csv_rows(ev: Evaluation) -> list[list[str]]:
     monthly("alerts.urgent", ev.alerts.urgent, (m.urgent for m in months))
     monthly("alerts.non_urgent", ev.alerts.non_urgent, (m.non_urgent for m in months))
     monthly("alerts.police_feedback", ev.alerts.police_feedback, (m.police_feedback for m in months))
+    monthly("alerts.exercises", ev.alerts.exercises, (m.exercises for m in months))
     for category in Category:
         monthly(
             f"alerts.by_category.{category.value}",
@@ -113,6 +114,13 @@ def csv_rows(ev: Evaluation) -> list[list[str]]:
             [f"cost.by_channel.{channel.value}.estimated", str(spent.estimated)],
         ]
     rows.append(["cost.estimated", str(cost.estimated)])
+    for sector in ev.sectors:
+        rows += [
+            [f"sectors.{sector.sector_id}.name", _cell(sector.name or "")],
+            [f"sectors.{sector.sector_id}.alerts", str(sector.alerts)],
+            [f"sectors.{sector.sector_id}.aimed", str(sector.aimed)],
+            [f"sectors.{sector.sector_id}.members_targeted", str(sector.members_targeted)],
+        ]
     return rows
 
 
@@ -194,6 +202,7 @@ def to_markdown(ev: Evaluation) -> str:
             ["urgent", a.urgent],
             ["non-urgent", a.non_urgent],
             ["of which police feedback", a.police_feedback],
+            ["exercises (drills, not counted above)", a.exercises],
             *([f"sent by {role.value}", count] for role, count in a.by_sender.items()),
             *([_RELAYS[name], count] for name, count in a.relays.model_dump().items()),
         ],
@@ -267,6 +276,12 @@ def to_markdown(ev: Evaluation) -> str:
             for n, month in enumerate(ev.months)
         ),
     )
+    if ev.sectors:
+        lines += ["## Sectors", ""]
+        lines += _table(
+            ["sector", "alerts", "of them aimed at it", "members targeted"],
+            ([_md(s.name or f"{s.sector_id} (deleted)"), s.alerts, s.aimed, s.members_targeted] for s in ev.sectors),
+        )
     return "\n".join(lines)
 
 

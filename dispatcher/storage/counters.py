@@ -48,3 +48,18 @@ def activity_counter(keys: Keys, plp: Plp, event: Activity, at: datetime) -> tup
 def cost_field(plp_id: str, unit: str) -> str:
     """The field of an alert's counts that adds up ``unit`` (``sms_segments``, ``voice_minutes``) for one PLP."""
     return f"p:{plp_id}:{unit}"
+
+
+def sector_field(plp_id: str, sector_id: str) -> str:
+    """The field of an alert's counts that adds up the members planned in one sector of a PLP."""
+    return f"sector:{plp_id}:{sector_id}"
+
+
+def sector_counts(raw: dict[str, int]) -> dict[tuple[str, str], int]:
+    """The members planned per (PLP, sector) in an alert's counts (``sector_field``)."""
+    found = {}
+    for name, value in raw.items():
+        if name.startswith("sector:"):
+            _, plp_id, sector_id = name.split(":", 2)
+            found[plp_id, sector_id] = int(value)
+    return found

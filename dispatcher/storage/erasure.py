@@ -7,7 +7,9 @@ pointers; this module removes the traces kept elsewhere:
 - their replies: the texts and their entries in the alert, PLP and member indexes (the
   anonymous counters of replies per alert and per PLP and month stay, so figures stay right);
 - contact points a provider wrote into their deliveries: a Telegram chat id in the
-  provider's message id, a phone number or address in a provider's error text.
+  provider's message id, a phone number or address in a provider's error text;
+- their answers to alerts: the one that counts and every change in the alert's answer log (the
+  alert's tally per option stays, as the counters of replies do).
 
 The deliveries themselves stay, named by the member's random id only, so an alert's counts
 and a PLP's yearly figures stay right. Deletions go through pipelines, a chunk at a time.
@@ -65,6 +67,22 @@ async def erase_replies(redis: Redis, keys: Keys, member_id: str) -> int:
             await pipe.execute()
     await redis.delete(index)
     return len(ids)
+
+
+async def erase_answers(redis: Redis, keys: Keys, member_id: str, alert_ids: Iterable[str]) -> int:
+    """Delete a member's answers to these alerts (the one that counts, and each entry of the answer log); the
+    tallies stay. Returns how many answers (log entries) went."""
+    erased = 0
+    for alert_id in dict.fromkeys(alert_ids):
+        log = keys.alert_answer_log(alert_id)
+        theirs = [raw for raw in cast(list[str], await redis.lrange(log, 0, -1)) if json.loads(raw)[0] == member_id]
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.alert_answers(alert_id), member_id)
+            for raw in dict.fromkeys(theirs):
+                pipe.lrem(log, 0, raw)
+            await pipe.execute()
+        erased += len(theirs)
+    return erased
 
 
 async def erase_telegram_links(redis: Redis, keys: Keys, member_id: str) -> int:

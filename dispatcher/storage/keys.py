@@ -19,24 +19,32 @@ key                                    type    holds
 ``actor:<id>``                         string  an API user, JSON
 ``actors``                             zset    every actor id
 ``actor:<id>:notifications``           zset    notification ids for an actor, by time
+``actor:<id>:notifications:read``      set     those of them the actor marked read
 ``notification:<id>``                  string  something the service tells actors (few acknowledgements), JSON
 ``token:<sha256>``                     hash    a bearer token (by its hash only): actor, id, issued, expires, revoked
 ``tokenid:<token id>``                 string  sha256 of the token with this public id (``tok_...``)
 ``actor:<id>:tokens``                  set     public ids of an actor's tokens
 ``tokens``                             zset    every token's public id, by time of issue
+``signin:<sha256>``                    string  actor id a console sign-in link (by its hash only) opens, once (EX)
+``session:<sha256>``                   hash    a console session (by its id's hash only): actor, CSRF token, start (EX)
+``actor:<id>:sessions``                set     hashes of an actor's console sessions (sign-out everywhere)
 ``authfail:<address>``                 string  failed authentications from an address (forgotten 10 min after the last)
 ``authlock:<address>``                 string  present while an address must wait after failed authentications (PX)
 ``audit``                              stream  the audit log: who did what, ids only (capped near 1,000,000 entries)
 ``alerts``                             zset    every alert id, by creation time
 ``alert:<id>``                         string  what was asked: texts, targets, author, JSON
 ``alert:<id>:state``                   hash    status, ``t_<status>``, urgency, expiry, work left, ``held_until``,
-                                               ``purged_at``, ``first_send_at``
+                                               ``purged_at``, ``first_send_at``, ``all_clear`` (its all-clear's id)
+``alert:<id>:follow-ups``              zset    ids of the alert's follow-ups (updates, all-clear), by creation time
 ``alert:<id>:relays``                  hash    PLP id -> relay decision, JSON
 ``alert:<id>:counts``                  hash    ``s:<status>``, ``c:<channel>:<status>``, totals, ``feedback``,
-                                               ``p:<plp>:sms_segments``, ``p:<plp>:voice_minutes`` (cost per PLP)
+                                               ``p:<plp>:sms_segments``, ``p:<plp>:voice_minutes`` (cost per PLP),
+                                               ``sector:<plp>:<sector>`` (members planned per sector), ``unlocated``
 ``alert:<id>:members``                 set     members already planned (one delivery set each)
 ``alert:<id>:plp:<plp>:members``       set     members planned through that PLP (urgent follow-ups count them)
 ``alert:<id>:acks``                    set     members who acknowledged any of their deliveries
+``alert:<id>:answers``                 hash    member -> ``<answer id>|<time>``: the answer that counts (the latest)
+``alert:<id>:answer-log``              list    every answer given, JSON ``[member, answer, time, channel]``
 ``alert:<id>:fanouts``                 set     PLP ids whose fan-out is still to finish
 ``alert:<id>:unreachable``             set     members no target PLP's plan can reach
 ``alert:<id>:d``                       zset    ``<channel>:<member>`` refs of every delivery (lex)
@@ -47,7 +55,20 @@ key                                    type    holds
 ``plp:<id>:feedback``                  zset    feedback ids from a PLP's members, by time
 ``member:<id>:feedback``               zset    feedback ids of one member, by time (erased with the member)
 ``member:<id>:tglinks``                set     Telegram link tokens issued to a member, not used yet
+``plp:<id>:join-page``                 string  the PLP's join page: on/off, privacy notice per language, JSON
+``plp:<id>:joins``                      zset    ids of the PLP's join requests, by time
+``join:<id>``                           string  a resident's join request, JSON (personal data; expires: see
+                                               ``people.joining``)
+``join:<id>:code:<kind>``               hash    the one-time code confirming its phone or e-mail (10 min)
+``join-contact:<digest>:codes``         string  join codes sent to one phone or e-mail within the hour
+``join-contact:<digest>:lock``          string  present while that phone or e-mail is locked after wrong codes
 ``member:<id>:left``                   set     PLPs a member left while staying in others (to find their deliveries)
+``locate``                             zset    ids of members waiting for the geocoder, by when to try (erased with
+                                               the member), see ``people.locating``
+``plp:<id>:sectors``                   hash    sector id -> a sector of the PLP (name, GeoJSON geometry, streets), JSON
+``place:<digest>``                     hash    an alert's address (its circle's center) as the geocoder found it: state,
+                                               lat, lon, reason; the address while it waits (expires after 30 days)
+``locate:places``                      zset    digests of alerts' addresses waiting for the geocoder, by when to try
 ``plp:<id>:feedback:counts``           hash    replies received per month ``YYYY-MM``: anonymous, kept
 ``plp:<id>:activity:<year>``           hash    ``<event>:<MM>`` -> count, in the PLP's time zone; events ``joined``,
                                                ``left``, ``opted_out``, ``replies``: anonymous, kept (annual evaluation)
@@ -59,7 +80,8 @@ key                                    type    holds
 ``events``                             pubsub  alert status changes, JSON
 ``seen:<source>:<event>``              string  a webhook event already handled (expires after a week)
 ``limit:<name>``                       string  a limit's next free time (GCRA), see ``storage.limits``: providers',
-                                               and the API's ``api-token:<token id>``, ``api-address:<address>``
+                                               and the API's ``api-token:<token id>``, ``api-address:<address>``; join
+                                               requests' ``join-address:<address>``
 ``departed:<name>``                    hash    a provider limit's departures: next moment one may leave (``t``),
                                                departures in a row (``n``), see ``storage.limits``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
@@ -69,6 +91,10 @@ key                                    type    holds
 ``dispatches``                         zset    ids of send jobs waiting in a queue, by when the clock looks again
 ``dispatch:<job id>``                  hash    what a waiting send job carries: alert, PLP, lane, refs (JSON), taken
 ``timers``                             zset    jobs to run at a time (retries aside), see ``pipeline.jobs``
+``drill:<id>``                         string  a recurring drill's schedule, JSON (no member's data)
+``plp:<id>:drills``                    set     ids of a PLP's drill schedules
+``drills``                             zset    drill schedule ids, scored by their next occurrence
+``drill:<id>:sent:<time>``             string  Idempotency-Key of one occurrence: sent once
 ``reply-out:<id>``                     hash    an answer to a member waiting to go: channel, address, text, language,
                                                lease, attempts (expires after an hour), see ``pipeline.replies``
 ``clock``                              string  the clock's last sweep, Unix time (its heartbeat)
@@ -87,6 +113,10 @@ key                                    type    holds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+#: The field of ``alert:<id>:state`` that holds the id of the alert's all-clear, once it has one.
+ALL_CLEAR_FIELD: Final = "all_clear"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +164,9 @@ class Keys:
     def actor_notifications(self, actor_id: str) -> str:
         return f"{self.prefix}actor:{actor_id}:notifications"
 
+    def actor_notifications_read(self, actor_id: str) -> str:
+        return f"{self.prefix}actor:{actor_id}:notifications:read"
+
     def notification(self, notification_id: str) -> str:
         return f"{self.prefix}notification:{notification_id}"
 
@@ -161,8 +194,19 @@ class Keys:
     def alert_plp_members(self, alert_id: str, plp_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:plp:{plp_id}:members"
 
+    def alert_follow_ups(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}:follow-ups"
+
     def alert_acks(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:acks"
+
+    def alert_answers(self, alert_id: str) -> str:
+        """Each member's answer that counts on an alert: member -> ``<answer id>|<time>``."""
+        return f"{self.prefix}alert:{alert_id}:answers"
+
+    def alert_answer_log(self, alert_id: str) -> str:
+        """Every answer given on an alert, changes included, in the order they came."""
+        return f"{self.prefix}alert:{alert_id}:answer-log"
 
     def alert_unreachable(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}:unreachable"
@@ -242,6 +286,19 @@ class Keys:
     def timers(self) -> str:
         return f"{self.prefix}timers"
 
+    def drill(self, drill_id: str) -> str:
+        return f"{self.prefix}drill:{drill_id}"
+
+    def plp_drills(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:drills"
+
+    def drills(self) -> str:
+        return f"{self.prefix}drills"
+
+    def drill_sent(self, drill_id: str, occurrence: int) -> str:
+        """Sent once: the Idempotency-Key of one occurrence of a drill (Unix time of the occurrence)."""
+        return f"{self.prefix}drill:{drill_id}:sent:{occurrence}"
+
     def reply_out(self, reply_id: str) -> str:
         """An answer to a member waiting to be sent (``dispatcher.pipeline.replies``)."""
         return f"{self.prefix}reply-out:{reply_id}"
@@ -270,6 +327,54 @@ class Keys:
     def member_telegram_links(self, member_id: str) -> str:
         return f"{self.prefix}member:{member_id}:tglinks"
 
+    def member_contact_change(self, member_id: str) -> str:
+        """A member's pending change of phone or e-mail, with its one-time code (``dispatcher.people.selfservice``)."""
+        return f"{self.prefix}member:{member_id}:contact-change"
+
+    def member_contact_codes(self, member_id: str) -> str:
+        """How many codes were sent to the member for a contact change within the hour (the rate limit)."""
+        return f"{self.prefix}member:{member_id}:contact-codes"
+
+    def join_page(self, plp_id: str) -> str:
+        """A PLP's join page: on or off, and its privacy notice per language (``dispatcher.people.joining``)."""
+        return f"{self.prefix}plp:{plp_id}:join-page"
+
+    def join_requests(self, plp_id: str) -> str:
+        """Ids of a PLP's join requests, by time (a request whose record expired is dropped when read)."""
+        return f"{self.prefix}plp:{plp_id}:joins"
+
+    def join_request(self, request_id: str) -> str:
+        """A resident's request to join a PLP, JSON (personal data: expires, see ``dispatcher.people.joining``)."""
+        return f"{self.prefix}join:{request_id}"
+
+    def join_code(self, request_id: str, kind: str) -> str:
+        """The one-time code confirming a join request's phone or e-mail (``dispatcher.access.codes``)."""
+        return f"{self.prefix}join:{request_id}:code:{kind}"
+
+    def join_contact_codes(self, digest: str) -> str:
+        """How many join codes went to one phone or e-mail (its digest) within the hour."""
+        return f"{self.prefix}join-contact:{digest}:codes"
+
+    def join_contact_lock(self, digest: str) -> str:
+        """Set once a join code for this phone or e-mail (its digest) was wrong too many times."""
+        return f"{self.prefix}join-contact:{digest}:lock"
+
+    def member_contact_lock(self, member_id: str) -> str:
+        """Set once a contact change got too many wrong codes: none can be started while it lives."""
+        return f"{self.prefix}member:{member_id}:contact-lock"
+
+    def locate(self) -> str:
+        return f"{self.prefix}locate"
+
+    def place(self, digest: str) -> str:
+        return f"{self.prefix}place:{digest}"
+
+    def locate_places(self) -> str:
+        return f"{self.prefix}locate:places"
+
+    def plp_sectors(self, plp_id: str) -> str:
+        return f"{self.prefix}plp:{plp_id}:sectors"
+
     def member_left(self, member_id: str) -> str:
         return f"{self.prefix}member:{member_id}:left"
 
@@ -293,6 +398,18 @@ class Keys:
 
     def tokens(self) -> str:
         return f"{self.prefix}tokens"
+
+    def signin(self, code_hash: str) -> str:
+        return f"{self.prefix}signin:{code_hash}"
+
+    def oidc_state(self, state_hash: str) -> str:
+        return f"{self.prefix}oidc:{state_hash}"
+
+    def session(self, session_hash: str) -> str:
+        return f"{self.prefix}session:{session_hash}"
+
+    def actor_sessions(self, actor_id: str) -> str:
+        return f"{self.prefix}actor:{actor_id}:sessions"
 
     def auth_failures(self, address: str) -> str:
         return f"{self.prefix}authfail:{address}"

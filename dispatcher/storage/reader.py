@@ -13,6 +13,7 @@ from typing import cast
 import redis
 
 from dispatcher.core.models import Alert, Member, Plp, Relay
+from dispatcher.core.places import Sector
 from dispatcher.storage.keys import Keys
 
 
@@ -59,6 +60,11 @@ class Reader:
         if not member_ids:
             return []
         return [bool(out) for out in cast(list[int], self.redis.smismember(self.keys.optouts(), member_ids))]
+
+    def get_sectors(self, plp_id: str) -> list[Sector]:
+        """The PLP's sectors (any order)."""
+        raws = cast(dict[str, str], self.redis.hgetall(self.keys.plp_sectors(plp_id)))
+        return [Sector.model_validate_json(raw) for raw in raws.values()]
 
     def get_relay(self, alert_id: str, plp_id: str) -> Relay | None:
         """The relay decision of one PLP for an alert."""

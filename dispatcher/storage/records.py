@@ -31,6 +31,8 @@ class AlertProgress:
     relays: list[Relay]
     counts: dict[str, int]
     held_until: datetime | None = None
+    #: ids of the alert's follow-ups (updates, all-clear), oldest first
+    follow_ups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

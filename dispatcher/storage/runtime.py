@@ -1,7 +1,11 @@
 """The process-wide handles on Redis and the work queues, built from the settings.
 
 Urgent and non-urgent work never share a queue: each urgency has its own lane,
-served first (or only) by its own worker process. RQ talks to Redis synchronously
+served first (or only) by its own worker process. Within the urgent lane, each alert's send
+jobs wait in a queue of their own, named after its police zone (``alert_queue``), which the
+workers take in turn (``workers.main``): one zone's zone-wide burst never holds another
+alert behind it, in another zone or its own. The urgent lane's other jobs (fan-outs,
+answers, escalations) share its first queue, which every worker looks at first. RQ talks to Redis synchronously
 and needs a client that does not decode responses; the service's own synchronous
 reads use a second, decoding client on the same server.
 
@@ -15,6 +19,7 @@ the API answers 503 with Retry-After meanwhile).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
@@ -47,6 +52,12 @@ REDIS_PY_VERSION = version("redis")
 ASYNC_REDIS_RETRIES = 3
 #: Seconds a sentinel may take to answer where the primary is.
 SENTINEL_TIMEOUT = 1.0
+#: Between the urgent queue's name, a police zone's and an alert's id, in the name of an urgent alert's send queue.
+ZONE_MARK = "@"
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class _SentinelPool(AsyncSentinelPool):
@@ -56,7 +67,10 @@ class _SentinelPool(AsyncSentinelPool):
         await super().disconnect(inuse_connections)
         if inuse_connections:  # the client closes (a failover disconnects only the idle connections)
             for sentinel in self.sentinel_manager.sentinels:
-                await sentinel.aclose()
+                # Closing is done once each socket's close has begun: a sentinel too busy to see it end within
+                # its timeout (redis-py raises then) must not fail the caller, nor leave the next sentinels open.
+                with contextlib.suppress(redis.RedisError):
+                    await sentinel.aclose()
 
 
 class _BlockingSentinelPool(_SentinelPool, BlockingConnectionPool):
@@ -161,9 +175,54 @@ class Runtime:
     def general_queue(self) -> Queue:
         return Queue(self.settings.general_queue, connection=self.rq_connection)
 
-    def queue_for(self, urgency: Urgency) -> Queue:
-        """The lane of an urgency: urgent work never waits behind non-urgent work."""
-        return self.urgent_queue if urgency is Urgency.URGENT else self.general_queue
+    def queue_for(self, urgency: Urgency, zone: str | None = None, alert_id: str | None = None) -> Queue:
+        """The lane of an urgency: urgent work never waits behind non-urgent work. With a police ``zone`` and an
+        ``alert_id``, the urgent lane's queue of that alert's send jobs (``alert_queue``)."""
+        if urgency is not Urgency.URGENT:
+            return self.general_queue
+        return self.alert_queue(zone, alert_id) if zone and alert_id else self.urgent_queue
+
+    @property
+    def queues_register(self) -> str:
+        """RQ's register of queues: the key of the set of every queue's key."""
+        return Queue.redis_queues_keys
+
+    def queue_named(self, name: str) -> Queue:
+        """The queue called ``name`` (a job's origin, a send job's record)."""
+        return Queue(name, connection=self.rq_connection)
+
+    def alert_queue(self, zone: str, alert_id: str) -> Queue:
+        """The queue of one urgent alert's send jobs, in its police zone: ``<urgent queue>@<zone>@<alert>``."""
+        return Queue(
+            f"{self.settings.urgent_queue}{ZONE_MARK}{zone}{ZONE_MARK}{alert_id}", connection=self.rq_connection
+        )
+
+    def alert_queues(self, zone: str | None = None) -> list[Queue]:
+        """Every urgent alert's send queue registered (RQ's register of queues: those that hold jobs, and those
+        emptied since the clock last forgot the empty ones), by name; with ``zone``, that police zone's only."""
+        namespace = Queue.redis_queue_namespace_prefix
+        registered = f"{namespace}{self.settings.urgent_queue}{ZONE_MARK}"
+        if zone is not None:
+            registered += f"{zone}{ZONE_MARK}"
+        found = (_text(raw) for raw in self.rq_connection.smembers(self.queues_register))
+        keys = sorted(key for key in found if key.startswith(registered))
+        return [Queue(key.removeprefix(namespace), connection=self.rq_connection) for key in keys]
+
+    def zone_of(self, queue_name: str) -> str | None:
+        """The police zone of an urgent alert's send queue; None for any other queue."""
+        prefix = f"{self.settings.urgent_queue}{ZONE_MARK}"
+        if not queue_name.startswith(prefix):
+            return None
+        return queue_name.removeprefix(prefix).rpartition(ZONE_MARK)[0]
+
+    def urgent_queues(self) -> list[Queue]:
+        """The urgent lane: its shared queue first, then each urgent alert's send queue."""
+        return [self.urgent_queue, *self.alert_queues()]
+
+    def is_urgent(self, queue_name: str) -> bool:
+        """Whether a job from the queue ``queue_name`` (its origin) is urgent work."""
+        name = self.settings.urgent_queue
+        return queue_name == name or queue_name.startswith(f"{name}{ZONE_MARK}")
 
     def horizon(self, urgency: Urgency) -> float:
         """How long a fan-out job may wait in its queue before the clock takes it for lost.

@@ -23,12 +23,15 @@ field                               counts
                                     sets it to 0, a rate limit leaves it
 ``pfk|<channel>|<provider>``        the kind of its last such failure
 ``pft|<channel>|<provider>``        the Unix time of its last such failure
-``pok|<channel>|<provider>``        the Unix time of its last answer
+``pok|<channel>|<provider>``        the Unix time of its last answer (the four ``p*`` fields: the geocoder's
+                                    calls too, channel ``geocoder``, written by ``dispatcher.people.locating``)
 ``dup|<channel>|<cause>``           sends made again after one that may have reached the provider:
                                     ``taken_over`` from a worker that died (or stalled) during it,
                                     ``in_doubt`` after a failure that left it in doubt
 ``rd|<cause>``                      deliveries the clock dispatched again (written by ``dispatcher.pipeline.clock``)
 ``f|<urgency>|<status>``            alerts that ended in a status
+``xr|…``, ``xa|…``, ``xf|…``        as ``r``, ``a`` and ``f``, for exercises (drills): counted apart, and
+                                    left out of the alert histograms
 ``h|<name>|<labels>|<bin>``         histogram ``<name>``: observations in bin ``<bin>`` (0-based;
                                     one past the last bound: above them all)
 ``hs|<name>|<labels>``              histogram ``<name>``: sum of the observations
@@ -41,7 +44,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.core.models import ALERT_RANK, DELIVERY_RANK
+from dispatcher.storage.keys import ALL_CLEAR_FIELD
 from dispatcher.storage.limits import DEPARTURES_LUA, REPLICATE
+
+#: The cause of a delivery that an all-clear ended (a retry that was waiting for its time).
+ALL_CLEAR_CAUSE = "all-clear"
 
 #: Upper bounds (seconds) of the histograms' bins: one call to a provider; from an alert's
 #: creation to its first delivery handed over, and to its completion (relays awaited included).
@@ -76,10 +83,11 @@ local function observe(metrics_key, name, labels, bounds, value)
   redis.call('HINCRBYFLOAT', metrics_key, 'hs|' .. name .. '|' .. labels, value)
 end
 
--- An alert's urgency and creation time (its first status's time), from its state.
+-- An alert's urgency and creation time (its first status's time), from its state, and the prefix of its
+-- counters' fields: 'x' for an exercise (a drill), counted apart, else ''.
 local function alert_origin(state_key)
-  local found = redis.call('HMGET', state_key, 'urgency', 't_awaiting_relay', 't_accepted')
-  return found[1] or 'unknown', tonumber(found[2] or found[3])
+  local found = redis.call('HMGET', state_key, 'urgency', 't_awaiting_relay', 't_accepted', 'exercise')
+  return found[1] or 'unknown', tonumber(found[2] or found[3]), found[4] and 'x' or ''
 end
 
 -- A send attempt's outcome and the provider's time, when the caller made one (ARGV from `first`).
@@ -106,9 +114,9 @@ local function advance_alert(state_key, events_key, alert_id, new, now, metrics_
   redis.call('HSET', state_key, 'status', new, 't_' .. new, now)
   redis.call('PUBLISH', events_key, cjson.encode({{alert_id=alert_id, status=new, at=tonumber(now)}}))
   if metrics_key and ALERT_RANK[new] == 4 then
-    local urgency, created = alert_origin(state_key)
-    redis.call('HINCRBY', metrics_key, 'f|' .. urgency .. '|' .. new, 1)
-    if new == 'completed' and created then
+    local urgency, created, x = alert_origin(state_key)
+    redis.call('HINCRBY', metrics_key, x .. 'f|' .. urgency .. '|' .. new, 1)
+    if new == 'completed' and created and x == '' then
       observe(metrics_key, 'completion', urgency, ALERT_BOUNDS, math.max(0, tonumber(now) - created))
     end
   end
@@ -156,9 +164,9 @@ local function move(k, alert_id, ref, channel, old, new, now)
   if k.metrics then
     redis.call('HINCRBY', k.metrics, 'd|' .. channel .. '|' .. new, 1)
     if RANK[old] < 2 and (new == 'sent' or new == 'delivered') then
-      local urgency, created = alert_origin(k.state)
-      redis.call('HINCRBY', k.metrics, 'r|' .. channel .. '|' .. urgency, 1)
-      if redis.call('HSETNX', k.state, 'first_send_at', now) == 1 and created then
+      local urgency, created, x = alert_origin(k.state)
+      redis.call('HINCRBY', k.metrics, x .. 'r|' .. channel .. '|' .. urgency, 1)
+      if redis.call('HSETNX', k.state, 'first_send_at', now) == 1 and created and x == '' then
         observe(k.metrics, 'first_send', urgency, ALERT_BOUNDS, math.max(0, tonumber(now) - created))
       end
     end
@@ -273,6 +281,12 @@ end
 local target, cause = 'sending', nil
 if redis.call('HGET', k.state, 'status') == 'cancelled' then
   target, cause = 'cancelled', 'alert cancelled'
+elseif taken_over and redis.call('HEXISTS', k.state, '"""
+    + ALL_CLEAR_FIELD
+    + """') == 1 then
+  target, cause = 'cancelled', '"""
+    + ALL_CLEAR_CAUSE
+    + """'  -- the danger has passed: no retry after an all-clear
 elseif tonumber(ARGV[5]) > tonumber(redis.call('HGET', k.state, 'expires_at')) then
   target, cause = 'expired', 'time-to-live passed before it could be sent'
 elseif redis.call('SISMEMBER', KEYS[10], ARGV[4]) == 1 then
@@ -361,6 +375,24 @@ return ARGV[4]
 """
 )
 
+# KEYS: delivery, alert state, counts, by-status prefix, events, leases, holds, metrics, handed
+# ARGV: alert id, ref, channel, now, cause
+# Ends a delivery waiting for its next attempt (phase 'waiting' or 'uncertain'), cancelled with the cause; one
+# being sent (or not sent yet, or over) is left alone. Returns the status afterwards.
+CANCEL_WAITING = (
+    _PRELUDE
+    + """
+local k = delivery_keys()
+local status = redis.call('HGET', k.delivery, 'status')
+if status ~= 'sending' then return status or 'missing' end
+local phase = redis.call('HGET', k.delivery, 'phase')
+if phase ~= 'waiting' and phase ~= 'uncertain' then return status end
+redis.call('HSET', k.delivery, 'cause', ARGV[5])
+move(k, ARGV[1], ARGV[2], ARGV[3], status, 'cancelled', ARGV[4])
+return 'cancelled'
+"""
+)
+
 # KEYS: delivery, counts, alert acknowledgements set, alert state, metrics
 # ARGV: channel the receipt came by, now, member id, the delivery's channel
 # Returns 1 the first time a delivery is acknowledged, 0 after (-1: no such delivery).
@@ -373,12 +405,38 @@ redis.call('HSET', KEYS[1], 'ack_channel', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'acknowledged', 1)
 redis.call('SADD', KEYS[3], ARGV[3])
 if KEYS[5] then
-  local urgency = alert_origin(KEYS[4])
-  redis.call('HINCRBY', KEYS[5], 'a|' .. ARGV[4] .. '|' .. urgency, 1)
+  local urgency, _, x = alert_origin(KEYS[4])
+  redis.call('HINCRBY', KEYS[5], x .. 'a|' .. ARGV[4] .. '|' .. urgency, 1)
 end
 return 1
 """
 )
+
+# KEYS: delivery, alert answers, answer log, counts, alert state; ARGV: member, answer id, time, channel.
+# Records a member's answer while the alert is live (not cancelled nor declined, no all-clear, given before its
+# time-to-live passed): always in the log; it counts if it is later than the one counting (a late webhook for an earlier
+# answer changes nothing), and the tally (``answer:<id>`` in counts) moves with it.
+# Returns -2 (the alert has ended), -1 (no such delivery), 0 (logged, the tally unchanged) or 1 (it counts now).
+ANSWER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local state = redis.call('HMGET', KEYS[5], 'status', 'expires_at', 'all_clear')
+if state[1] == 'cancelled' or state[1] == 'declined' or state[3] then return -2 end
+if state[2] and tonumber(state[2]) < tonumber(ARGV[3]) then return -2 end
+redis.call('RPUSH', KEYS[3], cjson.encode({ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]}))
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if current then
+  local sep = string.find(current, '|', 1, true)
+  local answer, at = string.sub(current, 1, sep - 1), tonumber(string.sub(current, sep + 1))
+  if at > tonumber(ARGV[3]) then return 0 end
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+  if answer == ARGV[2] then return 0 end
+  redis.call('HINCRBY', KEYS[4], 'answer:' .. answer, -1)
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+end
+redis.call('HINCRBY', KEYS[4], 'answer:' .. ARGV[2], 1)
+return 1
+"""
 
 # KEYS: alert state, events, metrics; ARGV: alert id, new status, now. Returns 1 if the alert moved.
 ADVANCE_ALERT = (
@@ -486,6 +544,15 @@ end
 return changed
 """
 
+# KEYS: RQ's register of queues, a queue's list; ARGV: the queue's entry in the register.
+# Drops the queue from the register if it holds no job, atomically: an enqueue (RQ's MULTI registers the
+# queue and pushes the job together) is either seen, and the queue kept, or comes after and registers it
+# again. Returns 1 if dropped.
+FORGET_EMPTY_QUEUE = """
+if redis.call('LLEN', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class Scripts:
@@ -495,14 +562,17 @@ class Scripts:
     add_delivery: Any
     claim: Any
     retry: Any
+    cancel_waiting: Any
     record: Any
     acknowledge: Any
+    answer: Any
     advance_alert: Any
     fanout_done: Any
     settle_relays: Any
     expire_relays: Any
     take_due: Any
     counted_change: Any
+    forget_empty_queue: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -512,12 +582,15 @@ class Scripts:
             add_delivery=client.register_script(ADD_DELIVERY),
             claim=client.register_script(CLAIM),
             retry=client.register_script(RETRY),
+            cancel_waiting=client.register_script(CANCEL_WAITING),
             record=client.register_script(RECORD),
             acknowledge=client.register_script(ACKNOWLEDGE),
+            answer=client.register_script(ANSWER),
             advance_alert=client.register_script(ADVANCE_ALERT),
             fanout_done=client.register_script(FANOUT_DONE),
             settle_relays=client.register_script(SETTLE_RELAYS),
             expire_relays=client.register_script(EXPIRE_RELAYS),
             take_due=client.register_script(TAKE_DUE),
             counted_change=client.register_script(COUNTED_CHANGE),
+            forget_empty_queue=client.register_script(FORGET_EMPTY_QUEUE),
         )

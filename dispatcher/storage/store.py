@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from config.settings import DEFAULT_TOKEN_TTL_DAYS
 from dispatcher.core.contacts import contact_digest
@@ -30,10 +32,11 @@ from dispatcher.core.models import (
     Plp,
     Relay,
 )
+from dispatcher.core.places import Address, LocationSource, Sector
 from dispatcher.storage import erasure
 from dispatcher.storage.counters import Activity, activity_counter
 from dispatcher.storage.keys import Keys
-from dispatcher.storage.limits import chat_limit_name
+from dispatcher.storage.limits import chat_limit_name, whatsapp_user_limit_name
 from dispatcher.storage.records import AlertProgress, DeliveryRecord, NewToken, Page, TokenRecord
 from dispatcher.storage.scripts import Scripts
 
@@ -158,6 +161,19 @@ class Store:
         await self.redis.set(self.keys.plp(plp.id), updated.model_dump_json())
         return updated
 
+    # -- sectors ------------------------------------------------------------------------
+
+    async def save_sector(self, sector: Sector) -> None:
+        await self.redis.hset(self.keys.plp_sectors(sector.plp_id), sector.id, sector.model_dump_json())
+
+    async def get_sectors(self, plp_id: str) -> list[Sector]:
+        """The PLP's sectors, by name."""
+        raws = cast(dict[str, str], await self.redis.hgetall(self.keys.plp_sectors(plp_id)))
+        return sorted((Sector.model_validate_json(r) for r in raws.values()), key=lambda s: (s.name, s.id))
+
+    async def delete_sector(self, plp_id: str, sector_id: str) -> bool:
+        return bool(await self.redis.hdel(self.keys.plp_sectors(plp_id), sector_id))
+
     # -- members ------------------------------------------------------------------------
 
     async def find_member_by_contact(
@@ -250,6 +266,34 @@ class Store:
                 pipe.srem(self.keys.optouts(), member.id)
             await pipe.execute()
 
+    async def settle_place(self, member_id: str, address: Address, update: dict[str, Any]) -> Member | None:
+        """Write a geocoder's answer (``update``: the member's ``location`` and ``locating``) on the member if
+        their address is still ``address``; take them out of the geocoder's queue either way.
+
+        Returns the member as written, or None when they are gone or their address changed meanwhile
+        (then the answer is about an address they no longer have, and is dropped).
+        """
+        key = self.keys.member(member_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            member = Member.model_validate_json(raw) if raw else None
+            pipe.multi()
+            pipe.zrem(self.keys.locate(), member_id)
+            current = (
+                member is not None
+                and member.address == address
+                and (member.location is None or member.location.source is not LocationSource.GIVEN)
+            )
+            if member is not None and current:
+                member = member.model_copy(update=update)
+                pipe.set(key, member.model_dump_json())
+            try:
+                await pipe.execute()
+            except WatchError:
+                return None  # changed meanwhile: the change queued it again if it must be located
+        return member if current else None
+
     async def get_member(self, member_id: str) -> Member | None:
         raw = await self.redis.get(self.keys.member(member_id))
         return Member.model_validate_json(raw) if raw else None
@@ -291,7 +335,8 @@ class Store:
         if not remaining:
             await self._erase(member, plp_id, left)
             return None
-        kept = member.model_copy(update={"plp_ids": remaining, "updated_at": at})
+        sectors = {p: s for p, s in member.sector_ids.items() if p != plp_id}  # a sector set by hand in it goes too
+        kept = member.model_copy(update={"plp_ids": remaining, "updated_at": at, "sector_ids": sectors})
         async with self.redis.pipeline(transaction=True) as pipe:
             await self._counted(pipe, "zrem", self.keys.plp_members(plp_id), member.id, left)
             pipe.set(self.keys.member(member.id), kept.model_dump_json())
@@ -307,9 +352,11 @@ class Store:
         scrubbed = await erasure.scrub_deliveries(self.redis, self.keys, member, deliveries)
         await erasure.erase_telegram_links(self.redis, self.keys, member.id)
         await erasure.erase_replies(self.redis, self.keys, member.id)
+        answers = await erasure.erase_answers(self.redis, self.keys, member.id, (d.alert_id for d in deliveries))
         async with self.redis.pipeline(transaction=True) as pipe:
             await self._counted(pipe, "zrem", self.keys.plp_members(plp_id), member.id, counters)
             pipe.delete(self.keys.member(member.id), self.keys.member_left(member.id))
+            pipe.zrem(self.keys.locate(), member.id)
             pipe.delete(*(self.keys.member_last(member.id, channel.value) for channel in ChannelName))
             for kind, value in _contacts(member):
                 if value:
@@ -317,12 +364,22 @@ class Store:
             if member.telegram_chat_id is not None:
                 chat = chat_limit_name(str(member.telegram_chat_id))
                 pipe.delete(self.keys.limit(chat), self.keys.departures(chat))
+            if member.phone:
+                user = whatsapp_user_limit_name(member.phone)
+                pipe.delete(self.keys.limit(user), self.keys.departures(user))
             pipe.sadd(self.keys.optouts(), member.id)
             await pipe.execute()
         # Once more, for a reply or a link that came in meanwhile (replies check for this too).
         await erasure.erase_telegram_links(self.redis, self.keys, member.id)
         replies = await erasure.erase_replies(self.redis, self.keys, member.id)
-        log.info("member.erased", member_id=member.id, deliveries=len(deliveries), scrubbed=scrubbed, replies=replies)
+        log.info(
+            "member.erased",
+            member_id=member.id,
+            deliveries=len(deliveries),
+            scrubbed=scrubbed,
+            replies=replies,
+            answers=answers,
+        )
 
     async def member_deliveries(
         self, member_id: str, plp_ids: Iterable[str], *, chunk: int = 500
@@ -369,6 +426,12 @@ class Store:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.actor(actor.id), actor.model_dump_json())
             pipe.zadd(self.keys.actors(), {actor.id: 0})
+            await pipe.execute()
+
+    async def delete_actor(self, actor_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.actor(actor_id))
+            pipe.zrem(self.keys.actors(), actor_id)
             await pipe.execute()
 
     async def get_actor(self, actor_id: str) -> Actor | None:
@@ -487,7 +550,8 @@ class Store:
             pipe.hgetall(self.keys.alert_relays(alert_id))
             pipe.hgetall(self.keys.alert_counts(alert_id))
             pipe.scard(self.keys.alert_unreachable(alert_id))
-            state, relays, counts, unreachable = await pipe.execute()
+            pipe.zrange(self.keys.alert_follow_ups(alert_id), 0, -1)
+            state, relays, counts, unreachable, follow_ups = await pipe.execute()
         return AlertProgress(
             status=AlertStatus(state["status"]),
             times=times_of(state),
@@ -495,6 +559,7 @@ class Store:
             relays=[Relay.model_validate_json(r) for r in relays.values()],
             counts={k: int(v) for k, v in counts.items()} | {"unreachable": unreachable},
             held_until=from_ts(state.get("held_until")),
+            follow_ups=tuple(follow_ups),
         )
 
     async def list_alert_ids(self, *, plp_ids: list[str] | None, limit: int, before: float | None) -> list[str]:
@@ -632,3 +697,31 @@ class Store:
             args=[via, now_ts() if at is None else at, member_id, channel],
         )
         return int(result) == 1
+
+    async def answer(self, alert_id: str, ref: str, *, answer_id: str, via: str, at: float | None = None) -> int:
+        """Record the member's answer ``answer_id`` on this delivery (``<channel>:<member>``) at ``at`` (Unix
+        time, default now), while the alert is live: kept in the alert's answer log; it counts (and moves the tally)
+        if no later answer of theirs does. Returns 1 if it counts now, 0 if the tally is unchanged, -1 if there is
+        no such delivery, -2 if the alert has ended (cancelled, all-clear, past its time-to-live)."""
+        member_id = ref.split(":", 1)[1]
+        result = await self.scripts.answer(
+            keys=[
+                self.keys.delivery(alert_id, ref),
+                self.keys.alert_answers(alert_id),
+                self.keys.alert_answer_log(alert_id),
+                self.keys.alert_counts(alert_id),
+                self.keys.alert_state(alert_id),
+            ],
+            args=[member_id, answer_id, now_ts() if at is None else at, via],
+        )
+        return int(result)
+
+    async def answers(self, alert_id: str) -> dict[str, tuple[str, float]]:
+        """Each member's answer that counts on an alert, with its time: member -> (answer id, Unix time)."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.alert_answers(alert_id)))
+        return {member: (value.rsplit("|", 1)[0], float(value.rsplit("|", 1)[1])) for member, value in raw.items()}
+
+    async def answer_log(self, alert_id: str) -> list[tuple[str, str, float, str]]:
+        """Every answer given on an alert, in the order received: (member, answer id, Unix time, channel)."""
+        raw = cast(list[str], await self.redis.lrange(self.keys.alert_answer_log(alert_id), 0, -1))
+        return [(str(m), str(a), float(t), str(c)) for m, a, t, c in map(json.loads, raw)]

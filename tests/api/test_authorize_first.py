@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient
 
 from dispatcher.api import app as _app  # noqa: F401  (registers every operation)
 from dispatcher.api.routing import Api, Call, Operation, Reply
-from dispatcher.api.services import api
+from dispatcher.api.services import SERVICES, api
 from tests.conftest import Cast
-from tests.support import member_rows, post_json
+from tests.support import member_rows, notify, pending_join_request, post_json
 
 ACTORS = ("police_a", "police_b", "coordinator_a", "coordinator_b")
 NON_URGENT = {
@@ -32,6 +32,8 @@ NON_URGENT = {
 }
 
 #: operation -> a valid body (None: the operation takes none) and a valid query, for PLP a.
+TRIANGLE = {"type": "Polygon", "coordinates": [[[4.35, 50.84], [4.36, 50.84], [4.36, 50.85], [4.35, 50.84]]]}
+FEATURE = {"type": "Feature", "properties": {"name": "North"}, "geometry": TRIANGLE}
 VALID: dict[str, tuple[Any, dict[str, str]]] = {
     "create_actor": ({"name": "New officer", "role": "police", "police_zone": "5340"}, {}),
     "issue_token": ({"ttl_days": 30}, {}),
@@ -50,11 +52,29 @@ VALID: dict[str, tuple[Any, dict[str, str]]] = {
     "update_member": ({"language": "nl"}, {}),
     "import_members": ({"members": member_rows(2, start=60)}, {"dry_run": "true"}),
     "list_notifications": (None, {}),
+    "mark_notification": ({"read": True}, {}),
+    "list_actors": (None, {}),
+    "change_actor": ({"name": "Inspecteur Dubois"}, {}),
+    "preview_charter": ({"relay": "auto"}, {}),
+    "plp_member_health": (None, {"problem": "never_acknowledges"}),
     "create_plp": ({"name": "PLP C", "commune": "Uccle", "police_zone": "5342"}, {}),
     "list_plps": (None, {}),
     "put_charter": ({"relay": "auto"}, {}),
     "plp_evaluation": (None, {"year": str(datetime.now(UTC).year)}),
     "alert_audience": (None, {}),
+    "create_sector": ({"name": "North", "geometry": TRIANGLE}, {}),
+    "import_sectors": ({"type": "FeatureCollection", "features": [FEATURE]}, {}),
+    "put_join_page": ({"enabled": False, "privacy_notice": {"fr": "Vos données restent au PLP."}}, {}),
+    "decline_join_request": ({"reason": "outside the area"}, {}),
+    "create_follow_up": ({"kind": "update", "texts": {"fr": "Le véhicule a été retrouvé"}}, {}),
+    "schedule_drill": (
+        {
+            "urgency": "non_urgent",
+            "texts": {"fr": "Exercice"},
+            "rule": {"frequency": "monthly", "weekday": "monday", "week": 1, "at": "18:00"},
+        },
+        {},
+    ),
 }
 
 #: operation -> a body that is not valid: each would be refused with a 422 to whoever may call it.
@@ -70,6 +90,15 @@ INVALID_BODY: dict[str, Any] = {
     "import_members": {"members": "not a list"},
     "create_plp": {"name": "PLP D", "timezone": "Mars/Olympus"},
     "put_charter": {"urgent": {"channels": []}, "relay": "sometimes"},
+    "preview_charter": {"urgent": {"channels": ["pigeon"]}},
+    "mark_notification": {"read": "yes"},
+    "change_actor": {"role": "sheriff"},
+    "create_sector": {"name": "", "geometry": {"type": "Point"}},
+    "import_sectors": {"type": "FeatureCollection", "features": []},
+    "create_follow_up": {"kind": "maybe", "texts": {}},
+    "put_join_page": {"enabled": True, "privacy_notice": {"fr": "Seulement en français"}},
+    "decline_join_request": {"reason": ""},
+    "schedule_drill": {"urgency": "sometimes", "texts": {}, "rule": {"frequency": "daily"}},
 }
 
 #: A query parameter no operation knows: every query model refuses unknown parameters.
@@ -97,6 +126,10 @@ async def fill(client: TestClient, cast: Cast, path: str) -> str:
             client, f"/v1/plps/{cast.plp_a}/members", member_rows(1)[0], headers=admin, expect=201
         )
         values["member_id"] = created["id"]
+    if "{request_id}" in path:
+        values["request_id"] = await pending_join_request(client.server.app[SERVICES].store, cast.plp_a)
+    if "{notification_id}" in path:
+        values["notification_id"] = await notify(client, cast, "police_a")
     return re.sub(r"{([a-z_]+)}", lambda m: values[m.group(1)], path)
 
 

@@ -11,9 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from config import Settings
 from dispatcher.api import console
+from dispatcher.api.app import create_app
 from dispatcher.core.models import (
     AlertStatus,
     Category,
@@ -25,6 +27,7 @@ from dispatcher.core.models import (
     Role,
     Urgency,
 )
+from dispatcher.storage.runtime import Runtime
 
 ROOT = console.ROOT
 CATALOGS = {lang: json.loads((ROOT / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in Language}
@@ -148,3 +151,34 @@ def test_every_key_the_code_uses_is_in_the_catalogs() -> None:
     used |= {f"follow.chart_axis_x_{unit}" for unit in ("second", "minute")}
     for lang, catalog in CATALOGS.items():
         assert not used - set(catalog), (lang, sorted(used - set(catalog)))
+
+
+async def test_the_maps_have_no_tile_server_by_default_and_the_configured_one_alone_may_serve_images(
+    client: TestClient, settings: Settings
+) -> None:
+    """Without PLP_MAP_TILE_URL the console's config says no tiles and images come from the service only; with
+    one, its origin alone is added to img-src; a template without {z}/{x}/{y} is refused at start-up."""
+    plain = await client.get("/console/config.json")
+    assert (await plain.json())["map"] == {"tiles": None, "attribution": ""}
+    assert "img-src 'self' data:;" in plain.headers["Content-Security-Policy"]
+    tiles = "https://tiles.example.be/osm/{z}/{x}/{y}.png"
+    runtime = Runtime.from_settings(settings.model_copy(update={"map_tile_url": tiles, "map_attribution": "© OSM"}))
+    try:
+        async with TestClient(TestServer(create_app(runtime))) as other:
+            config = await (await other.get("/console/config.json")).json()
+            page = await other.get("/console")
+    finally:
+        runtime.close()
+    assert config["map"] == {"tiles": tiles, "attribution": "© OSM"}
+    assert "img-src 'self' data: https://tiles.example.be;" in page.headers["Content-Security-Policy"]
+    with pytest.raises(ValueError, match="PLP_MAP_TILE_URL"):
+        Settings(redis_url=None, map_tile_url="https://tiles.example.be/tile.png")
+
+
+async def test_leaflet_is_vendored_with_its_licence_and_cached_for_a_year(client: TestClient) -> None:
+    """The map library is served from the service (no CDN), versioned and immutable."""
+    assert (ROOT / "vendor" / "leaflet-1.9.4" / "LICENSE.md").is_file()
+    for name in ("leaflet.js", "leaflet.css"):
+        response = await client.get(f"/console/vendor/leaflet-1.9.4/{name}")
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"

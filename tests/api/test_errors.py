@@ -50,8 +50,7 @@ async def small_body_client(settings: Settings, client: TestClient) -> AsyncIter
     runtime = Runtime.from_settings(settings.model_copy(update={"max_body_bytes": SMALL_BODY_LIMIT}))
     async with TestClient(TestServer(create_app(runtime))) as small:
         yield small
-    runtime.rq_connection.close()
-    runtime.sync_redis.close()
+    runtime.close()
 
 
 # -- the request itself ------------------------------------------------------------------------

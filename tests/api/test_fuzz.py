@@ -34,7 +34,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from dispatcher.api.app import create_app
-from dispatcher.api.services import api
+from dispatcher.api.services import SERVICES, api
 from dispatcher.core.models import ActorIn, Role
 from dispatcher.operations.queues import urgent_workers_alive
 from dispatcher.people.accounts import create_actor
@@ -42,7 +42,7 @@ from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
 from tests.conftest import Cast
 from tests.sheetfiles import XLSX, entity_bomb, xlsx_file, zip_bomb
-from tests.support import Workers, post_json, until
+from tests.support import Workers, notify, pending_join_request, post_json, until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = os.environ.get("PLP_FUZZ_EXAMPLES", "10")
@@ -131,6 +131,14 @@ def test_fuzzing_the_api_finds_no_server_error_and_nothing_the_document_contradi
 
 
 _RANDOM = random.Random(20261124)
+
+
+def cap_entity_bomb() -> bytes:
+    """A CAP alert whose text is a "billion laughs" entity expansion (10**9 "ha")."""
+    laughs = b'<!ENTITY a0 "ha">' + b"".join(b'<!ENTITY a%d "%s">' % (i, b"&a%d;" % (i - 1) * 10) for i in range(1, 10))
+    return b"<!DOCTYPE alert [" + laughs + b']><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">&a9;</alert>'
+
+
 #: (name, media type, body): what a broken client, another encoding or an attacker sends.
 RAW_BODIES = [
     ("json-not-utf8", "application/json", b'{"name": "Ren\xe9", "members": []}'),
@@ -154,6 +162,8 @@ RAW_BODIES = [
     ("form-not-utf8", "application/x-www-form-urlencoded", b"Body=\xff\xfe&From=\xe9"),
     ("multipart-no-boundary", "multipart/form-data", b"--x\r\n\r\n"),
     ("text-unknown-charset", "text/plain; charset=x-klingon", b"hello"),
+    ("cap-entity-bomb", "application/cap+xml", cap_entity_bomb()),
+    ("cap-random", "application/cap+xml", _RANDOM.randbytes(512)),
 ]
 #: What an invalid JSON body may answer: 400/415/422, or 403/404/410 when the route refuses the caller, the
 #: resource or the link (a member's page) before it reads the body.
@@ -167,8 +177,7 @@ async def unthrottled(settings: Settings, client: TestClient) -> AsyncIterator[T
     runtime = Runtime.from_settings(settings.model_copy(update=limits))
     async with TestClient(TestServer(create_app(runtime))) as app:
         yield app
-    runtime.rq_connection.close()
-    runtime.sync_redis.close()
+    runtime.close()
 
 
 async def _targets(client: TestClient, cast: Cast) -> dict[str, str]:
@@ -187,6 +196,8 @@ async def _targets(client: TestClient, cast: Cast) -> dict[str, str]:
         "alert_id": "0123456789abcdef",
         "token_id": "tok_0123456789abcdef",
         "token": "not-a-real-token",
+        "request_id": await pending_join_request(client.server.app[SERVICES].store, cast.plp_a),
+        "notification_id": await notify(client, cast, "admin"),
     }
 
 

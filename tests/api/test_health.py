@@ -57,7 +57,7 @@ async def twilio_client(twilio_settings: Settings) -> AsyncIterator[TestClient]:
             yield client
     finally:
         runtime.rq_connection.flushdb()
-        runtime.rq_connection.close()
+        runtime.close()
 
 
 async def test_a_stop_by_sms_is_taken_while_every_worker_is_down(twilio_client: TestClient) -> None:
@@ -100,7 +100,7 @@ async def own_redis(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[R
             yield server, client
     finally:
         server.kill()
-        runtime.rq_connection.close()
+        runtime.close()
 
 
 async def test_not_ready_when_redis_is_unreachable_but_still_alive(

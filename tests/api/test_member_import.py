@@ -152,8 +152,7 @@ async def small_body_client(settings: Settings, client: TestClient) -> AsyncIter
     runtime = Runtime.from_settings(settings.model_copy(update={"max_body_bytes": 4096}))
     async with TestClient(TestServer(create_app(runtime))) as small:
         yield small
-    runtime.rq_connection.close()
-    runtime.sync_redis.close()
+    runtime.close()
 
 
 async def test_a_file_larger_than_the_service_takes_is_a_413_saying_to_split_it(
@@ -175,3 +174,30 @@ async def test_a_coordinator_of_another_plp_is_refused_before_the_file_is_read(c
         import_of(cast.plp_b), data=xls_file(), headers={**cast.auth("coordinator_a"), "Content-Type": XLSX}
     )
     assert response.status == 403
+
+
+@pytest.mark.parametrize(
+    ("header", "yes", "no"),
+    [("WhatsApp", "yes", "no"), ("Consentement WhatsApp", "oui", "non"), ("WhatsApp toestemming", "ja", "nee"),
+     ("WhatsApp-Einwilligung", "x", "nein")],
+)  # fmt: skip
+async def test_a_whatsapp_column_records_each_members_consent_as_from_the_import(
+    client: TestClient, cast: Cast, header: str, yes: str, no: str
+) -> None:
+    """A yes/no WhatsApp column, in any of the four languages: a yes is the member's consent, recorded with the
+    import as its source; a no or an empty cell is none; anything else rejects the row, saying so."""
+    rows = [
+        ["Nom", "GSM", header],
+        ["Anne Dubois", "0470 11 11 11", yes],
+        ["Piet Janssens", "0470 22 22 22", no],
+        ["Lea Schmitz", "0470 33 33 33", ""],
+        ["John Smith", "0470 44 44 44", "maybe"],
+    ]
+    status, report = await upload(client, import_of(cast.plp_a), csv_file(rows, delimiter=";"), "text/csv", cast)
+    assert status == 200, report
+    [rejected] = report["rejected"]
+    assert rejected["row"] == 5 and "neither yes nor no" in str(rejected["errors"])
+    page = await get_json(client, f"/v1/plps/{cast.plp_a}/members", headers=cast.auth("coordinator_a"))
+    consents = {m["name"]: m["whatsapp_consent"] for m in page["items"]}
+    assert consents["Anne Dubois"]["source"] == "import" and consents["Anne Dubois"]["at"]
+    assert consents["Piet Janssens"] is None and consents["Lea Schmitz"] is None

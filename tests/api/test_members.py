@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
+from dispatcher.core.models import ChannelName
 from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.support import get_json, member_rows, post_json
@@ -42,8 +43,7 @@ async def small_import_client(settings: Settings, client: TestClient) -> AsyncIt
     runtime = Runtime.from_settings(settings.model_copy(update={"max_import_rows": MAX_IMPORT_ROWS}))
     async with TestClient(TestServer(create_app(runtime))) as small:
         yield small
-    runtime.rq_connection.close()
-    runtime.sync_redis.close()
+    runtime.close()
 
 
 # -- one member at a time --------------------------------------------------------------------
@@ -350,3 +350,45 @@ async def test_the_police_never_reach_members(
     assert response.content_type == "application/problem+json"
     assert "coordinators" in (await response.json())["detail"]
     assert await get_json(client, members_of(cast.plp_a, anne["id"]), headers=cast.auth("coordinator_a")) == anne
+
+
+async def test_a_whatsapp_consent_is_recorded_with_its_time_and_source_and_can_be_withdrawn(
+    client: TestClient, cast: Cast
+) -> None:
+    """``whatsapp: true`` records the member's WhatsApp consent, when, and from where (the API, or the console's
+    form, which says so in X-PLP-Client); true again keeps the first date; false withdraws it. Without it the
+    member cannot be reached on WhatsApp; a non-boolean is refused naming the field."""
+    auth = cast.auth("coordinator_a")
+    plain = await post_json(client, members_of(cast.plp_a), ANNE, headers=auth, expect=201)
+    assert plain["whatsapp_consent"] is None and "whatsapp" not in plain["working_channels"]
+    path = members_of(cast.plp_a, plain["id"])
+    response = await client.patch(path, json={"whatsapp": True}, headers={**auth, "X-PLP-Client": "console"})
+    given = (await response.json())["whatsapp_consent"]
+    assert given["source"] == "console" and given["at"]
+    response = await client.patch(path, json={"whatsapp": True}, headers=auth)
+    member = await response.json()
+    assert member["whatsapp_consent"] == given and "whatsapp" in member["working_channels"]
+    response = await client.patch(path, json={"whatsapp": False}, headers=auth)
+    member = await response.json()
+    assert member["whatsapp_consent"] is None and "whatsapp" not in member["working_channels"]
+    response = await client.patch(path, json={"whatsapp": "yes"}, headers=auth)
+    assert response.status == 422 and "body.whatsapp" in await response.text()
+
+    other = {**ANNE, "phone": "0470 99 88 77", "email": None, "whatsapp": True}
+    created = await post_json(client, members_of(cast.plp_a), other, headers=auth, expect=201)
+    assert created["whatsapp_consent"]["source"] == "api"
+
+
+async def test_a_new_mobile_number_gets_a_new_chance_on_whatsapp_too(client: TestClient, cast: Cast) -> None:
+    """WhatsApp failed for good on the member's number (they have no WhatsApp): a new number clears that, as it
+    does for SMS and calls, and their consent stays."""
+    auth = cast.auth("coordinator_a")
+    member = await post_json(client, members_of(cast.plp_a), {**ANNE, "whatsapp": True}, headers=auth, expect=201)
+    store = client.server.app[SERVICES].store
+    await store.mark_unusable(member["id"], ChannelName("whatsapp"), "this number has no WhatsApp account")
+    seen = await get_json(client, members_of(cast.plp_a, member["id"]), headers=auth)
+    assert "whatsapp" not in seen["working_channels"]
+    response = await client.patch(members_of(cast.plp_a, member["id"]), json={"phone": "0470 65 43 21"}, headers=auth)
+    changed = await response.json()
+    assert changed["unusable"] == {} and "whatsapp" in changed["working_channels"]
+    assert changed["whatsapp_consent"] == member["whatsapp_consent"]

@@ -29,8 +29,11 @@ def open_client(settings: Settings, runtime: Runtime) -> OpenClient:
     @asynccontextmanager
     async def opened(**overrides: Any) -> AsyncIterator[TestClient]:
         changed = Runtime.from_settings(settings.model_copy(update=overrides))
-        async with TestClient(TestServer(create_app(changed))) as client:
-            yield client
+        try:
+            async with TestClient(TestServer(create_app(changed))) as client:
+                yield client
+        finally:
+            changed.close()
 
     return opened
 
@@ -119,8 +122,7 @@ async def test_metrics_say_redis_is_down_rather_than_fail(settings: Settings, tm
             assert samples(await response.text()) == {"plp_redis_up": 0}
     finally:
         server.kill()
-        runtime.rq_connection.close()
-        runtime.sync_redis.close()
+        runtime.close()
 
 
 async def test_metrics_are_in_the_openapi_document_as_a_public_text_operation(client: TestClient) -> None:

@@ -12,7 +12,7 @@ from dispatcher.pipeline import clock, jobs
 from dispatcher.storage.runtime import Runtime
 from tests.conftest import Cast
 from tests.follow_ups import make_due, run_jobs
-from tests.support import get_json, member_rows, post_json
+from tests.support import get_json, member_rows, notify, post_json
 
 URGENT = {"urgency": "urgent", "category": "burglary", "texts": {"fr": "Cambriolage rue X, voiture grise 1-ABC-123"}}
 FOLLOWED_UP = {
@@ -134,3 +134,24 @@ async def test_the_alert_counts_the_members_reached_by_escalation(
     assert after["counts"]["by_channel"]["voice"]["outbox"] == 2
     assert after["cost"]["voice_minutes"] > before["cost"]["voice_minutes"] == 0
     assert after["held_until"] is None
+
+
+async def test_each_actor_marks_their_notifications_read_and_unread(client: TestClient, cast: Cast) -> None:
+    """A notification is unread until its reader marks it; marking is theirs alone, and can be undone."""
+    notification_id = await notify(client, cast, "police_a")
+    await notify(client, cast, "coordinator_a")
+    path = f"/v1/notifications/{notification_id}/read"
+    assert [n["read"] for n in await notifications(client, cast, "police_a")] == [False]
+    assert (await client.put(path, json={"read": True}, headers=cast.auth("police_a"))).status == 204
+    assert [n["read"] for n in await notifications(client, cast, "police_a")] == [True]
+    assert [n["read"] for n in await notifications(client, cast, "coordinator_a")] == [False]
+    assert (await client.put(path, json={"read": False}, headers=cast.auth("police_a"))).status == 204
+    assert [n["read"] for n in await notifications(client, cast, "police_a")] == [False]
+
+
+async def test_a_notification_not_in_ones_feed_is_not_found(client: TestClient, cast: Cast) -> None:
+    """Marking another actor's notification (or an unknown one) is a 404: nobody learns of others' notices."""
+    notification_id = await notify(client, cast, "police_a")
+    for nid in (notification_id, "0123456789abcdef"):
+        response = await client.put(f"/v1/notifications/{nid}/read", json={"read": True}, headers=cast.auth("police_b"))
+        assert response.status == 404

@@ -51,7 +51,7 @@ def production_runtime(runtime: Runtime) -> Iterator[Runtime]:
     rt = Runtime(settings=production(runtime.settings), redis_url=runtime.redis_url)
     assert rt.settings.production_faults() == []
     yield rt
-    rt.rq_connection.close()
+    rt.close()
 
 
 @pytest.fixture
@@ -112,6 +112,19 @@ async def test_a_charter_change_naming_a_channel_without_credentials_is_refused(
     assert kept["charter"]["urgent"]["escalate_after_seconds"] is None
 
 
+async def test_a_charter_preview_naming_a_channel_without_credentials_is_refused_naming_it(
+    admin: tuple[TestClient, dict[str, str]],
+) -> None:
+    """The console previews a charter before saving it: the preview gives the same 422, naming the place, the
+    channel and what would enable it."""
+    client, headers = admin
+    plp = await post_json(client, "/v1/plps", plp_body(EMAIL_ONLY), headers=headers, expect=201)
+    with_sms = EMAIL_ONLY | {"non_urgent": {"channels": ["email", "sms"], "ttl_seconds": 3600}}
+    problem = await post_json(client, f"/v1/plps/{plp['id']}/charter/preview", with_sms, headers=headers, expect=422)
+    assert [e["field"] for e in problem["errors"]] == ["body.non_urgent.channels[1]"]
+    assert "non_urgent.channels[1]: sms cannot be sent by this service" in problem["detail"]
+
+
 async def test_a_channel_with_credentials_or_the_outbox_allowed_may_be_named(runtime: Runtime) -> None:
     """With Twilio's account and senders, and the outbox allowed for Telegram, the default charter is accepted."""
     settings = production(
@@ -126,7 +139,7 @@ async def test_a_channel_with_credentials_or_the_outbox_allowed_may_be_named(run
     async with TestClient(TestServer(create_app(rt))) as client:
         _, token = await create_actor(client.server.app[SERVICES].store, ActorIn(name="Admin", role=Role.ADMIN))
         await post_json(client, "/v1/plps", plp_body(), headers={"Authorization": f"Bearer {token}"}, expect=201)
-    rt.rq_connection.close()
+    rt.close()
 
 
 async def test_development_accepts_any_channel(client: TestClient, cast: Cast) -> None:

@@ -118,6 +118,7 @@ async def test_the_evaluation_of_this_year_as_json(client: TestClient, cast: Cas
         "email": 4 + 8,  # the urgent alert, then the two pieces of advice (e-mail first)
         "telegram": 0,
         "voice": 4,
+        "whatsapp": 0,  # no member consented to WhatsApp
     }
 
 

@@ -195,6 +195,10 @@ async def list_tokens(client: TestClient, cast: Cast, who: str) -> int:
     return (await client.get("/v1/tokens", headers=cast.auth(who))).status
 
 
+async def list_another_actors_tokens(client: TestClient, cast: Cast, who: str) -> int:
+    return (await client.get(f"/v1/tokens?actor_id={cast.ids['police_b']}", headers=cast.auth(who))).status
+
+
 async def revoke_token(client: TestClient, cast: Cast, who: str) -> int:
     token_id = await token_id_of(client, cast.tokens["police_b"])
     return (await client.delete(f"/v1/tokens/{token_id}", headers=cast.auth(who))).status
@@ -207,9 +211,10 @@ async def issue_with_validity(client: TestClient, cast: Cast, who: str) -> int:
 
 #: action -> expected status for admin, police_a, police_b, coordinator_a, coordinator_b
 TABLE = {
-    list_tokens: (200, 403, 403, 403, 403),
-    revoke_token: (204, 403, 403, 403, 403),
-    issue_with_validity: (201, 403, 403, 403, 403),
+    list_tokens: (200, 200, 200, 200, 200),  # an admin every token; the others their own
+    list_another_actors_tokens: (200, 403, 200, 403, 403),
+    revoke_token: (204, 403, 204, 403, 403),  # police_b's token
+    issue_with_validity: (201, 201, 403, 403, 403),  # to police_a
 }
 
 
@@ -221,7 +226,9 @@ TABLE = {
         for i, who in enumerate(ROLES)
     ],
 )
-async def test_only_admins_manage_tokens(client: TestClient, cast: Cast, action: Any, who: str, expected: int) -> None:
+async def test_admins_manage_every_token_and_each_actor_their_own(
+    client: TestClient, cast: Cast, action: Any, who: str, expected: int
+) -> None:
     """Listing, revoking and issuing tokens is for admins; everyone else gets a 403 (and revokes nothing)."""
     assert await action(client, cast, who) == expected
     police_b_still_in = (await client.get("/v1/me", headers=cast.auth("police_b"))).status == 200

@@ -28,7 +28,7 @@ import aiohttp
 import redis
 
 from config import Settings
-from dispatcher.core.models import ActorIn, ChannelName, Language, Member, Role
+from dispatcher.core.models import ActorIn, ChannelName, Consent, ConsentSource, Language, Member, Role
 from dispatcher.people.accounts import create_actor
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, new_id
@@ -156,9 +156,13 @@ class Stage:
             "telegram_api_base_url": self.addresses["telegram"],
             "telegram_bot_username": "plp_bench_bot",
             "telegram_webhook_secret": "bench-webhook-secret",
+            "whatsapp_token": vendors.WHATSAPP_TOKEN,
+            "whatsapp_phone_id": vendors.WHATSAPP_PHONE_ID,
+            "whatsapp_api_base_url": self.addresses["whatsapp"],
             "limit_sms_per_second": 1e6,
             "limit_voice_per_second": 1e6,
             "limit_telegram_per_second": 1e6,
+            "limit_whatsapp_per_second": 1e6,
             "limit_email_per_minute": 1e8,
             "rate_limit_per_token": 0,
             "rate_limit_per_address": 0,
@@ -290,14 +294,17 @@ class Stage:
         *,
         series: int,
         channels: Callable[[int], list[ChannelName]] | None = None,
+        whatsapp: bool = False,
     ) -> None:
-        """``count`` members with a phone, an e-mail address and a Telegram chat each.
+        """``count`` members with a phone, an e-mail address and a Telegram chat each (``whatsapp``: and their
+        consent to WhatsApp, as an import records it).
 
         ``series`` (0-9) keeps the contact points of separate PLPs apart: phones +32 47<series>...,
         e-mail addresses ...@s<series>.bench.example, chat ids <series+1>00000000 + i.
         ``channels(i)``: the channels member ``i`` accepts (default: every one).
         """
         now = datetime.now(UTC)
+        consent = Consent(at=now, source=ConsentSource.IMPORT) if whatsapp else None
         store = Store(runtime.async_redis(), runtime.keys)
         try:
             for start in range(0, count, 5000):
@@ -311,6 +318,7 @@ class Stage:
                         language=LANGUAGES[i % 2],
                         channels=channels(i) if channels else list(ChannelName),
                         consent_at=now,
+                        whatsapp_consent=consent,
                         plp_ids=[plp_id],
                         created_at=now,
                         updated_at=now,
@@ -351,6 +359,13 @@ class Stage:
     def redis_memory(self) -> int:
         client = redis.Redis.from_url(self.redis.url)
         try:
-            return int(client.info("memory")["used_memory"])
+            return redis_data_bytes(client)
         finally:
             client.close()
+
+
+def redis_data_bytes(client: redis.Redis) -> int:
+    """The bytes Redis holds for data: ``used_memory`` less its overhead (clients' buffers, replication
+    and append-only buffers), which moves by tens of kilobytes with the connections alone and would
+    swamp what a small run stores."""
+    return int(client.info("memory")["used_memory_dataset"])

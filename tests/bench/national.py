@@ -32,7 +32,7 @@ Measured over the day (from the first POST until every alert has completed, ever
 answer was posted): sends per second; each urgent alert's first provider request after its POST
 (p50 and p99, outside and during the zone-wide alert's sending; baseline: the same on the idle
 service first); Redis CPU (``INFO cpu``, the main process) and what share of one core it is;
-Redis memory (``used_memory``: per member after the import, per delivery after the day); Redis
+Redis memory (``used_memory_dataset``: per member after the import, per delivery after the day); Redis
 commands per delivery (``INFO stats`` and ``commandstats`` deltas over the deliveries); the load
 average meanwhile (the machine is shared).
 """
@@ -440,7 +440,7 @@ class RedisReading:
             cpu_children=float(cpu["used_cpu_sys_children"]) + float(cpu["used_cpu_user_children"]),
             commands=int(stats["total_commands_processed"]),
             calls={name.removeprefix("cmdstat_"): int(c["calls"]) for name, c in commands.items()},
-            memory=int(memory["used_memory"]),
+            memory=int(memory["used_memory_dataset"]),
         )
 
 
@@ -474,7 +474,7 @@ class Day:
     commands: int
     calls: dict[str, int]
     members: int
-    memory_empty: int  # used_memory, bytes: before the import
+    memory_empty: int  # used_memory_dataset, bytes: before the import
     memory_imported: int  # ...after it
     memory_before: int  # ...when the day starts (after the idle round)
     memory_end: int  # ...after the day
@@ -846,7 +846,7 @@ def table(figures: list[Figure]) -> str | None:
     row("  ms of Redis CPU per 1,000 sends", lambda d: f"{1e6 * d['redis_cpu'] / d['sends']:,.0f}")
     row("  one core saturates near (sends/s)", lambda d: f"{d['redis_ceiling_sends_per_second']:,.0f}")
     row(
-        "Redis used_memory: imported; end (MB)",
+        "Redis data (used_memory_dataset): imported; end (MB)",
         lambda d: f"{d['memory_imported'] / 1e6:,.0f}; {d['memory_end'] / 1e6:,.0f}",
     )
     row("  per member; per delivery (B)", lambda d: _memory(d))

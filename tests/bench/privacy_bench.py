@@ -32,6 +32,7 @@ from dispatcher.pipeline.receipts import Receipts
 from dispatcher.storage.keys import Keys
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, delivery_ref, new_id
+from tests.bench.harness import redis_data_bytes
 
 PREFIX = "plpbench:"
 DAY = 86400
@@ -121,10 +122,6 @@ async def _time_member_rights(rt: Runtime, member: Member) -> tuple[float, int, 
         await client.aclose()
 
 
-def _used_memory(client: redis.Redis) -> int:
-    return int(client.info("memory")["used_memory"])
-
-
 def _clear(client: redis.Redis) -> None:
     for batch in _batched(client.scan_iter(match=f"{PREFIX}*", count=5000), 5000):
         client.delete(*batch)
@@ -159,12 +156,12 @@ def main() -> None:
                 pipe.zadd(keys.plp_members(plp_id), {member.id: 0})
             pipe.execute()
         start = time.time() - (args.alerts + 450) * DAY  # all older than the retention period
-        before = _used_memory(client)
+        before = redis_data_bytes(client)
         alerts = [_alert(plp_id, start + day * DAY) for day in range(args.alerts)]
         for alert in alerts:
             _store_alert(client, keys, alert, members, plp_id)
         asyncio.run(_replies(rt, alerts, members))
-        stored = _used_memory(client) - before
+        stored = redis_data_bytes(client) - before
         deliveries = args.alerts * args.members * len(CHANNELS)
         shape = f"{args.alerts} alerts x {args.members} members x {len(CHANNELS)} channels"
         print(f"stored: {shape}: {deliveries} deliveries")
@@ -182,7 +179,7 @@ def main() -> None:
             if done.done:
                 break
         elapsed = time.perf_counter() - started
-        freed = stored - (_used_memory(client) - before)
+        freed = stored - (redis_data_bytes(client) - before)
         print(
             f"purge: {purged} deliveries and {replies} replies of {args.alerts} alerts in {elapsed:.2f} s "
             f"({runs} run(s), {purged / elapsed:,.0f} deliveries/s); {freed / 1e6:.1f} MB given back"

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.bench import national, scenarios
+from tests.bench import area_bench, national, scenarios
 from tests.bench.harness import Stage, machine
 from tests.bench.scenarios import FULL, TINY, Figure, Size
 
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, Callable[[Stage, Size], Awaitable[list[Figure]]]] = {
     "webhooks": scenarios.webhook_intake,
     "memory": scenarios.memory,
     "national": national.national,
+    "area": area_bench.area_planning,
 }
 
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="simulated provider latency, seconds (0.1)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
     parser.add_argument("--members", type=int, help="override the fan-out size")
+    parser.add_argument("--area-members", type=int, help="override the area-planning zone's members (20 PLPs)")
     parser.add_argument("--keep", type=Path, help="keep the processes' logs (and profiles) in this folder")
     parser.add_argument("--profile", action="store_true", help="record every service process with py-spy")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
@@ -84,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         size = replace(size, members=args.members)
+    if args.area_members:
+        from dataclasses import replace
+
+        size = replace(size, area_members=args.area_members, area_plps=min(20, args.area_members))
     if args.profile and not args.keep:
         parser.error("--profile writes its profiles next to the logs: give --keep FOLDER too")
     names = args.only or list(SCENARIOS)

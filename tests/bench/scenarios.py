@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from channels.telegram import POOL_SIZE as TELEGRAM_POOL_SIZE
+from channels.whatsapp import POOL_SIZE as WHATSAPP_POOL_SIZE
 from dispatcher.core.models import ChannelName
 from dispatcher.storage.runtime import Runtime
 from tests.bench import baselines, vendors
@@ -49,6 +50,8 @@ class Size:
     webhook_messages: int = 30_000  # webhook intake: three callbacks each
     memory_members: tuple[int, int] = (10_000, 100_000)
     national: Country = Country()
+    area_members: int = 20_000  # area planning: the zone's members (``tests.bench.area_bench``)
+    area_plps: int = 20
 
 
 FULL = Size()
@@ -61,6 +64,8 @@ TINY = Size(
     limited_seconds=1.0,
     webhook_messages=30,
     memory_members=(30, 90),
+    area_members=60,
+    area_plps=3,
     national=Country(
         plps=9,
         members=120,
@@ -128,11 +133,17 @@ def figure(
 # -- 1. fan-out throughput ----------------------------------------------------------------------
 
 TWILIO_POOL_SIZE = 100  # connections of twilio's aiohttp client (aiohttp's default connector limit)
-CHANNEL_SETS = {"sms": ["sms"], "telegram": ["telegram"], "email": ["email"], "mix": ["sms", "telegram", "email"]}
+CHANNEL_SETS = {
+    "sms": ["sms"],
+    "telegram": ["telegram"],
+    "email": ["email"],
+    "whatsapp": ["whatsapp"],
+    "mix": list(baselines.MIX),
+}
 
 
 async def fanout(stage: Stage, size: Size) -> list[Figure]:
-    """One urgent alert per PLP of ``size.members``: each channel alone, then the three together."""
+    """One urgent alert per PLP of ``size.members``: each channel alone, then SMS, Telegram and e-mail together."""
     settings = stage.settings()
     runtime = Runtime.from_settings(settings)
     workers = 2  # the Procfile's: one urgent lane, one general lane (which also serves urgent work)
@@ -140,13 +151,16 @@ async def fanout(stage: Stage, size: Size) -> list[Figure]:
         "sms": workers * min(TWILIO_POOL_SIZE, settings.worker_batches * settings.send_concurrency),
         "telegram": workers * min(settings.send_concurrency, TELEGRAM_POOL_SIZE),
         "email": workers * min(settings.send_concurrency, settings.smtp_pool_size),
+        "whatsapp": workers * min(settings.send_concurrency, WHATSAPP_POOL_SIZE),
     }
     service: dict[str, float] = {}
+    cpu_per_send: dict[str, float] = {}  # the workers' CPU seconds per send, each channel set's alert alone
     async with stage.service(settings) as running:
         plps = {}
         for series, (name, channels) in enumerate(CHANNEL_SETS.items(), start=1):
             plps[name] = await stage.plp(f"Bench {name}", channels)
-            await stage.members(runtime, plps[name], size.members, series=series)
+            await stage.members(runtime, plps[name], size.members, series=series, whatsapp=name == "whatsapp")
+        cpu_before = _workers_cpu(running.processes)
         for name, channels in CHANNEL_SETS.items():
             sends = size.members * len(channels)
             before = await stage.vendor("GET", "/stats")
@@ -157,26 +171,37 @@ async def fanout(stage: Stage, size: Size) -> list[Figure]:
             if requests != sends:
                 raise RuntimeError(f"fan-out {name}: {requests} provider requests for {sends} deliveries")
             service[name] = sends / (done - posted)
-            cpu = {n: cpu_seconds(p.pid) for n, p in running.processes.items()}
-            print(f"   cpu {cpu}", file=sys.stderr)
+            worker_cpu = _workers_cpu(running.processes)
+            cpu_per_send[name] = (worker_cpu - cpu_before) / sends
+            cpu_before = worker_cpu
             print(f"   service {name}: {sends} sends in {done - posted:.2f} s", file=sys.stderr, flush=True)
+            print(f"   workers' CPU per send, {name}: {1000 * cpu_per_send[name]:.2f} ms", file=sys.stderr, flush=True)
     ceiling: dict[str, float] = {}
-    for name in ("sms", "telegram", "email"):
+    bare_cpu: dict[str, float] = {}  # the bare library's CPU seconds per send (this process's, alone meanwhile)
+    for name in baselines.CEILINGS:
+        cpu = time.process_time()
         ceiling[name] = size.members / await baselines.CEILINGS[name](stage.addresses, size.members, concurrency[name])
+        bare_cpu[name] = (time.process_time() - cpu) / size.members
+        print(f"   bare library's CPU per send, {name}: {1000 * bare_cpu[name]:.2f} ms", file=sys.stderr, flush=True)
+    cpu = time.process_time()
     ceiling["mix"] = 3 * size.members / await baselines.mix_ceiling(stage.addresses, size.members, concurrency)
+    bare_cpu["mix"] = (time.process_time() - cpu) / (3 * size.members)
     naive_seconds = baselines.naive(
         stage.redis.url, stage.addresses, size.naive_jobs, workers=workers, folder=str(stage.folder)
     )
     naive = size.naive_jobs / naive_seconds
+    mix_in_flight = sum(concurrency[c] for c in baselines.MIX)
     figures = [
         figure(
             "1. fan-out",
             f"{name}: sends/s, POST to completed",
             service[name],
             "sends/s",
-            f"ceiling: bare library, {concurrency[name] if name != 'mix' else sum(concurrency.values())} in flight",
+            f"ceiling: bare library, {concurrency[name] if name != 'mix' else mix_in_flight} in flight",
             ceiling[name],
             at_least=0.7,
+            workers_cpu_ms_per_send=round(1000 * cpu_per_send[name], 2),
+            bare_cpu_ms_per_send=round(1000 * bare_cpu[name], 2),
         )
         for name in CHANNEL_SETS
     ]
@@ -194,6 +219,10 @@ async def fanout(stage: Stage, size: Size) -> list[Figure]:
         )
     )
     return figures
+
+
+def _workers_cpu(processes: dict[str, subprocess.Popen[bytes]]) -> float:
+    return sum(cpu_seconds(p.pid) for name, p in processes.items() if name.startswith(("urgent", "general")))
 
 
 def cpu_seconds(pid: int) -> float:

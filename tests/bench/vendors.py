@@ -1,13 +1,15 @@
-"""The vendors of a benchmark: the test suite's Twilio, SMTP and Telegram simulators in a process of their own.
+"""The vendors of a benchmark: the test suite's Twilio, SMTP, Telegram and WhatsApp simulators in a process of
+their own.
 
-``python -m tests.bench.vendors`` starts the three simulators on free loopback ports with the
+``python -m tests.bench.vendors`` starts the four simulators on free loopback ports with the
 benchmark's credentials, prints one JSON line with their addresses and the address of a small
 control API, and serves until stopped. In their own process, the simulators never share an
 event loop (or a core's time slice) with the service or with the load generator they measure.
 
 Control API (JSON): ``POST /config`` sets ``latency`` (seconds before each answer),
 ``callbacks`` (Twilio status callbacks on or off), ``sms_per_sender``, ``calls_per_second``,
-``telegram_per_second``, ``telegram_per_chat`` (the providers' rates, enforced: ``null`` for none); ``POST /reset``
+``telegram_per_second``, ``telegram_per_chat``, ``whatsapp_per_second`` (the providers' rates, enforced:
+``null`` for none); ``POST /reset``
 forgets every request seen; ``GET /stats`` counts requests per channel with the first and last
 arrival times and the refusals for rate; ``GET /accepted`` lists ``[sid, to, status callback]``
 of the SMS accepted; ``GET /received?channel=sms&since=T&contains=X`` lists
@@ -36,14 +38,18 @@ from aiohttp import web
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
+from tests.simulators.whatsapp import WhatsAppSimulator
 
 ACCOUNT, AUTH_TOKEN = "AC" + "b" * 32, "bench-twilio-auth-token"
 BOT_TOKEN = "777:bench-bot-token"
+WHATSAPP_TOKEN, WHATSAPP_PHONE_ID = "bench-whatsapp-token", "1001"
 
 
 class Vendors:
-    def __init__(self, twilio: TwilioSimulator, smtp: SmtpSimulator, telegram: TelegramSimulator) -> None:
-        self.twilio, self.smtp, self.telegram = twilio, smtp, telegram
+    def __init__(
+        self, twilio: TwilioSimulator, smtp: SmtpSimulator, telegram: TelegramSimulator, whatsapp: WhatsAppSimulator
+    ) -> None:
+        self.twilio, self.smtp, self.telegram, self.whatsapp = twilio, smtp, telegram, whatsapp
 
     def texts(self, channel: str) -> list[tuple[str, float, str]]:
         """``(address, time, text)`` of the messages accepted on ``channel`` (what the member reads)."""
@@ -65,11 +71,13 @@ class Vendors:
             return self.telegram.received
         if channel == "email":
             return self.smtp.received
-        raise web.HTTPBadRequest(text=f"unknown channel {channel!r}: sms, voice, telegram or email")
+        if channel == "whatsapp":
+            return self.whatsapp.received
+        raise web.HTTPBadRequest(text=f"unknown channel {channel!r}: sms, voice, telegram, email or whatsapp")
 
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        for channel in ("sms", "voice", "telegram", "email"):
+        for channel in ("sms", "voice", "telegram", "email", "whatsapp"):
             times = [t for _, t in self.received(channel)]
             result[channel] = {
                 "requests": len(times),
@@ -79,6 +87,7 @@ class Vendors:
         result["refused_for_rate"] = {
             "twilio": self.twilio.refused_for_rate,
             "telegram": self.telegram.refused_for_rate,
+            "whatsapp": self.whatsapp.refused_for_rate,
         }
         result["twilio_received"] = len(self.twilio.received)
         result["telegram_with_buttons"] = len(self.telegram.received_with_buttons)  # alerts, not answers to members
@@ -111,12 +120,16 @@ class Vendors:
 
     def configure(self, body: dict[str, Any]) -> None:
         if "latency" in body:
-            self.twilio.latency = self.telegram.latency = self.smtp.latency = float(body["latency"])
+            latency = float(body["latency"])
+            self.twilio.latency = self.telegram.latency = self.smtp.latency = self.whatsapp.latency = latency
         if "callbacks" in body:
             self.twilio.callbacks = bool(body["callbacks"])
         self.twilio.limit(sms_per_sender=body.get("sms_per_sender"), calls=body.get("calls_per_second"))
         rate, per_chat = body.get("telegram_per_second"), body.get("telegram_per_chat")
         self.telegram.limit(per_second=float(rate) if rate else None, per_chat=float(per_chat) if per_chat else None)
+        if "whatsapp_per_second" in body:
+            rate = body["whatsapp_per_second"]
+            self.whatsapp.limit(per_second=float(rate) if rate else None)
 
     def reset(self) -> None:
         self.twilio.ledger.clear()
@@ -127,6 +140,9 @@ class Vendors:
         self.telegram.received_with_buttons.clear()
         self.smtp.received.clear()
         self.smtp.messages.clear()
+        self.whatsapp.ledger.clear()
+        self.whatsapp.received.clear()
+        self.whatsapp.limit(per_second=self.whatsapp.meter.per_second if self.whatsapp.meter else None)
         self.telegram.limit(
             per_second=self.telegram.meter.per_second if self.telegram.meter else None, per_chat=self.telegram.per_chat
         )
@@ -205,9 +221,10 @@ async def serve(latency: float) -> None:
         TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency, callbacks=False) as twilio,
         SmtpSimulator() as smtp,
         TelegramSimulator(token=BOT_TOKEN, latency=latency) as telegram,
+        WhatsAppSimulator(token=WHATSAPP_TOKEN, phone_id=WHATSAPP_PHONE_ID, latency=latency) as whatsapp,
     ):
         smtp.latency = latency
-        vendors = Vendors(twilio, smtp, telegram)
+        vendors = Vendors(twilio, smtp, telegram, whatsapp)
         runner = web.AppRunner(vendors.app(), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -218,6 +235,7 @@ async def serve(latency: float) -> None:
             "smtp_host": smtp.host,
             "smtp_port": smtp.port,
             "telegram": telegram.base_url,
+            "whatsapp": whatsapp.base_url,
         }
         print(json.dumps(addresses), flush=True)
         stop = asyncio.Event()

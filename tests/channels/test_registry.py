@@ -21,6 +21,7 @@ from channels.email import SmtpChannel
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel, TwilioVoiceChannel
+from channels.whatsapp import WhatsAppChannel
 from config import Environment, Settings
 from config.settings import CHANNEL_NAMES
 from dispatcher.core.models import ChannelName
@@ -35,7 +36,7 @@ async def test_without_credentials_every_channel_is_the_outbox_and_the_service_s
     with capture_logs() as events:
         announce_channels(settings)
     fallbacks = {e["channel"]: e["to_enable"] for e in events if e["event"] == "channel.outbox_fallback"}
-    assert set(fallbacks) == {"sms", "voice", "email", "telegram"}
+    assert set(fallbacks) == {"sms", "voice", "email", "telegram", "whatsapp"}
     assert "TWILIO_AUTH_TOKEN" in fallbacks["sms"] and "SMTP_HOST" in fallbacks["email"]
     for channel in channels.values():
         await channel.close()
@@ -51,6 +52,8 @@ async def test_configured_vendors_serve_their_channels() -> None:
         smtp_host="127.0.0.1",
         smtp_from="alerts@plp.example",
         telegram_bot_token="1:abc",
+        whatsapp_token="wa",
+        whatsapp_phone_id="1001",
     )
     channels = build_channels(settings)
     expected = {
@@ -58,6 +61,7 @@ async def test_configured_vendors_serve_their_channels() -> None:
         ChannelName.VOICE: TwilioVoiceChannel,
         ChannelName.EMAIL: SmtpChannel,
         ChannelName.TELEGRAM: TelegramChannel,
+        ChannelName("whatsapp"): WhatsAppChannel,
     }
     assert {name: type(c) for name, c in channels.items()} == expected
     assert describe_channels(settings) == {name.value: cls.__name__ for name, cls in expected.items()}
@@ -68,15 +72,17 @@ async def test_configured_vendors_serve_their_channels() -> None:
         await channel.close()
 
 
-def test_only_twilios_channels_report_each_messages_fate() -> None:
-    """Twilio calls back with each message's and call's fate, so a send in doubt waits for that report; SMTP,
-    Telegram and the outbox never report, so waiting for one would avoid nothing."""
+def test_only_twilio_and_whatsapp_report_each_messages_fate() -> None:
+    """Twilio calls back with each message's and call's fate, and WhatsApp's webhook with each message's, so a
+    send in doubt waits for that report; SMTP, Telegram and the outbox never report, so waiting for one would
+    avoid nothing."""
     reporting = {cls.__name__: cls.reports_delivery for cls in (*REGISTRY.values(), OutboxChannel)}
     assert reporting == {
         "TwilioSmsChannel": True,
         "TwilioVoiceChannel": True,
         "SmtpChannel": False,
         "TelegramChannel": False,
+        "WhatsAppChannel": True,
         "OutboxChannel": False,
     }
 
@@ -96,14 +102,20 @@ async def test_in_production_the_outbox_stands_in_only_for_the_channels_allowed(
         ChannelName.VOICE: UnconfiguredChannel,
         ChannelName.EMAIL: OutboxChannel,
         ChannelName.TELEGRAM: UnconfiguredChannel,
+        ChannelName("whatsapp"): UnconfiguredChannel,
     }
-    assert set(unsendable(settings)) == {ChannelName.SMS, ChannelName.VOICE, ChannelName.TELEGRAM}
+    assert set(unsendable(settings)) == {
+        ChannelName.SMS,
+        ChannelName.VOICE,
+        ChannelName.TELEGRAM,
+        ChannelName("whatsapp"),
+    }
     with pytest.raises(NotConfigured, match="sms is not configured here: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN"):
         await channels[ChannelName.SMS].send(message())
     with capture_logs() as events:
         announce_channels(settings)
     unconfigured = {e["channel"]: e["to_enable"] for e in events if e["event"] == "channel.unconfigured"}
-    assert set(unconfigured) == {"sms", "voice", "telegram"}
+    assert set(unconfigured) == {"sms", "voice", "telegram", "whatsapp"}
     assert "PLP_OUTBOX_CHANNELS=telegram" in unconfigured["telegram"]
     for channel in channels.values():
         await channel.close()

@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from channels import REGISTRY, build_channels, register, unregister
+from channels import REGISTRY, build_channels, open_channels, register, unregister
 from channels.outbox import OutboxChannel
 from channels.telegram import TelegramChannel
+from channels.whatsapp import WhatsAppChannel
 from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.core.models import ChannelName, Charter, Contact, Language
 from dispatcher.core.wording import Words, say
 from dispatcher.operations.metrics import SendAttempt, SendOutcome, render
 from dispatcher.operations.queues import ProviderLimit, provider_limits
-from dispatcher.storage.limits import chat_limit_name
+from dispatcher.storage.limits import chat_limit_name, whatsapp_user_limit_name
 from dispatcher.storage.runtime import Runtime
 from tests.channels.pigeon import LOFT, RING, PigeonChannel
 from tests.conftest import Cast
@@ -104,16 +105,24 @@ CONFIGURED = {
     "smtp_host": "127.0.0.1",
     "smtp_from": "alerts@plp.example",
     "telegram_bot_token": "1:abc",
+    "whatsapp_token": "wa",
+    "whatsapp_phone_id": "1001",
 }
 
 
 async def test_the_metrics_label_each_provider_as_its_class_names_it(tmp_path: Path) -> None:
     """A send's ``provider`` label is its channel class's ``provider``: the labels of every channel stay twilio,
-    smtp, telegram and, for the outbox, outbox."""
+    smtp, telegram, whatsapp and, for the outbox, outbox."""
     configured = build_channels(Settings(**CONFIGURED))  # type: ignore[arg-type]
     outbox = OutboxChannel("sms", path=tmp_path / "outbox.jsonl")
     labels = {name.value: SendAttempt.of(channel, SendOutcome.OK, 0.1).provider for name, channel in configured.items()}
-    assert labels == {"sms": "twilio", "voice": "twilio", "email": "smtp", "telegram": "telegram"}
+    assert labels == {
+        "sms": "twilio",
+        "voice": "twilio",
+        "email": "smtp",
+        "telegram": "telegram",
+        "whatsapp": "whatsapp",
+    }
     assert {name.value: cls.provider for name, cls in REGISTRY.items()} == labels
     assert SendAttempt.of(outbox, SendOutcome.OK, 0.1).provider == "outbox"
     for channel in configured.values():
@@ -129,6 +138,8 @@ def test_the_provider_limits_are_the_rates_each_class_declares() -> None:
         ("telegram", "telegram"),
         ("telegram", "telegram-chat"),
         ("voice", "twilio-voice"),
+        ("whatsapp", "whatsapp"),
+        ("whatsapp", "whatsapp-user"),
     ]
     assert limits[0].detail == "10/s per sender × 1 sender(s)"
 
@@ -139,6 +150,12 @@ def test_erasing_a_member_deletes_the_chat_meter_telegram_sends_under() -> None:
     assert chat.name == chat_limit_name("4242")
 
 
+def test_erasing_a_member_deletes_the_whatsapp_pair_meter_of_their_number() -> None:
+    """The per-user rate the WhatsApp class declares is the meter erasure deletes with the member's number."""
+    [_, user] = WhatsAppChannel.rates(Settings(**CONFIGURED), "+32470123456")  # type: ignore[arg-type]
+    assert user.name == whatsapp_user_limit_name("+32470123456")
+
+
 # -- a new vendor: one package, one registry line --------------------------------------------------
 
 
@@ -146,6 +163,7 @@ def test_erasing_a_member_deletes_the_chat_meter_telegram_sends_under() -> None:
 def pigeon() -> Iterator[ChannelName]:
     """Pigeon post, served for the test by one registry line; unregistered after it."""
     LOFT.carried.clear()
+    LOFT.readied = 0
     name = register(PigeonChannel)
     yield name
     unregister(name)
@@ -181,11 +199,21 @@ async def _delivery(client: TestClient, cast: Cast, alert: dict[str, Any]) -> di
     return dict(delivery)
 
 
+async def test_a_worker_readies_each_vendor_s_client_when_it_opens_its_channels_before_any_send(
+    pigeon: ChannelName,
+) -> None:
+    """Opening the channels prepares each (``Channel.prepare``): a send departs under its limit just before its
+    request, so a client built by the first send would make it arrive late, on top of the next one."""
+    async with open_channels(Settings()) as opened:
+        assert LOFT.readied == 1 and LOFT.carried == []
+        assert isinstance(opened[pigeon], PigeonChannel)
+
+
 def test_a_registered_vendor_brings_its_channel_name(pigeon: ChannelName) -> None:
     """Registered, pigeon post's name is a channel name that reaches the member's phone, which a charter may name;
     the four channels of the service keep their order before it."""
     assert ChannelName("pigeon") is pigeon and pigeon.contact is Contact.PHONE
-    assert [name.value for name in ChannelName] == ["sms", "email", "telegram", "voice", "pigeon"]
+    assert [name.value for name in ChannelName] == ["sms", "email", "telegram", "voice", "whatsapp", "pigeon"]
     assert Charter.model_validate({"urgent": {"channels": ["pigeon"], "ttl_seconds": 600}}).urgent.channels == [pigeon]
 
 
@@ -194,7 +222,7 @@ def test_unregistered_it_is_no_channel_any_more(pigeon: ChannelName) -> None:
     unregister(pigeon)
     with pytest.raises(ValueError):
         ChannelName("pigeon")
-    assert [name.value for name in REGISTRY] == ["sms", "voice", "email", "telegram"]
+    assert [name.value for name in REGISTRY] == ["sms", "voice", "email", "telegram", "whatsapp"]
     register(PigeonChannel)  # for the fixture to undo
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -304,6 +305,17 @@ async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCa
     assert TOKEN not in repr(channel) + str(caught.value)
 
 
+async def test_prepare_builds_the_client_without_calling_telegram(tg: TelegramSimulator) -> None:
+    """Preparing the channel makes no request (no getMe: the token is not checked there); the send that follows
+    goes out as any other."""
+    channel = channel_for(tg)
+    await channel.prepare()
+    assert tg.ledger == []
+    await channel.send(message())
+    assert [call.method for call in tg.ledger] == ["sendMessage"]
+    await channel.close()
+
+
 async def test_close_before_any_send_is_harmless(tg: TelegramSimulator) -> None:
     """A channel that never sent closes without calling Telegram."""
     await channel_for(tg).close()
@@ -512,3 +524,20 @@ def test_a_button_is_answered_with_its_toast_and_anything_else_with_nothing() ->
     assert inbound.answer(UPDATE, press, None) == HookAnswer(200)
     message = _update({"update_id": 8, "message": {"chat": PRIVATE, "text": "ok"}})
     assert inbound.answer(UPDATE, message, Answer("Merci", Language.FR)) == HookAnswer(200)
+
+
+async def test_messages_held_up_together_leave_the_process_at_the_bots_rate(tg: TelegramSimulator) -> None:
+    """Four messages reaching the channel at the same instant (a busy loop held them up together) are written
+    one paced interval apart (``WriteSpacing``, taken as each request's headers go out): the fourth not before
+    three intervals have passed."""
+    settings = Settings(
+        telegram_bot_token=TOKEN, telegram_api_base_url=tg.base_url, limit_telegram_per_second=20, limit_margin=0.01
+    )
+    channel = TelegramChannel.from_settings(settings)
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(channel.send(message(address=str(CHAT + n))) for n in range(4)))
+        assert time.monotonic() - started >= 3 / (20 * 0.99)
+        assert len([call for call in tg.ledger if call.method == "sendMessage"]) == 4
+    finally:
+        await channel.close()

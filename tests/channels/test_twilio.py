@@ -555,6 +555,22 @@ def test_building_a_channel_opens_nothing() -> None:
     assert [(c.name, c.max_text_length) for c in channels] == [("sms", 1600), ("voice", None)]
 
 
+async def test_prepare_makes_the_session_without_calling_twilio_and_close_releases_it(sim: TwilioSimulator) -> None:
+    """Preparing builds the library's client and its session in the running loop, with no request; the send that
+    follows goes out as any other, and closing leaves no unclosed session."""
+    channel = TwilioSmsChannel.from_settings(twilio_settings(sim.base_url))
+    await channel.prepare()
+    assert sim.ledger == []
+    await channel.send(message())
+    assert [(r.kind, r.to) for r in sim.ledger] == [("sms", MEMBER)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await channel.close()
+        del channel
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 async def test_close_releases_the_http_session(sim: TwilioSimulator) -> None:
     """Closing after a send leaves no unclosed aiohttp session behind; closing twice, or unused, is harmless."""
     account = TwilioAccount(ACCOUNT, SecretStr(TOKEN), sim.base_url)

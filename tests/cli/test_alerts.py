@@ -55,8 +55,31 @@ def test_the_preview_shows_segments_reach_and_cost(api: PlpCommand, scene: Scene
     assert "Deliveries by channel: email 2, sms 2, voice 2" in out
     assert "Estimated cost: 0.40 EUR (2 SMS segments, 2 call minutes)" in out  # 2 x 0.08 + 2 x 0.12
     assert alert_ids(runtime) == []
-    as_json = json.loads(api.ok("alert", "preview", *URGENT, "--json", **scene.token("police")).output)
+    as_json = json.loads(api.ok("alert", "preview", *URGENT, "--json", **scene.token("police")).stdout)
     assert as_json["members_reached"] == 3
+
+
+def test_the_preview_counts_apart_the_members_who_decline_non_urgent_messages(
+    api: PlpCommand, scene: Scene, runtime: Runtime
+) -> None:
+    """Anne chose, on her own page, no non-urgent messages: the advice's preview leaves her out and says so; the
+    urgent alert's counts her."""
+
+    async def decline() -> None:
+        redis = runtime.async_redis()
+        try:
+            store = Store(redis, runtime.keys)
+            anne = await store.get_member(scene.members["Anne Dubois"])
+            assert anne is not None
+            await store.save_member(anne.model_copy(update={"non_urgent": False}), previous=anne)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(decline())
+    advice = api.ok("alert", "preview", *ADVICE, **scene.token("coordinator")).output
+    assert "Members reached: 2 (unreachable 0, opted out 0, declined non-urgent messages 1)" in advice
+    urgent = api.ok("alert", "preview", *URGENT, **scene.token("police")).output
+    assert "Members reached: 3 (unreachable 0, opted out 0)" in urgent
 
 
 def test_a_refused_confirmation_sends_nothing(api: PlpCommand, scene: Scene, runtime: Runtime) -> None:
@@ -95,16 +118,19 @@ def test_watch_draws_a_progress_bar_per_channel_on_a_terminal(
     api: PlpCommand, scene: Scene, workers: Workers, runtime: Runtime
 ) -> None:
     """On a terminal, ``alert watch`` draws a bar per channel with its count done out of planned, and the share
-    acknowledged, of deliveries and of members; a member's OK shows there once it is recorded."""
+    acknowledged, of deliveries and of members, and the tally of answers; a member's answer shows there once it is
+    recorded, and, as it consents to be contacted, their name and phone."""
     workers.start("urgent")
-    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", "--watch", **scene.token("police")).output)
-    asyncio.run(_reply(runtime, scene.members["Anne Dubois"], "OK"))
+    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", "--watch", **scene.token("police")).stdout)
+    asyncio.run(_reply(runtime, scene.members["Anne Dubois"], "3"))  # a burglary's third answer: camera images
     result = api.ok("alert", "watch", alert_id, **scene.token("police"), FORCE_COLOR="1", COLUMNS="120")
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.output)
     for channel, done in (("email", "2/2"), ("sms", "2/2"), ("voice", "2/2")):
         assert re.search(rf"^{channel} +━+ {done} +outbox {done[0]}", plain, re.MULTILINE), plain
     assert "acknowledged 1 of 6 deliveries (17%)" in plain
     assert "members: 3, reached 0 (0%), acknowledged 1 (33%)" in plain  # the outbox reached nobody
+    assert "answers: saw 0 · nothing 0 · camera 1" in plain
+    assert re.search(r"^consents to be contacted \(camera\): Anne Dubois \+32", plain, re.MULTILINE), plain
 
 
 async def _reply(runtime: Runtime, member_id: str, text: str) -> None:
@@ -164,7 +190,7 @@ def test_texts_come_from_files(api: PlpCommand, scene: Scene, tmp_path: Path) ->
         "--text-file", f"fr={folder / 'fr.txt'}", "--text-file", str(folder / "texts.yaml"), "--json",
         **scene.token("police"),
     )  # fmt: skip
-    texts = {sms["language"]: sms["text"].splitlines()[0] for sms in json.loads(result.output)["sms"]}
+    texts = {sms["language"]: sms["text"].splitlines()[0] for sms in json.loads(result.stdout)["sms"]}
     assert (texts["fr"], texts["nl"], texts["de"]) == (
         "Cambriolage rue du Parc",
         "Inbraak in de Parkstraat",
@@ -174,7 +200,7 @@ def test_texts_come_from_files(api: PlpCommand, scene: Scene, tmp_path: Path) ->
 
 def test_watching_a_cancelled_alert_ends_with_status_3(api: PlpCommand, scene: Scene, runtime: Runtime) -> None:
     """An alert cancelled before any worker took it ends ``cancelled``: watch prints it and exits with 3."""
-    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).output)
+    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).stdout)
     assert api("alert", "cancel", alert_id, input="n\n", **scene.token("police")).exit_code == 1
     assert f"alert {alert_id} cancelled" in api.ok("alert", "cancel", alert_id, "--yes", **scene.token("police")).output
     result = api("alert", "watch", alert_id, **scene.token("police"))
@@ -186,7 +212,7 @@ def test_watching_a_cancelled_alert_ends_with_status_3(api: PlpCommand, scene: S
 
 def test_watch_gives_up_after_its_timeout_with_the_way_to_go_on(api: PlpCommand, scene: Scene) -> None:
     """With no worker running the alert stays accepted; ``--timeout`` ends the watch with a sentence, status 1."""
-    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).output)
+    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).stdout)
     result = api("alert", "watch", alert_id, "--timeout", "1", "--interval", "0.2", **scene.token("police"))
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (
@@ -198,7 +224,7 @@ def test_watch_gives_up_after_its_timeout_with_the_way_to_go_on(api: PlpCommand,
 
 def test_the_list_shows_the_alerts_of_your_part(api: PlpCommand, scene: Scene) -> None:
     """``alert list`` shows the caller's alerts, newest first, with status and counts."""
-    first = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).output)
+    first = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).stdout)
     second = accepted_id(api.ok("alert", "send", *ADVICE, "--yes", **scene.token("coordinator")).output)
     lines = api.ok("alert", "list", **scene.token("police")).output.strip().splitlines()
     assert lines[0].split()[:4] == ["ID", "CREATED", "(UTC)", "URGENCY"]
@@ -277,3 +303,40 @@ def test_a_send_whose_connection_drops_is_retried_with_its_key_and_stored_once(
     assert dropping.dropped == 1
     assert accepted_id(result.output) == alert_ids(runtime)[0]
     assert len(alert_ids(runtime)) == 1
+
+
+def test_the_preview_of_an_alert_to_an_area_counts_members_without_a_place_apart(
+    api: PlpCommand, scene: Scene, runtime: Runtime
+) -> None:
+    """``--circle`` targets the members around a point; those with no known place are counted apart (reached, as
+    the default charter says); two kinds of area at once are refused."""
+    out = api.ok("alert", "preview", *URGENT, "--circle", "50.8503,4.3517,500", **scene.token("police")).output
+    assert "Members reached: 3 (unreachable 0, opted out 0)" in out
+    assert "Per PLP: parc 3" in out
+    assert "Without a known place: 3 reached, 0 left out (their charter)" in out
+    refused = api("alert", "preview", *URGENT, "--circle", "50.85,4.35", **scene.token("police"))
+    assert refused.exit_code == 2
+    assert "LAT,LON,METRES" in refused.output
+    both = api(
+        "alert", "preview", *URGENT, "--circle", "50.85,4.35,9", "--street", "Rue Neuve", **scene.token("police")
+    )
+    assert both.exit_code == 2
+    assert "one of --sector, --circle and --street" in both.output
+
+
+def test_a_follow_up_goes_once_to_the_alert_by_its_police(api: PlpCommand, scene: Scene, runtime: Runtime) -> None:
+    """``alert follow-up --all-clear`` sends the alert's all-clear after a confirmation; the kind is required; a
+    coordinator is refused; a follow-up of the follow-up is refused, saying which alert to follow up."""
+    alert_id = accepted_id(api.ok("alert", "send", *URGENT, "--yes", **scene.token("police")).stdout)
+    clear = ("alert", "follow-up", alert_id, "--text", "fr=Le suspect a été arrêté, merci.")
+    assert api(*clear, **scene.token("police")).exit_code == 2  # neither --update nor --all-clear
+    refused = api(*clear, "--all-clear", input="n\n", **scene.token("police"))
+    assert refused.exit_code == 1 and "not sent: not confirmed" in refused.output
+    coordinator = api(*clear, "--all-clear", "--yes", **scene.token("coordinator"))
+    assert coordinator.exit_code == 1 and "only the police" in coordinator.output
+    sent = api.ok(*clear, "--all-clear", input="y\n", **scene.token("police")).output
+    found = re.search(rf"^follow-up (\w+) accepted: all_clear of alert {alert_id}$", sent, re.MULTILINE)
+    assert found, sent
+    assert runtime.sync_redis.hget(runtime.keys.alert_state(alert_id), "all_clear") == found.group(1)
+    again = api("alert", "follow-up", found.group(1), "--update", "--text", "fr=x", "--yes", **scene.token("police"))
+    assert again.exit_code == 1 and f"itself a follow-up of alert {alert_id}" in again.output

@@ -23,7 +23,9 @@ IDS = [" ".join(path) for path, _ in COMMANDS]
 #: The commands that act for a person, through the API.
 THROUGH_THE_API = {
     "plp create", "plp list", "plp show", "charter show", "charter set", "members import", "members list",
-    "alert preview", "alert send", "alert watch", "alert list", "alert cancel", "feedback list", "report",
+    "sectors list", "sectors import", "sectors delete",
+    "alert preview", "alert send", "alert watch", "alert list", "alert cancel", "alert follow-up", "feedback list",
+    "report",
 }  # fmt: skip
 
 
@@ -70,7 +72,7 @@ def test_commands_through_the_api_say_where_and_as_whom(path: str) -> None:
     "path",
     [
         "dev", "worker", "purge", "token issue", "plp create", "charter set", "members import",
-        "alert preview", "alert send", "alert watch", "feedback list", "report", "status",
+        "alert preview", "alert send", "alert watch", "alert follow-up", "feedback list", "report", "status",
     ],
 )  # fmt: skip
 def test_the_main_commands_give_an_example(path: str) -> None:

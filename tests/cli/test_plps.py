@@ -65,14 +65,14 @@ def test_a_charter_is_set_from_options_on_top_of_the_current_one(api: PlpCommand
     assert charter["non_urgent"]["quiet_hours"] == {"start": "22:00", "end": "07:30"}
     assert (charter["non_urgent"]["mode"], charter["non_urgent"]["channels"]) == ("all", ["email", "sms"])
     api.ok("charter", "set", "parc", "--quiet-hours", "non_urgent=none", **scene.token("coordinator"))
-    again = json.loads(api.ok("charter", "show", "parc", "--format", "json", **scene.token("admin")).output)
+    again = json.loads(api.ok("charter", "show", "parc", "--format", "json", **scene.token("admin")).stdout)
     assert again["non_urgent"]["quiet_hours"] is None
     assert again["urgent"]["channels"] == ["sms", "voice"]
 
 
 def test_a_charter_shown_edited_and_set_from_a_file_round_trips(api: PlpCommand, scene: Scene, tmp_path: Path) -> None:
     """``charter show`` prints a YAML document that ``charter set --file`` takes back, edited."""
-    document = yaml.safe_load(api.ok("charter", "show", "parc", **scene.token("admin")).output)
+    document = yaml.safe_load(api.ok("charter", "show", "parc", **scene.token("admin")).stdout)
     document["urgent"]["escalate_after_seconds"] = 600
     document["urgent"]["channels"] = ["sms", "email"]
     path = tmp_path / "charter.yaml"
@@ -90,7 +90,7 @@ def test_a_refused_charter_names_the_option_of_each_bad_field(api: PlpCommand, s
     assert lines[0] == "Error: not valid:"
     assert lines[1].startswith("  urgent.channels[1] (--channels urgent=...): ")
     assert lines[2].startswith("  urgent.ttl_seconds (--ttl urgent=...): ") and "60" in lines[2]
-    charter = yaml.safe_load(api.ok("charter", "show", "parc", **scene.token("admin")).output)
+    charter = yaml.safe_load(api.ok("charter", "show", "parc", **scene.token("admin")).stdout)
     assert charter["urgent"]["ttl_seconds"] == 3600
 
 
@@ -148,7 +148,7 @@ def test_an_import_from_standard_input_with_every_row_good_exits_0(api: PlpComma
     """``-`` reads the sheet from standard input; a byte-order mark from a spreadsheet is fine."""
     sheet = "\ufeffname,email,language\nEva Schmitz,eva@example.org,de\n"
     result = api.ok("members", "import", "parc", "-", "--json", input=sheet, **scene.token("admin"))
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert [row["row"] for row in report["imported"]] == [2]
     assert report["rejected"] == []
 

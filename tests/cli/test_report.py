@@ -42,7 +42,7 @@ def test_the_evaluation_as_csv_goes_to_a_file(api: PlpCommand, scene: Scene, tmp
 
 def test_the_evaluation_as_json(api: PlpCommand, scene: Scene) -> None:
     """``--format json`` prints the API's figures for scripts."""
-    figures = json.loads(api.ok("report", "--plp", "parc", "--format", "json", **scene.token("police")).output)
+    figures = json.loads(api.ok("report", "--plp", "parc", "--format", "json", **scene.token("police")).stdout)
     assert (figures["plp_id"], figures["year"]) == ("parc", int(YEAR))
 
 

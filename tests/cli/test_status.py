@@ -59,7 +59,7 @@ def test_with_workers_and_clock_running_status_is_healthy(plp: PlpCommand, worke
     assert lane_row(result.output, "general")[-1] == "1"
     assert re.search(r"^clock: alive, last sweep [\d.]+ s ago$", result.output, re.MULTILINE)
     assert "attention" not in result.output
-    figures = json.loads(plp.ok("status", "--json").output)
+    figures = json.loads(plp.ok("status", "--json").stdout)
     assert figures["problems"] == []
     assert {lane["lane"]: lane["workers_alive"] for lane in figures["lanes"]} == {"urgent": 2, "general": 1}
 
@@ -128,7 +128,17 @@ def test_urgent_work_waiting_too_long_is_a_problem(plp: PlpCommand, runtime: Run
     """A job waiting on the urgent lane longer than PLP_URGENT_WAIT_ALARM is named, with how long it waited."""
     runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
     result = plp("status", "--json", PLP_URGENT_WAIT_ALARM="0.001")
-    found = json.loads(result.output)
+    found = json.loads(result.stdout)
     assert result.exit_code == 3 and found["status"] == "attention"
     late = [p["detail"] for p in found["problems"] if p["problem"] == "urgent_late"]
     assert len(late) == 1 and late[0].startswith("the next urgent job has waited ")
+
+
+def test_status_as_json_writes_nothing_but_json_to_standard_output_even_on_a_new_database(
+    plp: PlpCommand, runtime: Runtime
+) -> None:
+    """A script reads ``plp status --json``'s standard output: the log line of a first start (the data version
+    stamped on an empty database) goes to standard error, as every log does, never into the JSON."""
+    runtime.rq_connection.flushdb()
+    result = plp("status", "--json")
+    assert json.loads(result.stdout)["lanes"][0]["lane"] == "urgent"

@@ -11,8 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import Result
 
+from dispatcher.api.services import SERVICES
 from dispatcher.storage.runtime import Runtime
-from tests.cli.conftest import PlpCommand
+from tests.cli.conftest import PlpCommand, Scene
 
 TOKEN = re.compile(r"plp_[A-Za-z0-9_-]{20,}")
 
@@ -189,3 +190,35 @@ def test_the_command_line_is_audited_as_the_operator(plp: PlpCommand, runtime: R
         ("cli", "operator", "token.revoked"),
     ]
     assert all(token_id in f["target"] for _, f in entries[1:])
+
+
+async def test_a_coordinator_created_with_an_email_can_sign_in_by_link(
+    client: TestClient, plp: PlpCommand, scene: Scene
+) -> None:
+    """``--email`` gives the new actor the address their console sign-in links go to."""
+    result = await asyncio.to_thread(
+        plp,
+        "token", "issue", "--name", "Jan Claes", "--role", "coordinator", "--plp", scene.plp_id,
+        "--email", "Jan@PLP-Parc.example",
+    )  # fmt: skip
+    token = issued_token(result)
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    me = await response.json()
+    assert (me["name"], me["role"], me["plp_ids"]) == ("Jan Claes", "coordinator", [scene.plp_id])
+    actor = await client.server.app[SERVICES].store.get_actor(me["id"])
+    assert actor is not None and actor.email == "Jan@plp-parc.example"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--name", "X", "--role", "admin", "--email", "not an address"], "mail"),
+        (["--actor", "someone", "--email", "x@example.org"], "--email"),
+    ],
+)
+def test_a_bad_email_is_a_short_error(plp: PlpCommand, runtime: Runtime, args: list[str], says: str) -> None:
+    """An address that is not one, or an address given for an existing actor, is refused in one line."""
+    result = plp("token", "issue", *args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert says.lower() in result.output.lower()

@@ -64,6 +64,11 @@ def refused(done: subprocess.CompletedProcess[str]) -> str:
         ({"TWILIO_AUTH_TOKEN_FILE": "{missing_file}"}, "TWILIO_AUTH_TOKEN_FILE: cannot read"),
         ({"PLP_OUTBOX_CHANNELS": "sms,fax"}, "PLP_OUTBOX_CHANNELS: 'fax' is no channel"),
         ({"PLP_ENV": "staging"}, "PLP_ENV"),
+        ({"PLP_OIDC_ISSUER": "https://login.example.be"}, "PLP_OIDC_ISSUER is set without PLP_OIDC_CLIENT_ID"),
+        (
+            {"PLP_OIDC_ISSUER": "http://login.example.be", "PLP_OIDC_CLIENT_ID": "plp", "PLP_OIDC_CLIENT_SECRET": "s"},
+            "PLP_OIDC_ISSUER is 'http://login.example.be': in production",
+        ),
     ],
 )
 def test_each_unsafe_configuration_stops_plp_web_with_a_sentence_naming_its_variable(

@@ -79,7 +79,7 @@ def sign_in(page: Page, stage: Stage, who: str) -> None:
     """Open the console and sign in with ``who``'s token."""
     page.goto(stage.console)
     page.get_by_label("Access token").fill(stage.tokens[who])
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#who")).to_contain_text(stage.actors[who]["name"])
 
 

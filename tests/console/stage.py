@@ -1,5 +1,5 @@
 """The whole service for the browser tests: a real ``plp web`` process, real workers and clock, and the
-vendor simulators (Twilio, SMTP, Telegram) on loopback, with a neighbourhood to work on.
+vendor simulators (Twilio, SMTP, Telegram, the Nominatim geocoder) on loopback, with a neighbourhood to work on.
 
 The simulators are asyncio servers: they run on an event loop of their own in a background
 thread, so that the tests themselves can drive the browser with Playwright's synchronous API.
@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,8 @@ from dispatcher.core.models import ActorIn, Role
 from dispatcher.people.accounts import create_actor
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
+from tests.simulators.nominatim import NominatimSimulator
+from tests.simulators.oidc import OidcProvider, Person
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -52,6 +54,10 @@ TELEGRAM_CHATS = {"piet": 1001, "john": 1002}
 PHONES = {"anne": "+32470111111", "piet": "+32470222222", "john": "+32470444444"}
 
 
+#: Where the Parc coordinator's console sign-in links go.
+COORDINATOR_EMAIL = "martin@plp-parc.example"
+
+
 class ApiFailed(AssertionError):
     pass
 
@@ -65,6 +71,8 @@ class Stage:
     smtp: SmtpSimulator
     telegram: TelegramSimulator
     session: aiohttp.ClientSession
+    nominatim: NominatimSimulator | None = None
+    idp: OidcProvider | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     actors: dict[str, dict[str, Any]] = field(default_factory=dict)
     plps: dict[str, str] = field(default_factory=dict)  # "parc", "gare" -> PLP id
@@ -90,6 +98,20 @@ class Stage:
                 raise ApiFailed(f"{method} {path}: {response.status} {text}")
             return json.loads(text) if text else None
 
+    def with_store(self, work: Callable[[Store], Awaitable[T]]) -> T:
+        """Run ``work`` with a store on the stage's Redis (to seed what no API writes: a delivery history)."""
+        return self.run(self._with_store(work))
+
+    async def _with_store(self, work: Callable[[Store], Awaitable[T]]) -> T:
+        runtime = Runtime.from_settings(self.settings)
+        redis = runtime.async_redis()
+        try:
+            return await work(Store(redis, runtime.keys))
+        finally:
+            await redis.aclose()
+            runtime.rq_connection.close()
+            runtime.sync_redis.close()
+
     def member_texts(self, name: str, body: str) -> tuple[int, str]:
         """The member sends an SMS to the service's number (an acknowledgement "OK", or anything they saw)."""
         url = f"{self.base}/v1/webhooks/twilio/sms"
@@ -112,7 +134,12 @@ class Stage:
                 self.plps[key] = plp["id"]
             coordinator, self.tokens["coordinator"] = await create_actor(
                 store,
-                ActorIn(name="Coordinatrice Martin", role=Role.COORDINATOR, plp_ids=[self.plps["parc"]]),
+                ActorIn(
+                    name="Coordinatrice Martin",
+                    role=Role.COORDINATOR,
+                    plp_ids=[self.plps["parc"]],
+                    email=COORDINATOR_EMAIL,
+                ),
             )
             self.actors["coordinator"] = coordinator.model_dump()
             gare, self.tokens["coordinator_gare"] = await create_actor(
@@ -149,14 +176,18 @@ def open_stage(redis_url: str, data_dir: Path) -> Any:
     def run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(work, loop).result(60)
 
-    async def open_vendors() -> tuple[TwilioSimulator, SmtpSimulator, TelegramSimulator, aiohttp.ClientSession]:
+    async def open_vendors() -> tuple[
+        TwilioSimulator, SmtpSimulator, TelegramSimulator, NominatimSimulator, OidcProvider, aiohttp.ClientSession
+    ]:
         twilio = await stack.enter_async_context(TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN))
         smtp = await stack.enter_async_context(SmtpSimulator())
         telegram = await stack.enter_async_context(TelegramSimulator(token=BOT_TOKEN))
+        nominatim = await stack.enter_async_context(NominatimSimulator())
+        idp = await stack.enter_async_context(OidcProvider(person=Person(COORDINATOR_EMAIL)))
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        return twilio, smtp, telegram, session
+        return twilio, smtp, telegram, nominatim, idp, session
 
-    twilio, smtp, telegram, session = run(open_vendors())
+    twilio, smtp, telegram, nominatim, idp, session = run(open_vendors())
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = world_settings(
@@ -169,6 +200,13 @@ def open_stage(redis_url: str, data_dir: Path) -> Any:
         smtp_host=smtp.host,
         smtp_port=smtp.port,
         telegram_api_base_url=telegram.base_url,
+        geocoder_url=nominatim.base_url,
+        geocoder_rate=50,
+        session_cookie_secure=False,  # the stage's console is plain http on loopback
+        oidc_issuer=idp.issuer,
+        oidc_client_id=idp.client_id,
+        oidc_client_secret=idp.client_secret,
+        oidc_name="IRISbox",
     )
     runtime = Runtime.from_settings(settings)
     runtime.rq_connection.flushdb()
@@ -177,7 +215,7 @@ def open_stage(redis_url: str, data_dir: Path) -> Any:
     try:
         for lane in ("urgent", "general", "clock"):
             workers.start(lane)
-        stage = Stage(base, settings, loop, twilio, smtp, telegram, session)
+        stage = Stage(base, settings, loop, twilio, smtp, telegram, session, nominatim, idp)
         run(stage.seed(runtime))
         yield stage
     finally:
@@ -189,8 +227,7 @@ def open_stage(redis_url: str, data_dir: Path) -> Any:
         thread.join(timeout=10)
         loop.close()
         runtime.rq_connection.flushdb()
-        runtime.rq_connection.close()
-        runtime.sync_redis.close()
+        runtime.close()
 
 
 def _start_web(settings: Settings, port: int) -> subprocess.Popen[bytes]:

@@ -36,7 +36,7 @@ def test_a_police_officer_sends_an_urgent_alert_once_and_watches_it_complete_and
     )
     expect(page.locator("#segments-fr")).to_have_text("1 SMS segment (GSM-7)")
     expect(page.locator("#segments-de")).to_have_text("1 SMS segment (GSM-7)")  # ß is in GSM 03.38
-    expect(page.locator("#segments-en")).to_have_text("2 SMS segments (UCS-2)")
+    expect(page.locator("#segments-en")).to_have_text("3 SMS segments (UCS-2)")  # the text, then its answer options
     expect(page.locator("#members-reached")).to_have_text("4")
     expect(page.locator(".plans")).to_contain_text("SMS, E-mail, Telegram, Voice call")
     expect(page.locator("#estimated-cost")).to_have_text(re.compile(r"€\d+\.\d\d"))
@@ -132,3 +132,88 @@ def test_the_live_view_says_how_many_messages_may_have_arrived_twice(page: Page,
         stage.smtp.faults = None
     copies = [m for m in stage.smtp.messages if m.message_id.startswith(f"<{alert['id']}.email.")]
     assert sorted(Counter(m.rcpt_tos for m in copies).values()) == [1, 1, 2]  # Anne, John once; Lea twice
+
+
+def test_a_police_officer_sends_the_all_clear_to_the_members_reached(page: Page, stage: Stage) -> None:
+    """On a completed alert the police find "Send an update" and "All clear"; the all-clear asks for its text in
+    the alert's languages, is sent once, and opens on the follow-up, which links back to the alert and reaches
+    its four members; coordinators see neither button."""
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+    alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+    coordinator = page.context.new_page()  # a tab of its own: its own session
+    sign_in(coordinator, stage, "coordinator")
+    coordinator.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(coordinator.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    expect(coordinator.get_by_role("button", name="All clear")).to_have_count(0)
+    expect(coordinator.get_by_role("button", name="Send an update")).to_have_count(0)
+    coordinator.close()
+
+    sign_in(page, stage, "police")
+    page.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(page.get_by_role("button", name="Send an update")).to_be_visible()
+    page.get_by_role("button", name="All clear").click()
+    dialog = page.get_by_role("dialog", name="Send the all-clear to the members reached")
+    dialog.get_by_role("textbox", name="French").fill("Le suspect a été arrêté, merci.")
+    dialog.get_by_role("textbox", name="Dutch").fill("De verdachte werd opgepakt, bedankt.")
+    screenshot(page, "follow-all-clear", full_page=False)
+    dialog.get_by_role("button", name="Send the all-clear").click()
+
+    expect(page).to_have_url(re.compile(rf"#/alerts/(?!{alert['id']})[0-9a-f]{{16}}$"))  # the follow-up's page
+    follow_up_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".alert-head .follows")).to_contain_text("All clear")
+    expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    expect(page.locator("#audience-reached")).to_have_text("4")
+    expect(page.get_by_role("button", name="All clear")).to_have_count(0)  # a follow-up is not followed up
+    assert stage.api("GET", f"/v1/alerts/{alert['id']}")["follow_ups"] == [follow_up_id]
+    page.locator(".alert-head .follows a").click()
+    expect(page.locator(".alert-head .follow-ups a")).to_have_text(follow_up_id)
+    page.goto(f"{stage.console}#/alerts")
+    expect(page.locator("table.alerts .follow-up-kind")).to_have_text(" · All clear")
+
+
+def test_the_police_and_the_coordinator_follow_the_answer_tally_and_the_replies_beside_it(
+    page: Page, stage: Stage
+) -> None:
+    """The follow view counts each member's latest answer per option, live; beside it the free-text replies: the
+    police read them without names except from a member who consented to be contacted about this alert (listed
+    with their phone under the tally); the PLP's coordinator sees every name."""
+    body = {"urgency": "urgent", "category": "burglary", "plp_ids": [stage.plps["parc"]], "texts": TEXTS}
+    alert = stage.api("POST", "/v1/alerts", who="police", body=body, expect=202)
+    sign_in(page, stage, "police")
+    page.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(page.locator(".alert-head .badge.status-completed")).to_have_text("Completed")
+    tally = page.locator("table.answer-tally tbody tr")
+    expect(tally).to_have_count(3)
+    expect(page.locator("#answered")).to_have_text("0 members answered")
+
+    stage.member_texts("piet", "1")
+    stage.member_texts("piet", "Twee mannen liepen naar het park")
+    stage.member_texts("john", "2")
+    stage.member_texts("anne", "3")  # camera images: consents to be contacted
+    stage.member_texts("anne", "Voiture grise au coin de la rue")
+    expect(page.locator("#answered")).to_have_text("3 members answered")
+    expect(tally.nth(0)).to_contain_text("I saw something1")
+    expect(tally.nth(1)).to_contain_text("Nothing seen1")
+    expect(tally.nth(2)).to_contain_text("I have camera imagesasks consent1")
+    expect(page.locator(".consenting li")).to_have_count(1)
+    expect(page.locator(".consenting li")).to_contain_text("Anne Dubois · +32470111111")
+    feed = page.locator(".replies .feed li")
+    expect(feed).to_have_count(2)
+    expect(feed.filter(has_text="Voiture grise")).to_contain_text("Anne Dubois")
+    expect(feed.filter(has_text="Twee mannen")).to_contain_text("Member")
+    expect(page.locator(".replies")).not_to_contain_text("Piet")
+    expect(page.locator("#replies-anonymous")).to_be_visible()
+    page.locator("#answers").scroll_into_view_if_needed()
+    screenshot(page, "follow-answers", full_page=False)
+
+    stage.member_texts("piet", "2")  # a change: the latest answer counts
+    expect(tally.nth(0)).to_contain_text("I saw something0")
+    expect(tally.nth(1)).to_contain_text("Nothing seen2")
+
+    coordinator = page.context.new_page()
+    sign_in(coordinator, stage, "coordinator")
+    coordinator.goto(f"{stage.console}#/alerts/{alert['id']}")
+    expect(coordinator.locator("#answered")).to_have_text("3 members answered")
+    expect(coordinator.locator(".consenting li")).to_contain_text("Anne Dubois")
+    expect(coordinator.locator(".replies .feed li").filter(has_text="Twee mannen")).to_contain_text("Piet Janssens")
+    expect(coordinator.locator("#replies-anonymous")).to_have_count(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Page, expect
 
@@ -148,3 +149,35 @@ def test_a_coordinator_adds_and_edits_a_member_and_hands_out_a_telegram_link(pag
     bad.get_by_label("Mobile number").fill("02 123 45 67")
     bad.get_by_role("button", name="Add", exact=True).click()
     expect(bad.get_by_role("alert")).to_contain_text("body.phone")
+
+
+def test_the_member_form_records_a_whatsapp_consent_as_the_consoles_and_withdraws_it(page: Page, stage: Stage) -> None:
+    """The WhatsApp consent checkbox: checked, the member is reachable on WhatsApp, their consent recorded as
+    given in the console; unchecked in the edit dialog, the consent is withdrawn."""
+    plp = stage.plps["gare"]
+    sign_in(page, stage, "coordinator_gare")
+    page.get_by_role("link", name="Members").click()
+    page.get_by_text("Add a member").click()
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Add", exact=True))
+    form.get_by_label("Name").fill("Wanda Pieters")
+    form.get_by_label("Mobile number").fill("0475 65 43 21")
+    form.get_by_label("The member agrees to be alerted on WhatsApp").check()
+    form.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator(".success")).to_have_text("Wanda Pieters added.")
+    row = page.locator("table.members tbody tr").filter(has_text="Wanda Pieters")
+    expect(row).to_contain_text("✓ WhatsApp")
+
+    def wanda() -> dict[str, Any]:
+        members = stage.api("GET", f"/v1/plps/{plp}/members", who="coordinator_gare")["items"]
+        return next(m for m in members if m["name"] == "Wanda Pieters")
+
+    assert wanda()["whatsapp_consent"]["source"] == "console"
+    row.get_by_role("button", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit Wanda Pieters")
+    consent = dialog.get_by_label("The member agrees to be alerted on WhatsApp")
+    expect(consent).to_be_checked()
+    consent.uncheck()
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator(".success")).to_have_text("Wanda Pieters saved.")
+    expect(row).not_to_contain_text("✓ WhatsApp")
+    assert wanda()["whatsapp_consent"] is None

@@ -25,7 +25,9 @@ def test_signing_in_with_the_keyboard_keeps_the_token_in_the_tab_and_shows_what_
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_contain_text("Inspecteur Lambert · Police · zone 5340")
     nav = page.get_by_role("navigation")
-    expect(nav.get_by_role("link")).to_have_text(["New alert", "Alerts", "Feedback", "Annual evaluation"])
+    expect(nav.get_by_role("link")).to_have_text(
+        ["New alert", "Alerts", "Feedback", "Annual evaluation", "Drills", "Notifications", "Access", "Audit log"]
+    )
     assert page.evaluate("sessionStorage.getItem('plp.token')") == stage.tokens["police"]
     assert page.evaluate("Object.keys(localStorage)") in ([], ["plp.language"])
     page.goto(f"{stage.console}#/members")  # not for the police: back to what they may do
@@ -37,7 +39,20 @@ def test_signing_in_with_the_keyboard_keeps_the_token_in_the_tab_and_shows_what_
 
     sign_in(page, stage, "coordinator")
     expect(nav.get_by_role("link")).to_have_text(
-        ["New alert", "Alerts", "To relay", "Feedback", "Members", "Annual evaluation"]
+        [
+            "New alert",
+            "Alerts",
+            "To relay",
+            "Feedback",
+            "Members",
+            "Annual evaluation",
+            "Drills",
+            "Join requests",
+            "Charter",
+            "Notifications",
+            "Access",
+            "Audit log",
+        ]
     )
     page.get_by_role("link", name="New alert").click()
     expect(page.get_by_role("radio", name="Urgent", exact=True)).to_have_count(0)  # urgent alerts come from the police
@@ -81,7 +96,7 @@ def test_the_console_follows_the_browser_language_and_switches_on_request(browse
         page.goto(stage.console)
         expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
         page.get_by_label("Toegangstoken").fill(stage.tokens["police"])
-        page.get_by_role("button", name="Aanmelden").click()
+        page.get_by_role("button", name="Aanmelden", exact=True).click()
         expect(page.get_by_role("heading", name="Nieuwe melding")).to_be_visible()
         page.get_by_label("Taal").select_option("fr")
         expect(page.get_by_role("heading", name="Nouvelle alerte")).to_be_visible()
@@ -120,5 +135,5 @@ def test_on_a_phone_the_console_fits_the_screen(browser: Browser, stage: Stage) 
 def sign_in_fr(page: Page, stage: Stage) -> None:
     page.goto(stage.console)
     page.get_by_label("Jeton d'accès").fill(stage.tokens["police"])
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
     expect(page.get_by_role("heading", name="Nouvelle alerte")).to_be_visible()

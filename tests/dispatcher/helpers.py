@@ -70,14 +70,19 @@ def charter(
 
 
 async def add_plp(
-    store: Store, *, charter: Charter | None = None, default_language: Language = Language.FR, name: str = "PLP Flagey"
+    store: Store,
+    *,
+    charter: Charter | None = None,
+    default_language: Language = Language.FR,
+    name: str = "PLP Flagey",
+    police_zone: str = "5340",
 ) -> Plp:
     """Store a PLP, as an admin creating it through the API would."""
     plp = Plp(
         id=new_id(),
         name=name,
         commune="Ixelles",
-        police_zone="5340",
+        police_zone=police_zone,
         kind=PlpKind.RESIDENTIAL,
         default_language=default_language,
         charter=charter or Charter(),

@@ -28,7 +28,7 @@ from tests.dispatcher.helpers import accept, add_member, add_plp, charter, new_a
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.twilio import TwilioSimulator
-from tests.support import run_queued
+from tests.support import empty_urgent_lane, queued_jobs, run_queued
 
 ACCOUNT, TOKEN = "AC" + "3" * 32, "clock-test-token"
 PHONE = "+32470123456"
@@ -81,6 +81,7 @@ async def scene(redis_url: str, tmp_path: Path) -> AsyncIterator[Scene]:
             plp = await add_plp(store, charter=charter([SMS, EMAIL], mode=DeliveryMode.FIRST_THAT_WORKS))
             yield Scene(rt, store, twilio, smtp, plp)
         rt.rq_connection.flushdb()
+        rt.close()
 
 
 def _possible_duplicates(scene: Scene) -> dict[tuple[str, str], float]:
@@ -151,6 +152,24 @@ async def test_a_number_that_fails_for_good_falls_back_to_the_next_channel(scene
     assert (await scene.delivery(again.id, EMAIL, member_id))["status"] == "sent"
 
 
+async def test_the_fallback_follows_the_members_own_order(scene: Scene) -> None:
+    """The charter says SMS then e-mail, first that works; the member put e-mail first on their page: e-mail is
+    tried first and, when the address is gone for good, SMS comes next."""
+    member = await add_member(scene.store, [scene.plp], phone=PHONE)
+    ordered = member.model_copy(update={"channel_order": [EMAIL, SMS]})
+    await scene.store.save_member(ordered, previous=member)
+    assert ordered.email is not None
+    scene.smtp.reject[ordered.email] = (550, "5.1.1 No such user")
+    alert = new_alert([scene.plp])
+    await accept(scene.rt, alert)
+    await run_queued(scene.rt)
+    assert (await scene.delivery(alert.id, EMAIL, member.id))["status"] == "failed"
+    assert clock.tick(scene.rt).redispatched == 1  # the fallback is due at once
+    await run_queued(scene.rt)
+    assert (await scene.delivery(alert.id, SMS, member.id))["status"] == "sent"
+    assert [m.to for m in scene.twilio.messages] == [PHONE]
+
+
 async def test_attempts_run_out_then_the_next_channel_is_tried(scene: Scene) -> None:
     """After PLP_MAX_ATTEMPTS transient failures the SMS fails ("gave up") and e-mail takes over."""
     scene.twilio.failures[PHONE] = (500, None, "boom")
@@ -186,7 +205,7 @@ async def test_the_work_of_a_dead_worker_is_taken_up_and_counted_as_a_possible_d
     )
     assert claimed == "claimed"
     scene.rt.general_queue.empty()
-    scene.rt.urgent_queue.empty()  # its job is gone with it
+    empty_urgent_lane(scene.rt)  # its job is gone with it
     assert clock.tick(scene.rt).redispatched == 0  # still leased
     await scene.make_due(f"{alert.id}|{ref}")
     assert clock.tick(scene.rt).redispatched == 1
@@ -276,7 +295,7 @@ async def test_a_delivery_whose_lease_a_dying_clock_took_is_still_dispatched_aga
     )
     assert claimed == "claimed"
     scene.rt.general_queue.empty()
-    scene.rt.urgent_queue.empty()
+    empty_urgent_lane(scene.rt)
     await scene.store.redis.delete(scene.rt.keys.dispatches())  # the batch had taken its job over,
     await scene.store.redis.delete(scene.rt.keys.holds())  # and dropped its holds as it failed: only the lease is left
     await scene.make_due(f"{alert.id}|{ref}")
@@ -341,7 +360,7 @@ async def test_deliveries_a_dead_batch_held_but_never_claimed_are_dispatched_aga
     await run_queued(scene.rt, limit=1)  # the fan-out
     entry = f"{alert.id}|sms:{member.id}"
     await scene.store.redis.zadd(scene.rt.keys.holds(), {entry: now_ts() + 30})  # a batch took it... and died
-    scene.rt.urgent_queue.empty()
+    empty_urgent_lane(scene.rt)
     assert clock.tick(scene.rt).redispatched == 0
     await scene.make_due(entry, zset="holds")
     assert clock.tick(scene.rt).redispatched == 1
@@ -395,7 +414,7 @@ async def test_a_send_job_waiting_in_its_queue_is_never_dispatched_again(scene: 
     for _ in range(3):  # three leases go by
         await _make_all_due(scene)
         assert clock.tick(scene.rt).redispatched == 0
-    assert scene.rt.urgent_queue.count == 1
+    assert len(queued_jobs(scene.rt)) == 1
     assert await _redispatched(scene) == {}
     await run_queued(scene.rt)
     assert (await scene.store.get_progress(alert_id)).counts["s:sent"] == 3  # SMS first (e-mail only if it fails)
@@ -407,7 +426,7 @@ async def test_a_send_job_a_worker_took_and_never_started_is_dispatched_again_at
     """A job gone from its queue but never started (its worker died as it took it) is lost: the next look gives
     a live worker time to start it, the one after dispatches its deliveries again, counted as "job"."""
     alert_id = await _queued_fan_out(scene)
-    scene.rt.urgent_queue.empty()  # a worker took the job... and died
+    empty_urgent_lane(scene.rt)  # a worker took the job... and died
     await _make_all_due(scene)
     assert clock.tick(scene.rt).redispatched == 0  # perhaps being started
     await _make_all_due(scene)

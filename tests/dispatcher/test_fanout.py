@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from rq import Queue
 
 from dispatcher.core.models import AlertStatus, ChannelName, DeliveryMode, Language, MemberIn, MemberStatus, Urgency
 from dispatcher.people.membership import enroll
-from dispatcher.pipeline import jobs
+from dispatcher.pipeline import dispatches, jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
 from tests.dispatcher.helpers import (
@@ -32,6 +31,7 @@ from tests.dispatcher.helpers import (
     ref_of,
     run_fan_out,
 )
+from tests.support import queued_jobs
 
 
 @pytest.fixture
@@ -40,13 +40,13 @@ async def store(runtime: Runtime) -> AsyncIterator[Store]:
         yield opened
 
 
-def send_jobs(queue: Queue) -> list[tuple[str, str, list[str]]]:
-    """The send jobs waiting on a queue, as their arguments ``(alert id, PLP id, refs)``."""
-    return [tuple(job.args) for job in queue.jobs if job.func_name == jobs.SEND_BATCH]
+def send_jobs(runtime: Runtime, urgency: Urgency = Urgency.URGENT) -> list[tuple[str, str, list[str]]]:
+    """The send jobs waiting on a lane, as their arguments ``(alert id, PLP id, refs)``."""
+    return [tuple(job.args) for job in queued_jobs(runtime, urgency) if job.func_name == jobs.SEND_BATCH]
 
 
-def queued_refs(queue: Queue, alert_id: str) -> list[str]:
-    return [ref for job_alert, _, refs in send_jobs(queue) if job_alert == alert_id for ref in refs]
+def queued_refs(runtime: Runtime, alert_id: str) -> list[str]:
+    return [ref for job_alert, _, refs in send_jobs(runtime) if job_alert == alert_id for ref in refs]
 
 
 async def planned(store: Store, alert_id: str) -> set[tuple[str, str]]:
@@ -97,7 +97,7 @@ async def test_a_member_of_two_targeted_plps_is_enqueued_once(runtime: Runtime, 
     """The send jobs of two overlapping PLPs carry each of the shared member's deliveries once."""
     alert_id, expected, _ = await two_overlapping_plps(runtime, store, jobs)
 
-    assert sorted(queued_refs(runtime.urgent_queue, alert_id)) == expected
+    assert sorted(queued_refs(runtime, alert_id)) == expected
 
 
 async def test_opted_out_members_are_skipped_and_counted(runtime: Runtime, store: Store) -> None:
@@ -108,7 +108,7 @@ async def test_opted_out_members_are_skipped_and_counted(runtime: Runtime, store
     alert = await fanned_out(runtime, [plp])
 
     assert {m for _, m in await planned(store, alert.id)} == {stays.id}
-    assert all(left.id not in ref for ref in queued_refs(runtime.urgent_queue, alert.id))
+    assert all(left.id not in ref for ref in queued_refs(runtime, alert.id))
     counts = await assert_books_balance(store, alert.id)
     assert (counts["opted_out"], counts["planned"]) == (1, 2)
 
@@ -135,7 +135,7 @@ async def test_members_with_no_usable_channel_are_counted_unreachable(
     alert = await fanned_out(runtime, [plp])
 
     assert await planned(store, alert.id) == set()
-    assert send_jobs(runtime.urgent_queue) == []
+    assert send_jobs(runtime) == []
     counts = await assert_books_balance(store, alert.id)
     assert (counts["unreachable"], counts.get("planned", 0)) == (1, 0)
 
@@ -186,7 +186,7 @@ async def test_charter_mode_chooses_the_channels(
     member = await add_member(store, [plp], channels=[EMAIL, SMS, VOICE, TELEGRAM])  # telegram never linked
     alert = await fanned_out(runtime, [plp])
 
-    assert queued_refs(runtime.urgent_queue, alert.id) == [f"{c}:{member.id}" for c in expected]
+    assert queued_refs(runtime, alert.id) == [f"{c}:{member.id}" for c in expected]
     assert await planned(store, alert.id) == {(c, member.id) for c in expected}
 
 
@@ -228,7 +228,7 @@ async def fanned_out_twice(runtime: Runtime, store: Store) -> tuple[str, list[in
     alert = new_alert([plp])
     await accept(runtime, alert)
     first = await run_fan_out(runtime, alert.id, [plp.id])
-    jobs, counts = send_jobs(runtime.urgent_queue), await assert_books_balance(store, alert.id)
+    jobs, counts = send_jobs(runtime), await assert_books_balance(store, alert.id)
     second = await run_fan_out(runtime, alert.id, [plp.id])
     return alert.id, [first, second], jobs, counts
 
@@ -246,25 +246,62 @@ async def test_running_fan_out_again_enqueues_no_duplicate_send(runtime: Runtime
     """A fan-out job run twice enqueues no second send job for deliveries already enqueued."""
     _, _, jobs, _ = await fanned_out_twice(runtime, store)
 
-    assert send_jobs(runtime.urgent_queue) == jobs
+    assert send_jobs(runtime) == jobs
 
 
 @pytest.mark.parametrize(
-    ("urgency", "lane", "other_lane"),
-    [(Urgency.URGENT, "urgent_queue", "general_queue"), (Urgency.NON_URGENT, "general_queue", "urgent_queue")],
+    ("urgency", "other"), [(Urgency.URGENT, Urgency.NON_URGENT), (Urgency.NON_URGENT, Urgency.URGENT)]
 )
 async def test_send_jobs_go_on_the_lane_of_the_urgency(
-    runtime: Runtime, store: Store, urgency: Urgency, lane: str, other_lane: str
+    runtime: Runtime, store: Store, urgency: Urgency, other: Urgency
 ) -> None:
-    """Send jobs of urgent alerts go on the urgent queue, those of non-urgent alerts on the general queue."""
+    """Send jobs of urgent alerts go on the urgent lane, those of non-urgent alerts on the general queue."""
     plp = await add_plp(store, charter=charter([SMS, EMAIL], non_urgent=[EMAIL, SMS], non_urgent_mode=DeliveryMode.ALL))
     members = [await add_member(store, [plp]) for _ in range(2)]
     alert = await fanned_out(runtime, [plp], urgency=urgency)
 
-    jobs = send_jobs(getattr(runtime, lane))
+    jobs = send_jobs(runtime, urgency)
     assert [(a, p) for a, p, _ in jobs] == [(alert.id, plp.id)]
     assert sorted(jobs[0][2]) == sorted(f"{c}:{m.id}" for m in members for c in ("sms", "email"))
-    assert send_jobs(getattr(runtime, other_lane)) == []
+    assert send_jobs(runtime, other) == []
+
+
+async def test_an_urgent_alerts_send_jobs_wait_in_a_queue_of_their_own_named_after_its_police_zone(
+    runtime: Runtime, store: Store
+) -> None:
+    """An urgent alert's send jobs wait in a queue of their own (which the workers take in turn with the other
+    alerts'), named after each PLP's police zone, not in the urgent lane's own queue, which keeps the fan-outs."""
+    north = await add_plp(store, charter=charter([SMS]), police_zone="5340")
+    south = await add_plp(store, charter=charter([SMS]), police_zone="5341")
+    members = {plp.id: await add_member(store, [plp]) for plp in (north, south)}
+    alert = await fanned_out(runtime, [north, south])
+    other = await fanned_out(runtime, [north])
+
+    assert [q.name for q in runtime.alert_queues()] == sorted(
+        [f"plptest-urgent@5340@{alert.id}", f"plptest-urgent@5341@{alert.id}", f"plptest-urgent@5340@{other.id}"]
+    )
+    assert [runtime.zone_of(q.name) for q in runtime.alert_queues("5341")] == ["5341"]
+    for plp in (north, south):
+        queue = runtime.alert_queue(plp.police_zone, alert.id)
+        assert [tuple(job.args) for job in queue.jobs] == [(alert.id, plp.id, [f"sms:{members[plp.id].id}"])]
+    assert jobs.SEND_BATCH not in {job.func_name for job in runtime.urgent_queue.jobs}
+
+
+async def test_the_clock_forgets_an_alerts_queue_once_it_is_empty_and_a_new_job_brings_it_back(
+    runtime: Runtime, store: Store
+) -> None:
+    """The workers read the register of queues before each look: an emptied alert queue leaves it at the next
+    sweep, atomically with its emptiness (a job enqueued meanwhile keeps it, or registers it again)."""
+    plp = await add_plp(store, charter=charter([SMS]), police_zone="5340")
+    await add_member(store, [plp])
+    alert = await fanned_out(runtime, [plp])
+    queue = runtime.alert_queue("5340", alert.id)
+    assert dispatches.forget_empty_queues(runtime) == 0  # it holds a job: kept
+    queue.empty()
+    assert dispatches.forget_empty_queues(runtime) == 1
+    assert runtime.alert_queues() == []
+    queue.enqueue_call(jobs.SEND_BATCH, args=(alert.id, plp.id, []))
+    assert [q.name for q in runtime.alert_queues()] == [queue.name]
 
 
 @pytest.fixture
@@ -273,8 +310,7 @@ def small_batches(runtime: Runtime) -> Iterator[Runtime]:
     settings = runtime.settings.model_copy(update={"fanout_chunk": 10, "send_batch_size": 4})
     rt = Runtime(settings=settings, redis_url=runtime.redis_url)
     yield rt
-    rt.rq_connection.close()
-    rt.sync_redis.close()
+    rt.close()
 
 
 async def test_large_plps_are_planned_chunk_by_chunk_in_bounded_batches(small_batches: Runtime, store: Store) -> None:
@@ -283,7 +319,7 @@ async def test_large_plps_are_planned_chunk_by_chunk_in_bounded_batches(small_ba
     members = [await add_member(store, [plp], language=Language.NL) for _ in range(23)]
     alert = await fanned_out(small_batches, [plp])
 
-    jobs = send_jobs(small_batches.urgent_queue)
+    jobs = send_jobs(small_batches)
     assert all(len(refs) <= 4 for _, _, refs in jobs)
     refs = Counter(ref for _, _, refs in jobs for ref in refs)
     assert refs == Counter(f"sms:{m.id}" for m in members)

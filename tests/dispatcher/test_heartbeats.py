@@ -97,7 +97,7 @@ async def test_a_worker_beats_its_file_through_a_redis_outage(settings: Settings
         path = workers.heartbeat_file(0)
         runtime = Runtime.from_settings(workers.settings)
         await until(lambda: _states(runtime) == ["idle"], timeout=20, what="the worker to wait for work")
-        runtime.rq_connection.close()
+        runtime.close()
         first = _beat_time(path)
         own_redis.kill()
         down = time.time()

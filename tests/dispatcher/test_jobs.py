@@ -22,6 +22,7 @@ PATHS = {
     jobs.ESCALATE: "workers.jobs.escalate",
     jobs.CHECK_ACKNOWLEDGEMENTS: "workers.jobs.check_acknowledgements",
     jobs.PURGE: "workers.jobs.purge",
+    jobs.LOCATE: "workers.jobs.locate_members",
 }
 
 

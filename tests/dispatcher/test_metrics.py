@@ -72,6 +72,7 @@ async def test_a_fresh_service_shows_every_family_with_redis_up(world: World) ->
         "plp_alert_completion_seconds",
         "plp_acknowledgement_ratio",
         "plp_queue_depth",
+        "plp_zone_queue_depth",
         "plp_queue_oldest_job_age_seconds",
         "plp_queue_registry_jobs",
         "plp_workers_alive",

@@ -35,6 +35,7 @@ def test_empty_queues_report_nothing_waiting_no_worker_and_no_clock(runtime: Run
         "voice": "OutboxChannel",
         "email": "OutboxChannel",
         "telegram": "OutboxChannel",
+        "whatsapp": "OutboxChannel",
     }
 
 
@@ -52,6 +53,22 @@ def test_pending_jobs_are_counted_and_the_oldest_one_ages(runtime: Runtime) -> N
         assert lane.oldest_age is not None and 44 <= lane.oldest_age <= 45
     runtime.urgent_queue.empty()
     assert queue_health(runtime, now=later).lane("urgent").oldest_age is None
+
+
+def test_the_urgent_lane_adds_up_its_alerts_send_queues_and_lists_their_police_zones(runtime: Runtime) -> None:
+    """The urgent lane is its own queue plus one send queue per urgent alert: counted together, the oldest job of
+    any of them gives the age, and the police zones with send jobs waiting are listed with their counts."""
+    before = time.time()
+    runtime.alert_queue("5340", "a1").enqueue_call(SLEEP, args=(0,))
+    later = before + 45
+    runtime.alert_queue("5340", "a2").enqueue_call(SLEEP, args=(0,))
+    runtime.alert_queue("5341", "a3").enqueue_call(SLEEP, args=(0,))
+    runtime.alert_queue("5342", "a4").empty()  # known, but nothing waits there
+    runtime.urgent_queue.enqueue_call(SLEEP, args=(0,))
+    urgent = queue_health(runtime, now=later).lane("urgent")
+    assert (urgent.pending, urgent.zones) == (4, {"5340": 2, "5341": 1})
+    assert urgent.oldest_age is not None and 44 <= urgent.oldest_age <= 45
+    assert queue_health(runtime, now=later).lane("general").zones == {}
 
 
 def test_a_stale_job_id_at_the_head_of_a_queue_is_skipped(runtime: Runtime) -> None:

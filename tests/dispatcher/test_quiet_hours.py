@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatcher.api.views import AlertView
-from dispatcher.core.models import AlertStatus, Charter, ClassPlan, DeliveryMode, Plp, QuietHours, Urgency
+from dispatcher.core.models import AlertStatus, Charter, ClassPlan, DeliveryMode, Member, Plp, QuietHours, Urgency
 from dispatcher.pipeline import clock, jobs
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
-from tests.dispatcher.helpers import EMAIL, SMS, accept, add_member, add_plp, deliveries, new_alert, open_store
+from tests.dispatcher.helpers import EMAIL, SMS, VOICE, accept, add_member, add_plp, deliveries, new_alert, open_store
 from tests.follow_ups import make_due, queued, run_jobs, timers
 
 BRUSSELS = "Europe/Brussels"
@@ -203,3 +203,69 @@ async def test_a_held_fan_out_gives_up_its_lease(runtime: Runtime, store: Store)
     await store.redis.zadd(runtime.keys.leases(), {lease: 0})
     await run_jobs(runtime, now=NIGHT)
     assert await store.redis.zscore(runtime.keys.leases(), lease) is None
+
+
+# -- a member's own quiet hours and order of channels ---------------------------------------------------
+
+
+async def choosing(store: Store, member: Member, **choices: object) -> Member:
+    """The member's record after they chose on their own page (``dispatcher.people.selfservice``)."""
+    updated = member.model_copy(update=choices)
+    await store.save_member(updated, previous=member)
+    return updated
+
+
+async def test_a_members_own_quiet_hours_hold_non_urgent_messages_for_them_only(runtime: Runtime, store: Store) -> None:
+    """At night, under a charter without quiet hours, the member whose own quiet hours run 21:00-08:00 (in the
+    PLP's zone) waits for 08:00 while the others get the message at once; the PLP's fan-out is held as the
+    charter's quiet hours hold it, and the alert completes once the member got it too."""
+    plp = await add_plp(store, charter=quiet("01:00", "05:00"))
+    sleeper = await choosing(store, await add_member(store, [plp]), quiet_hours=QuietHours(start="21:00", end="08:00"))
+    awake = await add_member(store, [plp])
+    alert = new_alert([plp], urgency=Urgency.NON_URGENT)
+    await accept(runtime, alert)
+
+    assert await run_jobs(runtime, now=NIGHT) == ["fan_out", "send_batch"]
+    assert {d.member_id for d in await deliveries(store, alert.id)} == {awake.id}
+    assert timers(runtime) == [
+        ({"job": jobs.FAN_OUT, "args": [alert.id, [plp.id]], "urgent": False}, MORNING.timestamp())
+    ]
+    progress = await store.get_progress(alert.id)
+    assert (progress.status, progress.held_until) == (AlertStatus.FANNING_OUT, MORNING)  # its fan-out waits
+
+    assert make_due(runtime, jobs.FAN_OUT) == 1
+    assert clock.tick(runtime).timers == 1
+    assert await run_jobs(runtime, now=MORNING) == ["fan_out", "send_batch"]
+    assert sorted(d.member_id for d in await deliveries(store, alert.id)) == sorted([awake.id, sleeper.id])
+    assert (await store.get_progress(alert.id)).status is AlertStatus.COMPLETED
+
+
+async def test_urgent_alerts_ignore_a_members_own_quiet_hours(runtime: Runtime, store: Store) -> None:
+    plp = await add_plp(store)
+    member = await choosing(store, await add_member(store, [plp]), quiet_hours=QuietHours(start="21:00", end="08:00"))
+    alert = new_alert([plp])
+    await accept(runtime, alert)
+    assert await run_jobs(runtime, now=NIGHT) == ["fan_out", "send_batch"]
+    assert member.id in {d.member_id for d in await deliveries(store, alert.id)}
+    assert timers(runtime) == []
+
+
+async def test_the_members_order_decides_which_of_the_charters_channels_is_tried_first(
+    runtime: Runtime, store: Store
+) -> None:
+    """The charter says e-mail then SMS, first that works; the member put SMS first: SMS is tried. A channel the
+    charter does not name (voice) stays out, whatever the member's order."""
+    charter = Charter(
+        urgent=ClassPlan(channels=[SMS], ttl_seconds=3600),
+        non_urgent=ClassPlan(channels=[EMAIL, SMS], mode=DeliveryMode.FIRST_THAT_WORKS, ttl_seconds=86400),
+    )
+    plp = await add_plp(store, charter=charter)
+    ordered = await choosing(store, await add_member(store, [plp]), channel_order=[VOICE, SMS, EMAIL])
+    plain = await add_member(store, [plp])
+    alert = new_alert([plp], urgency=Urgency.NON_URGENT)
+    await accept(runtime, alert)
+    assert await run_jobs(runtime, now=NOON) == ["fan_out", "send_batch"]
+    assert {(d.member_id, d.channel) for d in await deliveries(store, alert.id)} == {
+        (ordered.id, SMS),
+        (plain.id, EMAIL),
+    }

@@ -324,6 +324,7 @@ async def test_a_year_of_history_gives_exact_figures(runtime: Runtime, store: St
             ChannelName.EMAIL: {"deliveries": 22, "estimated": Decimal("0.00")},
             ChannelName.TELEGRAM: {"deliveries": 0, "estimated": Decimal("0.00")},
             ChannelName.VOICE: {"deliveries": 0, "estimated": Decimal("0.00")},
+            ChannelName("whatsapp"): {"deliveries": 0, "estimated": Decimal("0.00")},
         },
     }
 

@@ -60,6 +60,8 @@ async def sent_alert(rt: Runtime, store: Store, plp: Plp, members: list[Member],
         await script.record(ref_of(record), DeliveryStatus.DELIVERED, at=at + 1)
     first = f"sms:{members[0].id}"
     await store.acknowledge(alert.id, first, via="sms")
+    # its answer and answer log go too; its tally stays
+    await store.answer(alert.id, first, answer_id="saw", via="sms", at=at)
     await Receipts(store).feedback(
         members[0], "Un homme regardait les boîtes aux lettres", via=SMS, delivery=delivery_id(alert.id, first)
     )
@@ -87,8 +89,9 @@ async def figures(store: Store, alert_id: str) -> tuple[dict[str, str], dict[str
 async def test_deliveries_receipts_and_replies_older_than_the_period_go_and_the_figures_stay(
     runtime: Runtime, store: Store
 ) -> None:
-    """An alert of 401 days ago loses its deliveries, indexes, member sets, leases, holds and replies;
-    it keeps itself, its state, relays and counts. An alert of 399 days ago keeps everything."""
+    """An alert of 401 days ago loses its deliveries, indexes, member sets, answers, leases, holds and replies;
+    it keeps itself, its state, relays and counts (its tally of answers among them). An alert of 399 days ago
+    keeps everything."""
     plp, members = await a_plp_of_two(store)
     old = await sent_alert(runtime, store, plp, members, days_ago=401)
     recent = await sent_alert(runtime, store, plp, members, days_ago=399)
@@ -102,7 +105,7 @@ async def test_deliveries_receipts_and_replies_older_than_the_period_go_and_the_
         [keys.alert(old.id), keys.alert_state(old.id), keys.alert_relays(old.id), keys.alert_counts(old.id)]
     )
     assert await figures(store, old.id) == kept_before
-    assert kept_before[0]["acknowledged"] == kept_before[0]["feedback"] == "1"
+    assert kept_before[0]["acknowledged"] == kept_before[0]["feedback"] == kept_before[0]["answer:saw"] == "1"
     state = await store.redis.hgetall(keys.alert_state(old.id))
     assert state["status"] == "completed" and float(state["purged_at"]) > now_ts() - 60
     assert await store.redis.zcard(keys.leases()) == await store.redis.zcard(keys.holds()) == 1  # the recent one's

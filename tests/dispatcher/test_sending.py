@@ -205,8 +205,7 @@ def slow_outbox(runtime: Runtime) -> Iterator[Runtime]:
     """The test's runtime with an outbox that takes 200 ms to answer, like a vendor API."""
     rt = Runtime(settings=runtime.settings.model_copy(update={"outbox_latency_ms": 200}), redis_url=runtime.redis_url)
     yield rt
-    rt.rq_connection.close()
-    rt.sync_redis.close()
+    rt.close()
 
 
 async def test_two_workers_on_the_same_batch_send_each_message_once(
@@ -252,8 +251,7 @@ async def paced(runtime: Runtime) -> AsyncIterator[tuple[Runtime, TwilioSimulato
         }
         rt = Runtime(settings=runtime.settings.model_copy(update=update), redis_url=runtime.redis_url)
         yield rt, twilio
-        rt.rq_connection.close()
-        rt.sync_redis.close()
+        rt.close()
 
 
 PACED_ACCOUNT = "AC" + "7" * 32
@@ -276,9 +274,12 @@ async def test_sends_waiting_for_their_turn_are_not_claimed_before_it(
     alert, _, batch = await _sending_paced(rt, store)
     await until(lambda: len(twilio.messages) >= 2, timeout=10, what="the first SMS")
 
-    claimed = set(await store.redis.zrange(store.keys.alert_deliveries_in(alert.id, "sending"), 0, -1))
-    handed = {entry.partition("|")[2] for entry in await store.redis.zrange(store.keys.handed(), 0, -1)}
-    queued = await store.redis.zcard(store.keys.alert_deliveries_in(alert.id, "queued"))
+    async with store.redis.pipeline(transaction=True) as pipe:  # one moment: a send may end between two reads
+        pipe.zrange(store.keys.alert_deliveries_in(alert.id, "sending"), 0, -1)
+        pipe.zrange(store.keys.handed(), 0, -1)
+        pipe.zcard(store.keys.alert_deliveries_in(alert.id, "queued"))
+        sending, handing, queued = await pipe.execute()
+    claimed, handed = set(sending), {entry.partition("|")[2] for entry in handing}
     await batch
 
     assert claimed <= handed, f"claimed but waiting for a turn: {sorted(claimed - handed)}"

@@ -19,6 +19,7 @@ duplicates the simulators saw with those counted.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections import Counter
@@ -31,7 +32,19 @@ from dispatcher.core.models import AlertStatus
 from tests.faults.world import GONE_OUT, World, charter, open_world
 from tests.support import SentinelGroup, until
 
-pytestmark = pytest.mark.faults
+pytestmark = [
+    pytest.mark.faults,
+    # redis-py's asyncio Sentinel connections can drop a connection unclosed when a failover interrupts their
+    # connect (redis/redis-py#3259, #3201: the library's, one per interrupted connect, not growing; traced with
+    # tracemalloc to the web app's sentinel clients asking for the primary, ``discover_master``). The garbage
+    # collector then warns from whichever finalizer of the dropped objects runs first: the StreamWriter's, the
+    # socket's, or redis-py's Connection's. Only those warnings are ignored (the warnings themselves, not pytest's
+    # "unraisable" report of them: raised as an error inside __del__, one would cut the cleanup short), and the
+    # test collects its garbage before it ends, so that none surfaces in a later test.
+    pytest.mark.filterwarnings("ignore:unclosed <StreamWriter:ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed Connection <redis.asyncio:ResourceWarning"),
+]
 
 MEMBERS = 100
 FAILOVERS = 4
@@ -113,6 +126,7 @@ async def test_every_accepted_alert_completes_through_failovers_of_the_primary_d
                     assert per_delivery[alert_id, ref] >= 1, (alert_id, ref, record)
     finally:
         group.stop()
+        gc.collect()  # under this test's filters: what the library dropped (see pytestmark) is finalized here
 
 
 def _ledger(world: World) -> int:

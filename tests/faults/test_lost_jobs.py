@@ -22,7 +22,7 @@ from rq.job import Job
 from dispatcher.core.models import AlertStatus
 from dispatcher.pipeline import fanout
 from tests.faults.world import World, charter, open_world
-from tests.support import RedisServer, until
+from tests.support import RedisServer, queued_jobs, until
 
 pytestmark = pytest.mark.faults
 
@@ -30,8 +30,8 @@ MEMBERS = 10
 
 
 def _queued(world: World, func_name: str, alert_id: str) -> Job | None:
-    """The urgent queue's job running ``func_name`` for the alert, if one is queued."""
-    for job in world.runtime.urgent_queue.get_jobs():
+    """The urgent lane's job running ``func_name`` for the alert, if one is queued."""
+    for job in queued_jobs(world.runtime):
         if job.func_name == f"workers.jobs.{func_name}" and job.args and job.args[0] == alert_id:
             return job
     return None
@@ -41,7 +41,7 @@ async def _lose(world: World, func_name: str, alert_id: str) -> Job:
     """Once the alert's ``func_name`` job is queued, take it out of the queue for good, as a worker that
     dequeues it and dies at once does (RQ keeps it as taken, then abandoned; nobody runs it)."""
     job = await until(lambda: _queued(world, func_name, alert_id), timeout=20, what=f"a {func_name} job")
-    world.runtime.urgent_queue.remove(job)
+    world.runtime.queue_named(job.origin).remove(job)
     return job
 
 

@@ -19,7 +19,7 @@ from rq import Worker
 
 from dispatcher.core.models import AlertStatus
 from tests.faults.world import GONE_OUT, SETTLED, World, charter, open_world
-from tests.support import RedisServer, until
+from tests.support import RedisServer, queued_jobs, until
 
 pytestmark = pytest.mark.faults
 
@@ -64,7 +64,7 @@ async def test_no_delivery_is_dispatched_again_while_its_job_waits_in_the_queue(
         await world.start_processes("urgent", "clock")
         started = time.time()
         alert = await world.alert([plp], "Cambriolage rue du Parc.")
-        await until(lambda: world.runtime.urgent_queue.count >= 5, timeout=30, what="a backlog of send jobs")
+        await until(lambda: len(queued_jobs(world.runtime)) >= 5, timeout=30, what="a backlog of send jobs")
         assert await world.finished(alert, timeout=90) is AlertStatus.COMPLETED
 
         records = world.records(alert)
@@ -104,7 +104,7 @@ async def test_after_a_worker_is_killed_only_its_own_deliveries_are_dispatched_a
         world.workers.kill(worker)
         killed_at = time.time()
         orphaned = _orphaned(world, alert)
-        queued_jobs = world.runtime.urgent_queue.count
+        waiting = len(queued_jobs(world.runtime))
         world.workers.restart(worker)  # as a supervisor would, at once
         assert await world.finished(alert, timeout=90) is AlertStatus.COMPLETED
 
@@ -112,13 +112,13 @@ async def test_after_a_worker_is_killed_only_its_own_deliveries_are_dispatched_a
         recovered = max(float(r.get("t_sent", 0)) for r in records.values()) - killed_at
         figures.update(
             orphaned=orphaned,
-            queued_jobs_at_kill=queued_jobs,
+            queued_jobs_at_kill=waiting,
             redispatched=world.redispatched(),
             duplicates_counted=world.counts(alert).get("possible_duplicates", 0),
             duplicates_observed=world.duplicates_observed(),
             finished_after_kill_s=round(recovered, 1),
         )
-        assert queued_jobs > 0, "some jobs should still have waited in the queue at the kill"
+        assert waiting > 0, "some jobs should still have waited in the queue at the kill"
         assert all(r["status"] in GONE_OUT for r in records.values())
         assert 0 < _orphans_redispatched(world) <= orphaned, (figures["redispatched"], orphaned)
         assert world.duplicates_observed() <= figures["duplicates_counted"]

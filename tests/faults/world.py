@@ -34,7 +34,18 @@ from config import Settings
 from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
 from dispatcher.core.logging import configure_logging
-from dispatcher.core.models import ActorIn, Alert, Category, Language, Relay, RelayState, Role, Urgency
+from dispatcher.core.models import (
+    ActorIn,
+    Alert,
+    Category,
+    ChannelName,
+    Language,
+    Member,
+    Relay,
+    RelayState,
+    Role,
+    Urgency,
+)
 from dispatcher.people.accounts import create_actor
 from dispatcher.pipeline import intake
 from dispatcher.storage.runtime import Runtime
@@ -106,9 +117,37 @@ class World:
 
     # -- building the neighbourhood ----------------------------------------------------------
 
-    async def plp(self, name: str, plan: dict[str, Any]) -> str:
-        body = {"name": name, "commune": "Ixelles", "police_zone": ZONE, "charter": plan}
+    async def plp(self, name: str, plan: dict[str, Any], *, zone: str = ZONE) -> str:
+        body = {"name": name, "commune": "Ixelles", "police_zone": zone, "charter": plan}
         return str((await post_json(self.client, "/v1/plps", body, headers=self.auth(), expect=201))["id"])
+
+    async def police_of(self, zone: str) -> str:
+        """An officer of another police zone; returns the name to give ``alert``'s ``who``."""
+        store = self.client.server.app[SERVICES].store
+        _, token = await create_actor(store, ActorIn(name=f"Inspecteur {zone}", role=Role.POLICE, police_zone=zone))
+        self.tokens[f"police-{zone}"] = token
+        return f"police-{zone}"
+
+    async def many_members(self, plp_id: str, count: int, *, start: int = 0) -> None:
+        """``count`` SMS members stored in bulk (the importer's write, without its per-row checks): for sizes
+        the import endpoint would take minutes to check."""
+        store, now = self.client.server.app[SERVICES].store, datetime.now(UTC)
+        members = [
+            Member(
+                id=new_id(),
+                name=f"Member {n}",
+                phone=f"+3247{n:07d}",
+                language=Language.FR,
+                channels=[ChannelName.SMS],
+                consent_at=now,
+                plp_ids=[plp_id],
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(start, start + count)
+        ]
+        for first in range(0, count, 5000):
+            await store.add_new_members(members[first : first + 5000])
 
     async def members(self, plp_id: str, count: int, *, start: int = 0) -> list[dict[str, Any]]:
         """Import ``count`` members (phone and e-mail each); return them with their ids and E.164 phones."""
@@ -125,10 +164,10 @@ class World:
 
     # -- alerts ------------------------------------------------------------------------------
 
-    async def alert(self, plp_ids: list[str], text: str, *, urgency: str = "urgent") -> str:
+    async def alert(self, plp_ids: list[str], text: str, *, urgency: str = "urgent", who: str = "police") -> str:
         """Post an alert through the API as the police (202); return its id."""
         body = {"urgency": urgency, "category": "burglary", "plp_ids": plp_ids, "texts": {"fr": text}}
-        return str((await post_json(self.client, "/v1/alerts", body, headers=self.auth("police"), expect=202))["id"])
+        return str((await post_json(self.client, "/v1/alerts", body, headers=self.auth(who), expect=202))["id"])
 
     async def accept(self, plp_ids: list[str], text: str, *, ttl_seconds: int, urgency: Urgency) -> str:
         """Accept an alert with a time-to-live shorter than the API allows (60 s), through the same intake."""
@@ -300,9 +339,10 @@ class World:
             if f"{alert_id}|{ref}" not in leases and (record["status"] != "queued" or f"{alert_id}|{ref}" not in holds)
         )
         fan_outs = {e: s for e, s in leases.items() if str(e).startswith(f"{alert_id}|fanout:")}
-        queues = {q.name: q.count for q in (self.runtime.urgent_queue, self.runtime.general_queue)}
+        every_queue = [*self.runtime.urgent_queues(), self.runtime.general_queue]
+        queues = {q.name: q.count for q in every_queue}
         lost = {}  # jobs RQ holds as failed, started or taken, which nobody will run again
-        for queue in (self.runtime.urgent_queue, self.runtime.general_queue):
+        for queue in every_queue:
             held = {
                 "failed": queue.failed_job_registry.get_job_ids(),
                 "started": queue.started_job_registry.get_job_ids(),
@@ -415,8 +455,7 @@ async def open_world(
                 runtime.rq_connection.flushdb()
             except redis.ConnectionError:
                 pass  # a test that stopped its Redis for good
-            runtime.rq_connection.close()
-            runtime.sync_redis.close()
+            runtime.close()
 
 
 def _quiet_logging(settings: Settings) -> Callable[[], None]:

@@ -40,6 +40,7 @@ class Sent:
     member_id: str
     received_at: float
     callbacks: tuple[tuple[str, int | None], ...]  # status callbacks posted: (URL, HTTP status answered)
+    status_callback: str = ""  # SMS: the status callback URL the sending worker gave (its PLP_PUBLIC_BASE_URL's)
 
     @property
     def ref(self) -> str:
@@ -149,7 +150,7 @@ class Client:
             [delivery] = parse_qs(urlsplit(sms["callback"]).query)["d"]
             alert_id, channel, member_id = split_delivery_id(delivery)
             callbacks = tuple((url, status) for url, status in sms["callbacks"])
-            found.append(Sent(alert_id, channel, member_id, sms["received_at"], callbacks))
+            found.append(Sent(alert_id, channel, member_id, sms["received_at"], callbacks, sms["callback"]))
         for mail in ledger["email"]:
             alert_id, channel, member_id = mail["message_id"].strip("<>").partition("@")[0].split(".")
             found.append(Sent(alert_id, channel, member_id, mail["received_at"], ()))

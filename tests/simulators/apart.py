@@ -34,6 +34,7 @@ class VendorLoop:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.run(_settle())
         self._loop.call_soon_threadsafe(self._loop.stop)
         await asyncio.to_thread(self._thread.join, 10)
         self._loop.close()
@@ -50,3 +51,14 @@ class VendorLoop:
             yield entered
         finally:
             await self.run(simulator.__aexit__(None, None, None))
+
+
+async def _settle() -> None:
+    """End what still runs on the loop (a handler of a connection the simulator closed): a loop stopped with a
+    handler still running never closes its socket. The closes the ended handlers scheduled are queued before the
+    stop that follows, so the loop runs them before it stops."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    async with asyncio.timeout(10):
+        await asyncio.gather(*others, return_exceptions=True)

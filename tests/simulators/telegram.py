@@ -7,7 +7,8 @@
         status, body = await tg.member_sends(webhook_url, chat_id=7, text="/start tok", secret="s3cret")
 
 It speaks the subset of the Bot API the service uses (``getMe``, ``sendMessage``,
-``answerCallbackQuery``, ``editMessageText``, ``setWebhook``, ``deleteWebhook``), with
+``answerCallbackQuery``, ``editMessageText``, ``setWebhook``, ``deleteWebhook``, ``setMyCommands``: the
+menu per language code in ``commands``), with
 bodies as python-telegram-bot sends them (form fields, objects JSON-encoded) or as JSON,
 and answers with the API's shapes. Every call is written to ``ledger``.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -42,7 +44,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 _INT_FIELDS = frozenset({"chat_id", "message_id", "cache_time", "max_connections"})
 _BOOL_FIELDS = frozenset({"show_alert", "drop_pending_updates", "disable_notification", "protect_content"})
-_JSON_FIELDS = frozenset({"reply_markup", "entities", "allowed_updates", "link_preview_options", "reply_parameters"})
+_JSON_FIELDS = frozenset(
+    {"reply_markup", "entities", "allowed_updates", "link_preview_options", "reply_parameters", "commands", "scope"}
+)
 
 
 class _Secret(Enum):
@@ -117,6 +121,7 @@ class TelegramSimulator:
         }
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
+        self.commands: dict[str | None, list[tuple[str, str]]] = {}  # the bot's menu per language code (setMyCommands)
         self._update_ids = itertools.count(100_000)
         self._query_ids = itertools.count(4_000_000_000_000_000)
         self._closing = asyncio.Event()
@@ -129,6 +134,7 @@ class TelegramSimulator:
             "answerCallbackQuery": lambda _: _ok(True),
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
+            "setMyCommands": self._set_my_commands,
         }
 
     async def __aenter__(self) -> TelegramSimulator:
@@ -298,6 +304,14 @@ class TelegramSimulator:
         """Messages refused for the bot's or a chat's rate (with a 429, or silently when sent as a webhook's answer)."""
         return (self.meter.refused if self.meter else 0) + sum(m.refused for m in self.chat_meters.values())
 
+    @property
+    def refused_by_limit(self) -> dict[str, int]:
+        """The refusals of ``refused_for_rate`` by the limit that refused: the bot's rate, or a chat's."""
+        return {
+            "bot": self.meter.refused if self.meter else 0,
+            "chat": sum(m.refused for m in self.chat_meters.values()),
+        }
+
     def _within_rate(self, params: dict[str, Any]) -> bool:
         if self.meter is not None and not self.meter.admit():
             return False
@@ -382,6 +396,14 @@ class TelegramSimulator:
         self.webhook_url = params["url"]
         self.webhook_secret = params.get("secret_token")
         return _ok(True, description="Webhook was set")
+
+    def _set_my_commands(self, params: dict[str, Any]) -> web.Response:
+        """The bot's menu, per language code (``None``: the default for users of any other language)."""
+        commands = params["commands"]
+        if not 1 <= len(commands) <= 100 or any(not re.fullmatch(r"[a-z0-9_]{1,32}", c["command"]) for c in commands):
+            return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+        self.commands[params.get("language_code") or None] = [(c["command"], c["description"]) for c in commands]
+        return _ok(True)
 
     def _delete_webhook(self, params: dict[str, Any]) -> web.Response:
         self.webhook_url = self.webhook_secret = None

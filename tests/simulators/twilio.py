@@ -151,6 +151,7 @@ class TwilioSimulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
         self._closing = asyncio.Event()
+        self._accepted = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -192,6 +193,15 @@ class TwilioSimulator:
     def duplicates(self) -> Counter[Hashable]:
         """Messages accepted more than once (same kind, "To" and body or TwiML), with the count of extras."""
         return duplicates(record.message_key for record in self.ledger)
+
+    async def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[Accepted]:
+        """The SMS accepted once there are at least ``count``; ``TimeoutError`` after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self._accepted.clear()
+                if len(self.messages) >= count:
+                    return self.messages
+                await self._accepted.wait()
 
     async def callbacks_done(self, timeout: float = 5.0) -> None:
         """Wait until every status callback started so far has been posted and answered.
@@ -366,6 +376,7 @@ class TwilioSimulator:
             late=late,
         )
         self.ledger.append(record)
+        self._accepted.set()
         if self.callbacks and record.status_callback:
             progress = self._message_progress(record) if kind == "sms" else self._call_progress(record)
             self._spawn(self._call_back(record, progress))

@@ -146,9 +146,10 @@ def test_a_crashed_batch_frees_its_place(loop: ProcessLoop) -> None:
     assert loop.drain(timeout=5)
 
 
-def test_an_urgent_batch_is_admitted_while_non_urgent_ones_fill_the_process() -> None:
-    """A general worker whose batches are all non-urgent admits an urgent batch at once: urgent work never waits
-    in a worker for non-urgent batches to end (past ``batches`` urgent ones, it waits like any other)."""
+def test_each_queue_has_its_own_admission_so_urgent_work_and_each_zone_never_wait_behind_another() -> None:
+    """Batches are admitted per queue: a general worker whose batches are all non-urgent admits an urgent batch at
+    once, and one police zone's urgent batches never hold another zone's back. Past ``batches`` from one queue,
+    the queue is saturated (what the worker reads to look elsewhere) and a further batch from it waits."""
     process_loop = ProcessLoop(batches=1)
     release = threading.Event()
     admitted: list[str] = []
@@ -159,15 +160,26 @@ def test_an_urgent_batch_is_admitted_while_non_urgent_ones_fill_the_process() ->
             await asyncio.to_thread(release.wait)
 
     try:
-        process_loop.submit(lambda entry: batch("advice", entry))
-        process_loop.submit(lambda entry: batch("burglary", entry), urgent=True)  # returns: admitted at once
-        assert sorted(admitted) == ["advice", "burglary"]
-        second = threading.Thread(target=process_loop.submit, args=(lambda entry: batch("theft", entry),))
+        assert not process_loop.saturated("plp-urgent@5340")
+        process_loop.submit(lambda entry: batch("advice", entry), queue="plp-general")
+        process_loop.submit(lambda entry: batch("zone 5340", entry), queue="plp-urgent@5340")  # admitted at once
+        process_loop.submit(lambda entry: batch("zone 5341", entry), queue="plp-urgent@5341")  # and this one
+        assert sorted(admitted) == ["advice", "zone 5340", "zone 5341"]
+        assert [process_loop.saturated(q) for q in ("plp-general", "plp-urgent@5340", "plp-urgent@5342")] == [
+            True,
+            True,
+            False,
+        ]
+        second = threading.Thread(
+            target=process_loop.submit,
+            kwargs={"work": lambda entry: batch("zone 5340 again", entry), "queue": "plp-urgent@5340"},
+        )
         second.start()
         second.join(timeout=0.2)
-        assert second.is_alive()  # a second non-urgent batch waits for room
+        assert second.is_alive()  # a second batch of zone 5340 waits for room
         release.set()
         second.join(timeout=5)
         assert process_loop.drain(timeout=5)
+        assert not process_loop.saturated("plp-urgent@5340")
     finally:
         process_loop.close()

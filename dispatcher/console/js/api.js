@@ -1,6 +1,26 @@
-// Calls to the service's API, with the bearer token kept in this tab's sessionStorage only.
+// Calls to the service's API: with a pasted bearer token (kept in this tab's sessionStorage only), or
+// with the session cookie a sign-in link opened (HttpOnly: this script never sees it) and its CSRF token.
 
 const TOKEN = "plp.token";
+const SIGNED_IN = "plp.signed-in"; // a session cookie may be there: ask the service who it is
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+let csrf = null;
+
+/** Keep the CSRF token of the console session, sent as X-CSRF-Token with every change. */
+export function keepSession(value) {
+  csrf = value;
+  localStorage.setItem(SIGNED_IN, "1");
+}
+
+export function forgetSession() {
+  csrf = null;
+  localStorage.removeItem(SIGNED_IN);
+}
+
+/** Whether this browser signed in by link (its session may still be open). */
+export function mayHaveSession() {
+  return localStorage.getItem(SIGNED_IN) === "1";
+}
 
 export function token() {
   return sessionStorage.getItem(TOKEN);
@@ -36,10 +56,11 @@ export function whenUnauthorized(handler) {
   onUnauthorized = handler;
 }
 
-function headers(extra = {}) {
+function headers(extra = {}, method = "GET") {
   const found = { Accept: "application/json", ...extra };
   const value = token();
   if (value) found.Authorization = `Bearer ${value}`;
+  else if (csrf && !SAFE.has(method)) found["X-CSRF-Token"] = csrf;
   return found;
 }
 
@@ -90,7 +111,7 @@ export async function api(
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
-  const init = { method, headers: headers(extra), signal, cache: "no-store" };
+  const init = { method, headers: headers(extra, method), signal, cache: "no-store", credentials: "same-origin" };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers["Content-Type"] = "application/json";
@@ -159,4 +180,25 @@ function dispatch(block, onEvent) {
     else if (fieldName === "data") data.push(value);
   }
   if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+}
+
+/**
+ * Save a file the API answers (a CSV export) under the name its Content-Disposition gives (else `name`),
+ * with the token or the session cookie as every call; rejects with an ApiError.
+ */
+export async function download(path, { query, accept = "text/csv", name = "export.csv" } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+  }
+  const response = await fetch(url, { headers: headers({ Accept: accept }), cache: "no-store", credentials: "same-origin" });
+  if (!response.ok) throw await problemOf(response);
+  const given = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = given ? given[1] : name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }

@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
-export const CHANNELS = ["sms", "email", "telegram", "voice"];
+export const CHANNELS = ["sms", "email", "telegram", "voice", "whatsapp"];
 export const STATUSES = ["queued", "sending", "sent", "delivered", "outbox", "failed", "expired", "cancelled"];
 export const CATEGORIES = ["burglary", "suspect_vehicle", "suspect_person", "incivility", "prevention_advice", "other"];
 export const FINAL = ["completed", "expired", "cancelled", "declined"];

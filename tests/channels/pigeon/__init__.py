@@ -31,6 +31,7 @@ class Loft:
     """Where the pigeons go: every message one carried, in order."""
 
     carried: list[OutboundMessage] = field(default_factory=list)
+    readied: int = 0  # times a channel readied its pigeons (``prepare``) before any flew
 
 
 LOFT = Loft()
@@ -110,6 +111,9 @@ class PigeonChannel(Configurable):
     @classmethod
     def rates(cls, settings: Settings, address: str) -> list[Rate]:
         return [Rate("pigeon-loft", 100.0, "pigeons leaving the loft")]
+
+    async def prepare(self) -> None:
+        LOFT.readied += 1
 
     async def send(self, message: OutboundMessage) -> Receipt:
         LOFT.carried.append(message)

@@ -14,7 +14,8 @@ export async function render(main) {
     return [
       h("a", { href: `#/alerts/${a.id}` }, dateTime(a.created_at)),
       badge("urgency", a.urgency),
-      [t(`category.${a.category}`), a.about_alert_id ? h("span", { class: "muted" }, ` · ${t("alerts.feedback_about")}`) : null],
+      [t(`category.${a.category}`), a.about_alert_id ? h("span", { class: "muted" }, ` · ${t("alerts.feedback_about")}`) : null,
+        a.kind ? h("span", { class: "muted follow-up-kind" }, ` · ${t(`follow.kind_${a.kind}`)}`) : null],
       a.plp_ids.map((id) => names.get(id) || id).join(", "),
       badge("status", a.status),
       c.total ? `${number(done)} / ${number(c.total)} (${percent(done / c.total)})` : "—",

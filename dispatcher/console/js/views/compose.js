@@ -1,10 +1,12 @@
-// Compose an alert: urgency, category, target PLPs, texts per language; a live preview of the SMS
-// segments per language, the charter's channels, the members reached and the cost; a confirmation
-// step for urgent alerts; sent once however often the button is pressed (Idempotency-Key).
+// Compose an alert: urgency, category, target PLPs, where in them (whole, some sectors, around a point, some
+// streets), texts per language; a live preview of the SMS segments per language, the charter's channels, the
+// members reached (per PLP and sector, and those without a known place) and the cost; a confirmation step for
+// urgent alerts; sent once however often the button is pressed (Idempotency-Key).
 
-import { api } from "../api.js";
+import { api, ApiError } from "../api.js";
 import { ask, debounce, field, fill, h, randomKey, uid } from "../dom.js";
 import { dateTime, money, number, t, tn } from "../i18n.js";
+import { AreaMap } from "../map.js";
 import { CATEGORIES, errorBox, heading, myPlps } from "../ui.js";
 
 const LANGS = ["fr", "nl", "de", "en"];
@@ -20,7 +22,10 @@ export async function render(main, { me, params, go }) {
     selected: new Map(), // PLP id -> PLP
     key: randomKey(), // one composition, one alert: a double click replays instead of sending twice
     sending: false,
+    area: { kind: "plps", sectors: new Set(), lat: "", lon: "", radius: "500", streets: "", street: "", number: "", postcode: "", commune: "" },
   };
+  const sectorsOf = new Map(); // PLP id -> its sectors
+  let disposed = false;
   const plps = await myPlps();
   if (earlier) for (const p of plps.filter((p) => earlier.plp_ids.includes(p.id))) state.selected.set(p.id, p);
   else if (plps.length === 1) state.selected.set(plps[0].id, plps[0]);
@@ -29,15 +34,31 @@ export async function render(main, { me, params, go }) {
   const status = h("div", { class: "status" });
   const counters = {}; // language -> <p> with the segment count
   const texts = {}; // language -> <textarea>
-  const refresh = debounce(() => updatePreview(), 350);
+  const refresh = debounce(() => { updatePreview(); drawMap(); }, 350);
+  const areaMap = await AreaMap.open(t("compose.map"), { id: "compose-map" });
 
   const body = () => {
     const found = {};
     for (const lang of LANGS) if (texts[lang].value.trim()) found[lang] = texts[lang].value.trim();
     const payload = { urgency: state.urgency, category: state.category, plp_ids: [...state.selected.keys()], texts: found };
     if (earlier) payload.about_alert_id = earlier.id;
+    const area = areaOf();
+    if (area) payload.area = area;
     return payload;
   };
+  // An empty field is sent as null (the service names it), never as 0.
+  const degrees = (text) => (String(text).trim() === "" ? null : Number(String(text).trim().replace(",", ".")));
+  function areaOf() {
+    const a = state.area;
+    if (a.kind === "sectors") return { sectors: [...a.sectors] };
+    if (a.kind === "circle" && !a.lat.trim() && !a.lon.trim() && a.street.trim()) {
+      const address = Object.fromEntries(["street", "number", "postcode", "commune"].map((k) => [k, a[k].trim()]).filter(([, v]) => v));
+      return { circle: { address, radius_m: degrees(a.radius) } };
+    }
+    if (a.kind === "circle") return { circle: { center: { lat: degrees(a.lat), lon: degrees(a.lon) }, radius_m: degrees(a.radius) } };
+    if (a.kind === "streets") return { streets: a.streets.split("\n").map((s) => s.trim()).filter(Boolean) };
+    return null;
+  }
 
   // -- urgency and category
   const urgencies = me.role === "coordinator" || earlier ? ["non_urgent"] : ["urgent", "non_urgent"];
@@ -66,7 +87,7 @@ export async function render(main, { me, params, go }) {
       const id = uid("plp");
       return h("li", {},
         h("input", { type: "checkbox", id, value: p.id, checked: state.selected.has(p.id), disabled: Boolean(earlier),
-          onchange: (e) => { if (e.target.checked) state.selected.set(p.id, p); else state.selected.delete(p.id); showChosen(); refresh(); } }),
+          onchange: (e) => { if (e.target.checked) state.selected.set(p.id, p); else state.selected.delete(p.id); showChosen(); showSectors(); refresh(); } }),
         h("label", { for: id }, h("strong", {}, p.name), " ", h("span", { class: "muted" }, `${p.commune} · ${t("role.zone", { zone: p.police_zone })}`)),
       );
     }) : h("li", { class: "muted" }, t("compose.no_plp")));
@@ -78,6 +99,79 @@ export async function render(main, { me, params, go }) {
   search.addEventListener("input", searchPlps);
   showPlps(plps);
   showChosen();
+
+  // -- where in the PLPs: all of them, some sectors, around a point, some streets
+  const sectorList = h("ul", { class: "sector-choices", id: "sector-choices" });
+  const decimalInput = (name, key, attrs = {}) => h("input", { name, inputmode: "decimal", autocomplete: "off", value: state.area[key],
+    oninput: (e) => { state.area[key] = e.target.value; refresh(); }, ...attrs });
+  const circleInputs = { lat: decimalInput("area-lat", "lat"), lon: decimalInput("area-lon", "lon"), radius: decimalInput("area-radius", "radius") };
+  const addressInput = (name, key) => h("input", { name, autocomplete: "off", value: state.area[key],
+    oninput: (e) => { state.area[key] = e.target.value; refresh(); } });
+  const streetsInput = h("textarea", { name: "area-streets", rows: 3, oninput: (e) => { state.area.streets = e.target.value; refresh(); } });
+  const areaParts = {
+    sectors: h("div", { class: "area-part" }, sectorList),
+    circle: h("div", { class: "area-part" },
+      h("div", { class: "grid-3" }, field(t("compose.area_lat"), circleInputs.lat), field(t("compose.area_lon"), circleInputs.lon),
+        field(t("compose.area_radius"), circleInputs.radius)),
+      h("fieldset", { class: "around-address" }, h("legend", {}, t("compose.area_address")),
+        h("div", { class: "grid-2" }, field(t("members.street"), addressInput("area-street", "street")),
+          field(t("members.number"), addressInput("area-number", "number")),
+          field(t("members.postcode"), addressInput("area-postcode", "postcode")),
+          field(t("members.commune"), addressInput("area-commune", "commune"))))),
+    streets: h("div", { class: "area-part" }, field(t("compose.area_streets"), streetsInput, t("compose.area_streets_hint"))),
+  };
+  const showArea = () => { for (const [kind, part] of Object.entries(areaParts)) part.hidden = state.area.kind !== kind; };
+  const areaGroup = h("fieldset", { class: "choices area", id: "area" },
+    h("legend", {}, t("compose.area")),
+    ["plps", "sectors", "circle", "streets"].map((kind) => {
+      const id = uid("area");
+      return h("span", { class: "choice" },
+        h("input", { type: "radio", name: "area", id, value: kind, checked: state.area.kind === kind,
+          onchange: () => { state.area.kind = kind; showArea(); refresh(); } }),
+        h("label", { for: id }, t(`compose.area_${kind}`)));
+    }),
+    Object.values(areaParts),
+    h("p", { class: "hint" }, t("compose.area_hint")),
+    areaMap.element,
+    h("p", { class: "hint" }, t("compose.map_hint")));
+  areaMap.onClick((point) => {
+    if (state.area.kind !== "circle") return;
+    state.area.lat = point.lat.toFixed(5);
+    state.area.lon = point.lng.toFixed(5);
+    circleInputs.lat.value = state.area.lat;
+    circleInputs.lon.value = state.area.lon;
+    refresh();
+  });
+  let mapFitted = "";
+  function drawMap() {
+    const offered = [...state.selected.keys()].flatMap((id) => sectorsOf.get(id) || []);
+    const chosen = state.area.kind === "sectors" ? state.area.sectors : new Set();
+    areaMap.showSectors(offered, { chosen });
+    const area = areaOf();
+    areaMap.showCircle(area && area.circle ? area.circle : null);
+    const shown = offered.map((s) => s.id).join() + (area && area.circle ? JSON.stringify(area.circle) : "");
+    if (shown !== mapFitted) areaMap.fit();
+    mapFitted = shown;
+  }
+  async function showSectors() {
+    for (const id of state.selected.keys()) {
+      if (!sectorsOf.has(id)) sectorsOf.set(id, (await api("GET", `/v1/plps/${id}/sectors`)).items);
+    }
+    const offered = [...state.selected.values()].flatMap((p) => (sectorsOf.get(p.id) || []).map((s) => ({ ...s, plp: p })));
+    for (const id of [...state.area.sectors]) if (!offered.some((s) => s.id === id)) state.area.sectors.delete(id);
+    fill(sectorList, offered.length ? offered.map((s) => {
+      const id = uid("sector");
+      return h("li", {},
+        h("input", { type: "checkbox", id, value: s.id, checked: state.area.sectors.has(s.id),
+          onchange: (e) => { if (e.target.checked) state.area.sectors.add(s.id); else state.area.sectors.delete(s.id); refresh(); } }),
+        h("label", { for: id }, s.name, " ", h("span", { class: "muted" }, s.plp.name)));
+    }) : h("li", { class: "muted" }, t("compose.no_sectors")));
+    if (areaMap.map) drawMap();
+  }
+  const sectorName = (id) => {
+    for (const found of sectorsOf.values()) for (const s of found) if (s.id === id) return s.name;
+    return id;
+  };
 
   // -- the texts, one per language, each with its SMS segment count
   const textFields = LANGS.map((lang) => {
@@ -98,6 +192,7 @@ export async function render(main, { me, params, go }) {
       h("fieldset", { class: "targets" }, h("legend", {}, t("compose.targets")),
         field(t("compose.plp_search"), search), results, chosen),
     ),
+    areaGroup,
     h("fieldset", { class: "texts" }, h("legend", {}, t("compose.texts")),
       h("p", { class: "hint" }, t("compose.texts_hint")), h("div", { class: "grid-2" }, textFields)),
     preview,
@@ -105,7 +200,11 @@ export async function render(main, { me, params, go }) {
     h("div", { class: "actions" }, send),
   );
   fill(main, heading(earlier ? t("compose.feedback_title") : t("compose.title")), form);
+  showArea();
+  await showSectors();
+  drawMap();
   showPreview(null);
+  return { dispose: () => { disposed = true; areaMap.dispose(); } };
 
   function showPreview(found, error) {
     const parts = [h("h2", { id: "preview-title" }, t("compose.preview"))];
@@ -124,7 +223,20 @@ export async function render(main, { me, params, go }) {
         h("div", {}, h("dt", {}, t("compose.cost")), h("dd", { id: "estimated-cost" }, money(found.cost.estimated, found.cost.currency))),
         h("div", {}, h("dt", {}, t("compose.unreachable")), h("dd", {}, number(found.members_unreachable))),
         h("div", {}, h("dt", {}, t("compose.opted_out")), h("dd", {}, number(found.members_opted_out))),
+        found.members_declined_non_urgent
+          ? h("div", {}, h("dt", {}, t("compose.declined_non_urgent")),
+            h("dd", { id: "members-declined" }, number(found.members_declined_non_urgent)))
+          : null,
       ));
+      if (found.members_unlocated || found.members_unlocated_left_out || state.area.kind !== "plps") {
+        parts.push(h("p", { id: "members-unlocated" }, t("compose.unlocated", {
+          reached: number(found.members_unlocated || 0), left: number(found.members_unlocated_left_out || 0) })));
+      }
+      const byPlp = Object.entries(found.by_plp || {});
+      if (byPlp.length > 1 || state.area.kind !== "plps") parts.push(h("p", { id: "reached-by-plp" }, t("compose.by_plp"), " ",
+        byPlp.map(([id, n]) => `${(state.selected.get(id) || { name: id }).name} ${number(n)}`).join(" · ")));
+      if ((found.by_sector || []).length) parts.push(h("p", { id: "reached-by-sector" }, t("compose.by_sector"), " ",
+        found.by_sector.map((s) => `${sectorName(s.sector_id)} ${number(s.members)}`).join(" · ")));
       const byChannel = Object.entries(found.by_channel);
       if (byChannel.length) parts.push(h("p", {}, t("compose.by_channel"), " ",
         byChannel.map(([c, n]) => `${t(`channel.${c}`)} ${number(n)}`).join(" · ")));
@@ -147,6 +259,8 @@ export async function render(main, { me, params, go }) {
       showPreview(await api("POST", "/v1/alerts/preview", { json: payload }));
     } catch (error) {
       showPreview(null, error);
+      // The address of "around a point" is being located in the background: ask again shortly.
+      if (error instanceof ApiError && error.problem.title === "Address being located") setTimeout(() => disposed || refresh(), 2000);
     }
   }
 

@@ -3,7 +3,7 @@
 // with charts; the same figures as a CSV file; a print layout so that "print to PDF" gives the report.
 // Reads GET /v1/plps/{id}/evaluation?year=YYYY (format=json, and format=csv for the download).
 
-import { api, token } from "../api.js";
+import { api, download as downloadFile } from "../api.js";
 import { fill, field, h } from "../dom.js";
 import { dateTime, duration, money, number, percent, t } from "../i18n.js";
 import { barChart } from "../charts.js";
@@ -34,15 +34,7 @@ export async function render(main, { params, go }) {
 
   async function download() {
     try {
-      const response = await fetch(`/v1/plps/${plp.id}/evaluation?year=${year}&format=csv`, {
-        headers: { Authorization: `Bearer ${token()}`, Accept: "text/csv" }, cache: "no-store" });
-      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-      const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
-      const link = h("a", { href: URL.createObjectURL(await response.blob()), download: name ? name[1] : `evaluation-${plp.id}-${year}.csv` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      await downloadFile(`/v1/plps/${plp.id}/evaluation`, { query: { year, format: "csv" }, name: `evaluation-${plp.id}-${year}.csv` });
     } catch (error) {
       fill(status, errorBox(error));
     }
@@ -137,6 +129,10 @@ export async function render(main, { params, go }) {
         [t("evaluation.sms_segments"), number(e.cost.sms_segments), "eval-sms"],
         [t("evaluation.voice_minutes"), number(e.cost.voice_minutes), "eval-voice"],
       ])),
+    (e.sectors || []).length ? h("section", { class: "card", id: "eval-sectors" }, h("h3", {}, t("evaluation.sectors")),
+      table(null, [t("follow.sector"), t("evaluation.alerts_total"), t("evaluation.sector_aimed"), t("evaluation.sector_targeted")],
+        e.sectors.map((s) => [s.name || t("evaluation.sector_deleted"), number(s.alerts), number(s.aimed), number(s.members_targeted)]),
+        { className: "by-sector" })) : null,
     h("p", { class: "muted report-only" }, t("evaluation.footer", { when: dateTime(e.generated_at) })),
   );
   return { dispose: () => charts.forEach((c) => c.destroy()) };

@@ -1,11 +1,15 @@
 // Follow one alert live: counts per status and per channel, the share of members who acknowledged
-// over time (a chart), who was not reached or has not acknowledged, replies; cancel. Updated by the
+// over time (a chart), reach, acknowledgements and answers per sector on a map (counts only), who was not reached
+// or has not acknowledged, the live tally of its answers beside the members' replies (the police see a name only
+// from a member who consented to be contacted about the alert); cancel; send an update or the all-clear to the members it reached (police
+// and admins), and the links between an alert and its follow-ups. Updated by the
 // server-sent events of GET /v1/alerts/{id}/events, read with fetch() so the token stays in a header.
 
 import { api, ApiError, stream } from "../api.js";
-import { ask, fill, h } from "../dom.js";
-import { dateTime, duration, money, number, percent, t, time, tn } from "../i18n.js";
+import { ask, field, fill, h, randomKey } from "../dom.js";
+import { dateTime, duration, language, money, number, percent, t, time, tn } from "../i18n.js";
 import { shareChart } from "../charts.js";
+import { AreaMap } from "../map.js";
 import { badge, CHANNELS, errorBox, FINAL, heading, myPlps, STATUSES, table } from "../ui.js";
 
 /** Nothing more will change: the alert ended, and nothing was sent or its time-to-live passed (members
@@ -40,6 +44,9 @@ export async function render(main, { me, id }) {
     h("div", { class: "chart-area" }, canvas), chartCaption);
   const audience = h("section", { class: "card audience", "aria-live": "polite" });
   const relays = h("section", { class: "card relays" });
+  const sectorBox = h("section", { class: "card sectors", id: "alert-sectors", hidden: true });
+  const sectorMap = await AreaMap.open(t("follow.sectors_map"), { id: "follow-map" });
+  const answers = h("section", { class: "card answers", id: "answers", "aria-live": "polite" });
   const replies = h("section", { class: "card replies" });
   const actions = h("div", { class: "actions" });
   const status = h("div", { class: "status" });
@@ -49,7 +56,7 @@ export async function render(main, { me, id }) {
     head, status, actions, figures,
     h("div", { class: "grid-2" }, chartBox, audience),
     h("div", { class: "grid-2" }, byStatus, byChannel),
-    relays, replies);
+    sectorBox, relays, h("div", { class: "grid-2" }, answers, replies));
 
   const chart = shareChart(canvas, t("follow.chart_axis_y"));
   let audienceDue = 0;
@@ -65,6 +72,10 @@ export async function render(main, { me, id }) {
         h("dl", { class: "texts" }, Object.entries(a.texts).map(([lang, text]) =>
           h("div", {}, h("dt", {}, t(`language.${lang}`)), h("dd", { lang }, text))))),
       a.about_alert_id ? h("p", {}, h("a", { href: `#/alerts/${a.about_alert_id}` }, t("follow.about_link"))) : null,
+      a.follows ? h("p", { class: "follows" }, h("strong", {}, t(`follow.kind_${a.kind}`)), " · ",
+        h("a", { href: `#/alerts/${a.follows}` }, t("follow.follows_link"))) : null,
+      a.follow_ups && a.follow_ups.length ? h("p", { class: "follow-ups" }, t("follow.follow_ups"), " ",
+        a.follow_ups.map((f, i) => [i ? ", " : "", h("a", { href: `#/alerts/${f}` }, f)])) : null,
     );
     const c = a.counts;
     const handed = c.by_status.sent + c.by_status.delivered;
@@ -96,6 +107,38 @@ export async function render(main, { me, id }) {
     relays.hidden = !awaiting.length;
     drawActions();
     drawChart();
+    drawAnswers();
+  }
+
+  /** The live tally per answer option (each member's latest answer), and the members who consented to be
+   * contacted about the alert (their name and phone: the API shows the police only those). */
+  function drawAnswers() {
+    const a = view.alert;
+    answers.hidden = !a.answers.length;
+    if (!a.answers.length) return;
+    const counts = new Map(a.answer_tally.map((row) => [row.id, row.members]));
+    const answered = a.answer_tally.reduce((sum, row) => sum + row.members, 0);
+    fill(answers, h("h2", {}, t("follow.answers")),
+      h("p", { class: "muted", id: "answered" }, tn("follow.answered", answered)),
+      table(null, [t("follow.answer"), t("follow.answer_members")],
+        a.answers.map((o) => [
+          h("span", {}, optionText(o), o.consent ? h("span", { class: "chip" }, t("follow.asks_consent")) : null),
+          h("span", { class: "tally" }, number(counts.get(o.id) || 0),
+            h("progress", { max: answered || 1, value: counts.get(o.id) || 0, "aria-label": optionText(o) }))]),
+        { className: "answer-tally" }),
+      a.answers.some((o) => o.consent) ? consenting(a.consenting) : null);
+  }
+
+  function optionText(option) {
+    const texts = option.texts;
+    return texts[language()] || texts.fr || texts.nl || texts.de || texts.en || option.id;
+  }
+
+  function consenting(people) {
+    return h("div", { class: "consenting" }, h("h3", {}, t("follow.consent_title")),
+      people.length ? h("ul", {}, people.map((p) => h("li", {}, h("span", { class: "name" }, p.name),
+        p.phone ? [" · ", h("a", { href: `tel:${p.phone}` }, p.phone)] : null, " · ", time(p.answered_at))))
+        : h("p", { class: "muted" }, t("follow.consent_none")));
   }
 
   function figure(name, label, value, detail, share) {
@@ -135,7 +178,36 @@ export async function render(main, { me, id }) {
     if ((me.role === "police" || me.role === "admin") && !a.about_alert_id) {
       items.push(h("a", { class: "button secondary", href: `#/compose?about=${a.id}` }, t("follow.send_feedback")));
     }
+    // Follow-ups speak for the police (the API refuses them to coordinators), and a follow-up is not followed up.
+    if ((me.role === "police" || me.role === "admin") && !a.follows) {
+      items.push(h("button", { type: "button", class: "secondary", onclick: () => followUp("update") },
+        t("follow.send_update")));
+      items.push(h("button", { type: "button", class: "primary", onclick: () => followUp("all_clear") },
+        t("follow.send_all_clear")));
+    }
     fill(actions, items);
+  }
+
+  /** Ask for the follow-up's text in each language of the alert, then send it once (an Idempotency-Key kept
+   * for this dialog) and open it. */
+  async function followUp(kind) {
+    const boxes = Object.keys(view.alert.texts).map((lang) =>
+      h("textarea", { id: `follow-up-${lang}`, lang, rows: 3, maxlength: 1600 }));
+    const yes = await ask({
+      title: t(`follow.${kind}_title`),
+      body: [h("p", {}, t(`follow.${kind}_text`)), boxes.map((box) => field(t(`language.${box.lang}`), box))],
+      confirm: t(`follow.${kind}_confirm`), cancel: t("follow.cancel_back_follow_up"),
+    });
+    if (!yes) return;
+    const texts = Object.fromEntries(boxes.filter((b) => b.value.trim()).map((b) => [b.lang, b.value.trim()]));
+    try {
+      const sent = await api("POST", `/v1/alerts/${id}/follow-ups`, {
+        json: { kind, texts }, headers: { "Idempotency-Key": randomKey() }, patience: 30000,
+      });
+      location.hash = `#/alerts/${sent.id}`;
+    } catch (error) {
+      fill(status, errorBox(error));
+    }
   }
 
   async function cancel() {
@@ -184,8 +256,9 @@ export async function render(main, { me, id }) {
     try {
       const found = await api("GET", `/v1/alerts/${id}/feedback`, { signal: controller.signal });
       fill(replies, h("h2", {}, tn("follow.replies", found.items.length)),
+        me.role === "police" ? h("p", { class: "muted", id: "replies-anonymous" }, t("follow.replies_anonymous")) : null,
         found.items.length ? h("ul", { class: "feed" }, found.items.map((f) => h("li", {},
-          h("p", { class: "meta" }, time(f.received_at), " · ", f.member_name || t("feedback.member"), " · ", t(`channel.${f.channel}`)),
+          h("p", { class: "meta" }, time(f.received_at), " · ", f.member_name || f.consented_name || t("feedback.member"), " · ", t(`channel.${f.channel}`)),
           h("p", { class: "text" }, f.text)))) : h("p", { class: "muted" }, t("follow.no_replies")));
     } catch (error) {
       if (!controller.signal.aborted) fill(replies, errorBox(error));
@@ -203,6 +276,36 @@ export async function render(main, { me, id }) {
     }
     drawAudience();
     drawReplies();
+    drawSectors();
+  }
+
+  async function drawSectors() {
+    let found;
+    try {
+      found = await api("GET", `/v1/alerts/${id}/sectors`, { signal: controller.signal });
+    } catch (error) {
+      if (!controller.signal.aborted) fill(sectorBox, errorBox(error));
+      return;
+    }
+    sectorBox.hidden = !found.items.length;
+    if (!found.items.length) return;
+    const chosen = new Set((view.alert.area && view.alert.area.sectors) || []);
+    const labels = Object.fromEntries(found.items.map((s) => [s.sector_id,
+      t("follow.sector_label", { name: s.name, acknowledged: number(s.acknowledged), members: number(s.members) })]));
+    if (!sectorBox.contains(sectorMap.element)) {
+      fill(sectorBox, h("h2", {}, t("follow.sectors")), sectorMap.element, h("div", { class: "sector-table" }));
+    }
+    const options = view.alert.answers; // each sector's answers, counts only
+    fill(sectorBox.querySelector(".sector-table"), table(null,
+      [t("follow.sector"), t("follow.audience_members"), t("follow.audience_reached"), t("follow.audience_acknowledged"),
+        ...options.map(optionText)],
+      found.items.map((s) => [s.name, number(s.members), number(s.reached), number(s.acknowledged),
+        ...options.map((o) => number((s.answers || {})[o.id] || 0))]), { className: "by-sector" }),
+    found.elsewhere ? h("p", { class: "muted" }, tn("follow.elsewhere", found.elsewhere)) : null);
+    const firstTime = !sectorMap.map;
+    sectorMap.showSectors(found.items.map((s) => ({ ...s, id: s.sector_id })), { chosen, labels });
+    if (view.alert.area && view.alert.area.circle) sectorMap.showCircle(view.alert.area.circle);
+    if (firstTime) sectorMap.fit();
   }
 
   function onSnapshot(snapshot) {
@@ -249,7 +352,8 @@ export async function render(main, { me, id }) {
   draw();
   drawAudience();
   drawReplies();
+  drawSectors();
   setLive(view.over ? "finished" : "live");
   follow();
-  return { dispose: () => { controller.abort(); clearTimeout(trailing); chart.destroy(); } };
+  return { dispose: () => { controller.abort(); clearTimeout(trailing); chart.destroy(); sectorMap.dispose(); } };
 }

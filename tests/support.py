@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -156,8 +157,12 @@ def start_web(
     closes and the request fails at once with the process's log.
     """
     listener = socket.socket()
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    try:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -178,10 +183,37 @@ def start_web(
     return process, base
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_PORTS_GIVEN: set[int] = set()
+_PICK = random.SystemRandom()  # apart from the tests' seeded ``random``
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server a test starts after choosing its address.
+
+    Never one of the kernel's ephemeral ports: a port bound to 0 and released comes from that range,
+    from which the kernel also picks the next ``bind(0)`` (a simulator starting) and the local port of
+    every outgoing connection; either could take it before the server binds it ("Address already in
+    use"). Below that range the kernel hands out nothing by itself; each port is given once per run.
+    """
+    floor = _ephemeral_floor()
+    while True:
+        port = _PICK.randrange(10_000, floor)
+        if port in _PORTS_GIVEN:
+            continue
+        _PORTS_GIVEN.add(port)
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        return port
 
 
 @contextlib.contextmanager

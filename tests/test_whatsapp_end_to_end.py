@@ -22,8 +22,8 @@ from dispatcher.core.models import ActorIn, Role
 from dispatcher.people.accounts import create_actor
 from dispatcher.storage.runtime import Runtime
 from tests.simulators.whatsapp import Accepted, WhatsAppSimulator
-from tests.support import get_json, post_json, run_queued
-from tests.world import TEXTS, _free_port, world_settings
+from tests.support import free_port, get_json, post_json, run_queued
+from tests.world import TEXTS, world_settings
 
 TOKEN, PHONE_ID, SECRET, VERIFY = "wa-token-e2e", "1001", "wa-app-secret-e2e", "wa-verify-e2e"
 CHARTER = {"urgent": {"channels": ["whatsapp", "sms"], "ttl_seconds": 3600}}
@@ -71,7 +71,7 @@ class Neighbourhood:
 
 @pytest.fixture
 async def hood(redis_url: str, tmp_path: Path) -> AsyncIterator[Neighbourhood]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     webhook = f"{base}/v1/webhooks/whatsapp"
     async with WhatsAppSimulator(token=TOKEN, phone_id=PHONE_ID, app_secret=SECRET, webhook_url=webhook) as wa:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from dispatcher.storage.runtime import Runtime
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
-from tests.support import get_json, post_json, run_queued
+from tests.support import free_port, get_json, post_json, run_queued
 
 ACCOUNT, AUTH_TOKEN = "AC" + "7" * 32, "twilio-auth-token-e2e"
 BOT_TOKEN, WEBHOOK_SECRET = "4242:bot-token-e2e", "telegram-webhook-secret-e2e"
@@ -164,7 +163,7 @@ async def open_world(
     ``auth_token`` and ``bot_token``: Twilio's and Telegram's credentials; ``smtp_credentials``:
     the SMTP server asks for this login, and the service uses it; ``overrides`` change other settings.
     """
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     login = {"smtp_username": smtp_credentials[0], "smtp_password": smtp_credentials[1]} if smtp_credentials else {}
     async with (
@@ -193,12 +192,6 @@ async def open_world(
         finally:
             runtime.rq_connection.flushdb()
             runtime.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _neighbourhood(

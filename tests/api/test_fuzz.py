@@ -23,7 +23,6 @@ import asyncio
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -42,17 +41,11 @@ from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store
 from tests.conftest import Cast
 from tests.sheetfiles import XLSX, entity_bomb, xlsx_file, zip_bomb
-from tests.support import Workers, notify, pending_join_request, post_json, until
+from tests.support import Workers, free_port, notify, pending_join_request, post_json, until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = os.environ.get("PLP_FUZZ_EXAMPLES", "10")
 SEED = os.environ.get("PLP_FUZZ_SEED", "20261124")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _admin_token(runtime: Runtime) -> str:
@@ -67,7 +60,7 @@ async def _admin_token(runtime: Runtime) -> str:
 @pytest.fixture
 def web(settings: Settings, runtime: Runtime, tmp_path: Path) -> Iterator[str]:
     """A real ``plp web`` process on a free port, with the test's Redis and prefix."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "REDIS_URL": settings.redis_url or "",

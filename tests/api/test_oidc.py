@@ -21,8 +21,8 @@ from dispatcher.api.sessions import COOKIE
 from dispatcher.core.models import ActorIn, Role
 from dispatcher.people.accounts import create_actor
 from dispatcher.storage.runtime import Runtime
-from tests.conftest import _free_port
 from tests.simulators.oidc import OidcProvider, Person
+from tests.support import free_port
 
 EMAIL = "agente@police-ixelles.example"
 
@@ -35,7 +35,7 @@ async def idp() -> AsyncIterator[OidcProvider]:
 
 @pytest.fixture
 def port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ async def test_a_person_who_cancels_at_the_provider_is_refused_and_the_state_is_
 
 async def test_a_provider_out_of_reach_is_a_502_and_no_state_is_kept(runtime: Runtime, settings: Settings) -> None:
     """When the provider's discovery cannot be read, the button's route says so and keeps nothing."""
-    away = Runtime.from_settings(settings.model_copy(update={"oidc_issuer": f"http://127.0.0.1:{_free_port()}"}))
+    away = Runtime.from_settings(settings.model_copy(update={"oidc_issuer": f"http://127.0.0.1:{free_port()}"}))
     try:
         async with TestClient(TestServer(create_app(away))) as client:
             response = await client.get("/v1/sign-in/oidc", allow_redirects=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from email.header import decode_header, make_header
@@ -32,6 +31,7 @@ from dispatcher.core.wording import subject as subject_line
 from dispatcher.storage.store import new_id
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.smtp import SmtpSimulator
+from tests.support import free_port
 
 SENDER = "PLP Flagey <alerts@plp.example>"
 ANN = "ann.peeters@example.org"
@@ -96,13 +96,6 @@ async def email(smtp: SmtpSimulator) -> AsyncIterator[SmtpChannel]:
     channel = SmtpChannel.from_settings(settings_for(smtp))
     yield channel
     await channel.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(

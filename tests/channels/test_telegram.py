@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,7 +31,7 @@ from config import Settings
 from dispatcher.core.models import ChannelName, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.telegram import SECRET_HEADER, TelegramSimulator
-from tests.support import unconnectable_port, until
+from tests.support import free_port, unconnectable_port, until
 
 # python-telegram-bot 22 warns, when it builds a RetryAfter (on every 429), that retry_after will
 # become a timedelta; the channel reads both forms.
@@ -194,10 +193,9 @@ async def test_a_slow_api_is_transient_after_the_provider_timeout() -> None:
 
 async def test_an_api_that_is_down_is_transient() -> None:
     """Nothing listening at the Bot API's address is a transient failure, after which nothing was sent."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(telegram_bot_token=TOKEN, telegram_api_base_url=f"http://127.0.0.1:{port}", provider_timeout=2)
+    settings = Settings(
+        telegram_bot_token=TOKEN, telegram_api_base_url=f"http://127.0.0.1:{free_port()}", provider_timeout=2
+    )
     channel = TelegramChannel.from_settings(settings)
     with pytest.raises(TransientError, match="unreachable") as raised:
         await channel.send(message())

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import gc
 import logging
-import socket
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -40,7 +39,7 @@ from config import Settings
 from dispatcher.core.models import ChannelName, DeliveryStatus, Language, Urgency
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.twilio import Failure, TwilioSimulator
-from tests.support import unconnectable_port
+from tests.support import free_port, unconnectable_port
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "tok-" + "5e" * 14
@@ -345,11 +344,8 @@ async def test_a_connection_broken_after_sending_is_transient(sms: TwilioSmsChan
 
 async def test_an_unreachable_twilio_is_transient_and_nothing_was_sent(build: Build) -> None:
     """When nothing listens at the API address, the send is transient and says nothing was sent."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with pytest.raises(TransientError, match="nothing was sent") as raised:
-        await build(base_url=f"http://127.0.0.1:{port}").send(message())
+        await build(base_url=f"http://127.0.0.1:{free_port()}").send(message())
     assert raised.value.may_have_sent is False
 
 

@@ -26,11 +26,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Prefix of every namespace the suite makes: ``plp-hosts-<pid>-<n>-<host>``.
@@ -57,9 +58,7 @@ class Host:
         """The port a service listens on here: ``wanted`` in a namespace (the host's own), a free one on loopback."""
         if self.namespace:
             return wanted
-        with socket.socket() as probe:
-            probe.bind((self.address, 0))
-            return int(probe.getsockname()[1])
+        return free_port(self.address)
 
     def start(
         self, name: str, argv: Sequence[str], *, env: Mapping[str, str], stdout: int | IO[bytes] | None = None

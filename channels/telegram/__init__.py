@@ -3,6 +3,8 @@
 - ``bot``: the channel (``TelegramChannel``), the Bot API's errors translated into the channel
   errors, the bot's and each chat's rates, the deep links that open the bot, the filter that
   keeps the bot token out of the library's logs;
+- ``transport``: python-telegram-bot's HTTP layer on aiohttp (``AiohttpRequest``), which the channel
+  sends through in place of PTB's default on httpx;
 - ``inbound``: the webhook (the bot's updates), its secret-header check, messages, ``/start``
   links and the "received" button in the dispatcher's words, answered with Bot API methods.
 

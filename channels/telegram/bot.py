@@ -11,16 +11,17 @@ token is part of every request URL; it never appears in a repr, and the library
 loggers that print URLs get a filter that hides it (see ``hide_tokens_in_library_logs``).
 
 Whether a failed call may still have sent the message follows from how far the HTTP
-exchange got, which each call notes (``_Exchange``): httpcore reports when the request's
-body starts going out (its ``trace`` extension), and the HTTP status comes with the answer.
-Not written (no connection, no free connection, headers that did not go out): nothing was
-sent. Written, and no answer (a reset, a read timeout, a connection closed, our own bound
-on the call): Telegram may have sent it. Answered: the status says (a 5xx after which the
-API may have acted, see ``server_may_have_acted``; never a 4xx or a 429).
+exchange got, which each call notes (``_Exchange``): the HTTP layer (``AiohttpRequest``, on
+aiohttp) reports through its trace when the request's body starts going out, and the HTTP
+status comes with the answer. Not written (no connection, no free connection, headers that did
+not go out): nothing was sent. Written, and no answer (a reset, a read timeout, a connection
+closed, our own bound on the call): Telegram may have sent it. Answered: the status says (a 5xx
+after which the API may have acted, see ``server_may_have_acted``; never a 4xx or a 429).
 
-The body's start, not its end, is the mark: httpcore hands the body to the socket, then
-yields to the event loop before it reports the body complete, and a cancellation (our bound
-on the call) landing there would make a request the server has whole look unsent.
+The body's start is the mark: aiohttp reports each chunk of the body just before it hands it to
+the socket, with the request's headers in front of the first, in one step of the event loop; a
+cancellation (our bound on the call) that lands before it leaves nothing sent, one that lands
+after it cannot take back what the socket has. Every call the channel makes has a body (a form).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-import anyio
-import httpx
+import aiohttp
 from pydantic import SecretStr
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
@@ -49,7 +49,6 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from channels.base import (
@@ -69,6 +68,7 @@ from channels.base import (
 )
 from channels.inbound import Inbound
 from channels.telegram.inbound import TelegramInbound
+from channels.telegram.transport import AiohttpRequest
 from config import Settings
 from dispatcher.core.models import Contact
 
@@ -84,8 +84,8 @@ MAX_TEXT_LENGTH = 4096
 
 _START_PARAMETER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN_IN_URL = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
-#: Library loggers that print Bot API URLs: httpx logs every request at INFO, the bot its base URL at DEBUG.
-_URL_LOGGERS = ("httpx", "telegram.Bot")
+#: Library loggers that print Bot API URLs: the bot its base URL at DEBUG (aiohttp logs no request).
+_URL_LOGGERS = ("telegram.Bot",)
 #: What Forbidden and BadRequest descriptions mean for a coordinator, by a fragment of their text.
 _REASONS = (
     ("blocked by the user", "blocked the bot"),
@@ -111,24 +111,35 @@ class _Exchange:
 _exchange: ContextVar[_Exchange | None] = ContextVar("telegram_exchange", default=None)
 
 
-async def _trace(event: str, info: dict[str, Any]) -> None:
-    """httpcore's ``trace`` extension, awaited at each step of the request: the request's turn to be written
-    (``WriteSpacing``) just before its headers go out, and a note once its body starts going out (the headers have)."""
-    if (exchange := _exchange.get()) is None:
-        return
-    if event.endswith(".send_request_headers.started") and exchange.spacing is not None:
+async def _headers_going_out(session: Any, context: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+    """The request's turn to be written (``WriteSpacing``): aiohttp awaits this just before it lays out the
+    headers, once it holds a connection, and the bytes follow with no wait of their own (see ``_trace``)."""
+    if (exchange := _exchange.get()) is not None and exchange.spacing is not None:
         await exchange.spacing.turn()
-    elif event.endswith(".send_request_body.started"):
+
+
+async def _body_going_out(session: Any, context: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
+    """A note that the request is written: aiohttp awaits this just before it hands a chunk of the body (the
+    headers in front of the first) to the socket."""
+    if (exchange := _exchange.get()) is not None:
         exchange.written = True
 
 
-async def _traced(request: httpx.Request) -> None:
-    """An httpx request hook that has httpcore report the steps of the request to ``_trace``."""
-    request.extensions["trace"] = _trace
+def _trace() -> aiohttp.TraceConfig:
+    """The trace of the Bot API requests. The spacing hangs on ``on_request_headers_sent`` rather than
+    ``on_request_start``: the start comes before a connection is taken (a new one costs a round trip), the
+    headers once one is held, and what then remains before the bytes go out is laying them out and, before
+    Python 3.12, the one yield after which the body's writer task runs (``WriteSpacing`` allows for it)."""
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(_headers_going_out)
+    trace.on_request_chunk_sent.append(_body_going_out)
+    trace.freeze()
+    return trace
 
 
-class _BotApiRequest(HTTPXRequest):
-    """PTB's httpx transport, noting the HTTP status of each answer for ``translate``."""
+class _BotApiRequest(AiohttpRequest):
+    """The channel's HTTP layer: ``AiohttpRequest`` with the channel's trace, noting the HTTP status of each
+    answer for ``translate``."""
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(*args, **kwargs)
@@ -168,7 +179,7 @@ class TelegramChannel(Configurable):
         # against the provider timeout (the library's pool would time out after 1 s).
         self._slots = asyncio.Semaphore(pool_size)
         self._bot: Bot | None = None
-        self._requests: tuple[HTTPXRequest, ...] = ()
+        self._requests: tuple[AiohttpRequest, ...] = ()
 
     def __repr__(self) -> str:
         return f"TelegramChannel(api_base_url={self._api_base_url!r}, pool_size={self._pool_size})"
@@ -194,10 +205,9 @@ class TelegramChannel(Configurable):
         ]
 
     async def prepare(self) -> None:
-        """Build the bot and its HTTP client now, not on the first send (see ``Channel.prepare``); and load
-        anyio's asyncio backend, which httpcore loads on its first request (30 ms here, 50 under load)."""
+        """Build the bot and its HTTP session now, not on the first send (see ``Channel.prepare``)."""
         self._open()
-        anyio.Event()
+        self._requests[0].open()
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send the message to the member's chat, with the "received" button when it has one, and one row per
@@ -248,15 +258,9 @@ class TelegramChannel(Configurable):
         # round trip per channel instance, and its InvalidToken message quotes the token.
         if self._bot is None:
             hide_tokens_in_library_logs()
-            request = _BotApiRequest(
-                connection_pool_size=self._pool_size,
-                connect_timeout=self._timeout,
-                read_timeout=self._timeout,
-                write_timeout=self._timeout,
-                pool_timeout=None,  # the semaphore in _call already waits for a free connection
-                httpx_kwargs={"event_hooks": {"request": [_traced]}},
-            )
-            updates_request = HTTPXRequest(connection_pool_size=1)  # getUpdates: unused, webhooks instead
+            # The pool holds pool_size connections, as many as _call lets calls in flight: none waits for one.
+            request = _BotApiRequest(pool_size=self._pool_size, timeout=self._timeout, trace=_trace())
+            updates_request = AiohttpRequest(pool_size=1, timeout=self._timeout)  # getUpdates: unused, opens nothing
             self._requests = (request, updates_request)
             self._bot = Bot(
                 self._token.get_secret_value(),

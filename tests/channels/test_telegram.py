@@ -23,6 +23,7 @@ from channels.base import (
     Receipt,
     ReceiptStatus,
     TransientError,
+    WriteSpacing,
 )
 from channels.inbound import Answer, ButtonPress, ChatLink, HookAnswer, TextMessage, WebhookRequest
 from channels.telegram import TelegramChannel, TelegramInbound, deep_link, translate
@@ -245,35 +246,31 @@ async def test_a_failed_send_may_have_gone_only_once_the_request_went_out_unansw
     assert len([c for c in tg.calls("sendMessage") if c.status == 200]) == int(in_the_chat)
 
 
-class _StallAt(logging.Handler):
-    """Blocks the event loop for ``seconds`` the first time httpcore reports ``step`` (a starved worker, then)."""
+class _StallingTurn(WriteSpacing):
+    """A request's turn that blocks the whole process for ``seconds`` the first time (a worker starved of CPU
+    just as it comes to write a request: the turn is taken right before the bytes go out)."""
 
-    def __init__(self, step: str, seconds: float) -> None:
-        super().__init__(logging.DEBUG)
-        self.step, self.seconds, self.stalled = step, seconds, False
+    def __init__(self, seconds: float) -> None:
+        super().__init__(0)
+        self.stall, self.stalled = seconds, False
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.stalled and record.getMessage().startswith(self.step):
+    async def turn(self) -> None:
+        if not self.stalled:
             self.stalled = True
-            time.sleep(self.seconds)  # the whole process stops, as a worker starved of CPU does
+            time.sleep(self.stall)  # the whole process stops, as a worker starved of CPU does
+        await super().turn()
 
 
 async def test_a_request_written_as_the_provider_timeout_runs_out_may_have_gone(tg: TelegramSimulator) -> None:
-    """A worker that stalls past the provider timeout as it starts writing a request still writes it whole before
-    the bound cancels the call (httpcore yields only once the body is out): Telegram has the message, and the
-    channel says it may have gone."""
-    stall = _StallAt("send_request_headers.started", 0.5)
-    library = logging.getLogger("httpcore.http11")
-    level = library.level
-    library.addHandler(stall)
-    library.setLevel(logging.DEBUG)
-    channel = channel_for(tg, timeout=0.3)
+    """A worker that stalls past the provider timeout as it comes to write a request still writes it whole before
+    the bound cancels the call (aiohttp hands the request to the socket in the next step of the loop, ahead of the
+    bound's expiry): Telegram has the message, and the channel says it may have gone."""
+    stall = _StallingTurn(0.5)
+    channel = TelegramChannel(token=SecretStr(TOKEN), api_base_url=tg.base_url, timeout=0.3, spacing=stall)
     try:
         with pytest.raises(TransientError) as raised:
             await channel.send(message())
     finally:
-        library.removeHandler(stall)
-        library.setLevel(level)
         await channel.close()
     assert stall.stalled and raised.value.may_have_sent is True
     calls = await until(lambda: tg.calls("sendMessage"), timeout=5, what="Telegram to take the message")
@@ -297,7 +294,7 @@ async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCa
         with pytest.raises(PermanentError) as caught:
             await channel.send(message())
     await channel.close()
-    assert "/bot<token>/sendMessage" in caplog.text  # httpx logs each request's URL at INFO
+    assert "Set Bot API URL: " in caplog.text and "/bot<token>" in caplog.text  # the bot logs its URL at DEBUG
     assert TOKEN not in caplog.text
     assert TOKEN.partition(":")[2] not in caplog.text
     assert TOKEN not in repr(channel) + str(caught.value)

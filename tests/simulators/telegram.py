@@ -67,6 +67,8 @@ class ApiCall:
     received_at: float = 0.0  # Unix time the request arrived
     late: bool = False  # answered after the client's timeout (a TIMEOUT fault)
     via_webhook: bool = False  # a method call the webhook answered with, not a request to the API
+    content_type: str = ""  # of the request's body, as it came
+    body: bytes = b""  # the request's body, as it came (the form's bytes)
 
 
 class TelegramSimulator:
@@ -280,7 +282,11 @@ class TelegramSimulator:
         if endpoint is None:
             return _error(404, "Not Found")
         response = endpoint(params)
-        self.ledger.append(ApiCall(method, params, response.status, received_at, late=fault is Fault.TIMEOUT))
+        body = await request.read()  # already read for the params: aiohttp keeps it
+        late, content_type = fault is Fault.TIMEOUT, request.content_type
+        self.ledger.append(
+            ApiCall(method, params, response.status, received_at, late=late, content_type=content_type, body=body)
+        )
         if fault is Fault.TIMEOUT:
             assert self.faults is not None
             await self._delay(self.faults.hold)  # the message is in the chat; the answer comes too late

@@ -19,9 +19,10 @@ closed, our own bound on the call): Telegram may have sent it. Answered: the sta
 after which the API may have acted, see ``server_may_have_acted``; never a 4xx or a 429).
 
 The body's start is the mark: aiohttp reports each chunk of the body just before it hands it to
-the socket, with the request's headers in front of the first, in one step of the event loop; a
-cancellation (our bound on the call) that lands before it leaves nothing sent, one that lands
+the socket, with the request's headers in front of the first, in the same step of the event loop;
+a cancellation (our bound on the call) that lands before it leaves nothing sent, one that lands
 after it cannot take back what the socket has. Every call the channel makes has a body (a form).
+The request's turn under ``WriteSpacing`` is taken at the same moment, just before its bytes go.
 """
 
 from __future__ import annotations
@@ -111,27 +112,26 @@ class _Exchange:
 _exchange: ContextVar[_Exchange | None] = ContextVar("telegram_exchange", default=None)
 
 
-async def _headers_going_out(session: Any, context: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
-    """The request's turn to be written (``WriteSpacing``): aiohttp awaits this just before it lays out the
-    headers, once it holds a connection, and the bytes follow with no wait of their own (see ``_trace``)."""
-    if (exchange := _exchange.get()) is not None and exchange.spacing is not None:
-        await exchange.spacing.turn()
-
-
 async def _body_going_out(session: Any, context: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
-    """A note that the request is written: aiohttp awaits this just before it hands a chunk of the body (the
-    headers in front of the first) to the socket."""
-    if (exchange := _exchange.get()) is not None:
-        exchange.written = True
+    """The request's turn to be written (``WriteSpacing``), then a note that it is: aiohttp awaits this just before
+    it hands a chunk of the body to the socket, the headers in front of the first, with no wait in between."""
+    if (exchange := _exchange.get()) is None or exchange.written:
+        return
+    if exchange.spacing is not None:
+        await exchange.spacing.turn()
+    exchange.written = True
 
 
 def _trace() -> aiohttp.TraceConfig:
-    """The trace of the Bot API requests. The spacing hangs on ``on_request_headers_sent`` rather than
-    ``on_request_start``: the start comes before a connection is taken (a new one costs a round trip), the
-    headers once one is held, and what then remains before the bytes go out is laying them out and, before
-    Python 3.12, the one yield after which the body's writer task runs (``WriteSpacing`` allows for it)."""
+    """The trace of the Bot API requests: one hook, on the body's first chunk (``_body_going_out``).
+
+    Of aiohttp's signals, this is the one right before the bytes go out. ``on_request_start`` comes before a
+    connection is taken (a new one costs a round trip); ``on_request_headers_sent``, despite its name, before
+    the headers are laid out in a buffer, which goes out with the body's first chunk, and before Python 3.12
+    that chunk is written by a task of its own, one turn of a busy loop later. The first chunk's signal is
+    awaited in that task, and the bytes follow it in the same step.
+    """
     trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(_headers_going_out)
     trace.on_request_chunk_sent.append(_body_going_out)
     trace.freeze()
     return trace

@@ -132,7 +132,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # Vendor libraries log every request at INFO (httpx even with the Telegram bot token in the URL).
+    # Vendor libraries log every request at INFO (httpx, under pywa, with its URL); the Telegram bot logs its
+    # base URL, the bot token in it, at DEBUG.
     # geopy logs each geocoder request's URL at DEBUG, the member's address in it (masked all the same).
     for noisy in ("twilio", "httpx", "httpcore", "telegram", "aiosmtplib", "geopy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

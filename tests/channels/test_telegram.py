@@ -262,9 +262,9 @@ class _StallingTurn(WriteSpacing):
 
 
 async def test_a_request_written_as_the_provider_timeout_runs_out_may_have_gone(tg: TelegramSimulator) -> None:
-    """A worker that stalls past the provider timeout as it comes to write a request still writes it whole before
-    the bound cancels the call (aiohttp hands the request to the socket in the next step of the loop, ahead of the
-    bound's expiry): Telegram has the message, and the channel says it may have gone."""
+    """A worker that stalls past the provider timeout just as it writes a request still writes it whole (its bytes
+    follow its turn in the same step of the loop, before the bound can cancel the call): Telegram has the message,
+    and the channel says it may have gone."""
     stall = _StallingTurn(0.5)
     channel = TelegramChannel(token=SecretStr(TOKEN), api_base_url=tg.base_url, timeout=0.3, spacing=stall)
     try:
@@ -523,7 +523,7 @@ def test_a_button_is_answered_with_its_toast_and_anything_else_with_nothing() ->
 
 async def test_messages_held_up_together_leave_the_process_at_the_bots_rate(tg: TelegramSimulator) -> None:
     """Four messages reaching the channel at the same instant (a busy loop held them up together) are written
-    one paced interval apart (``WriteSpacing``, taken as each request's headers go out): the fourth not before
+    one paced interval apart (``WriteSpacing``, taken as each request's bytes go out): the fourth not before
     three intervals have passed."""
     settings = Settings(
         telegram_bot_token=TOKEN, telegram_api_base_url=tg.base_url, limit_telegram_per_second=20, limit_margin=0.01

@@ -51,3 +51,21 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
         assert fanout[channel]["detail"]["bare_cpu_ms_per_send"] > 0, fanout[channel]
     assert "scenario" in run.stdout and "baseline" in run.stdout  # the table
     assert "national scale, a column per number of worker processes" in run.stdout  # the national scenario's
+
+
+def test_the_telegram_transport_benchmark_prints_cpu_per_message_for_each_http_layer(tmp_path: Path) -> None:
+    """``python -m tests.bench.telegram_transport`` measures every variant and prints its CPU per message (a tiny
+    run's figures mean nothing; the real run's are in docs/performance.md)."""
+    report = tmp_path / "telegram.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.bench.telegram_transport", "--messages", "40", "--rounds", "1", "--json", report],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    assert set(figures) == {"bare aiohttp", "PTB + HTTPXRequest", "PTB + AiohttpRequest", "TelegramChannel"}
+    assert all(ms > 0 for ms in figures.values()), figures
+    assert "x bare aiohttp" in run.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +18,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from channels.telegram.transport import AiohttpRequest
 from tests.simulators.faults import Fault, FaultPlan
 from tests.simulators.telegram import TelegramSimulator
-from tests.support import unconnectable_port
+from tests.support import free_port, unconnectable_port
 
 TOKEN = "123456:AAH-secret_token"
 CHAT = 4242
@@ -77,10 +76,7 @@ async def test_calls_at_once_share_at_most_the_pool_s_connections(tg: TelegramSi
 
 async def test_a_refused_connection_is_a_network_error_naming_aiohttp_s() -> None:
     """Nothing listening at the Bot API's address: NetworkError, saying which aiohttp error it was."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bot = bot_on(f"http://127.0.0.1:{port}", AiohttpRequest(pool_size=1, timeout=2))
+    bot = bot_on(f"http://127.0.0.1:{free_port()}", AiohttpRequest(pool_size=1, timeout=2))
     with pytest.raises(NetworkError, match=r"^aiohttp\.ClientConnectorError"):
         await send_alert(bot)
 

@@ -21,6 +21,9 @@ import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+#: The type of PTB's "not given" timeouts (``BaseRequest.DEFAULT_NONE`` and its like), as ``HTTPXRequest`` tests.
+_DEFAULT = type(BaseRequest.DEFAULT_NONE)
+
 
 class AiohttpRequest(BaseRequest):
     """Bot API calls over aiohttp, at most ``pool_size`` connections at once, each step bounded by ``timeout``.
@@ -73,8 +76,10 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """The HTTP status and body Telegram answered. Raises ``TimedOut`` (no connection or no answer in time) or
-        ``NetworkError`` (refused, reset, closed). ``write_timeout`` and ``pool_timeout`` are not used: a write
-        to a socket does not wait here, and the caller bounds the calls it has in flight."""
+        ``NetworkError`` (refused, reset, closed). ``write_timeout`` and ``pool_timeout`` are not used: a form of a
+        few kilobytes goes to the socket without waiting (aiohttp waits for it to drain only past 64 KiB), and a
+        wait for a free connection is the caller's to bound (the channel lets no more calls in flight than the pool
+        holds)."""
         self.open()
         assert self._session is not None
         timeout = aiohttp.ClientTimeout(
@@ -85,7 +90,7 @@ class AiohttpRequest(BaseRequest):
         try:
             async with self._session.request(method, url, data=_body(request_data), timeout=timeout) as response:
                 return response.status, await response.read()
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError and ConnectionTimeoutError are ones
+        except TimeoutError as exc:  # aiohttp's ServerTimeoutError and ConnectionTimeoutError among them
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
@@ -103,4 +108,4 @@ def _body(request_data: RequestData | None) -> dict[str, str] | None:
 
 def _seconds(given: Any, default: float) -> float | None:
     """A timeout PTB passed for one call, or ours when it passed its ``DEFAULT_NONE``."""
-    return default if given is BaseRequest.DEFAULT_NONE else given
+    return default if isinstance(given, _DEFAULT) else given

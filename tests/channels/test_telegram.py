@@ -536,3 +536,22 @@ async def test_messages_held_up_together_leave_the_process_at_the_bots_rate(tg: 
         assert len([call for call in tg.ledger if call.method == "sendMessage"]) == 4
     finally:
         await channel.close()
+
+
+async def test_a_message_still_waiting_its_turn_when_the_bound_runs_out_never_goes(tg: TelegramSimulator) -> None:
+    """A request whose turn to be written (``WriteSpacing``) comes after the provider timeout fails as transient
+    with nothing sent, and is not written later: Telegram has only the message that went first."""
+    channel = TelegramChannel(
+        token=SecretStr(TOKEN), api_base_url=tg.base_url, timeout=0.5, spacing=WriteSpacing(seconds=0.8)
+    )
+    try:
+        await channel.send(message(address=str(CHAT)))
+        with pytest.raises(TransientError, match="nothing was sent") as raised:
+            await channel.send(message(address=str(CHAT + 1)))  # its turn 0.8 s after the first: past its bound
+        # Its turn: had the second request still been waiting for it, it would have taken it, and this one's
+        # would have come an interval later, past this call's bound.
+        first = await channel.send(message(address=str(CHAT + 2)))
+    finally:
+        await channel.close()
+    assert raised.value.may_have_sent is False and first.provider_id == f"{CHAT + 2}:1"
+    assert [call.params["chat_id"] for call in tg.calls("sendMessage")] == [CHAT, CHAT + 2]

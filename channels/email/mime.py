@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email import policy as email_policy
 from email import quoprimime
 from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import Policy
 from functools import lru_cache
 from typing import Any
@@ -242,7 +242,7 @@ class MailFrame:
         return b"".join(lines)
 
 
-def _slots(mail: EmailMessage, *named: str) -> tuple[bytes | str, ...]:
+def _slots(mail: MIMEPart, *named: str) -> tuple[bytes | str, ...]:
     """A message's (or part's) headers in order: folded, or named where they are filled per member."""
     slots = {*MEMBER_HEADERS, "Content-Transfer-Encoding", *named}
     return tuple(name if name in slots else WIRE_POLICY.fold_binary(name, value) for name, value in mail.raw_items())

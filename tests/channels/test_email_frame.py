@@ -251,3 +251,18 @@ async def test_the_server_receives_the_bytes_the_email_package_builds() -> None:
     expected = email.compose(message, date=mail.message["Date"])
     expected.set_boundary(mail.message.get_boundary())
     assert mail.raw == flatten_message(expected, cte_type="8bit")
+
+
+async def test_a_server_without_8bitmime_gets_the_message_the_email_package_writes_for_it() -> None:
+    """A server that takes 7-bit data only gets the email package's message flattened for it (accents in base64)."""
+    message = OutboundMessage(**{**_fields(composed(Language.FR)), "text": "Court, accentué : é à ç.", "html": None})
+    async with SmtpSimulator(eight_bit=False) as smtp:
+        email = SmtpChannel(host=smtp.host, port=smtp.port, security=SmtpSecurity.NONE, sender="PLP <a@plp.be>")
+        try:
+            await email.send(message)
+        finally:
+            await email.close()
+        [mail] = await smtp.wait_for(1)
+    expected = email.compose(message, date=mail.message["Date"])
+    assert mail.raw == flatten_message(expected, cte_type="7bit")
+    assert b"Content-Transfer-Encoding: base64" in mail.raw

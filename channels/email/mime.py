@@ -137,18 +137,17 @@ def encode_text(text: str) -> tuple[str, bytes]:
     base64, whichever is shorter, encoded at 78 characters a line.
     """
     lines = text.encode("utf-8").splitlines()
-    width = _WIDTH
-    if max(map(len, lines), default=0) <= width:
+    if max(map(len, lines), default=0) <= _WIDTH:
         return ("7bit" if text.isascii() else "8bit"), b"\r\n".join(lines) + b"\r\n"
     sniff = b"\n".join(lines[:10]) + b"\n"
-    data = quoprimime.body_encode(sniff.decode("latin-1"), width)
+    data = quoprimime.body_encode(sniff.decode("latin-1"), _WIDTH)
     if len(data) > len(binascii.b2a_base64(sniff)):
         body = b"\n".join(lines) + b"\n"
-        step = width // 4 * 3
+        step = _WIDTH // 4 * 3
         data = "".join(binascii.b2a_base64(body[i : i + step]).decode("ascii") for i in range(0, len(body), step))
         return "base64", data.replace("\n", "\r\n").encode("ascii")
-    if len(lines) > 10:
-        data = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), width)
+    if len(lines) > 10:  # the sniff was the whole text otherwise
+        data = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _WIDTH)
     return "quoted-printable", data.replace("\n", "\r\n").encode("ascii")
 
 

@@ -2,7 +2,9 @@
 
 - ``smtp``: the channel (``SmtpChannel``), its pool of connections, the mail server's answers
   translated into the channel errors, the relay's rate;
-- ``mime``: the e-mails' wire format (``MAIL_POLICY``: encoded words, unbroken URL lists).
+- ``mime``: the e-mails' wire format (``MAIL_POLICY``: encoded words, unbroken URL lists), and
+  ``MailFrame``: an e-mail's headers and MIME structure built once per subject and language, each
+  member's headers and bodies filled in as the ``email`` package would write them.
 
 SMTP calls nothing back: the receipt, unsubscribe and data-export links of an e-mail lead to the
 service's own pages (``dispatcher.api.pages``), which are no vendor's.

@@ -6,7 +6,10 @@ each carries many messages: opening a session (TCP, TLS, EHLO, AUTH) costs more
 than the message itself. A connection the server closed (a ``421``, an idle
 timeout) is opened again on its next use.
 
-Headers go on the wire as ``channels.email.mime`` writes them (``MAIL_POLICY``).
+Headers go on the wire as ``channels.email.mime`` writes them (``MAIL_POLICY``). An e-mail to a server
+that takes 8-bit data (``8BITMIME``) goes out as ``wire`` makes it, from a frame built once per subject
+and language (``mime.MailFrame``): the bytes the ``email`` package would make, without building the
+message again for every member; to any other server, the package builds it.
 
 The mail server's answers become the channel errors in one place, ``translate``:
 a recipient refused with ``5xx`` is permanent, ``4xx`` transient; a server that
@@ -48,7 +51,7 @@ from channels.base import (
     ReceiptStatus,
     TransientError,
 )
-from channels.email.mime import MAIL_POLICY
+from channels.email.mime import build_mail, frame_for
 from channels.inbound import Inbound
 from config import Settings, SmtpSecurity
 from dispatcher.core.models import Contact
@@ -131,24 +134,42 @@ class SmtpChannel(Configurable):
         """The Message-ID of a delivery's e-mail: the same on every attempt, so duplicates can be told apart."""
         return f"<{delivery_id.replace(':', '.')}@{self._domain}>"
 
-    def compose(self, message: OutboundMessage) -> EmailMessage:
-        """The e-mail for one delivery: text part, optional HTML alternative, reply and unsubscribe headers."""
-        mail = EmailMessage(policy=MAIL_POLICY)
-        mail["From"] = self._sender
-        mail["To"] = message.address
-        mail["Subject"] = message.subject
-        mail["Date"] = format_datetime(datetime.now(UTC))
-        mail["Message-ID"] = self.message_id(message.delivery_id)
-        if message.reply_to:
-            mail["Reply-To"] = ", ".join(message.reply_to)
-        if message.unsubscribe_url:
-            mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 one-click
-        mail.set_content(message.text)
-        if message.html:
-            mail.add_alternative(message.html, subtype="html")
-        mail["Content-Language"] = message.language.value  # after the parts: set_content drops Content-* headers
-        return mail
+    def compose(self, message: OutboundMessage, *, date: str | None = None) -> EmailMessage:
+        """The e-mail for one delivery as the ``email`` package builds it (``mime.build_mail``): text part,
+        optional HTML alternative, reply and unsubscribe headers. ``date``: the Date header (default: now)."""
+        return build_mail(
+            sender=self._sender,
+            address=message.address,
+            subject=message.subject,
+            date=date or format_datetime(datetime.now(UTC)),
+            message_id=self.message_id(message.delivery_id),
+            language=message.language.value,
+            text=message.text,
+            html=message.html,
+            reply_to=message.reply_to,
+            unsubscribe_url=message.unsubscribe_url,
+        )
+
+    def wire(self, message: OutboundMessage, *, date: str | None = None, boundary: str | None = None) -> bytes:
+        """The bytes aiosmtplib sends for ``compose(message)`` to a server that takes 8-bit data, made from the
+        frame of every e-mail with the same subject and language (``mime.MailFrame``): the same bytes, but
+        for the multipart boundary, random unless given. Raises ``ValueError`` where ``compose`` would."""
+        frame = frame_for(
+            sender=self._sender,
+            subject=message.subject,
+            language=message.language.value,
+            reply_to=message.reply_to,
+            html=bool(message.html),
+            unsubscribe=bool(message.unsubscribe_url),
+        )
+        values = {
+            "To": message.address,
+            "Date": date or format_datetime(datetime.now(UTC)),
+            "Message-ID": self.message_id(message.delivery_id),
+            "List-Unsubscribe": f"<{message.unsubscribe_url}>",
+        }
+        bodies = (message.text, message.html) if message.html else (message.text,)
+        return frame.fill(values=values, bodies=bodies, boundary=boundary)
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send one e-mail; the receipt's id is its Message-ID, the status ``SENT``.
@@ -156,16 +177,24 @@ class SmtpChannel(Configurable):
         Raises ``PermanentError`` (address refused with 5xx), ``TransientError`` (4xx,
         server unreachable or slower than the provider timeout) or ``NotConfigured``.
         """
-        mail = self.compose(message)
+        data = self.wire(message)
         client: _Session | None = None
         try:
             async with self._connection() as client:
                 client.data_started = False
                 async with asyncio.timeout(self._timeout):
-                    await client.send_message(mail, sender=self._envelope_from, recipients=[message.address])
+                    await self._transmit(client, message, data)
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:  # TimeoutError is an OSError
             raise translate(exc, data_started=client is not None and client.data_started) from exc
         return Receipt(provider_id=self.message_id(message.delivery_id), status=ReceiptStatus.SENT)
+
+    async def _transmit(self, client: _Session, message: OutboundMessage, data: bytes) -> None:
+        # ``data`` is what aiosmtplib's ``send_message`` would flatten for an 8BITMIME server and an ASCII
+        # envelope; any other server or address gets the message the email package builds, as before.
+        if client.supports_extension("8bitmime") and f"{self._envelope_from}{message.address}".isascii():
+            await client.sendmail(self._envelope_from, [message.address], data, mail_options=["BODY=8BITMIME"])
+        else:
+            await client.send_message(self.compose(message), sender=self._envelope_from, recipients=[message.address])
 
     async def close(self) -> None:
         """Say QUIT on every open connection (each bounded by the provider timeout)."""
@@ -212,6 +241,7 @@ class SmtpChannel(Configurable):
                 client.close()
         if not client.is_connected:
             await client.connect()
+            await client.greet()
             log.info("email.connected", host=self._host, port=self._port, security=self._security.value)
 
     async def _quit(self, client: _Session) -> None:
@@ -228,6 +258,15 @@ class _Session(aiosmtplib.SMTP):
     """An ``aiosmtplib`` connection that notes when a message's DATA starts (see the module docstring)."""
 
     data_started = False
+
+    async def greet(self) -> None:
+        """EHLO (HELO if the server refuses it) unless done, as ``send_message`` would: its extensions decide
+        how the message goes out."""
+        if self.is_ehlo_or_helo_needed:
+            try:
+                await self.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self.helo()
 
     async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.data_started = True

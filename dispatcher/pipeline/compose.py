@@ -5,7 +5,8 @@ the channel's messages asks (``MessageForm``, declared by its vendor class): a s
 gets the longest acknowledgement hint that adds no segment (none if even the shortest would); a
 call says the message twice and asks to press 1 (a ``CallScript``, which the vendor writes in its
 own format); an e-mail gets its receipt, unsubscribe, data-export and own-page links (text and HTML, the
-HTML escaped by Jinja); a chat message (Telegram) gets a "received" button. A drill's text is marked
+HTML escaped by Jinja; rendered once for every member who reads the same words, each member's links
+put in afterwards); a chat message (Telegram) gets a "received" button. A drill's text is marked
 as an exercise first, in the member's language, on every channel (in GSM 03.38 for an SMS). An
 alert's answer options follow the text of an SMS, numbered (a reply "1" or the option's words
 answers), and are buttons of their own under a chat message.
@@ -14,10 +15,11 @@ answers), and are buttons of their own under a chat message.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import escape
 
 from channels import vendor
 from channels.base import CallScript, MessageForm, OutboundMessage, Purpose
@@ -139,22 +141,53 @@ def call_script(text: str, language: Language, answers: list[AnswerOption] | Non
     )
 
 
-def _email(base: OutboundMessage, *, alert: Alert, plp: Plp, member: Member, links: Links) -> OutboundMessage:
-    language = base.language
-    receipt_url, unsubscribe_url = links.receipt_url(base.delivery_id), links.unsubscribe_url(member.id)
-    # each answer opens the receipt page with it chosen; only the page's button (a POST) records it
-    answer_links = [(a.text_for(language), f"{receipt_url}?answer={a.id}") for a in alert.answers]
-    export_url, profile_url = links.export_url(member.id), links.profile_url(member.id)
-    footer = say(Words.EMAIL_FOOTER, language, plp=plp.name)
+@dataclass(frozen=True, slots=True)
+class EmailLinks:
+    """One member's links in an e-mail: receipt (each answer opens it with that answer chosen), unsubscribe,
+    data export, own page."""
+
+    receipt: str
+    unsubscribe: str
+    export: str
+    profile: str
+
+    def substitute(self, text: str, *, html: bool) -> str:
+        """``text`` with ``PLACEHOLDERS``' stand-ins replaced by these links, HTML-escaped as Jinja escapes them."""
+        for stand_in, url in zip(PLACEHOLDERS.urls(), self.urls(), strict=True):
+            text = text.replace(stand_in, str(escape(url)) if html else url)
+        return text
+
+    def urls(self) -> tuple[str, str, str, str]:
+        return (self.receipt, self.unsubscribe, self.export, self.profile)
+
+
+#: Stand-ins for a member's links in an e-mail rendered once for all: NUL never comes out of a template, a
+#: format or HTML escaping changed, and a text that holds one is rendered for each member instead.
+PLACEHOLDERS = EmailLinks(receipt="\x00r\x00", unsubscribe="\x00u\x00", export="\x00x\x00", profile="\x00p\x00")
+
+
+def email_texts(
+    *,
+    language: Language,
+    plp_name: str,
+    subject: str,
+    text: str,
+    answers: tuple[tuple[str, str], ...],
+    links: EmailLinks,
+) -> tuple[str, str]:
+    """An e-mail's plain text and HTML (Jinja, ``email.html``) for one member's links; ``answers``: (label, id)
+    of each answer option, in the member's language."""
+    answer_links = [(label, f"{links.receipt}?answer={answer_id}") for label, answer_id in answers]
+    footer = say(Words.EMAIL_FOOTER, language, plp=plp_name)
     plain = "\n\n".join(
         [
-            base.text,
-            say(Words.EMAIL_ACK_LINK, language, url=receipt_url),
+            text,
+            say(Words.EMAIL_ACK_LINK, language, url=links.receipt),
             *(f"{label}: {url}" for label, url in answer_links),
             footer,
-            say(Words.EMAIL_UNSUBSCRIBE, language, url=unsubscribe_url),
-            say(Words.EMAIL_EXPORT, language, url=export_url),
-            say(Words.EMAIL_PROFILE, language, url=profile_url),
+            say(Words.EMAIL_UNSUBSCRIBE, language, url=links.unsubscribe),
+            say(Words.EMAIL_EXPORT, language, url=links.export),
+            say(Words.EMAIL_PROFILE, language, url=links.profile),
         ]
     )
     html = (
@@ -162,21 +195,73 @@ def _email(base: OutboundMessage, *, alert: Alert, plp: Plp, member: Member, lin
         .get_template("email.html")
         .render(
             language=language.value,
-            plp_name=plp.name,
-            subject=base.subject,
-            text=base.text,
-            receipt_url=receipt_url,
+            plp_name=plp_name,
+            subject=subject,
+            text=text,
+            receipt_url=links.receipt,
             ack_label=say(Words.PAGE_CONFIRM, language),
             answer_links=answer_links,
             footer=footer,
-            unsubscribe_url=unsubscribe_url,
+            unsubscribe_url=links.unsubscribe,
             unsubscribe_label=say(Words.PAGE_UNSUBSCRIBE_TITLE, language),
-            export_url=export_url,
+            export_url=links.export,
             export_label=say(Words.EMAIL_EXPORT_LABEL, language),
-            profile_url=profile_url,
+            profile_url=links.profile,
             profile_label=say(Words.EMAIL_PROFILE_LABEL, language),
         )
     )
+    return plain, html
+
+
+@lru_cache(maxsize=64)
+def _email_skeleton(
+    *, language: Language, plp_name: str, subject: str, text: str, answers: tuple[tuple[str, str], ...]
+) -> tuple[str, str]:
+    # keyed by everything the e-mail's words depend on, so no alert, relay edit or PLP rename can go out stale
+    return email_texts(
+        language=language, plp_name=plp_name, subject=subject, text=text, answers=answers, links=PLACEHOLDERS
+    )
+
+
+def email_for_member(
+    *,
+    language: Language,
+    plp_name: str,
+    subject: str,
+    text: str,
+    answers: tuple[tuple[str, str], ...],
+    links: EmailLinks,
+) -> tuple[str, str]:
+    """``email_texts``, the same strings, from a rendering shared by every member who reads the same words
+    (the 64 latest kept): only the links are put in per member."""
+    words = (plp_name, subject, text, *(part for answer in answers for part in answer))
+    if any("\x00" in word for word in words):
+        return email_texts(
+            language=language, plp_name=plp_name, subject=subject, text=text, answers=answers, links=links
+        )
+    plain, html = _email_skeleton(language=language, plp_name=plp_name, subject=subject, text=text, answers=answers)
+    return links.substitute(plain, html=False), links.substitute(html, html=True)
+
+
+def _email(base: OutboundMessage, *, alert: Alert, plp: Plp, member: Member, links: Links) -> OutboundMessage:
+    member_links = EmailLinks(
+        receipt=links.receipt_url(base.delivery_id),
+        unsubscribe=links.unsubscribe_url(member.id),
+        export=links.export_url(member.id),
+        profile=links.profile_url(member.id),
+    )
+    plain, html = email_for_member(
+        language=base.language,
+        plp_name=plp.name,
+        subject=base.subject,
+        text=base.text,
+        answers=tuple((a.text_for(base.language), a.id) for a in alert.answers),
+        links=member_links,
+    )
     return replace(
-        base, text=plain, html=html, reply_to=tuple(str(a) for a in plp.reply_to), unsubscribe_url=unsubscribe_url
+        base,
+        text=plain,
+        html=html,
+        reply_to=tuple(str(a) for a in plp.reply_to),
+        unsubscribe_url=member_links.unsubscribe,
     )

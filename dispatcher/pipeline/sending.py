@@ -51,6 +51,7 @@ from dispatcher.pipeline import dispatches
 from dispatcher.pipeline.compose import compose
 from dispatcher.pipeline.pacing import limits_for
 from dispatcher.pipeline.retries import RetryPolicy, Verdict
+from dispatcher.storage.batching import ScriptCalls
 from dispatcher.storage.limits import RESERVE_AHEAD, Askers, Limit, ProviderLimits
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import Store, delivery_id, now_ts
@@ -91,9 +92,10 @@ class BatchContext:
         links: Links,
         settings: Settings,
         askers: Askers,
+        calls: ScriptCalls,
     ) -> None:
         self.store, self.keys = store, store.keys
-        self.askers = askers
+        self.askers, self.calls = askers, calls
         self.alert, self.plp, self.relay = alert, plp, relay
         self.members, self.channels, self.links = members, channels, links
         self.settings = settings
@@ -130,11 +132,13 @@ def send_slots(settings: Settings, channel: ChannelName) -> int:
 
 class Connections:
     """A Redis client and the channels: opened per unit of work, or kept by a worker process between batches;
-    with them, the batches' callers for provider turns, grouped per alert and limits (``Askers``)."""
+    with them, the batches' callers for provider turns, grouped per alert and limits (``Askers``), and their
+    claims and records, sent together when made together (``ScriptCalls``)."""
 
     def __init__(self, redis: AsyncRedis, channels: dict[ChannelName, Channel]) -> None:
         self.redis, self.channels = redis, channels
         self.askers = Askers()
+        self.calls = ScriptCalls(redis)
 
 
 @contextlib.asynccontextmanager
@@ -186,6 +190,7 @@ async def send_batch(
         links=rt.links,
         settings=rt.settings,
         askers=using.askers,
+        calls=using.calls,
     )
     async with _holding(ctx, refs, job_id), admitted or contextlib.nullcontext():
         outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
@@ -298,7 +303,8 @@ async def _claim(ctx: BatchContext, ref: str, member_id: str, *, mode: str, limi
     ``limits`` (see ``dispatcher.storage.scripts``)."""
     now = now_ts()
     meters = limits or []
-    answer = await ctx.store.scripts.claim(
+    answer = await ctx.calls(
+        ctx.store.scripts.claim,
         keys=[*ctx.delivery_keys(ref), ctx.keys.optouts(), *(ctx.keys.departures(limit.name) for limit in meters)],
         args=[
             ctx.alert.id,
@@ -434,7 +440,8 @@ async def _record(
     """Move the delivery to ``status``; the provider call that led there, if any, is counted by the same script."""
     channel = ref.split(":", 1)[0]
     counted = attempt.script_args() if attempt is not None else []
-    result = await ctx.store.scripts.record(
+    result = await ctx.calls(
+        ctx.store.scripts.record,
         keys=ctx.delivery_keys(ref),
         args=[ctx.alert.id, ref, channel, status.value, now_ts(), provider_id, error, cause, *counted],
     )

@@ -63,7 +63,7 @@ class SmtpSimulator:
     DATA gets once the data is in (the server refuses the message: it is not kept); ``stall``
     holds addresses whose RCPT is never answered (a hung server); ``credentials`` turns on AUTH
     (PLAIN/LOGIN, no TLS needed) with that one ``(username, password)``. All can be changed
-    while it runs.
+    while it runs. ``eight_bit=False``: a server that does not offer ``8BITMIME`` (7-bit data only).
     """
 
     def __init__(
@@ -74,8 +74,10 @@ class SmtpSimulator:
         credentials: tuple[str, str] | None = None,
         host: str = HOST,
         port: int = 0,
+        eight_bit: bool = True,
     ) -> None:
         self.host = host
+        self.eight_bit = eight_bit
         self.port = port
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
         self.reject_data: dict[str, tuple[int, str]] = {}
@@ -96,7 +98,7 @@ class SmtpSimulator:
 
     async def __aenter__(self) -> SmtpSimulator:
         self._loop = asyncio.get_running_loop()
-        auth: dict[str, Any] = {}
+        auth: dict[str, Any] = {"decode_data": not self.eight_bit}  # aiosmtpd offers 8BITMIME unless it decodes
         if self.credentials is not None:
             auth = {"authenticator": self._authenticate, "auth_require_tls": False}
         self._controller = _Controller(

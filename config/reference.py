@@ -118,7 +118,16 @@ SECTIONS = (
     Section(
         "SMTP: e-mail",
         "See [setting up SMTP](channels.md#smtp).",
-        ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_from", "smtp_pool_size"),
+        (
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "smtp_password",
+            "smtp_from",
+            "smtp_pool_size",
+            "smtp_ehlo_name",
+        ),
     ),
     Section(
         "Telegram",

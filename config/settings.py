@@ -7,6 +7,7 @@ from them (``python -m config.reference``), so a field is documented where it is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
@@ -55,6 +56,8 @@ class WorkerKind(StrEnum):
 
 #: The channels a charter may name (``dispatcher.core.models.ChannelName``), for PLP_OUTBOX_CHANNELS.
 CHANNEL_NAMES = ("sms", "voice", "email", "telegram", "whatsapp")
+#: A name a relay accepts in EHLO (RFC 5321 4.1.1.1): a domain, or an address literal in brackets.
+_EHLO_NAME = re.compile(r"\[(IPv6:)?[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 #: Days a bearer token stays valid by default (``PLP_TOKEN_TTL_DAYS``), and at most.
 DEFAULT_TOKEN_TTL_DAYS = 90
@@ -726,6 +729,14 @@ class Settings(BaseSettings):
         validation_alias=_env("SMTP_POOL_SIZE"),
         description="SMTP connections each worker process keeps open (a relay usually accepts 50 or more).",
     )
+    smtp_ehlo_name: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_EHLO_NAME"),
+        description=(
+            "The name the service gives the relay in EHLO (RFC 5321: its fully qualified domain name, or an address "
+            "in brackets). Default: the host of `PLP_PUBLIC_BASE_URL`; no DNS lookup is made."
+        ),
+    )
 
     # -- Telegram ----------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(
@@ -880,6 +891,13 @@ class Settings(BaseSettings):
     def local_url(self) -> str:
         """The URL ``plp web`` answers at on this machine: ``http://PLP_HOST:PLP_PORT``, the wildcard as loopback."""
         return local_url(self.host, self.port)
+
+    @field_validator("smtp_ehlo_name")
+    @classmethod
+    def _a_name_a_relay_accepts(cls, value: str | None) -> str | None:
+        if value is not None and not _EHLO_NAME.fullmatch(value):
+            raise ValueError("not a domain name or an address in brackets, e.g. mail.example.org or [192.0.2.1]")
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -28,12 +28,14 @@ with the data: a doubt too many there is on the safe side.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiosmtplib
 import structlog
@@ -89,6 +91,7 @@ class SmtpChannel(Configurable):
         pool_size: int = 4,
         timeout: float = 10.0,
         probe_idle_after: float = PROBE_IDLE_AFTER,
+        ehlo_name: str = "localhost",
     ) -> None:
         envelope_from = parseaddr(sender)[1]
         if "@" not in envelope_from:
@@ -98,6 +101,7 @@ class SmtpChannel(Configurable):
         self._domain = envelope_from.rpartition("@")[2]
         self._username, self._password = username, password
         self._pool_size, self._timeout, self._probe_idle_after = pool_size, timeout, probe_idle_after
+        self._ehlo_name = ehlo_name
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[tuple[_Session, float]] = []  # (client, loop time it was last released)
         self._clients: list[_Session] = []
@@ -122,6 +126,7 @@ class SmtpChannel(Configurable):
             password=settings.smtp_password,
             pool_size=settings.smtp_pool_size,
             timeout=settings.provider_timeout,
+            ehlo_name=ehlo_name(settings),
         )
 
     @classmethod
@@ -228,6 +233,7 @@ class SmtpChannel(Configurable):
             use_tls=self._security is SmtpSecurity.TLS,
             start_tls=self._security is SmtpSecurity.STARTTLS,
             timeout=self._timeout,
+            local_hostname=self._ehlo_name,  # else aiosmtplib asks the resolver (in a thread) on every connect
         )
         self._clients.append(client)
         return client
@@ -252,6 +258,19 @@ class SmtpChannel(Configurable):
                 await client.quit()
         except (aiosmtplib.SMTPException, OSError):
             client.close()
+
+
+def ehlo_name(settings: Settings) -> str:
+    """The name given in EHLO: ``SMTP_EHLO_NAME``, else the host of the public base URL (an IP address as an
+    address literal, RFC 5321 4.1.3), known without asking the resolver."""
+    if settings.smtp_ehlo_name:
+        return settings.smtp_ehlo_name
+    host = urlsplit(settings.public_base_url).hostname or "localhost"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
 
 
 class _Session(aiosmtplib.SMTP):

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
 from channels.base import (
@@ -200,6 +200,35 @@ async def test_concurrent_sends_share_the_pool(smtp: SmtpSimulator) -> None:
     assert len({r.provider_id for r in receipts}) == 20
     assert len(await smtp.wait_for(20)) == 20
     assert 1 <= smtp.connections_opened <= 4
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "configured", "said"),
+    [
+        ("https://alertes.plp-uccle.be", None, "alertes.plp-uccle.be"),
+        ("http://127.0.0.1:8080", None, "[127.0.0.1]"),
+        ("http://[::1]:8080", None, "[IPv6:::1]"),
+        ("https://alertes.plp-uccle.be", "mx-out.zone5340.be", "mx-out.zone5340.be"),
+    ],
+)
+async def test_the_relay_hears_the_services_own_name_in_ehlo_without_a_dns_lookup(
+    smtp: SmtpSimulator, public_base_url: str, configured: str | None, said: str
+) -> None:
+    """The EHLO name is ``SMTP_EHLO_NAME``, else the public base URL's host (an address in brackets, RFC 5321):
+    known from the settings, so no connection waits for the resolver (aiosmtplib's default asks it, in a thread,
+    on every connect)."""
+    settings = settings_for(smtp).model_copy(update={"public_base_url": public_base_url, "smtp_ehlo_name": configured})
+    channel = SmtpChannel.from_settings(settings)
+    await asyncio.gather(*(channel.send(message(n=n)) for n in range(3)))
+    await channel.close()
+    assert smtp.ehlo_names and set(smtp.ehlo_names) == {said}
+
+
+@pytest.mark.parametrize("name", ["bad name", "-x.example", "x.example-", "[not-an-address]", "é.example"])
+def test_an_ehlo_name_that_is_no_domain_or_address_literal_is_refused_naming_the_setting(name: str) -> None:
+    """A name a relay would refuse in EHLO is a configuration error, named, at start-up."""
+    with pytest.raises(ValidationError, match="SMTP_EHLO_NAME"):
+        Settings(SMTP_EHLO_NAME=name)
 
 
 async def test_a_connection_the_server_closed_is_opened_again(smtp: SmtpSimulator) -> None:

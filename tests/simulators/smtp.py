@@ -88,6 +88,7 @@ class SmtpSimulator:
         self.injected: list[Injected] = []  # every fault acted out, in order
         self.in_flight = 0  # messages taken and not answered yet
         self.received: list[tuple[str, float]] = []  # (recipient, Unix time) of every RCPT, whatever its answer
+        self.ehlo_names: list[str] = []  # the name each client gave in EHLO, as it came on the wire
         self.messages: list[ReceivedMail] = []
         self.connections_opened = 0
         self.quits = 0  # QUIT commands received: connections the client closed politely
@@ -175,6 +176,13 @@ class _Handler:
 
     def __init__(self, simulator: SmtpSimulator) -> None:
         self._simulator = simulator
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self._simulator.ehlo_names.append(hostname)
+        session.host_name = hostname  # what aiosmtpd does itself when no hook takes EHLO
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]

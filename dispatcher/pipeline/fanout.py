@@ -33,7 +33,8 @@ An urgent fan-out run by a worker sends its first batch itself (``dispatches.Sen
 event loop, as soon as the transaction that plans it has run: no queue, no second job between the alert
 and its first sends. That batch is recorded as a send job already taken (``dispatches.keep_sends``) in the
 same transaction, so that the clock dispatches it again if the worker dies before it starts; the rest of
-the alert's batches are queued as usual, while the first one sends.
+the alert's batches are queued as usual, while the first one sends. Until then, chunks are no larger than a batch:
+the first request does not wait for a thousand members to be planned.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any, cast
 
 import structlog
 
+from config import Settings
 from dispatcher.core import segments
 from dispatcher.core.models import (
     FINAL_ALERT,
@@ -208,6 +210,11 @@ class FirstBatch:
     def __init__(self, here: SendsHere | None) -> None:
         self._here = here
 
+    def chunk(self, settings: Settings) -> int:
+        """Members to read next: while the first batch is still to be sent here, no more than it holds, so that
+        it leaves after planning a batch's worth of members rather than a whole chunk."""
+        return min(settings.fanout_chunk, settings.send_batch_size) if self._here else settings.fanout_chunk
+
     def take(self, queue: str) -> SendsHere | None:
         """The sender, once, for the first chunk that has sends; None later, or if its batches fill ``queue``."""
         here, self._here = self._here, None
@@ -275,7 +282,7 @@ def _fan_out_plp(
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
         rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
-        member_ids = reader.plp_member_ids(plp.id, after=last, limit=rt.settings.fanout_chunk)
+        member_ids = reader.plp_member_ids(plp.id, after=last, limit=first.chunk(rt.settings))
         if not member_ids:
             break
         found, opted_out = reader.get_members(member_ids), reader.opted_out(member_ids)

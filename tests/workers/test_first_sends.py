@@ -25,7 +25,8 @@ async def test_an_urgent_fan_out_sends_its_first_batch_itself_while_the_rest_wai
     redis_url: str, tmp_path: Path
 ) -> None:
     """The SMS of the first batch reach Twilio from the fan-out's own process while every send job it queued
-    still waits, untaken; a worker then sends the rest, and each member gets the alert once."""
+    still waits, untaken; it was handed over with only its own members planned (the first chunk no larger than
+    a batch); a worker then sends the rest, and each member gets the alert once."""
     async with open_world(redis_url, tmp_path, send_batch_size=BATCH) as world:
         plp = await world.plp("PLP Parc", charter(urgent=["sms"]))
         await world.members(plp, MEMBERS)
@@ -33,7 +34,14 @@ async def test_an_urgent_fan_out_sends_its_first_batch_itself_while_the_rest_wai
         [job] = [j for j in queued_jobs(world.runtime) if j.func_name == jobs.FAN_OUT]
         world.runtime.queue_named(job.origin).remove(job)  # taken, as a worker's dequeue does
         loop = ProcessLoop()
-        here = SendsHere(world.runtime, lambda: loop)
+        planned_then: list[int] = []
+
+        class Counting(SendsHere):
+            def send(self, alert_id: str, plp_id: str, refs: list[str], *, job_id: str, queue: str) -> None:
+                planned_then.append(world.redis.zcard(world.runtime.keys.alert_deliveries(alert_id)))
+                super().send(alert_id, plp_id, refs, job_id=job_id, queue=queue)
+
+        here = Counting(world.runtime, lambda: loop)
         try:
             await asyncio.to_thread(fanout.fan_out, world.runtime, *job.args, here=here)
             await until(lambda: len(world.sent()) == BATCH, timeout=10, what="the first batch's SMS")
@@ -41,6 +49,7 @@ async def test_an_urgent_fan_out_sends_its_first_batch_itself_while_the_rest_wai
             assert sorted(len(j.args[2]) for j in waiting) == [MEMBERS - 2 * BATCH, BATCH]
             queued = {ref for j in waiting for ref in j.args[2]}
             assert not queued & {s.ref for s in world.sent()}
+            assert planned_then == [BATCH]
             assert await asyncio.to_thread(loop.drain, 10)
         finally:
             loop.close()

@@ -300,6 +300,15 @@ class Settings(BaseSettings):
         description="`simple` runs jobs in the worker process (lowest latency); `fork` forks a child per job, as RQ "
         "does by default (isolation over speed).",
     )
+    general_worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        validation_alias=_env("PLP_GENERAL_WORKER_NICE"),
+        description="CPU niceness a general lane's worker takes as it starts (Unix `nice`, 0 to 19): on a busy host, "
+        "its non-urgent sends then give the processors to the urgent worker, the web process and Redis first, so "
+        "that a non-urgent backlog does not slow an urgent alert down. 0 leaves it as started.",
+    )
     fanout_chunk: int = Field(
         default=1000,
         ge=10,

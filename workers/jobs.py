@@ -7,7 +7,6 @@ enqueued and scheduled, in one place: ``dispatcher.pipeline.jobs``.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from functools import lru_cache
 
@@ -15,9 +14,9 @@ from rq import get_current_job
 
 from config import WorkerKind, load_settings
 from dispatcher.people import locating, retention
-from dispatcher.pipeline import escalation, fanout, replies, sending
+from dispatcher.pipeline import escalation, fanout, replies
 from dispatcher.storage.runtime import Runtime
-from workers.loop import ProcessLoop, process_loop
+from workers.loop import ProcessLoop, SendsHere, process_loop, running_loop, send_on
 
 
 @lru_cache(maxsize=1)
@@ -27,8 +26,18 @@ def runtime() -> Runtime:
 
 
 def fan_out(alert_id: str, plp_ids: list[str]) -> int:
-    """Plan one delivery per member and channel for these PLPs, and enqueue their sends."""
-    return fanout.fan_out(runtime(), alert_id, plp_ids)
+    """Plan one delivery per member and channel for these PLPs, and enqueue their sends; an urgent alert's first
+    batch is sent from here, on the process's event loop, while the rest is planned (``dispatcher.pipeline.fanout``).
+
+    In a forked work horse, which would take that batch with it when it exits, the job waits for it to end.
+    """
+    rt = runtime()
+    planned = fanout.fan_out(
+        rt, alert_id, plp_ids, here=SendsHere(rt, lambda: process_loop(rt.settings.worker_batches))
+    )
+    if rt.settings.worker_kind is WorkerKind.FORK and (loop := running_loop()) is not None:
+        loop.drain()
+    return planned
 
 
 def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
@@ -45,22 +54,11 @@ def send_batch(alert_id: str, plp_id: str, refs: list[str]) -> None:
     queue = job.origin if job is not None else rt.urgent_queue.name
     loop = process_loop(rt.settings.worker_batches)
     if rt.settings.worker_kind is WorkerKind.FORK:
-        loop.run(lambda: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, None))
+        loop.run(lambda: send_on(loop, rt, alert_id, plp_id, refs, job_id=job_id))
     else:
-        loop.submit(lambda admitted: _send_batch(rt, loop, alert_id, plp_id, refs, job_id, admitted), queue=queue)
-
-
-async def _send_batch(
-    rt: Runtime,
-    loop: ProcessLoop,
-    alert_id: str,
-    plp_id: str,
-    refs: list[str],
-    job_id: str | None,
-    admitted: AbstractAsyncContextManager[object] | None,
-) -> dict[str, int]:
-    connections = await loop.connections(rt)
-    return await sending.send_batch(rt, alert_id, plp_id, refs, using=connections, job_id=job_id, admitted=admitted)
+        loop.submit(
+            lambda admitted: send_on(loop, rt, alert_id, plp_id, refs, job_id=job_id, admitted=admitted), queue=queue
+        )
 
 
 def send_reply(reply_id: str) -> None:

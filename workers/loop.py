@@ -17,6 +17,9 @@ is lost if the process dies meanwhile: a batch holds its deliveries and leases i
 (``dispatcher.pipeline.sending``), and the clock hands whatever a dead process held to another worker.
 ``drain`` waits for the batches still running (a worker stopping); ``run`` waits for one (a
 forked work horse, tests).
+
+The loop also sends the first batch of each urgent fan-out the worker runs (``SendsHere``), submitted
+by the fan-out job itself as soon as it has planned it, beside that alert's other batches.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from dispatcher.pipeline import sending
 from dispatcher.pipeline.sending import Connections, connections
 from dispatcher.storage.runtime import Runtime
 
@@ -126,6 +130,39 @@ class ProcessLoop:
                 self._opened = connections(rt)
                 self._connections = await self._opened.__aenter__()  # left by close(), or with the process
             return self._connections
+
+
+async def send_on(
+    loop: ProcessLoop,
+    rt: Runtime,
+    alert_id: str,
+    plp_id: str,
+    refs: list[str],
+    *,
+    job_id: str | None,
+    admitted: AbstractAsyncContextManager[object] | None = None,
+) -> dict[str, int]:
+    """Send a batch on ``loop``'s kept connections (``dispatcher.pipeline.sending.send_batch``)."""
+    connections = await loop.connections(rt)
+    return await sending.send_batch(rt, alert_id, plp_id, refs, using=connections, job_id=job_id, admitted=admitted)
+
+
+class SendsHere:
+    """A process loop as the sender of the first batch of the urgent fan-outs this process runs
+    (``dispatcher.pipeline.dispatches.SendsHere``). ``loop`` gives it, made on first use only: a fan-out
+    with nothing to send here never starts it."""
+
+    def __init__(self, rt: Runtime, loop: Callable[[], ProcessLoop]) -> None:
+        self.rt, self.loop = rt, loop
+
+    def free(self, queue: str) -> bool:
+        return not self.loop().saturated(queue)
+
+    def send(self, alert_id: str, plp_id: str, refs: list[str], *, job_id: str, queue: str) -> None:
+        rt, loop = self.rt, self.loop()
+        loop.submit(
+            lambda admitted: send_on(loop, rt, alert_id, plp_id, refs, job_id=job_id, admitted=admitted), queue=queue
+        )
 
 
 _made: ProcessLoop | None = None

@@ -15,6 +15,10 @@ alert waits. So a zone-wide alert of tens of thousands of sends delays another u
 another zone or its own, by no more than its turn in the providers' limits. (A ``fork`` worker
 runs each job to its end: the alerts then take turns one job at a time.)
 
+Urgent first on the processors too: a general lane's worker lowers its CPU priority as it starts
+(``PLP_GENERAL_WORKER_NICE``), so that on a busy host a non-urgent backlog's sends give way to the urgent
+worker, the web process and Redis whenever they have work.
+
 A worker rides out a Redis outage instead of exiting: RQ's work loop quits on a Redis error
 raised outside its own reconnect loop (a heartbeat after a job, the suspension check, a job's
 result being written), so ``run_worker`` waits for Redis to answer again, with backoff, and
@@ -28,6 +32,7 @@ for ``plp status`` and the metrics, in a file for ``plp probe worker``, and to s
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import uuid
@@ -170,6 +175,8 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     A Redis outage does not stop it: it waits for Redis and goes on (see the module's docstring).
     Returns whether it did any job.
     """
+    if lane is Lane.GENERAL:
+        yield_the_processors(settings.general_worker_nice)
     rt = Runtime.from_settings(settings)
     queues = [rt.urgent_queue] if lane is Lane.URGENT else [rt.urgent_queue, rt.general_queue]
     worker_class = PlpSimpleWorker if settings.worker_kind is WorkerKind.SIMPLE else PlpWorker
@@ -212,6 +219,13 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     finally:
         drain_process_loop()  # the batches still sending end before the process does
         heartbeat.leave()
+
+
+def yield_the_processors(niceness: int) -> None:
+    """Lower this process's CPU priority by ``niceness`` (a general lane's worker, as it starts): before it starts a
+    thread, which takes the priority of the thread that starts it (on Linux, a priority is a thread's)."""
+    if niceness:
+        os.nice(niceness)
 
 
 def ready_to_send(rt: Runtime) -> None:

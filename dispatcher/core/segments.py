@@ -48,9 +48,9 @@ def split(text: str) -> list[str]:
     """The parts a carrier sends the text in, in order: one for a text that fits a single SMS."""
     encoding = encoding_of(text)
     single, part = _LIMITS[encoding]
-    sizes = [_units(char, encoding) for char in text]
-    if sum(sizes) <= single:
+    if _total(text, encoding) <= single:  # the whole text at once: the codec is slow a character at a time
         return [text]
+    sizes = [_units(char, encoding) for char in text]
     parts, start, used = [], 0, 0
     for index, size in enumerate(sizes):
         if used + size > part:  # the character does not fit: it opens the next part, whole
@@ -64,7 +64,7 @@ def split(text: str) -> list[str]:
 def measure(text: str) -> SmsSize:
     """The encoding, length and number of segments of an SMS text."""
     encoding = encoding_of(text)
-    units = sum(_units(char, encoding) for char in text)
+    units = _total(text, encoding)
     return SmsSize(encoding=encoding, units=units, segments=len(split(text)))
 
 
@@ -80,6 +80,13 @@ def with_hint(text: str, hints: list[str]) -> str:
         if measure(candidate).segments == base:
             return candidate
     return text
+
+
+def _total(text: str, encoding: Encoding) -> int:
+    """The text's units: each character's (``_units``) added up, the codec having no state between characters."""
+    if encoding is Encoding.GSM7:
+        return len(text.encode("gsm03.38"))
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _units(char: str, encoding: Encoding) -> int:

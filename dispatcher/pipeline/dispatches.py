@@ -14,6 +14,12 @@ that has not started it: a live worker starts a job milliseconds after taking it
 so at two looks in a row is lost (its worker died in between), and the clock dispatches its
 deliveries again. Work is dispatched again only when its owner is gone: a queue that still
 holds it, or a live worker that renews its holds, keeps it.
+
+An urgent fan-out sends its first batch itself (``SendsHere``: the worker's running event loop), with
+no queue between them: that batch is recorded as a job already taken (``keep_sends``), in the
+transaction that plans it, and the batch takes the record over as it starts, as a send job's would.
+If the worker dies in between, the clock finds the record at its first look and dispatches the
+deliveries again; once the batch runs, its holds and leases keep them safe, as for any batch.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis as AsyncRedis
 
@@ -66,6 +72,29 @@ def enqueue_sends(
         pipe.hset(keys.dispatch(job_id), mapping=record)
         ids.append(job_id)
     return ids
+
+
+class SendsHere(Protocol):
+    """A process that sends a batch itself, at once, beside the job that plans it (a worker's event loop)."""
+
+    def free(self, queue: str) -> bool:
+        """Whether a batch of ``queue`` (a send job's queue) would start sending here at once."""
+
+    def send(self, alert_id: str, plp_id: str, refs: list[str], *, job_id: str, queue: str) -> None:
+        """Start sending the batch recorded under ``job_id`` (``keep_sends``); return once it is under way."""
+
+
+def keep_sends(
+    rt: Runtime, pipe: Any, alert_id: str, plp_id: str, refs: list[str], *, zone: str | None, now: float
+) -> tuple[str, str]:
+    """Record an urgent batch that the process planning it sends itself, on ``pipe`` (as ``enqueue_sends``): a
+    job already taken from the alert's queue, never put in it, which the clock dispatches again at its first look
+    unless the batch took it over by then. Returns its job id and the queue it counts in."""
+    job_id, queue = uuid.uuid4().hex, rt.queue_for(Urgency.URGENT, zone, alert_id).name
+    pipe.zadd(rt.keys.dispatches(), {job_id: now + rt.settings.lease_seconds})
+    record = {"alert": alert_id, "plp": plp_id, "lane": Urgency.URGENT.value, "queue": queue, "refs": json.dumps(refs)}
+    pipe.hset(rt.keys.dispatch(job_id), mapping=record | {"taken": "1"})
+    return job_id, queue
 
 
 def forget_empty_queues(rt: Runtime) -> int:

@@ -28,6 +28,13 @@ A follow-up (an update or an all-clear of an alert, see ``dispatcher.pipeline.fo
 members its alert reached instead of the PLPs' members; while that alert is still sending, its fan-out
 stays pending and looks again every ``FOLLOW_UP_AGAIN`` seconds (a timer of the clock, on its lane), so
 that the members reached later get it too, until the alert has ended or the follow-up's time-to-live.
+
+An urgent fan-out run by a worker sends its first batch itself (``dispatches.SendsHere``), on the worker's
+event loop, as soon as the transaction that plans it has run: no queue, no second job between the alert
+and its first sends. That batch is recorded as a send job already taken (``dispatches.keep_sends``) in the
+same transaction, so that the clock dispatches it again if the worker dies before it starts; the rest of
+the alert's batches are queued as usual, while the first one sends. Until then, chunks are no larger than a batch:
+the first request does not wait for a thousand members to be planned.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Any, cast
 
 import structlog
 
+from config import Settings
 from dispatcher.core import segments
 from dispatcher.core.models import (
     FINAL_ALERT,
@@ -55,7 +63,7 @@ from dispatcher.core.models import (
 from dispatcher.geo.areas import Reach, Targeting
 from dispatcher.pipeline import jobs
 from dispatcher.pipeline.compose import message_text, sms_text, voice_minutes, with_answers
-from dispatcher.pipeline.dispatches import enqueue_sends
+from dispatcher.pipeline.dispatches import SendsHere, enqueue_sends, keep_sends
 from dispatcher.storage.counters import cost_field, sector_field
 from dispatcher.storage.keys import ALL_CLEAR_FIELD
 from dispatcher.storage.runtime import Runtime
@@ -67,11 +75,14 @@ log = structlog.get_logger(__name__)
 FOLLOW_UP_AGAIN: dict[Urgency, float] = {Urgency.URGENT: 5.0, Urgency.NON_URGENT: 60.0}
 
 
-def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None) -> int:
+def fan_out(
+    rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | None = None, here: SendsHere | None = None
+) -> int:
     """Plan and enqueue the deliveries of an alert for the given PLPs; return how many were planned.
 
     PLPs whose quiet hours hold the alert at ``now`` (default: the current time) are left
-    pending and scheduled again for the end of their quiet hours.
+    pending and scheduled again for the end of their quiet hours. ``here``: the process can send, and
+    sends the first batch of an urgent alert itself instead of queueing it (see the module's docstring).
     """
     alert = rt.reader.get_alert(alert_id)
     if alert is None:
@@ -89,11 +100,11 @@ def fan_out(rt: Runtime, alert_id: str, plp_ids: list[str], *, now: datetime | N
             bound.info("fanout.plp_held", plp_id=plp_id, until=until.isoformat())
     if going:
         _advance(rt, alert_id, AlertStatus.FANNING_OUT)
-    planned = 0
+    planned, first = 0, FirstBatch(here if alert.urgency is Urgency.URGENT else None)
     for plp_id in going:
         plp = plps[plp_id]
         if plp is not None:
-            count, waiting = _fan_out_plp(rt, alert, plp, moment)
+            count, waiting = _fan_out_plp(rt, alert, plp, moment, first)
             planned += count
             if waiting is not None:  # members in their own quiet hours: the PLP's fan-out runs again at their end
                 _hold(rt, alert, plp_id, waiting)
@@ -193,6 +204,23 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
             jobs.schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
 
 
+class FirstBatch:
+    """The one batch of a fan-out job that its own process sends (the first planned), if the process can."""
+
+    def __init__(self, here: SendsHere | None) -> None:
+        self._here = here
+
+    def chunk(self, settings: Settings) -> int:
+        """Members to read next: while the first batch is still to be sent here, no more than it holds, so that
+        it leaves after planning a batch's worth of members rather than a whole chunk."""
+        return min(settings.fanout_chunk, settings.send_batch_size) if self._here else settings.fanout_chunk
+
+    def take(self, queue: str) -> SendsHere | None:
+        """The sender, once, for the first chunk that has sends; None later, or if its batches fill ``queue``."""
+        here, self._here = self._here, None
+        return here if here is not None and here.free(queue) else None
+
+
 class Places:
     """Where one PLP's members stand for an alert: inside its area (if it has one), and in which sector."""
 
@@ -238,12 +266,14 @@ def member_held_until(alert: Alert, plp: Plp, member: Member, moment: datetime) 
     return member.quiet_hours.release_at(moment, plp.timezone)
 
 
-def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp, moment: datetime) -> tuple[int, datetime | None]:
+def _fan_out_plp(
+    rt: Runtime, alert: Alert, plp: Plp, moment: datetime, first: FirstBatch
+) -> tuple[int, datetime | None]:
     """Plan the PLP's members; return how many deliveries, and the earliest end of the quiet hours of the members
     left for later (None: nobody waits). A member in their own quiet hours is neither planned nor recorded: the
     fan-out, run again when their quiet hours end, plans them then (those planned meanwhile are skipped)."""
     if alert.follows is not None:
-        return _fan_out_follow_up(rt, alert, alert.follows, plp), None
+        return _fan_out_follow_up(rt, alert, alert.follows, plp, first), None
     reader, keys = rt.reader, rt.keys
     plan = plp.charter.plan_of(alert.message_class)
     places = Places(Targeting.of(alert.area, plp, reader.get_sectors(plp.id)))
@@ -252,7 +282,7 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp, moment: datetime) -> tuple
     while True:
         # Held while it works: if this worker dies, the clock runs the fan-out again (it resumes).
         rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
-        member_ids = reader.plp_member_ids(plp.id, after=last, limit=rt.settings.fanout_chunk)
+        member_ids = reader.plp_member_ids(plp.id, after=last, limit=first.chunk(rt.settings))
         if not member_ids:
             break
         found, opted_out = reader.get_members(member_ids), reader.opted_out(member_ids)
@@ -276,12 +306,14 @@ def _fan_out_plp(rt: Runtime, alert: Alert, plp: Plp, moment: datetime) -> tuple
             else:
                 waiting = until if waiting is None else min(waiting, until)
         skipped = [m for m, _, out in rows if out]
-        planned += _plan_chunk(rt, alert, plp, members, skipped, lambda member: member.reachable_channels(plan), places)
+        planned += _plan_chunk(
+            rt, alert, plp, members, skipped, lambda member: member.reachable_channels(plan), places, first=first
+        )
         last = member_ids[-1]
     return planned, waiting
 
 
-def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp) -> int:
+def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp, first: FirstBatch) -> int:
     """A follow-up goes to the members its original alert reached (a delivery ``sent`` or ``delivered``) through
     this PLP, once each, on one of the channels that reached them (the first in the PLP's plan for the original's
     class): not a new audience. A member who opted out since, is in none of the alert's PLPs any more, or can no
@@ -310,7 +342,7 @@ def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp) ->
         def choose(member: Member) -> list[ChannelName]:
             return follow_up_channel(member, reached[member.id], order)
 
-        planned += _plan_chunk(rt, alert, plp, members, skipped, choose)
+        planned += _plan_chunk(rt, alert, plp, members, skipped, choose, first=first)
     return planned
 
 
@@ -345,10 +377,14 @@ def _plan_chunk(
     skipped: list[str],
     choose: Callable[[Member], list[ChannelName]],
     places: Places | None = None,
+    *,
+    first: FirstBatch,
 ) -> int:
     """Plan each member on the channels ``choose`` gives them (none: unreachable), and ``skipped`` (opted
     out), with their send jobs, in one transaction; return the deliveries created. ``places``: where the
-    members stand, counted per sector (an alert's own fan-out; a follow-up's goes to members already counted)."""
+    members stand, counted per sector (an alert's own fan-out; a follow-up's goes to members already counted).
+    ``first``: the process's sender, which takes the first batch of the first chunk with sends, as soon as
+    the transaction has run."""
     keys, now = rt.keys, now_ts()
     script_keys = [
         keys.alert_members(alert.id),
@@ -376,9 +412,15 @@ def _plan_chunk(
             rt.sync_scripts.plan_member(keys=script_keys, args=args, client=pipe)
             if outcome == "plan":
                 refs.extend(delivery_ref(c, member.id) for c in channels)
-        # recorded for the clock at once: a worker may die as it takes the job
-        enqueue_sends(rt, pipe, alert.id, plp.id, refs, urgency=alert.urgency, zone=plp.police_zone, now=now)
+        zone = plp.police_zone
+        here = first.take(rt.queue_for(alert.urgency, zone, alert.id).name) if refs else None
+        kept, refs = (refs[: rt.settings.send_batch_size], refs[rt.settings.send_batch_size :]) if here else ([], refs)
+        # recorded for the clock at once: a worker may die as it takes the job, or before it sends its own
+        own = keep_sends(rt, pipe, alert.id, plp.id, kept, zone=zone, now=now) if kept else None
+        enqueue_sends(rt, pipe, alert.id, plp.id, refs, urgency=alert.urgency, zone=zone, now=now)
         results = pipe.execute()
+    if here is not None and own is not None:
+        here.send(alert.id, plp.id, kept, job_id=own[0], queue=own[1])
     created = [int(r) for r in results[len(skipped) : len(skipped) + len(members)]]
     new = [(m, choose(m)) for m, n in zip(members, created, strict=True) if n > 0]
     count_costs(rt, alert, plp, new)

@@ -10,6 +10,11 @@ that a stopped delivery costs no turn.) A
 batch lets only as many of a channel's sends wait for their turn as the channel's limit lets
 out within a couple of seconds (``send_slots``).
 
+A batch's first delivery leads: the others start once it has its claim's answer, or as soon as it
+has to wait for its turn. Started together, a hundred sends' first steps would each come back to an
+event loop with a hundred other answers to read before it; led, the batch's first request leaves
+after a handful of round trips, whatever the batch's size (an urgent alert's first SMS).
+
 A claim is a lease: the batch renews it while it works, so if its worker dies, the clock
 (``dispatcher.pipeline.clock``) hands the delivery to another worker once the lease runs out. Within
 the lease, exactly one worker owns the send. The batch holds the deliveries not claimed yet
@@ -109,6 +114,14 @@ class BatchContext:
         self.limits = ProviderLimits(store.redis, store.keys)
         self.held: set[str] = set()  # refs this batch holds, not done yet
         self.in_flight: set[str] = set()  # refs this batch has claimed and is sending
+        self.leader: str | None = None  # the ref the others wait for (see the module's docstring)
+        self.led = asyncio.Event()  # set once the leader has its claim's answer, has to wait, or is done
+        self.led.set()
+
+    def lead_with(self, ref: str) -> None:
+        """Have ``ref`` go first: the batch's other deliveries start once it is claimed, or waits, or ends."""
+        self.leader = ref
+        self.led.clear()
 
     def delivery_keys(self, ref: str) -> list[str]:
         return self.keys.delivery_move(self.alert.id, ref)
@@ -173,18 +186,23 @@ async def send_batch(
         async with connections(rt) as opened:
             return await send_batch(rt, alert_id, plp_id, refs, using=opened, job_id=job_id, admitted=admitted)
     store = Store(using.redis, rt.keys)
-    alert, plp = await store.get_alert(alert_id), await store.get_plp(plp_id)
+    member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
+    # read at once, not one after the other: each is a round trip before the batch's first send
+    alert, plp, found, relay = await asyncio.gather(
+        store.get_alert(alert_id),
+        store.get_plp(plp_id),
+        store.get_members(member_ids),
+        store.get_relay(alert_id, plp_id),
+    )
     if alert is None or plp is None:
         log.error("send.batch_orphaned", alert_id=alert_id, plp_id=plp_id)
         await dispatches.take_over(using.redis, rt.keys, job_id, {})
         return {}
-    member_ids = sorted({ref.split(":", 1)[1] for ref in refs})
-    found = await store.get_members(member_ids)
     ctx = BatchContext(
         store,
         alert=alert,
         plp=plp,
-        relay=await store.get_relay(alert_id, plp_id),
+        relay=relay,
         members={m.id: m for m in found if m is not None},
         channels=using.channels,
         links=rt.links,
@@ -192,6 +210,8 @@ async def send_batch(
         askers=using.askers,
         calls=using.calls,
     )
+    if refs:
+        ctx.lead_with(refs[0])
     async with _holding(ctx, refs, job_id), admitted or contextlib.nullcontext():
         outcomes = await asyncio.gather(*(deliver(ctx, ref) for ref in refs))
     tally: dict[str, int] = {}
@@ -247,7 +267,10 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
     bound = log.bind(alert_id=ctx.alert.id, delivery_id=delivery_id(ctx.alert.id, ref), channel=channel_name)
     member = ctx.members.get(member_id)
     address = member.address_for(channel) if member is not None else None
+    leading = ref == ctx.leader
     try:
+        if not leading:
+            await ctx.led.wait()
         async with ctx.slots[channel]:
             ready = await _claim(ctx, ref, member_id, mode=READY)
             if ready != READY:
@@ -257,10 +280,14 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
                 return ready
             limits = limits_for(ctx.settings, channel, address) if address is not None else []
             group = (ctx.alert.id, *(limit.name for limit in limits))
-            await ctx.limits.wait_turn(limits, urgent=ctx.urgent, asking=ctx.askers.one_at_a_time(group))
+            asking = ctx.askers.one_at_a_time(group)
+            await ctx.limits.wait_turn(
+                limits, urgent=ctx.urgent, asking=asking, waiting=ctx.led.set if leading else None
+            )
             # Composed before the claim: what follows the claim, which departs, is only the request.
             message = _compose(ctx, member, channel)
             claimed, departure = await _claim_to_depart(ctx, ref, member_id, limits)
+            ctx.led.set()
             if claimed != CLAIMED:
                 bound.debug("send.not_claimed", status=claimed)
                 if claimed == DeliveryStatus.SENDING:  # another batch's: its lease holds it, not this hold
@@ -273,6 +300,8 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
                 message = dataclasses.replace(message, slot=departure)
             return await _attempt(ctx, ref, channel, member, message, bound)
     finally:
+        if leading:
+            ctx.led.set()
         ctx.held.discard(ref)
         ctx.in_flight.discard(ref)
 

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -225,6 +225,7 @@ class ProviderLimits:
         *,
         urgent: bool,
         asking: contextlib.AbstractAsyncContextManager[object] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Turn | None:
         """Wait until the caller may send under every one of ``limits``; return the turn it got.
 
@@ -240,14 +241,18 @@ class ProviderLimits:
 
         ``asking``: held while the caller asks, released before it waits for a slot it owns (see
         ``Askers``: the callers that share it ask one at a time, and so have one chance together).
+        ``waiting``: called before each wait (refused, or its slot still ahead), if the caller has to wait.
         """
         if not limits:
             return None
         spread = max(limit.interval_us for limit in limits) / _MICROS
+        told = waiting or _nothing
         async with asking or contextlib.nullcontext():
             while not (turn := await self.take(limits, urgent=urgent)).owned:
+                told()
                 await asyncio.sleep(turn.wait + random.uniform(0, spread))
         if turn.wait > 0:
+            told()
             await asyncio.sleep(turn.wait)
         return turn
 
@@ -266,6 +271,10 @@ class ProviderLimits:
             if departed:
                 return Departure(number=int(value), at=int(at[0]) / _MICROS)
             await asyncio.sleep(int(value) / _MICROS)
+
+
+def _nothing() -> None:
+    pass
 
 
 class Askers:

@@ -320,6 +320,7 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
             value_at_most=250,
             also=still_sending,
             median_ms=1000 * median(loaded_firsts),
+            median_no_backlog_ms=1000 * median(quiet_firsts),
             **detail,
         ),
         figure(

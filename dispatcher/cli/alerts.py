@@ -76,13 +76,26 @@ def _text_files(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return found
 
 
+#: ``500 m around Rue du Parc 12, 1180 Uccle``: a radius, then an address (street and number, postcode and/or commune).
+_AROUND = re.compile(
+    r"\s*(?P<radius>\d+(?:\.\d+)?)\s*m\s+around\s+(?P<street>[^,]+?)(?:\s+(?P<number>\d[0-9A-Za-z/.-]*))?\s*,"
+    r"\s*(?P<postcode>\d{4})?\s*(?P<commune>[^,]*?)\s*",
+    re.IGNORECASE,
+)
+CIRCLE_FORMS = 'LAT,LON,METRES (e.g. 50.8503,4.3517,500) or "METRES m around STREET NUMBER, POSTCODE COMMUNE"'
+
+
 def _circle(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
+    if around := _AROUND.fullmatch(value):
+        parts = {k: around.group(k) for k in ("street", "number", "postcode", "commune")}
+        address = {k: v.strip() for k, v in parts.items() if v and v.strip()}
+        return {"address": address, "radius_m": float(around.group("radius"))}
     try:
         lat, lon, radius = (float(part) for part in value.split(","))
     except ValueError:
-        raise click.BadParameter("write it LAT,LON,METRES, e.g. 50.8503,4.3517,500") from None
+        raise click.BadParameter(f"write it {CIRCLE_FORMS}") from None
     return {"center": {"lat": lat, "lon": lon}, "radius_m": radius}
 
 
@@ -151,7 +164,10 @@ def alert_body_options(command: Any) -> Any:
             "--circle",
             callback=_circle,
             metavar="LAT,LON,METRES",
-            help="Only the members within METRES of the point (e.g. 50.8503,4.3517,500).",
+            help=(
+                "Only the members within METRES of the point (e.g. 50.8503,4.3517,500), or of an address: "
+                '"500 m around Rue du Parc 12, 1180 Uccle" (located by the geocoder).'
+            ),
         ),
         click.option("--street", "streets", multiple=True, help="Only the members of this street (repeat it)."),
     ]

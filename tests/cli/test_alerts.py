@@ -324,6 +324,20 @@ def test_the_preview_of_an_alert_to_an_area_counts_members_without_a_place_apart
     assert "one of --sector, --circle and --street" in both.output
 
 
+def test_a_circle_around_an_address_is_sent_as_the_address_and_the_apis_answer_names_it(
+    api: PlpCommand, scene: Scene, runtime: Runtime
+) -> None:
+    """``--circle "500 m around STREET NUMBER, POSTCODE COMMUNE"`` asks for the circle around that address; here no
+    geocoder is configured, and the CLI shows the API's answer naming the address field and what to do."""
+    out = api(
+        "alert", "preview", *URGENT, "--circle", "500 m around Rue du Parc 12, 1180 Uccle", **scene.token("police")
+    )
+    assert out.exit_code == 1, out.output
+    assert "area.circle.address: no geocoder is configured (PLP_GEOCODER_URL): give the center" in out.output
+    bad = api("alert", "preview", *URGENT, "--circle", "500 m near Rue du Parc", **scene.token("police"))
+    assert bad.exit_code == 2 and "METRES m around STREET NUMBER, POSTCODE COMMUNE" in bad.output
+
+
 def test_a_follow_up_goes_once_to_the_alert_by_its_police(api: PlpCommand, scene: Scene, runtime: Runtime) -> None:
     """``alert follow-up --all-clear`` sends the alert's all-clear after a confirmation; the kind is required; a
     coordinator is refused; a follow-up of the follow-up is refused, saying which alert to follow up."""

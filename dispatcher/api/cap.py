@@ -106,10 +106,12 @@ async def alert_cap(call: Call) -> Reply:
     if earlier_id is not None and (earlier := await store.get_alert(earlier_id)) is not None:
         about = exchange.Earlier(earlier.id, earlier.created_at)
     zones = {plp.police_zone for plp in plps}
+    to_sectors = alert.area is not None and alert.area.sectors is not None
+    sectors = {plp.id: await store.get_sectors(plp.id) for plp in plps} if to_sectors else {}
     document = exchange.alert_document(
         alert,
         sender=exchange.sender_for(services(call).runtime.settings.public_base_url),
-        areas=areas_of(alert, plps, call.who, {plp.id: await store.get_sectors(plp.id) for plp in plps}),
+        areas=areas_of(alert, plps, call.who, sectors),
         police_zone=zones.pop() if len(zones) == 1 else None,
         cancelled_at=cancelled_at,
         about=about,

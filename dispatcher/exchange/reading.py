@@ -386,7 +386,7 @@ def _area_in(parts: _AreaParts) -> AreaIn:
 
 
 def _area_element(area: etree._Element, parts: _AreaParts, faults: list[Fault]) -> None:
-    geocodes = [(name, value, element) for name, value, element in _pairs(area, "geocode")]
+    geocodes = _pairs(area, "geocode")
     sectors = [(value, element) for name, value, element in geocodes if name == GEOCODE_SECTOR]
     for value, element in sectors:
         if not 1 <= len(value) <= 64:

@@ -88,10 +88,12 @@ async def _consenting(store: Store, alert: Alert, actor: Actor) -> list[Consenti
 @dataclass(frozen=True)
 class Fields:
     """How the problems of a request to send name its fields: the target PLPs (by index) and the earlier
-    alert of police feedback. A JSON body's by default; a CAP document's by their place in it."""
+    alert of police feedback, the sectors of its area (by index). A JSON body's by default; a CAP document's by
+    their place in it."""
 
     plp: Callable[[int], str] = lambda i: f"body.plp_ids[{i}]"
     about: str = "body.about_alert_id"
+    sector: Callable[[int], str] = lambda i: f"body.area.sectors[{i}]"
     #: what stands for the Idempotency-Key, and what is said when it is reused with another request
     key: str = f"header.{IDEMPOTENCY_HEADER}"
     reused: str = "this Idempotency-Key was already used with a different request body; use a new key for a new alert"
@@ -233,7 +235,7 @@ async def _checked_targets(call: Call, body: AlertIn, fields: Fields = JSON_FIEL
     """The target PLPs, once the actor may send there (and, for police feedback, the earlier alert fits)."""
     plps = await _target_plps(call, body, fields)
     policy.can_send(call.who, body.urgency, plps)
-    await _check_area(call, body, plps)
+    await _check_area(call, body, plps, fields)
     if body.about_alert_id is not None:
         policy.can_send_police_feedback(call.who)
         earlier = await services(call).store.get_alert(body.about_alert_id)
@@ -271,14 +273,14 @@ async def _located_area(call: Call, body: AlertIn) -> AreaIn | None:
     raise Problem(422, title, f"body.area.circle.address: {reason}", errors=[error], headers=headers)
 
 
-async def _check_area(call: Call, body: AlertIn, plps: list[Plp]) -> None:
+async def _check_area(call: Call, body: AlertIn, plps: list[Plp], fields: Fields) -> None:
     """A 422 for each sector of the area that is no sector of the target PLPs."""
     if body.area is None or body.area.sectors is None:
         return
     store = services(call).store
     sectors = {plp.id: await store.get_sectors(plp.id) for plp in plps}
     errors = [
-        {"field": f"body.area.sectors[{i}]", "reason": f"no sector {body.area.sectors[i]!r} in the target PLPs"}
+        {"field": fields.sector(i), "reason": f"no sector {body.area.sectors[i]!r} in the target PLPs"}
         for i in unknown_sectors(body.area, sectors)
     ]
     if errors:

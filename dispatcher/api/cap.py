@@ -23,6 +23,7 @@ from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
 from dispatcher.api.views import AlertView
 from dispatcher.core.models import Actor, Alert, AlertIn, AlertStatus, Plp
+from dispatcher.core.places import AreaIn, Sector
 
 #: The document of a POST: what the OpenAPI document says of it.
 CAP_CONTENT = {
@@ -30,27 +31,64 @@ CAP_CONTENT = {
         "schema": {
             "type": "string",
             "description": "An OASIS CAP 1.2 alert (also accepted as application/xml or text/xml): each target "
-            f"PLP named by an area's geocode {exchange.GEOCODE_PLP}; see docs/api.md, CAP 1.2",
+            f"PLP named by an area's geocode {exchange.GEOCODE_PLP}; part of them by {exchange.GEOCODE_SECTOR} or "
+            f"{exchange.GEOCODE_STREET} geocodes or a circle; see docs/api.md, CAP 1.2",
         }
     }
 }
 
 
-def areas_of(alert: Alert, plps: list[Plp], actor: Actor) -> list[exchange.CapArea]:
-    """The alert's PLPs as CAP areas, in its order: named (name and commune) for those in the reader's part,
-    by id alone for the others (as the alert's view shows them) and for a PLP since removed. Where PLPs get
-    sectors with a shape, their polygons and circles go in here."""
-    known = {plp.id: plp for plp in plps if policy.in_scope(actor, plp)}
+def areas_of(alert: Alert, plps: list[Plp], actor: Actor, sectors: dict[str, list[Sector]]) -> list[exchange.CapArea]:
+    """The alert's target as CAP areas, PLP by PLP in its order: a whole PLP as one area; for an area of sectors,
+    one per sector named (its polygons, its ``PLP-sector`` geocode), a PLP none of whose sectors are named whole;
+    for a circle or streets, each PLP's area with the circle, or with the streets. PLPs in the reader's part
+    are named (name and commune, sectors by name); the others, and a PLP since removed, by id alone and without
+    their sectors' shapes (as the alert's view shows them). A sector since removed is named by its id alone.
+    ``sectors``: the target PLPs' sectors, by PLP id."""
+    shown = {plp.id: f"{plp.name} ({plp.commune})" for plp in plps if policy.in_scope(actor, plp)}
+    areas: list[exchange.CapArea] = []
+    for plp_id in alert.plp_ids:
+        areas += _plp_areas(alert.area, plp_id, shown.get(plp_id), sectors.get(plp_id, []))
+    if alert.area is not None and alert.area.sectors is not None:
+        known = {s.id for found in sectors.values() for s in found}
+        areas += [
+            exchange.CapArea(None, f"Sector {sid} (removed)", sector_id=sid)
+            for sid in alert.area.sectors
+            if sid not in known
+        ]
+    return areas
+
+
+def _plp_areas(area: AreaIn | None, plp_id: str, name: str | None, sectors: list[Sector]) -> list[exchange.CapArea]:
+    """One PLP's part of the alert's target as CAP areas (``name``: None outside the reader's part)."""
+    described = name or f"PLP {plp_id}"
+    if area is not None and area.circle is not None:
+        circle = exchange.circle_text(area.circle)
+        place = area.circle.address.one_line() if area.circle.address else circle.split()[0]
+        description = f"{described}: {area.circle.radius_m:g} m around {place}"
+        return [exchange.CapArea(plp_id, description, circles=(circle,))]
+    if area is not None and area.streets is not None:
+        return [exchange.CapArea(plp_id, f"{described}: {', '.join(area.streets)}", streets=tuple(area.streets))]
+    by_id = {s.id: s for s in sectors}
+    named = [by_id[sid] for sid in (area.sectors or []) if sid in by_id] if area is not None else []
+    if not named:
+        return [exchange.CapArea(plp_id, described)]
     return [
-        exchange.CapArea(plp_id, f"{plp.name} ({plp.commune})" if (plp := known.get(plp_id)) else f"PLP {plp_id}")
-        for plp_id in alert.plp_ids
+        exchange.CapArea(
+            plp_id,
+            f"{sector.name}, {name}" if name else f"Sector {sector.id}, {described}",
+            polygons=exchange.polygons_of(sector.geometry) if name else (),
+            sector_id=sector.id,
+        )
+        for sector in named
     ]
 
 
 @api.operation(
     "GET",
     "/v1/alerts/{alert_id}/cap",
-    summary="The alert as an OASIS CAP 1.2 document (application/cap+xml): an info per language, an area per PLP; "
+    summary="The alert as an OASIS CAP 1.2 document (application/cap+xml): an info per language, an area per PLP "
+    "(per sector: its polygons; a circle; streets); "
     "a cancelled alert as its Cancel",
     tag="alerts",
     authorize=guards.alert_reader,
@@ -68,10 +106,12 @@ async def alert_cap(call: Call) -> Reply:
     if earlier_id is not None and (earlier := await store.get_alert(earlier_id)) is not None:
         about = exchange.Earlier(earlier.id, earlier.created_at)
     zones = {plp.police_zone for plp in plps}
+    to_sectors = alert.area is not None and alert.area.sectors is not None
+    sectors = {plp.id: await store.get_sectors(plp.id) for plp in plps} if to_sectors else {}
     document = exchange.alert_document(
         alert,
         sender=exchange.sender_for(services(call).runtime.settings.public_base_url),
-        areas=areas_of(alert, plps, call.who),
+        areas=areas_of(alert, plps, call.who, sectors),
         police_zone=zones.pop() if len(zones) == 1 else None,
         cancelled_at=cancelled_at,
         about=about,
@@ -100,7 +140,9 @@ async def create_alert_from_cap(call: Call) -> Reply:
     except exchange.CapRefused as exc:
         raise cap_problem(exc) from None
     body = _alert_in(cap)
-    fields = Fields(plp=lambda i: cap.plps[i].location, about=cap.about_location)
+    fields = Fields(
+        plp=lambda i: cap.plps[i].location, about=cap.about_location, sector=lambda i: cap.sector_locations[i]
+    )
     if IDEMPOTENCY_HEADER not in call.request.headers:
         reused = "this sender already sent another document with this identifier; give a new alert a new identifier"
         fields = dataclasses.replace(fields, key="/alert/identifier", reused=reused)
@@ -130,6 +172,7 @@ def _alert_in(cap: exchange.CapAlert) -> AlertIn:
             ttl_seconds=cap.ttl_seconds,
             about_alert_id=cap.about_alert_id,
             exercise=cap.exercise,
+            area=cap.area,
         )
     except ValidationError as exc:  # read_alert checks what AlertIn does: this would be a gap between the two
         reasons = "; ".join(str(e["msg"]) for e in exc.errors())

@@ -1,7 +1,7 @@
 """Alerts exchanged with other systems as OASIS CAP 1.2 documents (Common Alerting Protocol): what each
-of our words is in CAP and back (``cap``), an alert written as a CAP document (``writing``), and a CAP
-document read, checked against the OASIS schema and turned into an alert to send, or into the cancel of one
-(``reading``).
+of our words is in CAP and back (``cap``), an alert's area as CAP shapes and back (``shapes``), an alert
+written as a CAP document (``writing``), and a CAP document read, checked against the OASIS schema and
+turned into an alert to send, or into the cancel of one (``reading``).
 
 It holds the formats only: no Redis, no request. The API loads the alert and its PLPs, calls these,
 and sends what a document asks through the same intake as every alert. The OASIS schema ships beside
@@ -22,12 +22,15 @@ from dispatcher.exchange.cap import (
     sender_for,
 )
 from dispatcher.exchange.reading import CapAlert, PlpRef, Posted, Scope, parse, read_alert, read_cancel, scope_of
+from dispatcher.exchange.shapes import GEOCODE_SECTOR, GEOCODE_STREET, circle_text, polygons_of
 from dispatcher.exchange.writing import Earlier, alert_document
 
 __all__ = [
     "CAP_MEDIA_TYPE",
     "CAP_NAMESPACE",
     "GEOCODE_PLP",
+    "GEOCODE_SECTOR",
+    "GEOCODE_STREET",
     "MEDIA_TYPES",
     "CapAlert",
     "CapArea",
@@ -38,7 +41,9 @@ __all__ = [
     "Posted",
     "Scope",
     "alert_document",
+    "circle_text",
     "parse",
+    "polygons_of",
     "read_alert",
     "read_cancel",
     "scope_of",

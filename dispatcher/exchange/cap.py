@@ -3,8 +3,9 @@
 CAP describes an alert with urgency, severity and certainty, a category from a fixed list, a status
 and a message type; ours has an urgency, a category, and whether it is police feedback about an
 earlier alert. Each mapping below is a table; the reverse ones are what a police system's document
-is read as. The exact category travels as an ``eventCode`` of ours (``PLP-category``) and each
-target PLP as a ``geocode`` of its area (``PLP``), so that a document we write reads back the same.
+is read as. The exact category travels as an ``eventCode`` of ours (``PLP-category``), each
+target PLP as a ``geocode`` of its area (``PLP``), and the part of it an alert targets as geocodes and
+shapes (``dispatcher.exchange.shapes``), so that a document we write reads back the same.
 """
 
 from __future__ import annotations
@@ -138,14 +139,17 @@ def parse_time(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class CapArea:
-    """One target PLP as a CAP ``area``: its description, its id (the ``PLP`` geocode), and its shape
-    when it has one (CAP's ``polygon`` and ``circle`` strings, ``lat,lon`` pairs in WGS 84): the hook
-    for the sectors of a PLP, which ours have none of yet."""
+    """One part of an alert's target as a CAP ``area``: its description, the PLP it is in (the ``PLP``
+    geocode; None for a sector since removed), and what of the PLP when not all of it: one sector (its
+    ``PLP-sector`` geocode and its shape's polygons), a circle, or streets (a ``PLP-street`` geocode each).
+    ``polygons`` and ``circles`` are CAP's strings, ``lat,lon`` pairs in WGS 84 (``dispatcher.exchange.shapes``)."""
 
-    plp_id: str
+    plp_id: str | None
     description: str
     polygons: tuple[str, ...] = ()
     circles: tuple[str, ...] = ()
+    sector_id: str | None = None
+    streets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

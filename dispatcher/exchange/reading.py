@@ -18,6 +18,7 @@ from importlib import resources
 from lxml import etree
 
 from dispatcher.core.models import Category, Language, Urgency
+from dispatcher.core.places import AreaIn
 from dispatcher.exchange.cap import (
     CAP_NAMESPACE,
     DEFAULT_LANGUAGE,
@@ -34,10 +35,13 @@ from dispatcher.exchange.cap import (
     parse_time,
 )
 from dispatcher.exchange.cap import CATEGORY_OF as CATEGORY_OF_CAP
+from dispatcher.exchange.shapes import GEOCODE_SECTOR, GEOCODE_STREET, ShapeRefused, check_polygon, read_circle
 
 #: The longest text of one language (as ``AlertIn`` takes it), and the most target PLPs.
 MAX_TEXT = 1600
 MAX_PLPS = 500
+#: The most sectors, and the most streets, an alert's area names (as ``AreaIn`` takes them).
+MAX_AREA_PARTS = 200
 #: An alert's time-to-live, as an ``expires`` sets it: at least a minute, at most 30 days.
 MIN_TTL, MAX_TTL = 60, 30 * 86400
 _PLP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -93,6 +97,9 @@ class CapAlert:
     about_alert_id: str | None = None
     exercise: bool = False
     about_location: str = "/alert/references"
+    #: the part of the PLPs it goes to (None: all of them), and where each of its sectors is named
+    area: AreaIn | None = None
+    sector_locations: tuple[str, ...] = ()
 
 
 def parse(data: bytes) -> etree._Element:
@@ -161,6 +168,7 @@ def read_alert(root: etree._Element, *, sender: str, now: datetime) -> CapAlert:
     texts = _texts(infos, faults)
     urgency = _urgency(infos, faults, feedback=about_alert_id is not None)
     plps = _plps(infos, faults)
+    area, sector_locations = _area(infos, faults)
     ttl = _ttl(infos[0], now, faults)
     category = _category(infos[0], faults)
     if faults:
@@ -175,6 +183,8 @@ def read_alert(root: etree._Element, *, sender: str, now: datetime) -> CapAlert:
         identifier=_text(root, "identifier"),
         about_alert_id=about_alert_id,
         exercise=_text(root, "status") == CapStatus.EXERCISE,
+        area=area,
+        sector_locations=sector_locations,
     )
 
 
@@ -324,6 +334,91 @@ def _plps(infos: list[etree._Element], faults: list[Fault]) -> list[PlpRef]:
     if len(found) > MAX_PLPS:
         faults.append(Fault(f"{where(infos[0])}/area", f"{len(found)} PLPs; an alert targets at most {MAX_PLPS}"))
     return list(found.values())
+
+
+@dataclass
+class _AreaParts:
+    """What the areas of a document name beside PLPs, each with where it is first named."""
+
+    sectors: dict[str, str]
+    streets: dict[str, tuple[str, str]]  # by casefolded name: (the name, where)
+    circles: dict[tuple[float, float, float], str]
+
+    def kinds(self) -> list[tuple[str, str]]:
+        """Each kind given (sectors, circle, streets), with where it is first named."""
+        firsts = [
+            ("sectors", next(iter(self.sectors.values()), None)),
+            ("a circle", next(iter(self.circles.values()), None)),
+            ("streets", next((at for _, at in self.streets.values()), None)),
+        ]
+        return [(kind, at) for kind, at in firsts if at is not None]
+
+
+def _area(infos: list[etree._Element], faults: list[Fault]) -> tuple[AreaIn | None, tuple[str, ...]]:
+    """The alert's area from its documents' areas (the union over the ``info``s), and where each sector is named:
+    ``PLP-sector`` geocodes are sectors, a ``circle`` the circle, ``PLP-street`` geocodes the streets. A polygon
+    is read only in the area of a sector (the sector's own shape is what counts); faults for anything else."""
+    parts = _AreaParts(sectors={}, streets={}, circles={})
+    for area in (a for info in infos for a in info.iterfind(_tag("area"))):
+        _area_element(area, parts, faults)
+    kinds = parts.kinds()
+    if len(kinds) > 1:
+        reason = f"an alert's area is one of sectors, a circle or streets: this document gives {kinds[0][0]} too"
+        faults.append(Fault(kinds[1][1], reason))
+    for name, found in (("sectors", len(parts.sectors)), ("streets", len(parts.streets))):
+        if found > MAX_AREA_PARTS:
+            faults.append(Fault(kinds[0][1], f"{found} {name}; an area names at most {MAX_AREA_PARTS}"))
+    if len(parts.circles) > 1:
+        reason = "every area gives the same circle: an alert's area is one circle"
+        faults.append(Fault(list(parts.circles.values())[1], reason))
+    if len(kinds) != 1 or faults:
+        return None, ()
+    return _area_in(parts), tuple(parts.sectors.values())
+
+
+def _area_in(parts: _AreaParts) -> AreaIn:
+    if parts.sectors:
+        return AreaIn(sectors=list(parts.sectors))
+    if parts.circles:
+        lat, lon, radius_m = next(iter(parts.circles))
+        return AreaIn(circle={"center": {"lat": lat, "lon": lon}, "radius_m": radius_m})
+    return AreaIn(streets=[name for name, _ in parts.streets.values()])
+
+
+def _area_element(area: etree._Element, parts: _AreaParts, faults: list[Fault]) -> None:
+    geocodes = _pairs(area, "geocode")
+    sectors = [(value, element) for name, value, element in geocodes if name == GEOCODE_SECTOR]
+    for value, element in sectors:
+        if not 1 <= len(value) <= 64:
+            faults.append(Fault(where(element), f"{value!r} is not a sector id (1 to 64 characters)"))
+        parts.sectors.setdefault(value, where(element))
+    for value, element in ((v, e) for name, v, e in geocodes if name == GEOCODE_STREET):
+        if not 2 <= len(value) <= 120:
+            faults.append(Fault(where(element), f"{value!r} is not a street's name (2 to 120 characters)"))
+        parts.streets.setdefault(value.casefold(), (value, where(element)))
+    for polygon in area.iterfind(_tag("polygon")):
+        _polygon(polygon, faults, of_sector=bool(sectors))
+    for circle in area.iterfind(_tag("circle")):
+        try:
+            found = read_circle((circle.text or "").strip())
+        except ShapeRefused as exc:
+            faults.append(Fault(where(circle), str(exc)))
+            continue
+        parts.circles.setdefault((found.lat, found.lon, found.radius_m), where(circle))
+
+
+def _polygon(polygon: etree._Element, faults: list[Fault], *, of_sector: bool) -> None:
+    try:
+        check_polygon((polygon.text or "").strip())
+    except ShapeRefused as exc:
+        faults.append(Fault(where(polygon), str(exc)))
+        return
+    if not of_sector:
+        reason = (
+            f"a polygon is read only in the area of one of our sectors (a geocode {GEOCODE_SECTOR} naming it): "
+            "an alert targets whole PLPs, some of their sectors, a circle or streets"
+        )
+        faults.append(Fault(where(polygon), reason))
 
 
 def _ttl(info: etree._Element, now: datetime, faults: list[Fault]) -> int | None:

@@ -1,4 +1,5 @@
-"""An alert written as a CAP 1.2 document: one ``info`` per language of its texts, one ``area`` per PLP.
+"""An alert written as a CAP 1.2 document: one ``info`` per language of its texts, one ``area`` per PLP (per
+sector, for an alert to some sectors).
 
 What goes in is what the alert's readers see of it anyway (its texts, category, urgency, times and
 target PLPs); nothing of a member, no delivery, no count.
@@ -28,6 +29,7 @@ from dispatcher.exchange.cap import (
     reference,
     status_of,
 )
+from dispatcher.exchange.shapes import GEOCODE_SECTOR, GEOCODE_STREET
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 #: Longest headline: CAP asks for one that fits a short message (160 characters).
@@ -142,7 +144,12 @@ def _area(info: etree._Element, area: CapArea) -> None:
         _add(element, "polygon", polygon)
     for circle in area.circles:
         _add(element, "circle", circle)
-    _pair(element, "geocode", GEOCODE_PLP, area.plp_id)
+    if area.plp_id is not None:
+        _pair(element, "geocode", GEOCODE_PLP, area.plp_id)
+    if area.sector_id is not None:
+        _pair(element, "geocode", GEOCODE_SECTOR, area.sector_id)
+    for street in area.streets:
+        _pair(element, "geocode", GEOCODE_STREET, street)
 
 
 def _pair(parent: etree._Element, name: str, value_name: str, value: str) -> None:

@@ -758,3 +758,265 @@ async def test_a_cancel_the_schema_refuses_is_a_422(client: TestClient, cast: Ca
     assert problem["errors"][0]["field"] == "/alert/status"
     state = await get_json(client, f"/v1/alerts/{alert['id']}", headers=cast.auth("police_a"))
     assert state["status"] != "cancelled"
+
+
+# -- an alert's area ------------------------------------------------------------------------------
+
+#: Two sectors' shapes around the Grand-Place (GeoJSON: [lon, lat]): a square, and two squares one with a hole.
+WEST = {
+    "type": "Polygon",
+    "coordinates": [[[4.35, 50.845], [4.352, 50.845], [4.352, 50.848], [4.35, 50.848], [4.35, 50.845]]],
+}
+EAST_AND_HOLE = {
+    "type": "MultiPolygon",
+    "coordinates": [
+        [
+            [[4.352, 50.845], [4.354, 50.845], [4.354, 50.848], [4.352, 50.848], [4.352, 50.845]],
+            [[4.3525, 50.846], [4.353, 50.846], [4.353, 50.847], [4.3525, 50.846]],
+        ],
+        [[[4.36, 50.85], [4.361, 50.85], [4.361, 50.851], [4.36, 50.85]]],
+    ],
+}
+#: The same, as CAP writes them: lat,lon pairs, the exterior rings only.
+WEST_CAP = "50.845,4.35 50.845,4.352 50.848,4.352 50.848,4.35 50.845,4.35"
+EAST_CAP = (
+    "50.845,4.352 50.845,4.354 50.848,4.354 50.848,4.352 50.845,4.352",
+    "50.85,4.36 50.85,4.361 50.851,4.361 50.85,4.36",
+)
+CIRCLE = {"circle": {"center": {"lat": 50.8503, "lon": 4.3517}, "radius_m": 500}}
+STREETS = {"streets": ["Rue du Parc", "Avenue Louise", "Chaussée d'Ixelles"]}
+
+
+async def add_sector(client: TestClient, cast: Cast, plp: str, body: dict[str, Any]) -> str:
+    coordinator = "coordinator_a" if plp == cast.plp_a else "coordinator_b"
+    sector = await post_json(client, f"/v1/plps/{plp}/sectors", body, headers=cast.auth(coordinator), expect=201)
+    return str(sector["id"])
+
+
+async def two_sectors(client: TestClient, cast: Cast) -> tuple[str, str]:
+    """PLP a's sectors West (a square) and East (a square with a hole, and a second square)."""
+    return (
+        await add_sector(client, cast, cast.plp_a, {"name": "West", "geometry": WEST}),
+        await add_sector(client, cast, cast.plp_a, {"name": "East", "geometry": EAST_AND_HOLE}),
+    )
+
+
+def areas(root: etree._Element, info: int = 1) -> list[dict[str, Any]]:
+    """The areas of the document's ``info`` (1: the first): description, polygons, circles and geocodes."""
+    return [
+        {
+            "desc": area.findtext("cap:areaDesc", namespaces=CAP),
+            "polygons": area.xpath("cap:polygon/text()", namespaces=CAP),
+            "circles": area.xpath("cap:circle/text()", namespaces=CAP),
+            "geocodes": [
+                (g.findtext("cap:valueName", namespaces=CAP), g.findtext("cap:value", namespaces=CAP))
+                for g in area.iterfind("cap:geocode", namespaces=CAP)
+            ],
+        }
+        for area in root.xpath(f"cap:info[{info}]/cap:area", namespaces=CAP)
+    ]
+
+
+async def test_an_alert_to_sectors_has_an_area_per_sector(client: TestClient, cast: Cast) -> None:
+    """An alert to two sectors of its PLP reads with one area per sector: its name and its PLP's, its shape as
+    polygons of lat,lon pairs, the first repeated last (a hole left out, a multipolygon as one polygon per part),
+    and the geocodes of its PLP and of the sector; every info has the same areas."""
+    west, east = await two_sectors(client, cast)
+    body = {**EVERY_LANGUAGE, "plp_ids": [cast.plp_a], "area": {"sectors": [west, east]}}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("police_a"), expect=202)
+    data = await read_cap(client, alert["id"], cast.auth("police_a"))
+    root = valid(data)
+    assert areas(root) == [
+        {
+            "desc": "West, PLP A (Ixelles)",
+            "polygons": [WEST_CAP],
+            "circles": [],
+            "geocodes": [("PLP", cast.plp_a), ("PLP-sector", west)],
+        },
+        {
+            "desc": "East, PLP A (Ixelles)",
+            "polygons": list(EAST_CAP),
+            "circles": [],
+            "geocodes": [("PLP", cast.plp_a), ("PLP-sector", east)],
+        },
+    ]
+    assert all(areas(root, i) == areas(root) for i in (2, 3, 4))
+    assert f"<polygon>{WEST_CAP}</polygon>".encode() in data
+    for polygon in root.xpath("//cap:polygon/text()", namespaces=CAP):
+        pairs = polygon.split(" ")
+        assert pairs[0] == pairs[-1] and len(pairs) >= 4
+        assert all(50 < float(pair.split(",")[0]) < 51 and 4 < float(pair.split(",")[1]) < 5 for pair in pairs)
+
+
+async def test_a_plp_none_of_whose_sectors_is_named_is_one_whole_area(client: TestClient, cast: Cast) -> None:
+    """An admin's alert to a sector of PLP a and the whole of PLP b: the sector's area, then PLP b's as any
+    whole PLP's; the officer of zone 5340 reads PLP b by its id alone."""
+    west, _ = await two_sectors(client, cast)
+    await add_sector(client, cast, cast.plp_b, {"name": "Nord", "streets": ["Rue Haute"]})
+    body = {**URGENT, "plp_ids": [cast.plp_a, cast.plp_b], "area": {"sectors": [west]}}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("admin"), expect=202)
+    root = valid(await read_cap(client, alert["id"], cast.auth("police_a")))
+    assert [(a["desc"], a["geocodes"]) for a in areas(root)] == [
+        ("West, PLP A (Ixelles)", [("PLP", cast.plp_a), ("PLP-sector", west)]),
+        (f"PLP {cast.plp_b}", [("PLP", cast.plp_b)]),
+    ]
+
+
+async def test_a_circle_alert_has_its_circle_in_km_in_each_plp_area(client: TestClient, cast: Cast) -> None:
+    """A circle reads as CAP's circle, "lat,lon radius" with the radius in km, in the area of each target PLP,
+    described with its radius in metres and its centre."""
+    body = {**URGENT, "plp_ids": [cast.plp_a, cast.plp_b], "area": CIRCLE}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("admin"), expect=202)
+    data = await read_cap(client, alert["id"], cast.auth("admin"))
+    assert b"<circle>50.8503,4.3517 0.5</circle>" in data
+    assert areas(valid(data)) == [
+        {
+            "desc": f"PLP {name} (Ixelles): 500 m around 50.8503,4.3517",
+            "polygons": [],
+            "circles": ["50.8503,4.3517 0.5"],
+            "geocodes": [("PLP", plp)],
+        }
+        for name, plp in (("A", cast.plp_a), ("B", cast.plp_b))
+    ]
+
+
+async def test_a_street_alert_lists_its_streets_and_carries_them_as_geocodes(client: TestClient, cast: Cast) -> None:
+    """Streets read as the PLP's area described with the streets, each also a PLP-street geocode, in order."""
+    body = {**URGENT, "plp_ids": [cast.plp_a], "area": STREETS}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth("police_a"), expect=202)
+    root = valid(await read_cap(client, alert["id"], cast.auth("police_a")))
+    assert areas(root) == [
+        {
+            "desc": "PLP A (Ixelles): Rue du Parc, Avenue Louise, Chaussée d'Ixelles",
+            "polygons": [],
+            "circles": [],
+            "geocodes": [("PLP", cast.plp_a)] + [("PLP-street", s) for s in STREETS["streets"]],
+        }
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sectors", "sector_and_whole_plp", "circle", "streets", "drill_to_sectors"])
+async def test_a_round_trip_keeps_the_area(client: TestClient, cast: Cast, kind: str) -> None:
+    """An alert's document posted back sends an alert to the same area (the same sectors, the same circle to the
+    metre, the same streets), with the same texts, languages, urgency, category and PLPs."""
+    west, east = await two_sectors(client, cast)
+    who, plps, area = {
+        "sectors": ("police_a", [cast.plp_a], {"sectors": [west, east]}),
+        "sector_and_whole_plp": ("admin", [cast.plp_b, cast.plp_a], {"sectors": [east]}),
+        "circle": (
+            "police_a",
+            [cast.plp_a],
+            {"circle": {"center": {"lat": 50.8467, "lon": 4.35246}, "radius_m": 333.3}},
+        ),
+        "streets": ("police_a", [cast.plp_a], STREETS),
+        "drill_to_sectors": ("police_a", [cast.plp_a], {"sectors": [east]}),
+    }[kind]
+    body = {**EVERY_LANGUAGE, "plp_ids": plps, "area": area, "exercise": kind.startswith("drill")}
+    alert = await post_json(client, "/v1/alerts", body, headers=cast.auth(who), expect=202)
+    data = await read_cap(client, alert["id"], cast.auth(who))
+    again = await post_cap(client, data, cast.auth(who), expect=202)
+    assert again["id"] != alert["id"]
+    kept = ("area", "texts", "urgency", "category", "plp_ids", "exercise")
+    assert {k: again[k] for k in kept} == {k: alert[k] for k in kept}
+    assert again["area"] is not None
+
+
+def area_document(plp: str, *elements: str) -> str:
+    """A police document for PLP ``plp`` whose area holds ``elements`` (shapes, then geocodes) after its PLP's."""
+    shapes = "".join(e for e in elements if not e.startswith("<geocode>"))
+    codes = "".join(e for e in elements if e.startswith("<geocode>"))
+    plp_code = f"<geocode><valueName>PLP</valueName><value>{plp}</value></geocode>"
+    info = police_info(plp).replace(plp_code, "").replace("</areaDesc>", f"</areaDesc>{shapes}{plp_code}{codes}")
+    return document(plp, info=info)
+
+
+def geocode(name: str, value: str) -> str:
+    return f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
+
+
+def _malformed_areas(plp: str, sector: str, foreign_sector: str) -> dict[str, tuple[str, str, str]]:
+    """name -> (document, the field named, a part of the reason)."""
+    sector_code = geocode("PLP-sector", sector)
+    return {
+        "polygon of three points": (
+            area_document(plp, "<polygon>50.82,4.36 50.83,4.37 50.82,4.36</polygon>", sector_code),
+            "/alert/info/area/polygon",
+            "3 points: a polygon has at least 4",
+        ),
+        "open polygon": (
+            area_document(plp, "<polygon>50.82,4.36 50.83,4.37 50.82,4.38 50.83,4.36</polygon>", sector_code),
+            "/alert/info/area/polygon",
+            "ends where it starts",
+        ),
+        "polygon of no sector": (
+            area_document(plp, f"<polygon>{WEST_CAP}</polygon>"),
+            "/alert/info/area/polygon",
+            "a polygon is read only in the area of one of our sectors",
+        ),
+        "circle of radius 0": (
+            area_document(plp, "<circle>50.85,4.35 0</circle>"),
+            "/alert/info/area/circle",
+            "radius '0'",
+        ),
+        "circle of 80 km": (
+            area_document(plp, "<circle>50.85,4.35 80</circle>"),
+            "/alert/info/area/circle",
+            "at most 50",
+        ),
+        "circle without radius": (
+            area_document(plp, "<circle>50.85,4.35</circle>"),
+            "/alert/info/area/circle",
+            "not a circle",
+        ),
+        "two circles": (
+            area_document(plp, "<circle>50.85,4.35 1</circle>", "<circle>50.86,4.35 1</circle>"),
+            "/alert/info/area/circle[2]",
+            "the same circle",
+        ),
+        "circle and streets": (
+            area_document(plp, "<circle>50.85,4.35 1</circle>", geocode("PLP-street", "Rue du Parc")),
+            "/alert/info/area/geocode[2]/value",
+            "one of sectors, a circle or streets",
+        ),
+        "unknown sector": (
+            area_document(plp, geocode("PLP-sector", "nowhere")),
+            "/alert/info/area/geocode[2]/value",
+            "no sector 'nowhere' in the target PLPs",
+        ),
+        "sector of a PLP outside the zone": (
+            area_document(plp, geocode("PLP-sector", foreign_sector)),
+            "/alert/info/area/geocode[2]/value",
+            f"no sector {foreign_sector!r} in the target PLPs",
+        ),
+        "street of one letter": (
+            area_document(plp, geocode("PLP-street", "X")),
+            "/alert/info/area/geocode[2]/value",
+            "not a street's name",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_malformed_areas("plp", "s", "f")))
+async def test_a_malformed_area_is_a_422_naming_the_element(client: TestClient, cast: Cast, name: str) -> None:
+    """Each area that cannot be sent (a polygon that is none, or of no sector of ours; a circle that is none;
+    two kinds of area; a sector that is no sector of the target PLPs, as one of another zone's PLP) is refused
+    naming its element; nothing is sent."""
+    west, _ = await two_sectors(client, cast)
+    foreign = await add_sector(client, cast, cast.plp_b, {"name": "Nord", "geometry": WEST})
+    data, field, reason = _malformed_areas(cast.plp_a, west, foreign)[name]
+    problem = await post_cap(client, data, cast.auth("police_a"), expect=422)
+    assert field in [e["field"] for e in problem["errors"]], problem
+    assert any(reason in e["reason"] for e in problem["errors"] if e["field"] == field), problem
+    listed = await get_json(client, "/v1/alerts", headers=cast.auth("admin"))
+    assert listed["items"] == []
+
+
+async def test_a_sector_in_another_zone_is_refused_as_its_plp_is(client: TestClient, cast: Cast) -> None:
+    """The police's zone decides as before: a document naming another zone's PLP for its sector is a 403,
+    whatever its area; its own zone's police send it."""
+    foreign = await add_sector(client, cast, cast.plp_b, {"name": "Nord", "geometry": WEST})
+    data = area_document(cast.plp_b, f"<polygon>{WEST_CAP}</polygon>", geocode("PLP-sector", foreign))
+    problem = await post_cap(client, data, cast.auth("police_a"), expect=403)
+    assert "5340" in problem["detail"]
+    sent = await post_cap(client, data, cast.auth("police_b"), expect=202)
+    assert sent["area"] == {"sectors": [foreign], "circle": None, "streets": None}

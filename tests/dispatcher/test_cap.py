@@ -1,9 +1,10 @@
 """The CAP 1.2 formats on their own (``dispatcher.exchange``): the vendored schema, CAP's times and
-languages, what a document holds whatever an alert's text, and the hook for areas with a shape."""
+languages, what a document holds whatever an alert's text, and an alert's area as CAP shapes and back."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
 
@@ -11,8 +12,10 @@ import pytest
 from lxml import etree
 
 from dispatcher.core.models import Alert, Category, Language, Role, Urgency
+from dispatcher.core.places import AreaIn, Circle, Coordinates
 from dispatcher.exchange import CapArea, CapRefused, alert_document, parse, read_alert
 from dispatcher.exchange.cap import cap_time, language_of, parse_time, sender_for
+from dispatcher.exchange.shapes import ShapeRefused, check_polygon, circle_text, polygons_of, read_circle
 
 SCHEMA_SHA256 = "b7798ef25868b068c97b268bda02d067c7d4ba9373adc5638bf37105804ee723"
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -121,20 +124,94 @@ def test_a_long_text_has_a_short_headline() -> None:
     assert root.findtext("cap:info/cap:description", namespaces=NS) == text
 
 
-def test_an_area_with_a_shape_writes_it_before_its_geocode() -> None:
-    """The hook for sectors: an area's polygons and circles are written as CAP orders them, and the document
-    still reads back to the same PLP."""
+def test_a_sector_area_writes_its_polygons_then_its_geocodes_and_reads_back_as_the_sector() -> None:
+    """A sector's area holds its description, its polygons, then the geocodes of its PLP and of the sector, as
+    CAP orders them; the document reads back to the same PLP and the sector as the alert's area."""
     area = CapArea(
         "parc",
-        "PLP Parc (Ixelles), secteur nord",
+        "Nord, PLP Parc (Ixelles)",
         polygons=("50.82,4.36 50.83,4.37 50.82,4.38 50.82,4.36",),
-        circles=("50.825,4.37 0.5",),
+        sector_id="s-nord",
     )
     root = _valid(alert_document(_alert(), sender=SENDER, areas=[area]))
-    children = [etree.QName(c).localname for c in root.find("cap:info/cap:area", namespaces=NS)]
-    assert children == ["areaDesc", "polygon", "circle", "geocode"]
+    element = root.find("cap:info/cap:area", namespaces=NS)
+    assert [etree.QName(c).localname for c in element] == ["areaDesc", "polygon", "geocode", "geocode"]
+    assert element.xpath("cap:geocode/cap:valueName/text()", namespaces=NS) == ["PLP", "PLP-sector"]
     alert = read_alert(parse(etree.tostring(root)), sender=SENDER, now=NOW)
     assert [p.plp_id for p in alert.plps] == ["parc"]
+    assert alert.area == AreaIn(sectors=["s-nord"])
+    assert alert.sector_locations == ("/alert/info/area/geocode[2]/value",)
+
+
+#: A square with a square hole, around the Grand-Place (GeoJSON: [lon, lat]).
+HOLED = {
+    "type": "Polygon",
+    "coordinates": [
+        [[4.35, 50.845], [4.354, 50.845], [4.354, 50.848], [4.35, 50.848], [4.35, 50.845]],
+        [[4.351, 50.846], [4.352, 50.846], [4.352, 50.847], [4.351, 50.846]],
+    ],
+}
+
+
+def test_a_sector_shape_is_written_lat_lon_by_its_exterior_rings() -> None:
+    """GeoJSON's [lon, lat] become CAP's lat,lon pairs, the first repeated last; a hole is left out (CAP has
+    none); a MultiPolygon is one polygon per part; no geometry, no polygon."""
+    ring = "50.845,4.35 50.845,4.354 50.848,4.354 50.848,4.35 50.845,4.35"
+    assert polygons_of(HOLED) == (ring,)
+    multi = {"type": "MultiPolygon", "coordinates": [HOLED["coordinates"], [HOLED["coordinates"][1]]]}
+    assert polygons_of(multi) == (ring, "50.846,4.351 50.846,4.352 50.847,4.352 50.846,4.351")
+    assert polygons_of(None) == ()
+    for polygon in polygons_of(multi):
+        check_polygon(polygon)
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "radius_m", "written"),
+    [
+        (50.8503, 4.3517, 500, "50.8503,4.3517 0.5"),
+        (50.8503, 4.3517, 333.3, "50.8503,4.3517 0.3333"),
+        (-33.9, -70.1, 50_000, "-33.9,-70.1 50"),
+        (50.123456789012345, 4.1, 0.1, "50.123456789012344,4.1 0.0001"),
+    ],
+)
+def test_a_circle_is_written_in_km_and_read_back_exactly(lat: float, lon: float, radius_m: float, written: str) -> None:
+    """CAP's circle is "lat,lon radius_km" in decimals (never an exponent); read back, it is the same circle."""
+    circle = Circle(center=Coordinates(lat=lat, lon=lon), radius_m=radius_m)
+    assert circle_text(circle) == written
+    assert read_circle(written).as_circle() == circle
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("50.85,4.35", "not a circle"),
+        ("50.85,4.35 0", "radius '0'"),
+        ("50.85,4.35 -1", "radius '-1'"),
+        ("50.85,4.35 50.001", "at most 50"),
+        ("50.85,4.35 km", "radius 'km'"),
+        ("50.85,4.35 NaN", "radius 'NaN'"),
+        ("4.35;50.85 1", "not a point"),
+        ("95,4.35 1", "off the Earth"),
+    ],
+)
+def test_a_circle_that_is_no_circle_is_refused_saying_why(text: str, words: str) -> None:
+    with pytest.raises(ShapeRefused, match=re.escape(words)):
+        read_circle(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("50.82,4.36 50.83,4.37 50.82,4.36", "3 points"),
+        ("", "0 points"),
+        ("50.82,4.36 50.83,4.37 50.82,4.38 50.83,4.36", "ends where it starts"),
+        ("50.82,4.36 50.83 50.82,4.38 50.82,4.36", "'50.83' is not a point"),
+        ("50.82,4.36 50.83,190 50.82,4.38 50.82,4.36", "off the Earth"),
+    ],
+)
+def test_a_polygon_that_is_no_polygon_is_refused_saying_why(text: str, words: str) -> None:
+    with pytest.raises(ShapeRefused, match=re.escape(words)):
+        check_polygon(text)
 
 
 def test_a_document_in_utf16_with_a_doctype_is_refused_too() -> None:

@@ -24,7 +24,9 @@ tick of Redis' timer plus that much: the timeout, and nothing else, is what a mi
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +50,7 @@ Rounds = dict[str, list[float]]
 async def replication_wait(stage: Stage, size: Size) -> list[Figure]:
     """The three runs on the stage's Redis and a replica of it; each run's percentiles against the baseline's."""
     replica = await _replica(stage)
+    load_before = os.getloadavg()[0]
     try:
         baseline, _ = await _run(stage, size.replication_alerts, redis_wait_replicas=0)
         waited, confirmed = await _run(stage, size.replication_alerts, redis_wait_replicas=1)
@@ -56,10 +59,18 @@ async def replication_wait(stage: Stage, size: Size) -> list[Figure]:
         missed, outcomes = await _run(stage, size.replication_missed, redis_wait_replicas=1)
     finally:
         await asyncio.to_thread(replica.stop)
+    load = {"before": load_before, "after": os.getloadavg()[0]}  # the machine's 1-minute load average
+    print(f"   load average (1 min): {load['before']:.2f} before, {load['after']:.2f} after", file=sys.stderr)
     every = confirmed.get("confirmed", 0) == 2 * size.replication_alerts  # the target needs each wait confirmed
     figures = [
         _figure(
-            f"WAIT for 1 replica, {mode}: POST to 202, {name}", waited[mode], baseline[mode], name, every, confirmed
+            f"WAIT for 1 replica, {mode}: POST to 202, {name}",
+            waited[mode],
+            baseline[mode],
+            name,
+            every,
+            confirmed,
+            load=load,
         )
         for mode in waited
         for name in PERCENTILES
@@ -70,7 +81,9 @@ async def replication_wait(stage: Stage, size: Size) -> list[Figure]:
             what = f"replica stopped, {mode}: POST to 202, {name} ({tally})"
             late = timeout + 1 / hz  # Redis ends a blocked WAIT on its timer, which ticks hz times a second
             every = outcomes.get("missed", 0) == 2 * size.replication_missed
-            figures.append(_figure(what, missed[mode], baseline[mode], name, every, outcomes, timeout=late, hz=hz))
+            figures.append(
+                _figure(what, missed[mode], baseline[mode], name, every, outcomes, timeout=late, hz=hz, load=load)
+            )
     return figures
 
 

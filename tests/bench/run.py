@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.bench import area_bench, national, scenarios
+from tests.bench import area_bench, national, replication_bench, scenarios
 from tests.bench.harness import Stage, machine
 from tests.bench.scenarios import FULL, TINY, Figure, Size
 
@@ -26,6 +26,7 @@ SCENARIOS: dict[str, Callable[[Stage, Size], Awaitable[list[Figure]]]] = {
     "memory": scenarios.memory,
     "national": national.national,
     "area": area_bench.area_planning,
+    "replication": replication_bench.replication_wait,
 }
 
 

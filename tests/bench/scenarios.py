@@ -52,6 +52,8 @@ class Size:
     national: Country = Country()
     area_members: int = 20_000  # area planning: the zone's members (``tests.bench.area_bench``)
     area_plps: int = 20
+    replication_alerts: int = 300  # replication wait: alerts of each round (``tests.bench.replication_bench``)
+    replication_missed: int = 20  # the same, the replica stopped: each waits for the timeout
 
 
 FULL = Size()
@@ -66,6 +68,8 @@ TINY = Size(
     memory_members=(30, 90),
     area_members=60,
     area_plps=3,
+    replication_alerts=8,
+    replication_missed=3,
     national=Country(
         plps=9,
         members=120,

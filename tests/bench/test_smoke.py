@@ -49,7 +49,21 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
     for channel in ("sms", "telegram", "email", "whatsapp"):  # each against its bare library, CPU per send too
         assert fanout[channel]["detail"]["workers_cpu_ms_per_send"] > 0, fanout[channel]
         assert fanout[channel]["detail"]["bare_cpu_ms_per_send"] > 0, fanout[channel]
+    waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits
+    assert {f["measure"].split(":")[0] for f in waits} == {
+        "WAIT for 1 replica, sequential",
+        "WAIT for 1 replica, 8 in flight",
+        "replica stopped, sequential",
+        "replica stopped, 8 in flight",
+    }
+    for f in waits:
+        counted = f["detail"]["waits"]
+        if f["measure"].startswith("replica stopped"):  # each POST answered 202 all the same (or the run fails)
+            assert counted == {"missed": 6}, f
+        else:
+            assert sum(counted.values()) == 16, f
     assert "scenario" in run.stdout and "baseline" in run.stdout  # the table
+    assert "WAIT for 1 replica, sequential: POST to 202, p99" in run.stdout  # its rows in the table
     assert "national scale, a column per number of worker processes" in run.stdout  # the national scenario's
 
 

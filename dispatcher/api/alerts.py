@@ -198,7 +198,7 @@ async def send_alert(
             intake.accept_alert, svc.runtime, alert, _relays(actor, body, plps), once=once, audit=created
         )
         # held by PLP_REDIS_WAIT_REPLICAS replicas before the 202 (a replay too: its first answer may have been lost)
-        await svc.blocking(confirm_replicas, svc.runtime.rq_connection, svc.runtime.keys, svc.runtime.settings)
+        await confirm_replicas(svc.store.redis, svc.runtime.keys, svc.runtime.settings)
     except intake.KeyReused:
         raise Problem(
             422,

@@ -48,7 +48,7 @@ async def create_follow_up(call: Call) -> Reply:
     )
     try:
         accepted = await svc.blocking(follow_ups.accept_follow_up, svc.runtime, follow_up, once=once, audit=audit)
-        await svc.blocking(confirm_replicas, svc.runtime.rq_connection, svc.runtime.keys, svc.runtime.settings)
+        await confirm_replicas(svc.store.redis, svc.runtime.keys, svc.runtime.settings)
     except follow_ups.AlreadyAllClear as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     except intake.KeyReused:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import redis
 import structlog
+from redis.asyncio import Redis as AsyncRedis
 
 from config import Settings
 from dispatcher.storage.keys import Keys
@@ -32,20 +33,23 @@ class ReplicasBehind(redis.ConnectionError):
     """Fewer replicas than PLP_REDIS_WAIT_REPLICAS confirmed a write in time, and PLP_REDIS_WAIT_MISSED is refuse."""
 
 
-def confirm_replicas(client: redis.Redis, keys: Keys, settings: Settings) -> int | None:
+async def confirm_replicas(client: AsyncRedis, keys: Keys, settings: Settings) -> int | None:
     """Wait until PLP_REDIS_WAIT_REPLICAS replicas hold everything written so far; how many did (None: no wait).
 
-    Raises ``ReplicasBehind`` when fewer did in time and PLP_REDIS_WAIT_MISSED is ``refuse``.
+    On the asyncio client: a wait that runs to its timeout holds a pooled connection, never one of the
+    threads the web's blocking calls share (six on two cores: beyond six missed waits at once, every other
+    intake would wait for a thread as long again). Raises ``ReplicasBehind`` when fewer did in time and
+    PLP_REDIS_WAIT_MISSED is ``refuse``.
     """
     wanted = settings.redis_wait_replicas
     if wanted == 0:
         return None
-    with client.pipeline(transaction=False) as pipe:  # one connection: the marker, then the wait for it
+    async with client.pipeline(transaction=False) as pipe:  # one connection: the marker, then the wait for it
         pipe.incr(keys.replicated())
         pipe.wait(wanted, round(settings.redis_wait_timeout * 1000))
-        _, acknowledged = pipe.execute()
+        _, acknowledged = await pipe.execute()
     outcome = "confirmed" if acknowledged >= wanted else "missed"
-    client.hincrby(keys.metrics(), f"rw|{outcome}", 1)
+    await client.hincrby(keys.metrics(), f"rw|{outcome}", 1)
     if outcome == "missed":
         log.warning(
             "intake.replicas_behind",

@@ -289,7 +289,8 @@ async def test_the_token_never_shows(tg: TelegramSimulator, caplog: pytest.LogCa
     """The token is in every request URL, yet neither the repr, nor the library logs, nor the errors show it."""
     channel = channel_for(tg)
     tg.blocked.add(CHAT)
-    with caplog.at_level(logging.DEBUG):
+    # the library's own logger at DEBUG, whatever a service's logging set up before (it quiets "telegram")
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="telegram"):
         await channel.set_webhook("https://plp.example/v1/webhooks/telegram", "s3cret")
         with pytest.raises(PermanentError) as caught:
             await channel.send(message())

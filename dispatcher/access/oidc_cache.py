@@ -49,7 +49,8 @@ class _Kept:
 def max_age(cache_control: str | None) -> int | None:
     """The seconds a response's ``Cache-Control`` lets it be kept: 0 for ``no-store``/``no-cache``, ``None`` if it
     does not say."""
-    directives = {d.strip().lower().partition("=")[0]: d.strip().partition("=")[2] for d in (cache_control or "").split(",")}
+    pairs = (directive.strip().partition("=") for directive in (cache_control or "").split(","))
+    directives = {name.lower(): value for name, _, value in pairs}
     if "no-store" in directives or "no-cache" in directives:
         return 0
     seconds = directives.get("max-age", "").strip('"')

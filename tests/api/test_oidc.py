@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from config import Settings
 from dispatcher.access import audit
 from dispatcher.access.audit import Action
-from dispatcher.api.app import create_app
 from dispatcher.access.oidc_cache import DEFAULT_SECONDS, MAX_SECONDS, RENEW_SECONDS, ProviderCache
+from dispatcher.api.app import create_app
 from dispatcher.api.oidc import PROVIDER_CACHE, STATE_COOKIE
 from dispatcher.api.services import SERVICES
 from dispatcher.api.sessions import COOKIE

@@ -5,12 +5,15 @@ authorization URL, the PKCE challenge, the token request, the ID token's claims)
 signature). The HTTP goes through aiohttp, as everywhere in the service: authlib's httpx client
 warns that it is deprecated for httpx (it wants httpx2), and warnings are errors here.
 
-- ``begin`` reads the provider's settings (``<issuer>/.well-known/openid-configuration``), draws a
+- ``begin`` reads the provider's settings (``<issuer>/.well-known/openid-configuration``, kept a while by
+  ``oidc_cache.ProviderCache``, as the key set is), draws a
   state, a nonce and a PKCE verifier, keeps them in Redis under the state's hash for
   ``PENDING_SECONDS`` (with the console's language) and returns the provider's authorization URL.
 - ``finish`` takes the pending sign-in out (``GETDEL``: a state works once), exchanges the code for
   tokens (with the verifier: a code stolen on its way back is useless), and checks the ID token:
-  its signature against the provider's JWKS, its issuer, audience (this client), expiry and nonce.
+  its signature against the provider's JWKS, its issuer, audience (this client), expiry and nonce. A
+  token naming a key (``kid``) the kept JWKS lacks has the JWKS read again first (the provider
+  rotated its keys), as often as ``ProviderCache.renewable`` allows.
   It returns the e-mail address only when the provider says it is verified.
 
 Every refusal is a ``Refused`` carrying its ``Refusal``; which actor the address is, and the
@@ -35,10 +38,11 @@ from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from joserfc.jws import JWSRegistry
+from joserfc.jws import JWSRegistry, extract_compact
 from redis.asyncio import Redis
 
 from config import Settings
+from dispatcher.access.oidc_cache import Fetched, ProviderCache, max_age
 from dispatcher.core.models import Language
 from dispatcher.storage.keys import Keys
 
@@ -80,23 +84,48 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class OpenIdConnect:
-    """The sign-in flow with the provider of ``PLP_OIDC_ISSUER``; ``redirect_uri``: this service's callback."""
+def _kid(id_token: object) -> str | None:
+    """The key an ID token says it is signed with (unverified: only to pick the key), if it says."""
+    try:
+        kid = extract_compact(str(id_token).encode()).headers().get("kid")
+    except (JoseError, ValueError):
+        return None  # not a JWS: the verification refuses it
+    return kid if isinstance(kid, str) else None
 
-    def __init__(self, settings: Settings, redis: Redis, keys: Keys, *, redirect_uri: str) -> None:
+
+class OpenIdConnect:
+    """The sign-in flow with the provider of ``PLP_OIDC_ISSUER``; ``redirect_uri``: this service's callback;
+    ``cache``: the web process's, which keeps the provider's documents from one sign-in to the next."""
+
+    def __init__(
+        self, settings: Settings, redis: Redis, keys: Keys, *, redirect_uri: str, cache: ProviderCache
+    ) -> None:
         if not settings.oidc_enabled:
             raise ValueError("PLP_OIDC_ISSUER, PLP_OIDC_CLIENT_ID and PLP_OIDC_CLIENT_SECRET are not all set")
         self.settings, self.redis, self.keys, self.redirect_uri = settings, redis, keys, redirect_uri
+        self.cache = cache
 
     def _http(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT), raise_for_status=True)
 
-    async def _json(self, http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async def _document(self, http: aiohttp.ClientSession, url: str) -> Fetched:
         async with http.get(url, headers={"Accept": "application/json"}) as response:
-            return cast(dict[str, Any], await response.json(content_type=None))
+            body = await response.json(content_type=None)
+            if not isinstance(body, dict):
+                raise ValueError(f"{url} is not a JSON object")
+            return Fetched(body, max_age(response.headers.get("Cache-Control")))
 
     async def _metadata(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        return await self._json(http, f"{self.settings.oidc_issuer}/.well-known/openid-configuration")
+        url = f"{self.settings.oidc_issuer}/.well-known/openid-configuration"
+        return await self.cache.read(url, lambda: self._document(http, url))
+
+    async def _jwks(self, http: aiohttp.ClientSession, url: str, *, kid: str | None) -> dict[str, Any]:
+        """The provider's key set, read again (when allowed) if it lacks the key ``kid`` names."""
+        jwks = await self.cache.read(url, lambda: self._document(http, url))
+        if kid is None or kid in {key.get("kid") for key in jwks.get("keys", []) if isinstance(key, dict)}:
+            return jwks
+        # Not renewable: another sign-in may be renewing it right now; the read waits for that one.
+        return await self.cache.read(url, lambda: self._document(http, url), renew=self.cache.renewable(url))
 
     def _authorization_url(self, endpoint: str, *, state: str, nonce: str, verifier: str) -> str:
         return str(
@@ -165,11 +194,11 @@ class OpenIdConnect:
             try:
                 metadata = await self._metadata(http)
                 token = await self._tokens(http, metadata["token_endpoint"], code=code, verifier=pending["verifier"])
-                jwks = await self._json(http, metadata["jwks_uri"])
+                if "id_token" not in token:
+                    raise Refused(Refusal.PROVIDER)
+                jwks = await self._jwks(http, metadata["jwks_uri"], kid=_kid(token["id_token"]))
             except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
                 raise Refused(Refusal.PROVIDER) from exc
-        if "id_token" not in token:
-            raise Refused(Refusal.PROVIDER)
         return self._verified(token, jwks, metadata, nonce=pending["nonce"])
 
     def _verified(

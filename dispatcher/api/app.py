@@ -228,6 +228,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[ROUTES] = Routes.of(operations)
     api.install(app, operations)
     sessions.install(app)
+    oidc.install(app)
     stream.install(app)
     settings = runtime.settings
     console.install(

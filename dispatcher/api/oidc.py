@@ -5,7 +5,9 @@ the provider (``dispatcher.access.oidc`` keeps the state, nonce and PKCE verifie
 short cookie holding the state, so that a sign-in begun in another browser cannot be finished in
 this one. The provider sends the browser back to ``GET /v1/sign-in/oidc/callback``, which checks the
 state against that cookie, lets ``OpenIdConnect.finish`` verify the ID token, and maps the verified
-e-mail address to an existing coordinator or officer (no account is ever created).
+e-mail address to an existing coordinator or officer (no account is ever created). The provider's
+discovery document and key set are kept between sign-ins by one ``ProviderCache`` per application
+(``PROVIDER_CACHE``, in memory: per web process).
 
 The session is then opened exactly as by an e-mailed link: the callback makes a one-time sign-in
 code for the actor and sends the browser to ``/console/#signin=<code>``, which the console spends
@@ -21,11 +23,13 @@ from urllib.parse import quote
 
 import aiohttp
 import structlog
+from aiohttp import web
 from pydantic import Field
 
 from dispatcher.access import audit
 from dispatcher.access.audit import Action
 from dispatcher.access.oidc import PENDING_SECONDS, OpenIdConnect, Refusal, Refused
+from dispatcher.access.oidc_cache import ProviderCache
 from dispatcher.access.sessions import Sessions
 from dispatcher.api.pages import HTML
 from dispatcher.api.problems import Problem
@@ -43,6 +47,12 @@ log = structlog.get_logger(__name__)
 STATE_COOKIE = "plp_oidc"
 CALLBACK = "/v1/sign-in/oidc/callback"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+PROVIDER_CACHE = web.AppKey("oidc_provider_cache", ProviderCache)
+
+
+def install(app: web.Application) -> None:
+    """Keep the provider's documents for the application's lifetime (a test may set its own before it starts)."""
+    app[PROVIDER_CACHE] = ProviderCache()
 
 
 class BeginQuery(Query):
@@ -61,7 +71,8 @@ def _flow(call: Call) -> OpenIdConnect:
     if not settings.oidc_enabled:
         raise Problem(404, "Not found", "this service signs in by e-mailed link and token only (no PLP_OIDC_ISSUER)")
     redirect = f"{settings.public_base_url.rstrip('/')}{CALLBACK}"
-    return OpenIdConnect(settings, svc.store.redis, svc.runtime.keys, redirect_uri=redirect)
+    cache = call.request.app[PROVIDER_CACHE]
+    return OpenIdConnect(settings, svc.store.redis, svc.runtime.keys, redirect_uri=redirect, cache=cache)
 
 
 def _state_cookie(call: Call, value: str, *, max_age: int) -> str:

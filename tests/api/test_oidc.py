@@ -14,8 +14,9 @@ from pydantic import SecretStr
 from config import Settings
 from dispatcher.access import audit
 from dispatcher.access.audit import Action
+from dispatcher.access.oidc_cache import DEFAULT_SECONDS, MAX_SECONDS, RENEW_SECONDS, ProviderCache
 from dispatcher.api.app import create_app
-from dispatcher.api.oidc import STATE_COOKIE
+from dispatcher.api.oidc import PROVIDER_CACHE, STATE_COOKIE
 from dispatcher.api.services import SERVICES
 from dispatcher.api.sessions import COOKIE
 from dispatcher.core.models import ActorIn, Role
@@ -25,6 +26,17 @@ from tests.simulators.oidc import OidcProvider, Person
 from tests.support import free_port
 
 EMAIL = "agente@police-ixelles.example"
+DISCOVERY, JWKS = "/.well-known/openid-configuration", "/jwks"
+
+
+class Clock:
+    """The provider cache's clock, which a test moves on instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -53,8 +65,15 @@ def settings(settings: Settings, idp: OidcProvider, port: int) -> Settings:
 
 
 @pytest.fixture
-async def client(runtime: Runtime, port: int) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(create_app(runtime), port=port)) as test_client:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def client(runtime: Runtime, port: int, clock: Clock) -> AsyncIterator[TestClient]:
+    app = create_app(runtime)
+    app[PROVIDER_CACHE] = ProviderCache(clock=clock)
+    async with TestClient(TestServer(app, port=port)) as test_client:
         yield test_client
 
 
@@ -104,13 +123,7 @@ async def test_an_officer_signs_in_with_the_organisation_s_provider(
     assert (await opened.json())["actor"]["id"] == officer
     me = await client.get("/v1/session")
     assert (await me.json())["actor"]["name"] == "Agente A"  # an officer too resumes their session
-    assert [r.path for r in idp.ledger] == [
-        "/.well-known/openid-configuration",
-        "/authorize",
-        "/.well-known/openid-configuration",
-        "/token",
-        "/jwks",
-    ]
+    assert [r.path for r in idp.ledger] == [DISCOVERY, "/authorize", "/token", JWKS]  # discovery read once
 
 
 async def test_the_session_is_the_one_an_e_mailed_link_opens_with_a_new_id(client: TestClient, officer: str) -> None:
@@ -272,3 +285,96 @@ async def test_without_a_provider_there_is_no_button_and_no_route(runtime: Runti
             assert (await client.get("/v1/sign-in/oidc/callback?state=a&code=b")).status == 404
     finally:
         plain.close()
+
+
+async def signed_in(client: TestClient) -> bool:
+    """One sign-in through the provider, all the way to a console session."""
+    response = await sign_in_through_provider(client)
+    return response.status == 200 and (await client.post("/v1/sessions", json={"code": console_code(response)})).ok
+
+
+async def test_ten_sign_ins_read_the_provider_s_discovery_and_keys_once(
+    client: TestClient, idp: OidcProvider, officer: str
+) -> None:
+    """The discovery document and the JWKS are kept by the web process: ten sign-ins read each once."""
+    assert [await signed_in(client) for _ in range(10)] == [True] * 10
+    assert (idp.requests(DISCOVERY), idp.requests(JWKS), idp.requests("/token")) == (1, 1, 10)
+
+
+async def test_after_the_provider_rotates_its_key_the_next_sign_in_reads_the_keys_again_and_succeeds(
+    client: TestClient, idp: OidcProvider, officer: str
+) -> None:
+    """An ID token signed with a key the kept JWKS lacks has the JWKS read again, once, and verifies."""
+    assert await signed_in(client)
+    idp.rotate()
+    assert await signed_in(client)
+    assert await signed_in(client)
+    assert (idp.requests(DISCOVERY), idp.requests(JWKS)) == (1, 2)
+
+
+async def test_tokens_with_unknown_keys_read_the_keys_at_most_once_a_minute_and_are_refused(
+    client: TestClient, idp: OidcProvider, officer: str, clock: Clock
+) -> None:
+    """Forged tokens naming made-up kids are refused; within RENEW_SECONDS they cost the provider one JWKS read."""
+    assert await signed_in(client)
+    idp.sign_with_unknown_kid = True
+    for _ in range(3):
+        await refused(client, await callback_url(client), reason="token")
+    assert idp.requests(JWKS) == 2
+    clock.now += RENEW_SECONDS
+    await refused(client, await callback_url(client), reason="token")
+    assert idp.requests(JWKS) == 3
+    assert [e.detail for e in await refusals(client)] == ["oidc: token"] * 4
+
+
+async def test_a_token_signed_by_a_stranger_under_a_known_kid_does_not_read_the_keys_again(
+    client: TestClient, idp: OidcProvider, officer: str
+) -> None:
+    """A bad signature under a kid the JWKS holds is refused without asking the provider for its keys again."""
+    assert await signed_in(client)
+    idp.sign_with_stranger = True
+    await refused(client, await callback_url(client), reason="token")
+    assert idp.requests(JWKS) == 1
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "later", "discovery_reads"),
+    [
+        (None, DEFAULT_SECONDS - 1, 1),
+        (None, DEFAULT_SECONDS, 2),
+        ("public, max-age=120", 119, 1),
+        ("public, max-age=120", 120, 2),
+        (f"max-age={10 * MAX_SECONDS}", MAX_SECONDS, 2),
+        ("no-store", 0, 4),  # both the button's route and the callback read it, each sign-in
+    ],
+    ids=["default, fresh", "default, stale", "max-age, fresh", "max-age, stale", "max-age capped", "no-store"],
+)
+async def test_the_provider_s_documents_are_kept_as_long_as_its_cache_control_says(
+    client: TestClient,
+    idp: OidcProvider,
+    officer: str,
+    clock: Clock,
+    cache_control: str | None,
+    later: int,
+    discovery_reads: int,
+) -> None:
+    """Kept for max-age seconds (at most MAX_SECONDS), DEFAULT_SECONDS when unsaid, not at all with no-store."""
+    idp.cache_control = cache_control
+    assert await signed_in(client)
+    clock.now += later
+    assert await signed_in(client)
+    assert idp.requests(DISCOVERY) == discovery_reads
+    assert idp.requests(JWKS) == (1 if discovery_reads == 1 else 2)
+
+
+async def test_while_the_kept_documents_are_fresh_a_provider_whose_discovery_is_down_still_signs_in(
+    client: TestClient, idp: OidcProvider, officer: str, clock: Clock
+) -> None:
+    """Discovery and JWKS answering 503 stop nothing while kept; once stale, the sign-in is refused and audited."""
+    assert await signed_in(client)
+    idp.broken = {DISCOVERY, JWKS}
+    assert await signed_in(client)
+    url = await callback_url(client)
+    clock.now += DEFAULT_SECONDS
+    await refused(client, url, reason="provider")
+    assert (await client.get("/v1/sign-in/oidc", allow_redirects=False)).status == 502

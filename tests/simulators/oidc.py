@@ -9,8 +9,12 @@ token signed RS256 with a test RSA key) and ``GET /jwks`` (that key's public hal
 ``person`` is who is signed in at the provider. A test makes it misbehave on purpose:
 ``claims`` overrides the next ID tokens' claims (``{"aud": "someone-else"}``, ``{"exp": 0}``,
 ``{"nonce": "other"}``...), ``sign_with_stranger`` signs them with a key not in the JWKS, ``deny``
-sends the browser back with ``error=access_denied`` (the person cancelled).
-``ledger`` holds every request (path and status)::
+sends the browser back with ``error=access_denied`` (the person cancelled),
+``sign_with_unknown_kid`` signs them with a fresh key under a made-up ``kid`` each time (a forger's),
+``rotate()`` replaces the signing key by a new one with a new ``kid`` (the JWKS then holds only the
+new one), ``cache_control`` is sent with the discovery document and the JWKS, and a path in
+``broken`` answers 503 (the provider half down).
+``ledger`` holds every request (path and status), ``requests(path)`` counts them::
 
     async with OidcProvider(client_id="plp", client_secret="s3cret") as idp:
         settings = Settings(oidc_issuer=idp.issuer, oidc_client_id="plp", oidc_client_secret="s3cret", ...)
@@ -75,6 +79,9 @@ class OidcProvider:
     person: Person = field(default_factory=lambda: Person("coordinatrice@plp-ixelles.example"))
     claims: dict[str, Any] = field(default_factory=dict)
     sign_with_stranger: bool = False
+    sign_with_unknown_kid: bool = False
+    cache_control: str | None = None
+    broken: set[str] = field(default_factory=set)
     deny: bool = False
     host: str = "127.0.0.1"
     port: int = 0
@@ -85,9 +92,19 @@ class OidcProvider:
         self.key, self.stranger = _key("provider-key"), _key("provider-key")
         self.grants: dict[str, Grant] = {}
         self._runner: web.AppRunner | None = None
+        self._rotations = 0
+
+    def rotate(self) -> None:
+        """A new signing key, under a new ``kid``; the old one is retired from the JWKS at once."""
+        self._rotations += 1
+        self.key = _key(f"provider-key-{self._rotations}")
+
+    def requests(self, path: str) -> int:
+        """How many requests the provider had on ``path``."""
+        return sum(1 for request in self.ledger if request.path == path)
 
     async def __aenter__(self) -> OidcProvider:
-        app = web.Application()
+        app = web.Application(middlewares=[self._outage])
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
@@ -103,6 +120,15 @@ class OidcProvider:
     ) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _outage(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path in self.broken:
+            return self._answer(request, web.Response(status=503, text="down for maintenance"))
+        return await handler(request)  # type: ignore[no-any-return]
+
+    def _cacheable(self) -> dict[str, str]:
+        return {"Cache-Control": self.cache_control} if self.cache_control is not None else {}
 
     def _answer(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         self.ledger.append(Request(request.path, response.status))
@@ -120,11 +146,11 @@ class OidcProvider:
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         }
-        return self._answer(request, web.json_response(document))
+        return self._answer(request, web.json_response(document, headers=self._cacheable()))
 
     async def _jwks(self, request: web.Request) -> web.StreamResponse:
         public = KeySet([self.key]).as_dict(private=False)
-        return self._answer(request, web.json_response(public))
+        return self._answer(request, web.json_response(public, headers=self._cacheable()))
 
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -183,4 +209,6 @@ class OidcProvider:
             claims["nonce"] = grant.nonce
         claims |= self.claims
         key = self.stranger if self.sign_with_stranger else self.key
+        if self.sign_with_unknown_kid:
+            key = _key(f"forged-{secrets.token_hex(8)}")
         return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)

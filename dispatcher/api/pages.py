@@ -28,12 +28,12 @@ from dispatcher.storage.store import split_delivery_id
 log = structlog.get_logger(__name__)
 
 HTML = "text/html"
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
 def _page(status: int, language: Language, **values: Any) -> Reply:
     body = templates().get_template("page.html").render(language=language.value, **values)
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-    return Reply(status, body, headers, media_type=HTML)
+    return Reply(status, body, HEADERS, media_type=HTML)
 
 
 def _expired(call: Call) -> Reply:
@@ -128,10 +128,12 @@ async def _answer(call: Call, receipts: Receipts, delivery: str, member: Member,
     return _page(200, language, title=say(Words.ANSWER_THANKS, language, answer=option.text_for(language)))
 
 
-async def _unsubscribe_target(call: Call) -> Member | None:
+async def linked_member(call: Call, purpose: Purpose) -> Member | None:
+    """The member the path's signed link (``{token}``) is for; None if the link is forged, expired or for another
+    purpose, or the member has left (their data is gone)."""
     svc = services(call)
     try:
-        member_id = svc.runtime.links.read(Purpose.UNSUBSCRIBE, call.path("token"))
+        member_id = svc.runtime.links.read(purpose, call.path("token"))
     except InvalidLink:
         return None
     return await svc.store.get_member(member_id)
@@ -146,7 +148,7 @@ async def _unsubscribe_target(call: Call) -> Member | None:
     responses={200: HTML, 410: HTML},
 )
 async def unsubscribe_page(call: Call) -> Reply:
-    member = await _unsubscribe_target(call)
+    member = await linked_member(call, Purpose.UNSUBSCRIBE)
     if member is None:
         return _expired(call)
     return _unsubscribe_form(member)
@@ -172,7 +174,7 @@ def _unsubscribe_form(member: Member, *, status: int = 200) -> Reply:
     responses={200: HTML, 400: HTML, 410: HTML},
 )
 async def unsubscribe_submit(call: Call) -> Reply:
-    member = await _unsubscribe_target(call)
+    member = await linked_member(call, Purpose.UNSUBSCRIBE)
     if member is None:
         return _expired(call)
     form = await _form(call.request)
@@ -192,14 +194,9 @@ async def unsubscribe_submit(call: Call) -> Reply:
 )
 async def member_data(call: Call) -> Reply:
     svc = services(call)
-    try:
-        member_id = svc.runtime.links.read(Purpose.EXPORT, call.path("token"))
-    except InvalidLink:
-        member_id = None
-    member = await svc.store.get_member(member_id) if member_id else None
+    member = await linked_member(call, Purpose.EXPORT)
     if member is None:  # a forged or expired link, or a member whose data is already erased
         raise Problem(410, "Gone", "this link is not valid or has expired")
     data = await export_member(svc.store, member, retention_days=svc.runtime.settings.retention_days)
     log.info("member.exported", member_id=member.id, via="link", complete=True)
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-    return Reply(200, data, headers | {"Content-Disposition": 'inline; filename="plp-data.json"'})
+    return Reply(200, data, HEADERS | {"Content-Disposition": 'inline; filename="plp-data.json"'})

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.audit import note
-from dispatcher.api.pages import HTML
+from dispatcher.api.pages import HTML, linked_member
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
@@ -78,15 +78,6 @@ def _channel_name(channel: ChannelName, language: Language) -> str:
 def _expired(call: Call) -> Reply:
     language = page_language(call.request.headers.get("Accept-Language"))
     return _render(410, language, title=say(Words.PAGE_EXPIRED, language))
-
-
-async def _member(call: Call) -> Member | None:
-    svc = services(call)
-    try:
-        member_id = svc.runtime.links.read(Purpose.PROFILE, call.path("token"))
-    except InvalidLink:
-        return None
-    return await svc.store.get_member(member_id)  # None once the member left: their data is gone
 
 
 def _render(status: int, language: Language, **values: Any) -> Reply:
@@ -158,7 +149,7 @@ def _since(member: Member) -> str | None:
     responses={200: HTML, 410: HTML},
 )
 async def profile_page(call: Call) -> Reply:
-    member = await _member(call)
+    member = await linked_member(call, Purpose.PROFILE)
     if member is None:
         return _expired(call)
     store = services(call).store
@@ -180,7 +171,7 @@ async def profile_page(call: Call) -> Reply:
     responses={200: HTML, 400: HTML, 410: HTML, 429: HTML},
 )
 async def profile_submit(call: Call) -> Reply:
-    member = await _member(call)
+    member = await linked_member(call, Purpose.PROFILE)
     if member is None:
         return _expired(call)
     links, store = services(call).runtime.links, services(call).store

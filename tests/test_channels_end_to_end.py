@@ -204,6 +204,33 @@ async def test_only_a_button_of_the_receipt_page_acknowledges_an_email(
     assert (lea["acknowledged_via"] == "email") is acknowledged
 
 
+async def test_every_page_a_mail_links_to_can_be_neither_framed_nor_scripted(world: World) -> None:
+    """The receipt, unsubscribe, data and own-page links answer with the same guard: not cached, not indexed, no
+    referrer, no framing (a framed "received" button could be clicked for the member), nothing but inline style, and
+    forms posted only to the service; an expired or forged link's page too."""
+    await _sent_alert(world)
+    mail = next(m.message for m in world.smtp.messages if m.message["To"] == "lea@example.org")
+    links = [
+        _receipt_link(mail),
+        mail["List-Unsubscribe"].strip("<>"),
+        link_in(mail, "/v1/p/"),
+        f"{world.base}/v1/r/forged-token",
+    ]
+    for link in links:
+        response = await world.client.get(link.removeprefix(world.base))
+        assert response.status in (200, 410), (link, response.status)
+        headers = response.headers
+        assert headers["X-Frame-Options"] == "DENY", link
+        assert headers["Content-Security-Policy"] == (
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+        ), link
+        assert (headers["Cache-Control"], headers["Referrer-Policy"], headers["X-Robots-Tag"]) == (
+            "no-store",
+            "no-referrer",
+            "noindex",
+        ), link
+
+
 @pytest.mark.parametrize(
     ("method", "form", "status", "opted_out"),
     [

@@ -28,7 +28,18 @@ from dispatcher.storage.store import split_delivery_id
 log = structlog.get_logger(__name__)
 
 HTML = "text/html"
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+#: Every page served by a signed link (and the member's own page, the join page): never cached nor indexed, no
+#: referrer, and nothing but its own inline style: no script, no framing (a framed "received" button could be
+#: clicked for the member), forms posted only here.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
 
 
 def _page(status: int, language: Language, **values: Any) -> Reply:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from dispatcher.access.audit import Action
 from dispatcher.api import guards
 from dispatcher.api.audit import note
-from dispatcher.api.pages import HTML, linked_member
+from dispatcher.api.pages import HEADERS, HTML, linked_member
 from dispatcher.api.problems import Problem
 from dispatcher.api.routing import Call, Reply
 from dispatcher.api.services import api, services
@@ -56,15 +56,6 @@ class ProfileLinkSent(BaseModel):
     channel: ChannelName = Field(description="The channel the link is on its way over")
 
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-}
 #: How the page names the channels: their own names, but the voice call's, which is said in the member's language.
 CHANNEL_NAMES = {"sms": "SMS", "email": "E-mail", "telegram": "Telegram"}
 VOICE = {Language.FR: "Appel vocal", Language.NL: "Spraakoproep", Language.DE: "Sprachanruf", Language.EN: "Voice call"}

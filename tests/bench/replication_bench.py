@@ -132,15 +132,12 @@ async def _replica(stage: Stage, *, timeout: float = 30) -> RedisServer:
     folder: Path = stage.folder / "replica"
     replica = RedisServer(folder, args=[*primary.args, "--replicaof", "127.0.0.1", str(primary.port)])
     await asyncio.to_thread(replica.start)
-    client = redis.Redis.from_url(replica.url, decode_responses=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while client.info("replication").get("master_link_status") != "up":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the replica did not sync in {timeout} s: see {folder}")
-            await asyncio.sleep(0.05)  # a server's initial sync publishes no event to wait on
-    finally:
-        client.close()
+    # the primary's own WAIT returns once the replica has synced and acknowledged a write made now
+    with redis.Redis.from_url(primary.url) as client, client.pipeline(transaction=False) as pipe:
+        pipe.incr("plpbench:replica-sync").wait(1, round(timeout * 1000)).delete("plpbench:replica-sync")
+        _, acknowledged, _ = await asyncio.to_thread(pipe.execute)
+    if acknowledged < 1:
+        raise RuntimeError(f"the replica did not sync in {timeout} s: see {folder}")
     return replica
 
 

@@ -84,8 +84,8 @@ async def test_a_call_whose_caller_was_cancelled_before_it_left_is_not_sent(name
     calls = ScriptCalls(client)
     kept = asyncio.ensure_future(calls(script, keys=["plptest:batching:1"], args=[1]))
     dropped = asyncio.ensure_future(calls(script, keys=["plptest:batching:2"], args=[1]))
-    await asyncio.sleep(0)  # both callers are now waiting for the pipeline, which has not left yet
-    dropped.cancel()
+    # runs right after both callers have queued their calls, before the pipeline leaves (scheduled during them)
+    asyncio.get_running_loop().call_soon(dropped.cancel)
     assert await kept == 1
     with pytest.raises(asyncio.CancelledError):
         await dropped

@@ -35,16 +35,19 @@ def test_a_response_s_cache_control_says_how_long_it_may_be_kept(header: str | N
 
 async def test_readers_of_a_stale_document_wait_for_one_read() -> None:
     """Concurrent sign-ins that find nothing kept cause one read of the provider, not one each."""
-    reads = 0
+    reads, everyone_asked = 0, asyncio.Event()
 
     async def fetch() -> Fetched:
         nonlocal reads
         reads += 1
-        await asyncio.sleep(0)  # let the others arrive while this read is under way
+        async with asyncio.timeout(5):
+            await everyone_asked.wait()  # the read is under way while the others ask
         return Fetched({"issuer": "https://idp.example"}, None)
 
     cache = ProviderCache()
-    documents = await asyncio.gather(*(cache.read(URL, fetch) for _ in range(5)))
+    readers = [asyncio.ensure_future(cache.read(URL, fetch)) for _ in range(5)]
+    asyncio.get_running_loop().call_soon(everyone_asked.set)  # after each reader's first step
+    documents = await asyncio.gather(*readers)
     assert reads == 1 and all(d == {"issuer": "https://idp.example"} for d in documents)
 
 

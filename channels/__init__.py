@@ -21,6 +21,7 @@ from channels.base import (
     ReceiptStatus,
     TransientError,
     VendorChannel,
+    departing,
 )
 from channels.registry import (
     REGISTRY,
@@ -56,6 +57,7 @@ __all__ = [
     "VendorChannel",
     "announce_channels",
     "build_channels",
+    "departing",
     "describe_channels",
     "inbound_vendors",
     "missing_variables",

@@ -30,7 +30,7 @@ from typing import cast
 import structlog
 from redis.asyncio import Redis as AsyncRedis
 
-from channels import Channel, ChannelError, OutboundMessage, PermanentError, TransientError
+from channels import Channel, ChannelError, OutboundMessage, PermanentError, TransientError, departing
 from dispatcher.core.models import ChannelName, Language, Urgency
 from dispatcher.pipeline import jobs
 from dispatcher.pipeline.pacing import limits_for
@@ -117,7 +117,8 @@ async def send(rt: Runtime, redis: AsyncRedis, channels: dict[ChannelName, Chann
     reply = _reply(reply_id, claimed)
     await provider_limits.depart(limits)
     try:
-        await channels[reply.channel].send(reply.message())
+        with departing(lambda: provider_limits.depart(limits)):
+            await channels[reply.channel].send(reply.message())
     except TransientError as exc:
         return await _again(rt, redis, reply, exc, spec)
     except ChannelError as exc:  # refused for good (blocked, no such chat, not configured)

@@ -45,6 +45,7 @@ from channels import (
     PermanentError,
     ReceiptStatus,
     TransientError,
+    departing,
     open_channels,
     vendor,
 )
@@ -296,9 +297,11 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             ctx.in_flight.add(ref)
             if member is None or message is None:
                 return await _record(ctx, ref, DeliveryStatus.FAILED, error=NO_CONTACT)
-            if departure is not None:
-                message = dataclasses.replace(message, slot=departure)
-            return await _attempt(ctx, ref, channel, member, message, bound)
+            if departure is None:
+                return await _attempt(ctx, ref, channel, member, message, bound)
+            message = dataclasses.replace(message, slot=departure)
+            with departing(lambda: ctx.limits.depart(limits)):
+                return await _attempt(ctx, ref, channel, member, message, bound)
     finally:
         if leading:
             ctx.led.set()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from channels.base import WriteSpacing
+from channels.base import LATE_WRITE, Departed, WriteSpacing, departed, departing
 from tests.simulators.meter import RateMeter
 
 
@@ -40,3 +40,39 @@ def test_a_request_with_no_request_written_within_an_interval_before_it_goes_at_
     turn = WriteSpacing(3600).turn()
     with pytest.raises(StopIteration):
         turn.send(None)  # done in its first step: it never waited
+
+
+async def test_a_request_written_late_after_its_departure_departs_again_once_before_it_is_written() -> None:
+    """Another process's neighbour, on time, would reach the provider next to a request written more than
+    ``LATE_WRITE`` of an interval after it departed: that request departs again under the shared limits first,
+    once, and only then counts as written."""
+    spacing = WriteSpacing.under(30, margin=0.01)
+    events: list[str] = []
+
+    async def again() -> None:
+        events.append("departed again")
+
+    token = departed.set(Departed(at=time.monotonic() - spacing.seconds, again=again))  # left an interval ago
+    try:
+        await spacing.turn()
+    finally:
+        departed.reset(token)
+    events.append("written")
+    assert events == ["departed again", "written"]
+
+
+async def test_a_request_written_soon_after_its_departure_or_under_no_limit_never_departs_again() -> None:
+    """Written within ``LATE_WRITE`` of an interval of its departure (the usual case: the same step of the loop,
+    give or take the request's building), or with no departure at all (no shared limit), a request goes at
+    once."""
+    spacing = WriteSpacing.under(30, margin=0.01)
+    again_calls: list[float] = []
+
+    async def again() -> None:
+        again_calls.append(time.monotonic())
+
+    with departing(again):
+        await spacing.turn()
+    assert LATE_WRITE * spacing.seconds > 0.02  # room for building the request
+    await WriteSpacing.under(30, margin=0.01).turn()
+    assert again_calls == []

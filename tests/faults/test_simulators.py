@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from channels.base import Channel, OutboundMessage, RateLimited, TransientError
 from channels.email import SmtpChannel
@@ -18,7 +21,9 @@ from channels.telegram import TelegramChannel
 from channels.twilio import TwilioSmsChannel
 from config import Settings
 from dispatcher.core.models import ChannelName, Language, Urgency
+from tests.simulators.apart import VendorProcess
 from tests.simulators.faults import Fault, FaultPlan
+from tests.simulators.meter import RateMeter
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -191,3 +196,49 @@ async def test_each_simulator_counts_a_message_taken_twice_as_one_duplicate(prov
     assert sum(providers.twilio.duplicates().values()) == 1
     assert sum(providers.smtp.duplicates().values()) == 1
     assert sum(providers.telegram.duplicates().values()) == 1
+
+
+async def test_simulators_in_a_process_of_their_own_answer_the_real_client_and_are_read_and_set_from_the_test() -> None:
+    """``VendorProcess``: the Telegram simulator runs in a child process; the real channel sends to it; the test
+    reads its ledger and properties (copies), sets its attributes, calls its methods, and awaits its coroutines
+    there; an error raised there comes back as itself."""
+    async with VendorProcess() as vendors, vendors.serving(TelegramSimulator, token=BOT) as telegram:
+        channel = TelegramChannel.from_settings(
+            Settings(redis_url=None, telegram_bot_token=BOT, telegram_api_base_url=telegram.base_url)
+        )
+        try:
+            telegram.limit(per_second=1.0)  # a plain method, called there
+            for n in (1, 2, 3):
+                await channel.send(_message(ChannelName.TELEGRAM, n))
+        except RateLimited:
+            pass  # the third, beyond a bucket of two at one a second
+        finally:
+            await channel.close()
+        assert [c.params["text"] for c in telegram.calls("sendMessage")] == ["Cambriolage 1", "Cambriolage 2"]
+        assert telegram.refused_for_rate == 1  # a property, read there
+        telegram.latency = 0.25  # an attribute, set there
+        assert telegram.latency == 0.25
+        telegram.ledger.clear()  # a copy: the simulator's own ledger is untouched
+        assert len(telegram.ledger) == 2
+        updates: list[dict[str, Any]] = []
+
+        async def webhook(request: web.Request) -> web.Response:
+            updates.append(await request.json())
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/hook", webhook)
+        async with TestServer(app) as server:  # a coroutine, run there, posting to this process
+            hook = str(server.make_url("/hook"))
+            status, _ = await vendors.run(telegram.member_sends(hook, 42, "/stop", secret=None))
+        assert status == 200 and [u["message"]["text"] for u in updates] == ["/stop"]
+        with pytest.raises(ValueError, match="per_second > 0"):
+            telegram.limit(per_second=-1.0)
+
+
+def test_a_rate_is_judged_at_each_requests_arrival_not_when_the_simulator_gets_to_it() -> None:
+    """Two requests that arrived one interval apart are within a bucket of one at that rate, however late the
+    simulator's loop noted them; the meter takes the arrival moment."""
+    meter = RateMeter(30, burst=1)
+    assert meter.admit(1000.0) and meter.admit(1000.0 + 1 / 30)
+    assert not meter.admit(1000.0 + 1.5 / 30)

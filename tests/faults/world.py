@@ -50,7 +50,7 @@ from dispatcher.people.accounts import create_actor
 from dispatcher.pipeline import intake
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import new_id, split_delivery_id
-from tests.simulators.apart import VendorLoop
+from tests.simulators.apart import VendorLoop, VendorProcess
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -105,7 +105,8 @@ class World:
     base: str
     tokens: dict[str, str]
     ids: dict[str, str]
-    vendors: VendorLoop  # where Twilio's and Telegram's simulators run: their coroutines go through ``vendors.run``
+    vendors: VendorLoop | VendorProcess  # where Twilio's and Telegram's simulators run: their coroutines go through
+    # ``vendors.run``
 
     def auth(self, who: str = "admin") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -389,18 +390,23 @@ def settled_at(record: dict[str, str]) -> float | None:
 
 @asynccontextmanager
 async def open_world(
-    redis_url: str, data_dir: Path, *, latency: float = 0.05, **overrides: Any
+    redis_url: str, data_dir: Path, *, latency: float = 0.05, own_process: bool = False, **overrides: Any
 ) -> AsyncIterator[World]:
     """The simulators (``latency`` on SMS and e-mail), the web app on a free port, actors; ``overrides``
-    change the settings (the workers get them through their environment)."""
+    change the settings (the workers get them through their environment). ``own_process``: Twilio's and
+    Telegram's simulators run in a process of their own (``VendorProcess``: read them, set their attributes
+    and call their methods; never mutate a value read, it is a copy)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
+    # The HTTP providers' clocks run apart from the web app's loop, as a provider's do; in a process of their own
+    # when a test counts their refusals at the real rates.
+    apart = VendorProcess() if own_process else VendorLoop()
     async with (
-        VendorLoop() as vendors,  # the HTTP providers' clocks run apart from the web app's loop, as a provider's do
-        vendors.serving(TwilioSimulator(account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency)) as twilio,
+        apart as vendors,
+        vendors.serving(TwilioSimulator, account_sid=ACCOUNT, auth_token=AUTH_TOKEN, latency=latency) as twilio,
         SmtpSimulator() as smtp,  # aiosmtpd serves from a thread of its own already
-        vendors.serving(TelegramSimulator(token=BOT_TOKEN, latency=latency)) as telegram,
+        vendors.serving(TelegramSimulator, token=BOT_TOKEN, latency=latency) as telegram,
     ):
         smtp.latency = latency
         settings = Settings(

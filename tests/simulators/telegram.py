@@ -262,12 +262,12 @@ class TelegramSimulator:
 
     async def _answer(self, request: web.Request, received_at: float) -> web.StreamResponse:
         params = await _params(request) if request.match_info["token"] == self.token else {}
-        fault = self._draw_fault(request.match_info["method"], params)
+        fault = self._draw_fault(request.match_info["method"], params, received_at)
         if fault is Fault.THROTTLE:  # refused at the door: never processed
             assert self.faults is not None
             seconds = self.faults.retry_after
             return _error(429, f"Too Many Requests: retry after {seconds}", parameters={"retry_after": seconds})
-        if request.match_info["method"] == "sendMessage" and not self._within_rate(params):
+        if request.match_info["method"] == "sendMessage" and not self._within_rate(params, received_at):
             return _error(429, "Too Many Requests: retry after 1", parameters={"retry_after": 1})
         await self._delay()
         if fault is Fault.RESET and request.transport is not None:
@@ -318,8 +318,10 @@ class TelegramSimulator:
             "chat": sum(m.refused for m in self.chat_meters.values()),
         }
 
-    def _within_rate(self, params: dict[str, Any]) -> bool:
-        if self.meter is not None and not self.meter.admit():
+    def _within_rate(self, params: dict[str, Any], arrived: float) -> bool:
+        """Whether a message that arrived at ``arrived`` (Unix time, as its request came in: reading and
+        parsing it is the simulator's time, not the client's) is within the bot's rate and its chat's."""
+        if self.meter is not None and not self.meter.admit(arrived):
             return False
         if self.per_chat is None:
             return True
@@ -327,7 +329,7 @@ class TelegramSimulator:
         meter = self.chat_meters.get(chat)
         if meter is None:
             meter = self.chat_meters[chat] = RateMeter(self.per_chat)
-        return meter.admit()
+        return meter.admit(arrived)
 
     def _answer_to_webhook(self, answer: dict[str, Any]) -> None:
         """Act on a method call a webhook answered with, as Telegram does: under the same rates, and
@@ -339,16 +341,16 @@ class TelegramSimulator:
         received_at = time.time()
         if method == "sendMessage":
             self.received.append((str(params.get("chat_id")), received_at))
-            if not self._within_rate(params):
+            if not self._within_rate(params, received_at):
                 self.ledger.append(ApiCall(str(method), params, 429, received_at, via_webhook=True))
                 return
         response = endpoint(params)
         self.ledger.append(ApiCall(str(method), params, response.status, received_at, via_webhook=True))
 
-    def _draw_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
+    def _draw_fault(self, method: str, params: dict[str, Any], received_at: float) -> Fault | None:
         if method != "sendMessage" or "chat_id" not in params:
             return None
-        self.received.append((str(params["chat_id"]), time.time()))
+        self.received.append((str(params["chat_id"]), received_at))
         if "reply_markup" in params:
             self.received_with_buttons.append(self.received[-1])
         if self.faults is None:

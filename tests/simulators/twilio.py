@@ -295,7 +295,7 @@ class TwilioSimulator:
         if fault is Fault.THROTTLE:  # refused at the door, before any latency: never processed
             assert self.faults is not None
             return _error(Failure(429, 20429, "Too Many Requests", str(self.faults.retry_after)))
-        if not self._within_rate(kind, params):
+        if not self._within_rate(kind, params, received_at):
             return _error(Failure(429, 20429, "Too Many Requests", "1"))
         if self.latency and not await self._held(self.latency):
             return _error(Failure(503, None, "Service unavailable"))
@@ -330,7 +330,8 @@ class TwilioSimulator:
     def refused_for_rate(self) -> int:
         return sum(meter.refused for meter in self.meters.values())
 
-    def _within_rate(self, kind: Kind, params: dict[str, list[str]]) -> bool:
+    def _within_rate(self, kind: Kind, params: dict[str, list[str]], arrived: float) -> bool:
+        """Whether a request that arrived at ``arrived`` (Unix time, as it came in) is within its rate."""
         rate = self._sms_rate if kind == "sms" else self._call_rate
         if rate is None:
             return True
@@ -338,7 +339,7 @@ class TwilioSimulator:
         meter = self.meters.get(name)
         if meter is None:
             meter = self.meters[name] = RateMeter(rate)
-        return meter.admit()
+        return meter.admit(arrived)
 
     def _draw_fault(self, kind: Kind, to: str, params: dict[str, list[str]]) -> Fault | None:
         if self.faults is None:

@@ -157,15 +157,20 @@ class WhatsAppSimulator:
             "pair": sum(m.refused for m in self.user_meters.values()),
         }
 
-    def _over_rate(self, to: str) -> Failure | None:
-        if self.meter is not None and not self.meter.admit():
+    def _over_rate(self, to: str, arrived: float) -> Failure | None:
+        """The refusal of a message that arrived at ``arrived`` (Unix time, as it came in) beyond a rate; None."""
+        if self.meter is not None and not self.meter.admit(arrived):
             return Failure(400, 130429, "Rate limit hit", 1.0)
         if self.per_user is None:
             return None
         meter = self.user_meters.get(to)
         if meter is None:
             meter = self.user_meters[to] = RateMeter(self.per_user, burst=1)
-        return None if meter.admit() else Failure(400, 131056, "(Business Account, Consumer Account) pair rate limit")
+        return (
+            None
+            if meter.admit(arrived)
+            else Failure(400, 131056, "(Business Account, Consumer Account) pair rate limit")
+        )
 
     async def _messages(self, request: web.Request) -> web.Response:
         received_at = time.time()
@@ -178,7 +183,7 @@ class WhatsAppSimulator:
         self.received.append((to, received_at))
         template = body.get("template") or {}
         name, language = template.get("name", ""), (template.get("language") or {}).get("code", "")
-        refusal = self.failures.get(to) or self._over_rate(to)
+        refusal = self.failures.get(to) or self._over_rate(to, received_at)
         if refusal is None and (code := self.throttle_once.pop(to, None)) is not None:
             refusal = Failure(429 if code == 130429 else 400, code, "rate limit hit", 2.0 if code == 130429 else None)
         if refusal is None and body.get("type") == "template" and (name, language) not in self.templates:

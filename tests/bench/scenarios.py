@@ -116,21 +116,24 @@ def figure(
     also: bool = True,
     **detail: Any,
 ) -> Figure:
-    """A measure against its baseline; the target is on the ratio, or on the value itself.
+    """A measure against its baseline; the target is on the ratio, on the value itself, or on both (a bound on
+    the value and one on the ratio).
 
     ``also``: a further condition the target needs (e.g. no request refused), told in ``detail``.
     """
     ratio = value / baseline_value if baseline_value else float("inf")
+    targets: list[tuple[str, bool]] = []
+    if value_at_least is not None:
+        targets.append((f"≥ {value_at_least:g} {unit}", value >= value_at_least))
+    if value_at_most is not None:
+        targets.append((f"≤ {value_at_most:g} {unit}", value <= value_at_most))
     if at_least is not None:
-        target, met = f"ratio ≥ {at_least:g}", ratio >= at_least
-    elif at_most is not None:
-        target, met = f"ratio ≤ {at_most:g}", ratio <= at_most
-    elif value_at_least is not None:
-        target, met = f"≥ {value_at_least:g} {unit}", value >= value_at_least
-    elif value_at_most is not None:
-        target, met = f"≤ {value_at_most:g} {unit}", value <= value_at_most
-    else:
+        targets.append((f"ratio ≥ {at_least:g}", ratio >= at_least))
+    if at_most is not None:
+        targets.append((f"ratio ≤ {at_most:g}", ratio <= at_most))
+    if not targets:
         raise ValueError("a figure needs a target")
+    target, met = " and ".join(t for t, _ in targets), all(m for _, m in targets)
     return Figure(scenario, measure, value, unit, baseline, baseline_value, ratio, target, met and also, detail or None)
 
 
@@ -316,12 +319,22 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
     return [
         figure(
             "2. urgent under load",
-            "POST to first provider request, p99",
+            "POST to first provider request, p99, idle service",
+            1000 * quiet_p99,
+            "ms",
+            "same, median",
+            1000 * median(quiet_firsts),
+            value_at_most=50,
+        ),
+        figure(
+            "2. urgent under load",
+            f"POST to first provider request, p99, during a {size.backlog:,}-SMS non-urgent backlog",
             1000 * p99,
             "ms",
-            "same, no backlog (p99)",
+            "same, idle service (p99)",
             1000 * quiet_p99,
-            value_at_most=250,
+            value_at_most=100,
+            at_most=1.2,
             also=still_sending,
             median_ms=1000 * median(loaded_firsts),
             median_no_backlog_ms=1000 * median(quiet_firsts),
@@ -329,12 +342,12 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
         ),
         figure(
             "2. urgent under load",
-            "POST to completed, p99",
+            "POST to completed, p99, during the backlog",
             percentile(loaded_done, 0.99),
             "s",
-            "same, no backlog (p99)",
+            "same, idle service (p99)",
             percentile(quiet_done, 0.99),
-            at_most=1.2,
+            at_most=1.1,
             also=still_sending,
             median_s=median(loaded_done),
             median_no_backlog_s=median(quiet_done),
@@ -394,7 +407,7 @@ async def provider_limits(stage: Stage, size: Size) -> list[Figure]:
             "s",
             "arithmetic lower bound of the limits",
             bound,
-            at_most=1.05,
+            at_most=1.02,
             also=paced.refused == 0,
             refused_for_rate=paced.stats["refused_for_rate"],
         ),

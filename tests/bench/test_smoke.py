@@ -49,6 +49,16 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
     for channel in ("sms", "telegram", "email", "whatsapp"):  # each against its bare library, CPU per send too
         assert fanout[channel]["detail"]["workers_cpu_ms_per_send"] > 0, fanout[channel]
         assert fanout[channel]["detail"]["bare_cpu_ms_per_send"] > 0, fanout[channel]
+    targets = {f["measure"]: f["target"] for f in result["figures"]}  # the rows of issue 20's table, its bars
+    assert targets["POST to first provider request, p99, idle service"] == "≤ 50 ms"
+    assert (
+        targets["POST to first provider request, p99, during a 300-SMS non-urgent backlog"]
+        == "≤ 100 ms and ratio ≤ 1.2"
+    )
+    assert targets["POST to completed, p99, during the backlog"] == "ratio ≤ 1.1"
+    assert targets["mix: sends/s, POST to completed"] == "ratio ≥ 100"
+    [limits] = [t for m, t in targets.items() if m.startswith("POST to completed:")]
+    assert limits == "ratio ≤ 1.02"
     waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits
     assert {f["measure"].split(":")[0] for f in waits} == {
         "WAIT for 1 replica, sequential",

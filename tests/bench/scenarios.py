@@ -275,11 +275,18 @@ def now() -> float:
 URGENT_CHANNELS = ["sms"]
 
 
-async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int) -> tuple[list[float], list[float]]:
-    """Post ``count`` urgent alerts one a second (whether or not the previous one is done); return each one's
-    POST-to-first-provider-request and POST-to-completed, in seconds."""
+#: The hops of an urgent alert's path, in order, each from the moment the previous one ended (``_hops``).
+HOPS = ("intake", "to_fan_out", "to_first_claim", "to_provider")
 
-    async def one(n: int) -> tuple[float, float]:
+
+async def _urgent_round(
+    stage: Stage, runtime: Runtime, plp_id: str, count: int
+) -> tuple[list[float], list[float], list[dict[str, float]]]:
+    """Post ``count`` urgent alerts one a second (whether or not the previous one is done); return each one's
+    POST-to-first-provider-request and POST-to-completed, in seconds, and where its first request's time went
+    (``_hops``)."""
+
+    async def one(n: int) -> tuple[float, float, dict[str, float]]:
         mark = f"Alerte {n}:"
         alert_id, posted = await stage.alert(plp_id, text=f"{mark} cambriolage rue du Parc, voiture grise.")
         done = await stage.finished(runtime, alert_id, timeout=300)
@@ -287,7 +294,7 @@ async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int)
         for channel in URGENT_CHANNELS:
             rows = await stage.vendor("GET", "/received", channel=channel, since=posted, text=mark)
             arrivals += [at for _, at in rows]
-        return min(arrivals) - posted, done - posted
+        return min(arrivals) - posted, done - posted, _hops(runtime, alert_id, posted, min(arrivals))
 
     started = time.monotonic()
     tasks = []
@@ -297,7 +304,33 @@ async def _urgent_round(stage: Stage, runtime: Runtime, plp_id: str, count: int)
         if pause > 0:
             await asyncio.sleep(pause)  # the scenario's pace: one alert a second
     results = await asyncio.gather(*tasks)
-    return [first for first, _ in results], [done for _, done in results]
+    return [first for first, _, _ in results], [done for _, done, _ in results], [hops for _, _, hops in results]
+
+
+def _hops(runtime: Runtime, alert_id: str, posted: float, arrived: float) -> dict[str, float]:
+    """Where the time from the POST to the first provider request went, in milliseconds, from the service's own
+    timestamps: ``intake`` to the alert's acceptance (its ``created_at``), ``to_fan_out`` to its fan-out job
+    starting (``t_fanning_out``), ``to_first_claim`` to its first delivery claimed (the earliest ``t_sending``),
+    ``to_provider`` to the provider's receipt of the request. Every clock is this host's."""
+    redis, keys = runtime.sync_redis, runtime.keys
+    state = redis.hgetall(keys.alert_state(alert_id))
+    refs = redis.zrange(keys.alert_deliveries(alert_id), 0, -1)
+    with redis.pipeline(transaction=False) as pipe:
+        for ref in refs:
+            pipe.hget(keys.delivery(alert_id, ref), "t_sending")
+        claims = [float(t) for t in pipe.execute() if t]
+    moments = [posted, float(state["t_accepted"]), float(state["t_fanning_out"]), min(claims), arrived]
+    return {hop: 1000 * (moments[i + 1] - moments[i]) for i, hop in enumerate(HOPS)}
+
+
+def _hop_figures(hops: list[dict[str, float]], firsts: list[float]) -> dict[str, Any]:
+    """Each hop's median and p99 over a round, and the hops of its slowest alert (what its p99 is made of)."""
+    slowest = hops[max(range(len(firsts)), key=firsts.__getitem__)]
+    return {
+        "hops_median_ms": {hop: round(median([h[hop] for h in hops]), 1) for hop in HOPS},
+        "hops_p99_ms": {hop: round(percentile([h[hop] for h in hops], 0.99), 1) for hop in HOPS},
+        "slowest_alert_hops_ms": {hop: round(slowest[hop], 1) for hop in HOPS},
+    }
 
 
 async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
@@ -308,10 +341,10 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
         urgent_plp = await stage.plp("Bench urgent", URGENT_CHANNELS)
         await stage.members(runtime, backlog_plp, size.backlog, series=1)
         await stage.members(runtime, urgent_plp, size.urgent_members, series=2)
-        quiet_firsts, quiet_done = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        quiet_firsts, quiet_done, quiet_hops = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
         backlog_id, _ = await stage.alert(backlog_plp, urgency="non_urgent")
         await until_sending(stage, "sms", "+32471")
-        loaded_firsts, loaded_done = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        loaded_firsts, loaded_done, loaded_hops = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
         backlog = await stage.api("GET", f"/v1/alerts/{backlog_id}", who="admin", expect=200)
     still_sending = backlog["status"] != "completed"
     detail = {"backlog_still_sending_at_the_end": still_sending, "backlog_counts": backlog["counts"]["by_status"]}
@@ -325,6 +358,7 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
             "same, median",
             1000 * median(quiet_firsts),
             value_at_most=50,
+            **_hop_figures(quiet_hops, quiet_firsts),
         ),
         figure(
             "2. urgent under load",
@@ -339,6 +373,7 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
             median_ms=1000 * median(loaded_firsts),
             median_no_backlog_ms=1000 * median(quiet_firsts),
             **detail,
+            **_hop_figures(loaded_hops, loaded_firsts),
         ),
         figure(
             "2. urgent under load",

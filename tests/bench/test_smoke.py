@@ -57,6 +57,9 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
     )
     assert targets["POST to completed, p99, during the backlog"] == "ratio ≤ 1.1"
     assert targets["mix: sends/s, POST to completed"] == "ratio ≥ 100"
+    idle = next(f for f in result["figures"] if f["measure"] == "POST to first provider request, p99, idle service")
+    for where in ("hops_median_ms", "hops_p99_ms", "slowest_alert_hops_ms"):  # where the urgent path's time went
+        assert set(idle["detail"][where]) == {"intake", "to_fan_out", "to_first_claim", "to_provider"}, idle
     [limits] = [t for m, t in targets.items() if m.startswith("POST to completed:")]
     assert limits == "ratio ≤ 1.02"
     waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits

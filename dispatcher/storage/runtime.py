@@ -50,6 +50,8 @@ REDIS_PY_VERSION = version("redis")
 #: restart, and without a retry each one failed its next command once Redis was back. Few, and quick: while
 #: Redis is down, the web answers 503 (Retry-After) at once, and its clients retry.
 ASYNC_REDIS_RETRIES = 3
+#: Seconds a client waits for an answer from Redis before it takes the connection for dead (redis-py's default).
+REDIS_READ_TIMEOUT = 5.0
 #: Seconds a sentinel may take to answer where the primary is.
 SENTINEL_TIMEOUT = 1.0
 #: Between the urgent queue's name, a police zone's and an alert's id, in the name of an urgent alert's send queue.
@@ -248,6 +250,8 @@ class Runtime:
             # given, so that no new connection reads the package's metadata from disk again
             "driver_info": DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
             "retry": AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), ASYNC_REDIS_RETRIES),
+            # an intake's WAIT for replicas reads nothing until its PLP_REDIS_WAIT_TIMEOUT (up to 30 s) has passed
+            "socket_timeout": max(REDIS_READ_TIMEOUT, self.settings.redis_wait_timeout + 1.0),
         }
         if self.settings.redis_sentinels:
             sentinel = self._async_sentinel()

@@ -133,7 +133,11 @@ async def _replica(stage: Stage, *, timeout: float = 30) -> RedisServer:
     replica = RedisServer(folder, args=[*primary.args, "--replicaof", "127.0.0.1", str(primary.port)])
     await asyncio.to_thread(replica.start)
     # the primary's own WAIT returns once the replica has synced and acknowledged a write made now
-    with redis.Redis.from_url(primary.url) as client, client.pipeline(transaction=False) as pipe:
+    # redis-py's client gives up reading after 5 s by default: longer than the WAIT's own bound here
+    with (
+        redis.Redis.from_url(primary.url, socket_timeout=timeout + 5) as client,
+        client.pipeline(transaction=False) as pipe,
+    ):
         pipe.incr("plpbench:replica-sync").wait(1, round(timeout * 1000)).delete("plpbench:replica-sync")
         _, acknowledged, _ = await asyncio.to_thread(pipe.execute)
     if acknowledged < 1:

@@ -177,3 +177,18 @@ async def test_a_missed_confirmation_refused_is_a_503_and_the_same_key_later_get
     again = await until(sent_again, timeout=30, what="the replica back and the alert confirmed", every=0.25)
     assert [again["id"]] == stored
     assert runtime.sync_redis.hget(runtime.keys.metrics(), "rw|confirmed") == "1"
+
+
+@pytest.mark.parametrize(("wait_timeout", "reads_for_at_least"), [(1.0, 5.0), (12.0, 13.0)])
+def test_the_web_client_waits_for_an_answer_longer_than_the_wait_for_replicas_lasts(
+    wait_timeout: float, reads_for_at_least: float
+) -> None:
+    """Redis answers a WAIT only once its PLP_REDIS_WAIT_TIMEOUT has passed (up to 30 s): the asyncio client that
+    runs it must not take that silence for a dead connection, as redis-py does after 5 s by default."""
+    settings = Settings(redis_url="redis://127.0.0.1:6379/13", redis_wait_replicas=1, redis_wait_timeout=wait_timeout)
+    runtime = Runtime.from_settings(settings)
+    try:
+        connection = runtime.async_redis().connection_pool.make_connection()
+        assert connection.socket_timeout >= reads_for_at_least
+    finally:
+        runtime.close()

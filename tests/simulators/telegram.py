@@ -160,6 +160,15 @@ class TelegramSimulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def warm_up(self) -> None:
+        """One request through every step of the handler (a form read and parsed), answered 404 and left out of
+        every ledger: a fresh process's first request takes tens of milliseconds more than the next ones, and a
+        rate meter would see the two that follow it arrive together."""
+        async with ClientSession() as session:
+            url = f"{self.base_url}/bot{self.token}/warmUp"
+            async with session.post(url, data={"chat_id": "0", "text": "warm-up"}) as response:
+                await response.read()
+
     def calls(self, method: str) -> list[ApiCall]:
         """The ledger's calls of one method, in order."""
         return [call for call in self.ledger if call.method == method]

@@ -21,3 +21,11 @@ def limits_for(settings: Settings, channel: ChannelName, address: str) -> list[L
     """
     below = 1 - settings.limit_margin
     return [Limit(rate.name, rate.per_second * below) for rate in rates_for(settings, channel, address)]
+
+
+def shared_rate(limits: list[Limit]) -> list[Limit]:
+    """The limits a send written late departs again under (``channels.base.departing``): the provider's own rate,
+    the first of ``limits`` (a bot's, a business number's, an account's), which a write late by a fraction of its
+    interval can break. Not one recipient's (a chat's, a WhatsApp user's): its interval is seconds long, and
+    departing again under it would hold the late write back that long."""
+    return limits[:1]

@@ -33,7 +33,7 @@ from redis.asyncio import Redis as AsyncRedis
 from channels import Channel, ChannelError, OutboundMessage, PermanentError, TransientError, departing
 from dispatcher.core.models import ChannelName, Language, Urgency
 from dispatcher.pipeline import jobs
-from dispatcher.pipeline.pacing import limits_for
+from dispatcher.pipeline.pacing import limits_for, shared_rate
 from dispatcher.storage.limits import ProviderLimits
 from dispatcher.storage.runtime import Runtime
 from dispatcher.storage.store import now_ts
@@ -117,7 +117,7 @@ async def send(rt: Runtime, redis: AsyncRedis, channels: dict[ChannelName, Chann
     reply = _reply(reply_id, claimed)
     await provider_limits.depart(limits)
     try:
-        with departing(lambda: provider_limits.depart(limits)):
+        with departing(lambda: provider_limits.depart(shared_rate(limits))):
             await channels[reply.channel].send(reply.message())
     except TransientError as exc:
         return await _again(rt, redis, reply, exc, spec)

@@ -55,7 +55,7 @@ from dispatcher.core.models import Alert, ChannelName, DeliveryMode, DeliverySta
 from dispatcher.operations.metrics import SendAttempt, SendOutcome
 from dispatcher.pipeline import dispatches
 from dispatcher.pipeline.compose import compose
-from dispatcher.pipeline.pacing import limits_for
+from dispatcher.pipeline.pacing import limits_for, shared_rate
 from dispatcher.pipeline.retries import RetryPolicy, Verdict
 from dispatcher.storage.batching import ScriptCalls
 from dispatcher.storage.limits import RESERVE_AHEAD, Askers, Limit, ProviderLimits
@@ -300,7 +300,7 @@ async def deliver(ctx: BatchContext, ref: str) -> str:
             if departure is None:
                 return await _attempt(ctx, ref, channel, member, message, bound)
             message = dataclasses.replace(message, slot=departure)
-            with departing(lambda: ctx.limits.depart(limits)):
+            with departing(lambda: ctx.limits.depart(shared_rate(limits))):
                 return await _attempt(ctx, ref, channel, member, message, bound)
     finally:
         if leading:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from config import Settings
 from dispatcher.core.models import ChannelName
-from dispatcher.pipeline.pacing import limits_for
+from dispatcher.pipeline.pacing import limits_for, shared_rate
 from dispatcher.storage.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn
 from dispatcher.storage.runtime import Runtime
 
@@ -341,3 +341,17 @@ async def test_take_needs_a_limit(limits: ProviderLimits) -> None:
         await limits.take([], urgent=True)
     assert await limits.wait_turn([], urgent=False) is None
     assert await limits.depart([]) is None
+
+
+def test_a_late_write_departs_again_under_the_providers_own_rate_not_a_recipients(settings: Settings) -> None:
+    """A request written late departs again (``channels.base.departing``) under the bot's or the business number's
+    rate only: under a chat's (1 s) or a WhatsApp user's (6 s) it would wait that long again before its write."""
+    configured = settings.model_copy(
+        update={**RATES, **TELEGRAM, "whatsapp_token": SecretStr("wa"), "whatsapp_phone_id": "1001"}
+    )
+    telegram = limits_for(configured, ChannelName.TELEGRAM, "4242")
+    whatsapp = limits_for(configured, ChannelName("whatsapp"), "+32470123456")
+    assert [limit.name for limit in telegram] == ["telegram", "telegram-chat:4242"]
+    assert [limit.name for limit in shared_rate(telegram)] == ["telegram"]
+    assert [limit.name for limit in shared_rate(whatsapp)] == ["whatsapp"]
+    assert shared_rate(limits_for(configured, ChannelName.EMAIL, "ann@example.org")) == []  # no relay configured

@@ -181,8 +181,9 @@ class WriteSpacing:
     Across processes, a request written more than ``LATE_WRITE`` of an interval after its departure
     (``departed``) would reach the provider next to a neighbour another process wrote on time: two worker
     processes answering members at once had requests arrive 0.1 ms apart, one of them refused. Such a
-    request departs again under the shared limits before it is written; it costs one round trip to Redis
-    and one unused turn, only for a request that would otherwise have been refused.
+    request departs again under the provider's own rate before it is written (the dispatcher's ``again``,
+    ``dispatcher.pipeline.pacing.shared_rate``); it costs one round trip to Redis and one unused turn, only
+    for a request that would otherwise have been refused.
     """
 
     def __init__(self, seconds: float) -> None:

@@ -82,6 +82,8 @@ key                                    type    holds
 ``limit:<name>``                       string  a limit's next free time (GCRA), see ``storage.limits``: providers',
                                                and the API's ``api-token:<token id>``, ``api-address:<address>``; join
                                                requests' ``join-address:<address>``
+``limit-waiter:<name>``                hash    the urgent caller next in line for a provider limit's slot: ``id``,
+                                               ``since`` (when it first asked), see ``storage.limits``
 ``departed:<name>``                    hash    a provider limit's departures: next moment one may leave (``t``),
                                                departures in a row (``n``), see ``storage.limits``
 ``leases``                             zset    ``<alert>|<ref>`` of claimed deliveries and fan-outs, by lease end
@@ -259,6 +261,10 @@ class Keys:
 
     def limit(self, name: str) -> str:
         return f"{self.prefix}limit:{name}"
+
+    def limit_waiter(self, name: str) -> str:
+        """The urgent caller next in line for a provider limit's slot (``dispatcher.storage.limits.GCRA``)."""
+        return f"{self.prefix}limit-waiter:{name}"
 
     def departures(self, name: str) -> str:
         """When sends last left under a limit, and how many in a row (``dispatcher.storage.limits.DEPART``)."""

@@ -15,6 +15,16 @@ non-urgent work back indefinitely). Reservations never reach further than ``RESE
 the sends waiting for their turn stay few, and a cancelled alert leaves at most that
 many seconds of turns unused.
 
+First come, first served among urgent callers: while the line reaches further than
+``RESERVE_AHEAD``, every refused caller asks again when the next slot comes within reach, and the
+first to ask would get it. A process slower to wake (a worker run nicer, on a busy host) would then
+never get one while a busier process keeps asking: zone B's SMS waited a minute behind zone A's
+20,000. So the refused urgent caller that has waited longest becomes the provider limit's *waiter*
+(one per first limit, a hash with its ``id`` and the moment it first asked, ``since``): the next
+slot within reach is kept for it, and every caller that has waited less (every non-urgent one) is
+told to ask again one interval later. A waiter that got its slot, or gave up (cancelled), lets go at
+once; one that died holds the line ``WAITER_GRACE`` seconds after it should have asked at most.
+
 A key expires once its TAT has passed, when it no longer changes anything: idle
 limits (say, the per-chat limit of a Telegram chat messaged once) vanish by themselves.
 
@@ -37,6 +47,7 @@ import asyncio
 import contextlib
 import math
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -49,13 +60,19 @@ _MICROS = 1_000_000
 #: Seconds ahead of now an urgent caller may reserve a slot; beyond, it asks again later.
 RESERVE_AHEAD = 2.0
 
-# KEYS: one key per limit. ARGV: how far ahead of now the caller may reserve a slot (0: only a
-# slot free now), then per limit (in KEYS order) its emission interval and its burst tolerance,
-# all in whole microseconds.
+# KEYS: one key per limit, then the first limit's waiter. ARGV: how far ahead of now the caller may
+# reserve a slot (0: only a slot free now), then per limit (in KEYS order) its emission interval and
+# its burst tolerance, all in whole microseconds; then the caller's id ('' for a caller that never
+# waits in line: non-urgent), the moment it first asked (µs, '' on its first ask: now) and the
+# waiter's grace (µs).
 # Returns {owned (1 or 0), wait, slot} in microseconds of the server clock: the slot is
 # the moment the caller may send (owned) or should ask again (not owned).
 # All limits get the same slot: the first moment every one of them allows, so a send
 # under several limits never leaves ahead of any of them.
+# The waiter: a caller refused because the first limit's line reaches too far becomes it if there is
+# none, or if it first asked earlier (refused by another limit only, it lets go); while a waiter
+# stands, a caller that first asked later (or never waits in line) gets no slot and asks again one
+# interval on. The waiter lets go when it gets a slot.
 # TIME before a write needs effects replication: the default since Redis 5, but a 6.2 server
 # set with lua-replicate-commands=no refuses the script unless it asks (Redis 7: a no-op).
 # Times are integers held in Lua doubles (exact below 2^53 µs, about year 2255), written
@@ -64,20 +81,50 @@ GCRA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tats, slot = {}, now
-for i, key in ipairs(KEYS) do
-  local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+local n = #KEYS - 1
+local tats, slot, first = {}, now, now
+for i = 1, n do
+  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now)
   tats[i] = tat
   slot = math.max(slot, tat - tonumber(ARGV[2 * i + 1]))
+  if i == 1 then first = slot end
 end
 local reach = tonumber(ARGV[1])
-if slot - now > reach then return {0, slot - reach - now, slot - reach} end
-for i, key in ipairs(KEYS) do
+local caller, since, grace = ARGV[2 * n + 2], tonumber(ARGV[2 * n + 3]) or now, tonumber(ARGV[2 * n + 4])
+local waiter = KEYS[n + 1]
+local head, head_since = unpack(redis.call('HMGET', waiter, 'id', 'since'))
+local ahead = head and head ~= caller and (caller == '' or tonumber(head_since) <= since)
+if slot - now > reach then
+  if caller ~= '' and not ahead then
+    if first - now > reach then
+      redis.call('HSET', waiter, 'id', caller, 'since', string.format('%.0f', since))
+      redis.call('PEXPIRE', waiter, math.ceil((slot - reach - now + grace) / 1000))
+    elseif head == caller then
+      redis.call('DEL', waiter)  -- its own recipient's limit holds it back, not the provider's: others go
+    end
+  end
+  return {0, slot - reach - now, slot - reach}
+end
+if ahead then
+  local interval = tonumber(ARGV[2])
+  return {0, interval, now + interval}
+end
+if head == caller then redis.call('DEL', waiter) end
+for i = 1, n do
   local tat = math.max(tats[i], slot) + tonumber(ARGV[2 * i])
-  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+  redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
 end
 return {1, slot - now, slot}
 """
+
+# KEYS: a waiter. ARGV: a caller's id. The caller gives up its place: the waiter goes if it is that caller.
+LET_GO = """
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+#: Seconds a waiter that stopped asking (its process died) keeps its place after it should have asked.
+WAITER_GRACE = 2.0
 
 # Departure meters, one per limit: a hash with "t", the moment (µs, Redis' clock) from which the next
 # send may leave, and "n", departures counted. Lua functions shared by the scripts that let a send
@@ -193,22 +240,29 @@ class ProviderLimits:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self._keys = keys
         self._gcra = redis.register_script(GCRA)
+        self._let_go = redis.register_script(LET_GO)
         self._depart = redis.register_script(DEPART)
 
-    async def take(self, limits: Sequence[Limit], *, urgent: bool) -> Turn:
+    async def take(
+        self, limits: Sequence[Limit], *, urgent: bool, caller: str = "", since: float | None = None
+    ) -> Turn:
         """Ask once for a slot under every one of ``limits`` (atomically, all or none).
 
         Urgent: reserves the first slot free under all limits if it is at most ``RESERVE_AHEAD``
         seconds away, and returns it (``owned``). Non-urgent: takes it only if it is free now.
         Otherwise changes nothing and returns ``owned=False`` with the wait before asking again.
-        Raises ``ValueError`` on no limits.
+        ``caller``: an urgent caller's id, for it to wait in line (the module's "waiter"), with
+        ``since``, the moment (server clock) it first asked; no id: the caller never waits in line,
+        and a waiter goes first. Raises ``ValueError`` on no limits.
         """
         if not limits:
             raise ValueError("take() needs at least one limit")
-        args: list[int] = [round(RESERVE_AHEAD * _MICROS) if urgent else 0]
+        args: list[int | str] = [round(RESERVE_AHEAD * _MICROS) if urgent else 0]
         for limit in limits:
             args += [limit.interval_us, limit.tolerance_us]
-        owned, wait_us, slot_us = await self._gcra(keys=[self._keys.limit(limit.name) for limit in limits], args=args)
+        args += [caller, "" if since is None else round(since * _MICROS), round(WAITER_GRACE * _MICROS)]
+        keys = [*(self._keys.limit(limit.name) for limit in limits), self._keys.limit_waiter(limits[0].name)]
+        owned, wait_us, slot_us = await self._gcra(keys=keys, args=args)
         return Turn(owned=bool(owned), at=int(slot_us) / _MICROS, wait=int(wait_us) / _MICROS)
 
     async def acquire(self, limit: Limit, *, urgent: bool) -> float:
@@ -234,9 +288,10 @@ class ProviderLimits:
         until a slot is free. Returns None at once when there are no limits.
 
         A caller refused asks again at a random moment within one interval after the one it was
-        told: every caller refused at once is told the same moment, and the first to ask then gets
-        the slot. Without the jitter the same process, and in it the same waiters, won every time;
-        with it, each asker is as likely as any other to get the next slot. It costs no throughput:
+        told: every caller refused at once is told the same moment. Without the jitter the same
+        process, and in it the same waiters, would ask first every time; the urgent caller refused
+        longest ago waits in line (the module's "waiter") and gets the next slot within reach
+        whenever it asks, so a process slow to wake is not passed over. It costs no throughput:
         the slots are fixed by the meters, not by when they are asked for.
 
         ``asking``: held while the caller asks, released before it waits for a slot it owns (see
@@ -247,10 +302,19 @@ class ProviderLimits:
             return None
         spread = max(limit.interval_us for limit in limits) / _MICROS
         told = waiting or _nothing
+        caller = uuid.uuid4().hex if urgent else ""
         async with asking or contextlib.nullcontext():
-            while not (turn := await self.take(limits, urgent=urgent)).owned:
-                told()
-                await asyncio.sleep(turn.wait + random.uniform(0, spread))
+            turn = await self.take(limits, urgent=urgent, caller=caller)
+            since = turn.at - turn.wait  # the server's now at the first ask: the caller's place in line
+            try:
+                while not turn.owned:
+                    told()
+                    await asyncio.sleep(turn.wait + random.uniform(0, spread))
+                    turn = await self.take(limits, urgent=urgent, caller=caller, since=since)
+            finally:
+                if not turn.owned and caller:  # gave up (cancelled, or Redis failed): the next in line goes
+                    with contextlib.suppress(Exception):
+                        await self._let_go(keys=[self._keys.limit_waiter(limits[0].name)], args=[caller])
         if turn.wait > 0:
             told()
             await asyncio.sleep(turn.wait)

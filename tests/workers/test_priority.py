@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from rq import Worker
+from rq.job import Job, JobStatus
 
 from dispatcher.storage.runtime import Runtime
 from tests.support import Workers, until
@@ -30,3 +31,48 @@ async def test_a_general_worker_runs_every_thread_at_a_lower_priority_and_an_urg
 
     assert _niceness(general.pid) == {min(started + 10, 19)}
     assert _niceness(urgent.pid) == {started}
+
+
+async def _running(runtime: Runtime, *pids: int) -> None:
+    await until(
+        lambda: set(pids) <= {w.pid for w in Worker.all(connection=runtime.rq_connection)}, timeout=60, what="workers"
+    )
+
+
+async def _ran_by(job: Job) -> int:
+    """The pid of the worker that ran ``job`` (``os.getpid``)."""
+    await until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=60, what=f"job {job.id} to run")
+    return int(job.return_value())
+
+
+async def test_urgent_jobs_go_to_the_urgent_worker_not_the_general_one_that_runs_nicer(
+    workers: Workers, runtime: Runtime
+) -> None:
+    """Both lanes idle: each urgent job, in the urgent lane's queue or an alert's, is taken by the urgent worker
+    as it comes. On a host loaded by other work, the general worker's lower priority would hold it up."""
+    alert = runtime.alert_queue("5340", "alert")
+    first = alert.enqueue("os.getpid")  # an alert's queue both workers know of, as a fan-out's sends make it
+    urgent = workers.start("urgent")
+    assert await _ran_by(first) == urgent.pid
+    general = workers.start("general")
+    await _running(runtime, general.pid, urgent.pid)
+
+    ran_by = []
+    for queue in [runtime.urgent_queue, alert] * 3:  # one at a time: both workers idle each time
+        ran_by.append(await _ran_by(queue.enqueue("os.getpid")))
+
+    assert ran_by == [urgent.pid] * 6
+
+
+async def test_a_general_worker_helps_with_an_urgent_job_once_it_has_waited(workers: Workers, runtime: Runtime) -> None:
+    """No urgent worker free for it (gone, or its batches full): a general worker takes the job once it has waited
+    ``PLP_URGENT_HELP_AFTER`` seconds in its queue, not before."""
+    general = workers.start("general", PLP_URGENT_HELP_AFTER="1")
+    await _running(runtime, general.pid)
+
+    job = runtime.alert_queue("5340", "alert").enqueue("os.getpid")
+
+    assert await _ran_by(job) == general.pid
+    job.refresh()
+    assert job.started_at is not None and job.enqueued_at is not None
+    assert (job.started_at - job.enqueued_at).total_seconds() >= 1.0

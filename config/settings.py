@@ -310,13 +310,14 @@ class Settings(BaseSettings):
         "that a non-urgent backlog does not slow an urgent alert down. 0 leaves it as started.",
     )
     urgent_help_after: float = Field(
-        default=0.5,
+        default=0.25,
         ge=0,
         le=60,
         validation_alias=_env("PLP_URGENT_HELP_AFTER"),
         description="Seconds an urgent job waits in its queue before a general lane's worker takes it (the urgent "
         "worker busy with it, or gone): the general worker runs nicer, and on a host loaded by other work an "
-        "urgent alert's sends are faster left to the urgent worker. 0: a general worker takes urgent jobs at once.",
+        "urgent alert's sends are faster left to the urgent worker; an idle general worker looks that often. 0: a "
+        "general worker takes urgent jobs at once.",
     )
     fanout_chunk: int = Field(
         default=1000,

@@ -191,8 +191,11 @@ class _AlertsInTurn:
         """How long the next look waits: short while a queue is left out (its batch that ends lets it back in, or its
         job will soon have waited long enough for a general worker)."""
         skipping = self._soon or any(self._saturated(q) for q in self._zones)
+        look = SATURATED_LOOK_SECONDS if skipping else ZONE_LOOK_SECONDS
+        if getattr(self, "lane", None) is Lane.GENERAL and (after := self.runtime.settings.urgent_help_after) > 0:
+            look = min(look, after)  # an urgent job it does not wait on is seen within that long of falling due
         # RQ types it as whole seconds, but hands it to BLPOP, which takes fractions (Redis 6 on)
-        return SATURATED_LOOK_SECONDS if skipping else ZONE_LOOK_SECONDS  # type: ignore[return-value]
+        return look  # type: ignore[return-value]
 
     @staticmethod
     def _saturated(queue: Queue) -> bool:

@@ -287,12 +287,13 @@ class ProviderLimits:
         reaches further than ``RESERVE_AHEAD``); non-urgent callers ask again after each wait
         until a slot is free. Returns None at once when there are no limits.
 
-        A caller refused asks again at a random moment within one interval after the one it was
-        told: every caller refused at once is told the same moment. Without the jitter the same
-        process, and in it the same waiters, would ask first every time; the urgent caller refused
-        longest ago waits in line (the module's "waiter") and gets the next slot within reach
-        whenever it asks, so a process slow to wake is not passed over. It costs no throughput:
-        the slots are fixed by the meters, not by when they are asked for.
+        A caller refused asks again at a random moment within one interval of the provider's own
+        rate (the first limit's) after the one it was told: every caller refused at once is told the
+        same moment. Without the jitter the same process, and in it the same waiters, would ask first
+        every time; the urgent caller refused longest ago waits in line (the module's "waiter") and
+        gets the next slot within reach whenever it asks, so a process slow to wake is not passed
+        over. The jitter is not a recipient's interval (a WhatsApp user's is 6 s): the waiter, who
+        alone may take the next slot, would sleep through seconds of the provider's turns.
 
         ``asking``: held while the caller asks, released before it waits for a slot it owns (see
         ``Askers``: the callers that share it ask one at a time, and so have one chance together).
@@ -300,7 +301,7 @@ class ProviderLimits:
         """
         if not limits:
             return None
-        spread = max(limit.interval_us for limit in limits) / _MICROS
+        spread = limits[0].interval_us / _MICROS
         told = waiting or _nothing
         caller = uuid.uuid4().hex if urgent else ""
         async with asking or contextlib.nullcontext():

@@ -488,3 +488,25 @@ def test_a_late_write_departs_again_under_the_providers_own_rate_not_a_recipient
     assert [limit.name for limit in shared_rate(telegram)] == ["telegram"]
     assert [limit.name for limit in shared_rate(whatsapp)] == ["whatsapp"]
     assert shared_rate(limits_for(configured, ChannelName.EMAIL, "ann@example.org")) == []  # no relay configured
+
+
+async def test_a_refused_caller_asks_again_within_the_providers_interval_not_a_recipients(
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WhatsApp send waits in line under the business number's 10/s and its user's one message in 6 s: it asks
+    again within a tenth of a second of the moment it was told, never seconds later (as the waiter, the one the
+    next turn is kept for, it would hold every other send back as long)."""
+    number, user = Limit("whatsapp", 10), Limit("whatsapp-user:32470000001", 1 / 6)
+    await fill_the_line(runtime, redis, limits, number, "whatsapp-user:filler")
+    spreads: list[float] = []
+
+    def uniform(low: float, high: float) -> float:
+        spreads.append(high - low)
+        return 0.0
+
+    monkeypatch.setattr("dispatcher.storage.limits.random.uniform", uniform)
+    async with asyncio.timeout(BOUND):
+        turn = await limits.wait_turn([number, user], urgent=True)
+
+    assert turn is not None and turn.owned
+    assert spreads and max(spreads) == number.interval_us / 1_000_000

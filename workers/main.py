@@ -192,6 +192,7 @@ class _AlertsInTurn:
         job will soon have waited long enough for a general worker)."""
         skipping = self._soon or any(self._saturated(q) for q in self._zones)
         look = SATURATED_LOOK_SECONDS if skipping else ZONE_LOOK_SECONDS
+        # RQ reads this in its __init__ too (for its socket timeout), before ``run_worker`` sets the lane
         if getattr(self, "lane", None) is Lane.GENERAL and (after := self.runtime.settings.urgent_help_after) > 0:
             look = min(look, after)  # an urgent job it does not wait on is seen within that long of falling due
         # RQ types it as whole seconds, but hands it to BLPOP, which takes fractions (Redis 6 on)

@@ -295,18 +295,27 @@ async def shorten_the_line(runtime: Runtime, redis: AsyncRedis, limit: Limit, sl
     await redis.decrby(runtime.keys.limit(limit.name), (LONGER + slots) * limit.interval_us)
 
 
+#: The limit of the waiter tests: Twilio's SMS at 10 a second (slots 100 ms apart).
+SMS = Limit("twilio-sms", 10)
+
+
+@pytest.fixture
+async def full_line(runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits) -> str:
+    """``SMS``'s line of urgent slots full beyond ``RESERVE_AHEAD`` (``fill_the_line``); its waiter's key."""
+    await fill_the_line(runtime, redis, limits, SMS)
+    return runtime.keys.limit_waiter(SMS.name)
+
+
 def first_asked(turn: Turn) -> float:
     return turn.at - turn.wait
 
 
 async def test_the_urgent_caller_refused_longest_ago_gets_the_next_slot_whoever_asks_first(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, full_line: str
 ) -> None:
     """Zone B's send refused first keeps its place in line: zone A's newer sends, and non-urgent ones,
     asking before it when a slot comes within reach, are told to ask again one interval later."""
-    limit = Limit("twilio-sms", 10)
-    await fill_the_line(runtime, redis, limits, limit)
-    waiter = runtime.keys.limit_waiter(limit.name)
+    limit, waiter = SMS, full_line
 
     zone_b = await limits.take([limit], urgent=True, caller="zone-b")
     zone_a = await limits.take([limit], urgent=True, caller="zone-a")
@@ -328,12 +337,10 @@ async def test_the_urgent_caller_refused_longest_ago_gets_the_next_slot_whoever_
 
 
 async def test_a_caller_that_first_asked_earlier_takes_the_waiters_place(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, full_line: str
 ) -> None:
     """The line's order is when each caller first asked, not when it last did."""
-    limit = Limit("twilio-sms", 10)
-    await fill_the_line(runtime, redis, limits, limit)
-    waiter = runtime.keys.limit_waiter(limit.name)
+    limit, waiter = SMS, full_line
     newer = await limits.take([limit], urgent=True, caller="newer")
     assert await redis.hget(waiter, "id") == "newer"
 
@@ -347,25 +354,22 @@ async def test_a_caller_that_first_asked_earlier_takes_the_waiters_place(
 
 
 async def test_a_waiter_that_stops_asking_holds_the_line_its_grace_at_most(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, full_line: str
 ) -> None:
     """A waiter whose process died goes by itself, ``WAITER_GRACE`` after it should have asked again."""
-    limit = Limit("twilio-sms", 10)
-    await fill_the_line(runtime, redis, limits, limit)
+    limit, waiter = SMS, full_line
 
     refused = await limits.take([limit], urgent=True, caller="dies")
 
-    ttl_ms = await redis.pttl(runtime.keys.limit_waiter(limit.name))
+    ttl_ms = await redis.pttl(waiter)
     assert WAITER_GRACE * 1000 < ttl_ms <= (refused.wait + WAITER_GRACE) * 1000 + 1
 
 
 async def test_a_waiter_cancelled_lets_the_next_caller_go_at_once(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
+    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits, full_line: str
 ) -> None:
     """A send cancelled while it waits in line (its alert cancelled, its worker stopping) leaves no place held."""
-    limit = Limit("twilio-sms", 10)
-    await fill_the_line(runtime, redis, limits, limit)
-    waiter = runtime.keys.limit_waiter(limit.name)
+    limit, waiter = SMS, full_line
     refused = asyncio.Event()
     task = asyncio.create_task(limits.wait_turn([limit], urgent=True, waiting=refused.set))
     async with asyncio.timeout(BOUND):

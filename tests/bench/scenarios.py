@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -412,6 +413,25 @@ class LimitedRun:
     calls: int
     took: float  # seconds, POST to completed
     stats: dict[str, Any]
+    posted: float = 0.0  # Unix time the POST left
+
+    def where_the_time_went(self, rates: dict[str, tuple[float, int]]) -> dict[str, dict[str, float]]:
+        """Per channel, in seconds: the POST to the provider's first request; the first request to the last,
+        against the limit's own spacing of as many requests over its senders (``rates``: the rate per sender and
+        the senders; (n / senders - 1) / rate); and the last request to the alert completed (the provider's
+        answer, then the record)."""
+        out: dict[str, dict[str, float]] = {}
+        for channel, (rate, senders) in rates.items():
+            seen = self.stats[channel]
+            if not seen["requests"]:
+                continue
+            out[channel] = {
+                "to_first_request": round(seen["first"] - self.posted, 3),
+                "first_to_last": round(seen["last"] - seen["first"], 3),
+                "limit_spacing": round((math.ceil(seen["requests"] / senders) - 1) / rate, 3),
+                "last_to_completed": round(self.posted + self.took - seen["last"], 3),
+            }
+        return out
 
     @property
     def refused(self) -> int:
@@ -434,6 +454,11 @@ async def provider_limits(stage: Stage, size: Size) -> list[Figure]:
     bound = max(paced.members / (SMS_PER_SENDER * len(SMS_SENDERS)), paced.members / TELEGRAM_PER_SECOND)
     bound = max(bound, paced.calls / CALLS_PER_SECOND)
     what = f"{paced.members} SMS, {paced.members} Telegram, {paced.calls} calls"
+    rates = {
+        "sms": (SMS_PER_SENDER, len(SMS_SENDERS)),
+        "telegram": (TELEGRAM_PER_SECOND, 1),
+        "voice": (CALLS_PER_SECOND, 1),
+    }
     return [
         figure(
             "3. provider limits",
@@ -445,6 +470,8 @@ async def provider_limits(stage: Stage, size: Size) -> list[Figure]:
             at_most=1.02,
             also=paced.refused == 0,
             refused_for_rate=paced.stats["refused_for_rate"],
+            where_the_time_went=paced.where_the_time_went(rates),
+            where_without_margin=unpaced.where_the_time_went(rates),
         ),
         figure(
             "3. provider limits",
@@ -507,7 +534,7 @@ async def _limited_run(stage: Stage, size: Size, *, series: int, margin: float |
             stats = await stage.vendor("GET", "/stats")
     finally:
         await stage.vendor("POST", "/config", dict.fromkeys(rates))
-    return LimitedRun(members=members, calls=calls, took=done - posted, stats=stats)
+    return LimitedRun(members=members, calls=calls, took=done - posted, stats=stats, posted=posted)
 
 
 async def _bare_telegram(stage: Stage, messages: int) -> float:

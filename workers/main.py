@@ -53,6 +53,7 @@ from rq.utils import import_attribute, str_to_date
 
 from channels import announce_channels, describe_channels
 from config import Settings, WorkerKind
+from dispatcher.operations.heap import freeze_start_up_heap
 from dispatcher.operations.heartbeats import Heartbeat, Role
 from dispatcher.pipeline.jobs import JOBS
 from dispatcher.storage.runtime import Runtime
@@ -232,6 +233,7 @@ def run_worker(settings: Settings, lane: Lane, *, burst: bool = False) -> bool:
     )
     announce_channels(settings)
     ready_to_send(rt)
+    log.info("worker.heap_frozen", objects=freeze_start_up_heap())  # its full collections skip all of that
     # The same name across outages (the same worker again, not a new one beside a ghost), and for its heartbeat.
     worked, name = False, uuid.uuid4().hex
     heartbeat = Heartbeat(rt, Role(lane.value), name)

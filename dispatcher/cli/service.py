@@ -23,6 +23,7 @@ from config import Environment, Settings
 from config.settings import local_url
 from dispatcher.cli.common import CONTEXT, cli_runtime, cli_settings, refuse, service_runtime
 from dispatcher.core.models import Role
+from dispatcher.operations.heap import freeze_start_up_heap
 
 if TYPE_CHECKING:
     from dispatcher.people.demo import Demo
@@ -86,6 +87,7 @@ def _serve(settings: Settings, reuse_port: bool) -> None:
     from dispatcher.api.app import create_app
 
     app = create_app(cli_runtime(settings, check_data=False))
+    log.info("web.heap_frozen", objects=freeze_start_up_heap())  # never gone over again by a full collection
     if settings.listen_fd is not None:  # connections already wait in its backlog: served as soon as the app is up
         sock = socket.socket(fileno=settings.listen_fd)
         host, port = sock.getsockname()[:2]

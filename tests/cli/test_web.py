@@ -3,6 +3,7 @@ platform's ``$PORT`` through the Procfile line docs/cli.md gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -86,3 +87,40 @@ async def test_the_documented_procfile_line_serves_a_platforms_port(redis_url: s
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=15)
         output.close()
+
+
+def _frozen(log: Path) -> list[int]:
+    """The objects each web process froze as it started, from its ``web.heap_frozen`` event (JSON logs)."""
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [event["objects"] for event in events if event.get("event") == "web.heap_frozen"]
+
+
+async def test_each_web_process_freezes_what_it_made_as_it_started(redis_url: str, tmp_path: Path) -> None:
+    """Each web process, once its app is built, keeps that heap out of the collector's full collections
+    (``operations.heap``): at least what the app's modules make in a fresh interpreter."""
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import gc, dispatcher.api.app; gc.collect(); print(len(gc.get_objects()))"],
+        capture_output=True,
+        check=True,
+    )
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "PLP_WEB_PROCESSES": "2",
+        "PLP_DATA_DIR": str(tmp_path),
+        "PLP_KEY_PREFIX": "plptest:",
+        "PLP_LOG_FORMAT": "json",
+        "PLP_LOG_LEVEL": "INFO",
+    }
+    web, _ = start_web(env, tmp_path / "web.log")
+    try:
+        frozen = await until(
+            lambda: len(_frozen(tmp_path / "web.log")) == 2 and _frozen(tmp_path / "web.log"),
+            timeout=10,
+            what="both web processes frozen",
+        )
+    finally:
+        web.terminate()
+        web.wait(timeout=15)
+
+    assert all(count >= int(fresh.stdout) for count in frozen)

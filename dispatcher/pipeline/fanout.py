@@ -29,12 +29,14 @@ members its alert reached instead of the PLPs' members; while that alert is stil
 stays pending and looks again every ``FOLLOW_UP_AGAIN`` seconds (a timer of the clock, on its lane), so
 that the members reached later get it too, until the alert has ended or the follow-up's time-to-live.
 
-An urgent fan-out run by a worker sends its first batch itself (``dispatches.SendsHere``), on the worker's
-event loop, as soon as the transaction that plans it has run: no queue, no second job between the alert
-and its first sends. That batch is recorded as a send job already taken (``dispatches.keep_sends``) in the
-same transaction, so that the clock dispatches it again if the worker dies before it starts; the rest of
-the alert's batches are queued as usual, while the first one sends. Until then, chunks are no larger than a batch:
-the first request does not wait for a thousand members to be planned.
+An urgent fan-out run by a worker sends its first batches itself (``dispatches.SendsHere``), on the worker's
+event loop, each as soon as the transaction that plans it has run: no queue, no second job between the alert
+and its first sends. Each is recorded as a send job already taken (``dispatches.keep_sends``) in the same
+transaction, so that the clock dispatches it again if the worker dies before it starts. The first of them holds
+the first ``LEAD_MEMBERS`` members only: the first request waits for their planning, not for a batch's, and the
+next batch is planned while they send. The loop sends as many batches of the alert at once as it admits
+(``PLP_WORKER_BATCHES``); the rest of the alert's batches are queued as usual, for any worker. Until then, chunks
+are no larger than a batch: the first requests do not wait for a thousand members to be planned.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def fan_out(
             bound.info("fanout.plp_held", plp_id=plp_id, until=until.isoformat())
     if going:
         _advance(rt, alert_id, AlertStatus.FANNING_OUT)
-    planned, first = 0, FirstBatch(here if alert.urgency is Urgency.URGENT else None)
+    planned, first = 0, FirstBatches(here if alert.urgency is Urgency.URGENT else None, rt.settings)
     for plp_id in going:
         plp = plps[plp_id]
         if plp is not None:
@@ -204,21 +206,40 @@ def _schedule_follow_ups(rt: Runtime, alert: Alert, plp: Plp, pipe: Any) -> None
             jobs.schedule(rt, created + after, job, alert.id, plp.id, urgent=True, pipe=pipe)
 
 
-class FirstBatch:
-    """The one batch of a fan-out job that its own process sends (the first planned), if the process can."""
+#: Members planned before an urgent fan-out's first sends leave from its own process: a few, so that the first
+#: request waits for their planning only, not for a whole batch's (the next batch is planned while they send).
+LEAD_MEMBERS = 10
 
-    def __init__(self, here: SendsHere | None) -> None:
-        self._here = here
+
+class FirstBatches:
+    """The batches of a fan-out job that its own process sends, if it can: the first ones planned, as many as its
+    event loop admits at once from the alert's queue (``PLP_WORKER_BATCHES``), the very first of a few members."""
+
+    def __init__(self, here: SendsHere | None, settings: Settings) -> None:
+        self._here, self._left, self._reads = here, settings.worker_batches, 0
 
     def chunk(self, settings: Settings) -> int:
-        """Members to read next: while the first batch is still to be sent here, no more than it holds, so that
-        it leaves after planning a batch's worth of members rather than a whole chunk."""
-        return min(settings.fanout_chunk, settings.send_batch_size) if self._here else settings.fanout_chunk
+        """Members to read next. The first read: ``LEAD_MEMBERS`` (where the loop admits two batches at once).
+        Then, while batches are still to be sent here, no more than a batch holds, so that each leaves after
+        planning a batch's worth of members, not a chunk's."""
+        self._reads += 1
+        if self._here is None:
+            return settings.fanout_chunk
+        # a lead smaller than a batch only where the loop sends the next batch beside it, not after it
+        lead = self._reads == 1 and settings.worker_batches > 1
+        return min(LEAD_MEMBERS if lead else settings.fanout_chunk, settings.send_batch_size)
 
     def take(self, queue: str) -> SendsHere | None:
-        """The sender, once, for the first chunk that has sends; None later, or if its batches fill ``queue``."""
-        here, self._here = self._here, None
-        return here if here is not None and here.free(queue) else None
+        """The sender, for a chunk that has sends, while the process may send another batch of ``queue`` at once;
+        None once it has taken its share or its loop is full (the rest is queued, for any worker)."""
+        here = self._here
+        if here is None or not here.free(queue):
+            self._here = None
+            return None
+        self._left -= 1
+        if self._left <= 0:
+            self._here = None
+        return here
 
 
 class Places:
@@ -267,7 +288,7 @@ def member_held_until(alert: Alert, plp: Plp, member: Member, moment: datetime) 
 
 
 def _fan_out_plp(
-    rt: Runtime, alert: Alert, plp: Plp, moment: datetime, first: FirstBatch
+    rt: Runtime, alert: Alert, plp: Plp, moment: datetime, first: FirstBatches
 ) -> tuple[int, datetime | None]:
     """Plan the PLP's members; return how many deliveries, and the earliest end of the quiet hours of the members
     left for later (None: nobody waits). A member in their own quiet hours is neither planned nor recorded: the
@@ -313,7 +334,7 @@ def _fan_out_plp(
     return planned, waiting
 
 
-def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp, first: FirstBatch) -> int:
+def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp, first: FirstBatches) -> int:
     """A follow-up goes to the members its original alert reached (a delivery ``sent`` or ``delivered``) through
     this PLP, once each, on one of the channels that reached them (the first in the PLP's plan for the original's
     class): not a new audience. A member who opted out since, is in none of the alert's PLPs any more, or can no
@@ -326,7 +347,7 @@ def _fan_out_follow_up(rt: Runtime, alert: Alert, original_id: str, plp: Plp, fi
     reached = reached_channels(rt, original_id)
     filed = cast(set[str], rt.sync_redis.smembers(keys.alert_plp_members(original_id, plp.id)))
     lease, planned = jobs.fanout_lease(alert.id, plp.id), 0
-    for chunk in _slices(sorted(m for m in filed if m in reached), rt.settings.fanout_chunk):
+    for chunk in _portions(sorted(m for m in filed if m in reached), first, rt.settings):
         rt.sync_redis.zadd(keys.leases(), {lease: now_ts() + rt.settings.lease_seconds})
         found, opted_out = reader.get_members(chunk), reader.opted_out(chunk)
         already = cast(list[int], rt.sync_redis.smismember(keys.alert_members(alert.id), chunk))
@@ -364,9 +385,13 @@ def follow_up_channel(member: Member, reached: set[ChannelName], order: list[Cha
     return usable[:1]
 
 
-def _slices(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
+def _portions(items: list[str], first: FirstBatches, settings: Settings) -> Iterator[list[str]]:
+    """``items`` a chunk at a time, each of the size ``first`` gives as it is read (see ``FirstBatches.chunk``)."""
+    start = 0
+    while start < len(items):
+        size = first.chunk(settings)
         yield items[start : start + size]
+        start += size
 
 
 def _plan_chunk(
@@ -378,13 +403,13 @@ def _plan_chunk(
     choose: Callable[[Member], list[ChannelName]],
     places: Places | None = None,
     *,
-    first: FirstBatch,
+    first: FirstBatches,
 ) -> int:
     """Plan each member on the channels ``choose`` gives them (none: unreachable), and ``skipped`` (opted
     out), with their send jobs, in one transaction; return the deliveries created. ``places``: where the
     members stand, counted per sector (an alert's own fan-out; a follow-up's goes to members already counted).
-    ``first``: the process's sender, which takes the first batch of the first chunk with sends, as soon as
-    the transaction has run."""
+    ``first``: the process's sender, which takes the chunk's first batch while it may send here
+    (``FirstBatches``), as soon as the transaction has run."""
     keys, now = rt.keys, now_ts()
     script_keys = [
         keys.alert_members(alert.id),

@@ -12,7 +12,9 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -26,7 +28,7 @@ from channels.base import (
     TransientError,
 )
 from channels.inbound import ButtonPress, StatusReport, TextMessage, WebhookRequest
-from channels.whatsapp import WhatsAppChannel, WhatsAppInbound
+from channels.whatsapp import POOL_SIZE, WhatsAppChannel, WhatsAppInbound
 from channels.whatsapp.inbound import UPDATE
 from channels.whatsapp.templates import ACK_BUTTON, HEADINGS, parameter, registrations, template_name
 from config import Settings
@@ -454,3 +456,33 @@ async def test_messages_held_up_together_leave_the_process_at_the_business_numbe
     finally:
         await channel.close()
     assert len(sim.ledger) == 4
+
+
+async def test_a_batch_of_sends_waits_for_a_connection_in_the_channel_never_in_the_http_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three times as many sends at once as the channel has connections: no more than one a connection is ever
+    handed to httpx (whose pool would scan its queue of waiting requests at every request and answer), and every
+    one is sent."""
+    inside, most = 0, 0
+    send = httpx.AsyncClient.send
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        try:
+            return await send(self, request, **kwargs)
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    async with WhatsAppSimulator(token=TOKEN, phone_id=PHONE_ID, app_secret=SECRET, latency=0.05) as sim:
+        channel = WhatsAppChannel.from_settings(settings_for(sim))
+        try:
+            sends = 3 * POOL_SIZE
+            receipts = await asyncio.gather(*(channel.send(message(address=f"+32470{n:06d}")) for n in range(sends)))
+        finally:
+            await channel.close()
+        assert most == POOL_SIZE
+        assert len(sim.ledger) == sends and all(r.status is ReceiptStatus.SENT for r in receipts)

@@ -160,9 +160,10 @@ def departing(again: Callable[[], Awaitable[object]]) -> Iterator[None]:
 
 #: How late, in intervals of the paced rate, a request may be written after its departure before it departs
 #: again: a provider that allows one request at once beyond its rate (a bucket of two) refuses a request
-#: written less than 0.9 interval after a neighbour that departed on time (the departures' own tolerance
-#: takes the other tenth); a quarter of an interval is left for the way to the provider.
-LATE_WRITE = 0.65
+#: that reaches it ahead of its neighbour's due moment, and the departures' own tolerances let two neighbours
+#: leave 0.85 interval apart (one a twentieth late, the next a tenth early, see ``dispatcher.storage.limits``);
+#: a quarter of an interval is left for the way to the provider.
+LATE_WRITE = 0.6
 
 
 class WriteSpacing:

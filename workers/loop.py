@@ -18,8 +18,8 @@ is lost if the process dies meanwhile: a batch holds its deliveries and leases i
 ``drain`` waits for the batches still running (a worker stopping); ``run`` waits for one (a
 forked work horse, tests).
 
-The loop also sends the first batch of each urgent fan-out the worker runs (``SendsHere``), submitted
-by the fan-out job itself as soon as it has planned it, beside that alert's other batches.
+The loop also sends the first batches of each urgent fan-out the worker runs (``SendsHere``), submitted
+by the fan-out job itself, each as soon as it has planned it, beside that alert's other batches.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ async def send_on(
 
 
 class SendsHere:
-    """A process loop as the sender of the first batch of the urgent fan-outs this process runs
+    """A process loop as the sender of the first batches of the urgent fan-outs this process runs
     (``dispatcher.pipeline.dispatches.SendsHere``). ``loop`` gives it, made on first use only: a fan-out
     with nothing to send here never starts it."""
 

@@ -15,8 +15,8 @@ so at two looks in a row is lost (its worker died in between), and the clock dis
 deliveries again. Work is dispatched again only when its owner is gone: a queue that still
 holds it, or a live worker that renews its holds, keeps it.
 
-An urgent fan-out sends its first batch itself (``SendsHere``: the worker's running event loop), with
-no queue between them: that batch is recorded as a job already taken (``keep_sends``), in the
+An urgent fan-out sends its first batches itself (``SendsHere``: the worker's running event loop), with
+no queue between them: each is recorded as a job already taken (``keep_sends``), in the
 transaction that plans it, and the batch takes the record over as it starts, as a send job's would.
 If the worker dies in between, the clock finds the record at its first look and dispatches the
 deliveries again; once the batch runs, its holds and leases keep them safe, as for any batch.

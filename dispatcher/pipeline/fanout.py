@@ -84,7 +84,7 @@ def fan_out(
 
     PLPs whose quiet hours hold the alert at ``now`` (default: the current time) are left
     pending and scheduled again for the end of their quiet hours. ``here``: the process can send, and
-    sends the first batch of an urgent alert itself instead of queueing it (see the module's docstring).
+    sends the first batches of an urgent alert itself instead of queueing them (see the module's docstring).
     """
     alert = rt.reader.get_alert(alert_id)
     if alert is None:

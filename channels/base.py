@@ -160,10 +160,9 @@ def departing(again: Callable[[], Awaitable[object]]) -> Iterator[None]:
 
 #: How late, in intervals of the paced rate, a request may be written after its departure before it departs
 #: again: a provider that allows one request at once beyond its rate (a bucket of two) refuses a request
-#: that reaches it ahead of its neighbour's due moment, and the departures' own tolerances let two neighbours
-#: leave 0.85 interval apart (one a twentieth late, the next a tenth early, see ``dispatcher.storage.limits``);
-#: a quarter of an interval is left for the way to the provider.
-LATE_WRITE = 0.6
+#: written less than 0.9 interval after a neighbour that departed on time (the departures' own tolerance
+#: takes the other tenth); a quarter of an interval is left for the way to the provider.
+LATE_WRITE = 0.65
 #: How late, in intervals of the paced rate, a request may be written after the moment it was due and still keep
 #: the pace (the next one due an interval after that moment, not after this one): the event loop wakes a sleeper
 #: a millisecond late, which, counted from each write, added a third of a second to 600 Telegram messages.

@@ -35,10 +35,8 @@ be refused. So a send also *departs*, at the last moment before its request is w
 delivery's claim, ``dispatcher.storage.scripts.CLAIM``; ``depart`` for the answers to members): a second
 meter per limit, a GCRA kept on the moments sends actually leave, lets it go one emission interval
 after the previous departure's moment (a tenth of an interval early at most, so that a waiter woken a
-little late keeps the grid; and a departure at most a twentieth of an interval late moves the next moment on
-from the one it was due at, not from its own: a millisecond's lateness of each send would otherwise add up, send
-after send, to a third of a second over 600 Telegram messages), and numbers the departures (SMS: the number
-picks the sender, so consecutive departures use consecutive senders). The limits are
+little late keeps the grid), and numbers the departures (SMS: the number picks the sender, so
+consecutive departures use consecutive senders). The limits are
 set a margin below the provider's rate (``PLP_LIMIT_MARGIN``), so that a departure held back
 by its neighbour's lateness catches up instead of pushing every later send back.
 """
@@ -133,25 +131,17 @@ WAITER_GRACE = 2.0
 # depart: DEPART here, and the delivery's claim (``dispatcher.storage.scripts.CLAIM``), which departs in the
 # same step as it checks cancel, opt-out and time-to-live. ``departure_wait``: microseconds until
 # every meter lets a send leave (0: now): from a tenth of an interval before its next moment (GCRA's
-# tolerance). ``leave``: mark the departure now, moving the next moment one interval on: from the
-# moment it was due if it leaves at most ``DEPARTURE_CATCH_UP`` of an interval late (a send woken a millisecond
-# late keeps the grid, instead of pushing every later send back by its lateness), else from now (so the
-# long-run rate never exceeds the limit's); return its number under the first meter since it was last idle.
-# A meter vanishes a second after its interval ends, counter
+# tolerance). ``leave``: mark the departure now, moving the next moment one interval on from the
+# later of it and now (so the long-run rate never exceeds the limit's); return its number under
+# the first meter since it was last idle. A meter vanishes a second after its interval ends, counter
 # included: by then every sender is idle again. Scripts calling ``server_now`` before a write must
 # start with ``REPLICATE`` (effects replication, for a Redis 6.2 set without it).
 REPLICATE = "if redis.replicate_commands then redis.replicate_commands() end\n"
 #: How early, in emission intervals, a send may depart before the meter's next moment (GCRA's tolerance):
 #: a waiter woken a few milliseconds late then keeps the grid instead of pushing every later send back.
 DEPARTURE_TOLERANCE = 0.1
-#: How late, in emission intervals, a send may depart after the meter's next moment and still keep the grid (the
-#: next send due an interval after the moment this one was due): the waker's usual lateness, under a millisecond
-#: of Telegram's 34, then never adds up. Two neighbours may so leave 0.85 interval apart (one that much late, the
-#: next a tenth early), which ``channels.base.LATE_WRITE`` counts in.
-DEPARTURE_CATCH_UP = 0.05
 DEPARTURES_LUA = f"""
 local DEPARTURE_TOLERANCE = {DEPARTURE_TOLERANCE}
-local DEPARTURE_CATCH_UP = {DEPARTURE_CATCH_UP}
 local function server_now()
   local clock = redis.call('TIME')
   return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -168,9 +158,7 @@ local function leave(meters, intervals, now)
   local n = 0
   for i, key in ipairs(meters) do
     local interval = tonumber(intervals[i])
-    local due = tonumber(redis.call('HGET', key, 't') or '0')
-    local next = now + interval
-    if now <= due + interval * DEPARTURE_CATCH_UP then next = due + interval end
+    local next = math.max(tonumber(redis.call('HGET', key, 't') or '0'), now) + interval
     redis.call('HSET', key, 't', string.format('%.0f', next))
     local count = redis.call('HINCRBY', key, 'n', 1)
     if i == 1 then n = count end

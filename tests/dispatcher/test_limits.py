@@ -21,7 +21,6 @@ from config import Settings
 from dispatcher.core.models import ChannelName
 from dispatcher.pipeline.pacing import limits_for, shared_rate
 from dispatcher.storage.limits import (
-    DEPARTURE_CATCH_UP,
     DEPARTURE_TOLERANCE,
     RESERVE_AHEAD,
     WAITER_GRACE,
@@ -198,46 +197,6 @@ async def test_a_send_leaving_late_holds_its_neighbour_back_one_interval(limits:
 
     assert leaving is not None and neighbour is not None
     assert micros(neighbour.at) - micros(leaving.at) >= limit.interval_us * (1 - DEPARTURE_TOLERANCE)
-
-
-async def _due_ago(runtime: Runtime, redis: AsyncRedis, limit: Limit, seconds: float) -> int:
-    """Set the limit's departure meter as if its next send was due ``seconds`` ago (server clock), after four
-    departures; return that moment, in microseconds."""
-    now_s, now_us = await redis.time()
-    due = now_s * 1_000_000 + now_us - round(seconds * 1_000_000)
-    await redis.hset(runtime.keys.departures(limit.name), mapping={"t": due, "n": 4})
-    return due
-
-
-async def test_a_send_leaving_a_little_late_keeps_the_grid(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
-) -> None:
-    """A send woken a little late (here 20 ms of a 1 s interval, within ``DEPARTURE_CATCH_UP``) departs at once, and
-    the next one is due an interval after the moment this one was due, not after its own: the lateness of each send
-    does not add up."""
-    limit = Limit("twilio-voice", 1)
-    due = await _due_ago(runtime, redis, limit, 0.02)
-
-    departure = await limits.depart([limit])
-
-    assert departure is not None and departure.number == 5
-    assert micros(departure.at) - due < limit.interval_us * DEPARTURE_CATCH_UP
-    assert int(await redis.hget(runtime.keys.departures(limit.name), "t")) == due + limit.interval_us
-
-
-async def test_a_send_leaving_later_moves_the_grid_on_from_its_departure(
-    runtime: Runtime, redis: AsyncRedis, limits: ProviderLimits
-) -> None:
-    """A send departing later than ``DEPARTURE_CATCH_UP`` after its moment (here 300 ms of 1 s) does not keep the
-    grid: the next one is due a full interval after this one left, never closer to it than the limit allows."""
-    limit = Limit("twilio-voice", 1)
-    due = await _due_ago(runtime, redis, limit, 0.3)
-
-    departure = await limits.depart([limit])
-
-    assert departure is not None and micros(departure.at) - due > limit.interval_us * DEPARTURE_CATCH_UP
-    next_due = int(await redis.hget(runtime.keys.departures(limit.name), "t"))
-    assert abs(next_due - (micros(departure.at) + limit.interval_us)) <= 1
 
 
 async def test_a_send_under_several_limits_departs_when_every_one_allows(limits: ProviderLimits) -> None:

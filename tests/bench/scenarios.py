@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -295,7 +296,8 @@ async def _urgent_round(
         for channel in URGENT_CHANNELS:
             rows = await stage.vendor("GET", "/received", channel=channel, since=posted, text=mark)
             arrivals += [at for _, at in rows]
-        return min(arrivals) - posted, done - posted, _hops(runtime, alert_id, posted, min(arrivals))
+        hops = _hops(runtime, alert_id, posted, min(arrivals)) | _completion(runtime, alert_id, posted, done)
+        return min(arrivals) - posted, done - posted, hops
 
     started = time.monotonic()
     tasks = []
@@ -315,13 +317,42 @@ def _hops(runtime: Runtime, alert_id: str, posted: float, arrived: float) -> dic
     ``to_provider`` to the provider's receipt of the request. Every clock is this host's."""
     redis, keys = runtime.sync_redis, runtime.keys
     state = redis.hgetall(keys.alert_state(alert_id))
-    refs = redis.zrange(keys.alert_deliveries(alert_id), 0, -1)
+    refs = [str(ref) for ref in redis.zrange(keys.alert_deliveries(alert_id), 0, -1)]
     with redis.pipeline(transaction=False) as pipe:
         for ref in refs:
             pipe.hget(keys.delivery(alert_id, ref), "t_sending")
         claims = [float(t) for t in pipe.execute() if t]
     moments = [posted, float(state["t_accepted"]), float(state["t_fanning_out"]), min(claims), arrived]
     return {hop: 1000 * (moments[i + 1] - moments[i]) for i, hop in enumerate(HOPS)}
+
+
+#: What an urgent alert's completion is made of (``_completion``).
+COMPLETION = ("to_last_claim", "send_median", "send_longest", "last_answer_to_completed")
+
+
+def _completion(runtime: Runtime, alert_id: str, posted: float, done: float) -> dict[str, float]:
+    """What the time from the POST to the alert's completion is made of, in milliseconds: ``to_last_claim``, to
+    its last delivery claimed (the latest ``t_sending``); ``send_median`` and ``send_longest``, from a
+    delivery's claim to its provider's answer recorded (``t_sent``); ``last_answer_to_completed``, from the last
+    answer recorded to the alert marked completed."""
+    redis, keys = runtime.sync_redis, runtime.keys
+    refs = [str(ref) for ref in redis.zrange(keys.alert_deliveries(alert_id), 0, -1)]
+    with redis.pipeline(transaction=False) as pipe:
+        for ref in refs:
+            pipe.hmget(keys.delivery(alert_id, ref), "t_sending", "t_sent")
+        moments = [(float(claimed), float(sent)) for claimed, sent in pipe.execute() if claimed and sent]
+    sends = [sent - claimed for claimed, sent in moments]
+    return {
+        "to_last_claim": 1000 * (max(claimed for claimed, _ in moments) - posted),
+        "send_median": 1000 * median(sends),
+        "send_longest": 1000 * max(sends),
+        "last_answer_to_completed": 1000 * (done - max(sent for _, sent in moments)),
+    }
+
+
+def _parts(hops: list[dict[str, float]], summary: Callable[[list[float]], float]) -> dict[str, float]:
+    """A round's ``COMPLETION`` parts, each summed up over its alerts by ``summary`` (a median, a p99)."""
+    return {part: round(summary([h[part] for h in hops]), 1) for part in COMPLETION}
 
 
 def _hop_figures(hops: list[dict[str, float]], firsts: list[float]) -> dict[str, Any]:
@@ -387,6 +418,10 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
             also=still_sending,
             median_s=median(loaded_done),
             median_no_backlog_s=median(quiet_done),
+            completion_idle_median_ms=_parts(quiet_hops, median),
+            completion_backlog_median_ms=_parts(loaded_hops, median),
+            completion_idle_p99_ms=_parts(quiet_hops, lambda values: percentile(values, 0.99)),
+            completion_backlog_p99_ms=_parts(loaded_hops, lambda values: percentile(values, 0.99)),
         ),
     ]
 

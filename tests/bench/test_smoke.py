@@ -60,6 +60,11 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
     idle = next(f for f in result["figures"] if f["measure"] == "POST to first provider request, p99, idle service")
     for where in ("hops_median_ms", "hops_p99_ms", "slowest_alert_hops_ms"):  # where the urgent path's time went
         assert set(idle["detail"][where]) == {"intake", "to_fan_out", "to_first_claim", "to_provider"}, idle
+    done = next(f for f in result["figures"] if f["measure"] == "POST to completed, p99, during the backlog")
+    for where in ("idle_median", "backlog_median", "idle_p99", "backlog_p99"):  # what its completion is made of
+        parts = done["detail"][f"completion_{where}_ms"]
+        assert set(parts) == {"to_last_claim", "send_median", "send_longest", "last_answer_to_completed"}, done
+        assert parts["to_last_claim"] > 0 and parts["send_longest"] >= parts["send_median"] > 0, done
     [limits] = [t for m, t in targets.items() if m.startswith("POST to completed:")]
     assert limits == "ratio ≤ 1.02"
     waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits

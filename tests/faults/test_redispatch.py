@@ -54,7 +54,8 @@ async def test_no_delivery_is_dispatched_again_while_its_job_waits_in_the_queue(
     fault_redis: RedisServer, tmp_path: Path, figures: dict[str, Any]
 ) -> None:
     """Without any fault, an urgent alert to 300 members whose send jobs wait up to 30 s in the queue under a
-    3 s lease is sent without the clock dispatching any delivery again."""
+    3 s lease is sent without the clock dispatching any delivery again, and without Twilio refusing one for its
+    rate."""
     async with open_world(
         fault_redis.url, tmp_path, limit_sms_per_second=SMS_PER_SECOND, send_batch_size=BATCH
     ) as world:
@@ -79,6 +80,7 @@ async def test_no_delivery_is_dispatched_again_while_its_job_waits_in_the_queue(
             refused_for_rate=world.twilio.refused_for_rate,
         )
         assert all(r["status"] in GONE_OUT for r in records.values())
+        assert world.twilio.refused_for_rate == 0, figures  # every send waited for its turn, however long it queued
         assert _orphans_redispatched(world) == 0, figures["redispatched"]
         # Counted apart from the clock: the fan-out, the 12 send jobs, at most one more job per retry.
         assert jobs_run <= 1 + -(-MEMBERS // BATCH) + retries, figures

@@ -108,6 +108,13 @@ class Stage:
     # -- the stage --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Stage:
+        try:
+            return await self._enter()
+        except BaseException:  # stopped half-way (a SIGTERM, a vendor that failed to start): stop what started
+            await self.__aexit__()
+            raise
+
+    async def _enter(self) -> Stage:
         (self.folder / "redis").mkdir(parents=True, exist_ok=True)
         self.redis.start()
         self.vendors = subprocess.Popen(
@@ -126,12 +133,12 @@ class Stage:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.http is not None:
-            await self.http.close()
-        if self.vendors is not None:
+        if self.vendors is not None:  # the processes first: a run stopped again while it closes leaves none
             self.vendors.terminate()
             self.vendors.wait(timeout=10)
         self.redis.stop()
+        if self.http is not None:
+            await self.http.close()
 
     def settings(self, **overrides: Any) -> Settings:
         """The service's settings on this stage; the providers' limits out of the way unless given."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,9 @@ from pathlib import Path
 from tests.bench import area_bench, national, replication_bench, scenarios
 from tests.bench.harness import Stage, machine
 from tests.bench.scenarios import FULL, TINY, Figure, Size
+
+#: Seconds between two cancellations of a run stopped by a SIGTERM (``run``).
+STOP_AGAIN = 0.5
 
 SCENARIOS: dict[str, Callable[[Stage, Size], Awaitable[list[Figure]]]] = {
     "fanout": scenarios.fanout,
@@ -54,7 +58,23 @@ def table(figures: list[Figure]) -> str:
 async def run(
     size: Size, names: list[str], latency: float, folder: Path, *, profile: bool, report: Callable[[list[Figure]], None]
 ) -> list[Figure]:
-    """Run the scenarios in turn; ``report`` gets the figures so far after each (a later failure keeps them)."""
+    """Run the scenarios in turn; ``report`` gets the figures so far after each (a later failure keeps them).
+
+    A SIGTERM cancels the run as a Ctrl-C does: the service's processes, the vendors' and Redis are stopped on
+    the way out, not left running beside the next measurement. The cancellation is asked again every
+    ``STOP_AGAIN`` seconds until the run ends: one that lands while a client connects can be lost in the
+    connection's own tasks, and the run would go on to its end.
+    """
+    running = asyncio.current_task()
+    assert running is not None
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if not running.done():
+            running.cancel()
+            loop.call_later(STOP_AGAIN, stop)
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
     figures: list[Figure] = []
     async with Stage(folder, latency=latency, profile=profile) as stage:
         for name in names:
@@ -101,12 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         result["figures"] = [f.as_dict() for f in figures]
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        figures = asyncio.run(run(size, names, args.latency, args.keep, profile=args.profile, report=report))
-    else:
-        with tempfile.TemporaryDirectory(prefix="plp-bench-") as folder:
-            figures = asyncio.run(run(size, names, args.latency, Path(folder), profile=args.profile, report=report))
+    try:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            figures = asyncio.run(run(size, names, args.latency, args.keep, profile=args.profile, report=report))
+        else:
+            with tempfile.TemporaryDirectory(prefix="plp-bench-") as folder:
+                figures = asyncio.run(run(size, names, args.latency, Path(folder), profile=args.profile, report=report))
+    except asyncio.CancelledError:  # a SIGTERM (see ``run``)
+        print(f"stopped; the figures of the scenarios that ended are in {args.json}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     print(table(figures))
     country = national.table(figures)
     if country:

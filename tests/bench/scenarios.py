@@ -20,7 +20,7 @@ from channels.whatsapp import POOL_SIZE as WHATSAPP_POOL_SIZE
 from dispatcher.core.models import ChannelName
 from dispatcher.storage.runtime import Runtime
 from tests.bench import baselines, vendors
-from tests.bench.harness import ROOT, SMS_SENDERS, Stage, peak_rss_mb
+from tests.bench.harness import ROOT, SMS_SENDERS, Service, Stage, peak_rss_mb
 from tests.support import free_port
 
 
@@ -365,18 +365,42 @@ def _hop_figures(hops: list[dict[str, float]], firsts: list[float]) -> dict[str,
     }
 
 
+class _Cores:
+    """The cores each process on the stage used between two looks: the service's (a web process with its
+    children), Redis, the vendors' simulators and this load generator, in CPU seconds per second."""
+
+    def __init__(self, stage: Stage, running: Service) -> None:
+        assert stage.redis.process is not None and stage.vendors is not None
+        self._pids = {name: p.pid for name, p in running.processes.items()}
+        self._pids |= {"redis": stage.redis.process.pid, "vendors": stage.vendors.pid, "load": os.getpid()}
+        self._last, self._at = self._used(), time.monotonic()
+
+    def _used(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in (pid, *children(pid))) for name, pid in self._pids.items()}
+
+    def since_last(self) -> dict[str, float]:
+        used, at = self._used(), time.monotonic()
+        cores = {name: round((used[name] - self._last[name]) / (at - self._at), 2) for name in used}
+        self._last, self._at = used, at
+        return cores
+
+
 async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
     settings = stage.settings()
     runtime = Runtime.from_settings(settings)
-    async with stage.service(settings):
+    async with stage.service(settings) as running:
         backlog_plp = await stage.plp("Bench backlog", ["sms"], urgency="non_urgent")
         urgent_plp = await stage.plp("Bench urgent", URGENT_CHANNELS)
         await stage.members(runtime, backlog_plp, size.backlog, series=1)
         await stage.members(runtime, urgent_plp, size.urgent_members, series=2)
+        cores = _Cores(stage, running)
         quiet_firsts, quiet_done, quiet_hops = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        quiet_cores = cores.since_last()
         backlog_id, _ = await stage.alert(backlog_plp, urgency="non_urgent")
         await until_sending(stage, "sms", "+32471")
+        cores.since_last()
         loaded_firsts, loaded_done, loaded_hops = await _urgent_round(stage, runtime, urgent_plp, size.urgent_alerts)
+        loaded_cores = cores.since_last()
         backlog = await stage.api("GET", f"/v1/alerts/{backlog_id}", who="admin", expect=200)
     still_sending = backlog["status"] != "completed"
     detail = {"backlog_still_sending_at_the_end": still_sending, "backlog_counts": backlog["counts"]["by_status"]}
@@ -422,6 +446,8 @@ async def urgent_latency(stage: Stage, size: Size) -> list[Figure]:
             completion_backlog_median_ms=_parts(loaded_hops, median),
             completion_idle_p99_ms=_parts(quiet_hops, lambda values: percentile(values, 0.99)),
             completion_backlog_p99_ms=_parts(loaded_hops, lambda values: percentile(values, 0.99)),
+            cores_idle=quiet_cores,
+            cores_backlog=loaded_cores,
         ),
     ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.bench.run import SCENARIOS
+from tests.bench.scenarios import children
+from tests.support import until
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +68,8 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
         parts = done["detail"][f"completion_{where}_ms"]
         assert set(parts) == {"to_last_claim", "send_median", "send_longest", "last_answer_to_completed"}, done
         assert parts["to_last_claim"] > 0 and parts["send_longest"] >= parts["send_median"] > 0, done
+    for where in ("idle", "backlog"):  # and where the host's cores went meanwhile
+        assert {"web", "urgent-0", "general-0", "redis", "vendors", "load"} <= set(done["detail"][f"cores_{where}"])
     [limits] = [t for m, t in targets.items() if m.startswith("POST to completed:")]
     assert limits == "ratio ≤ 1.02"
     waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits
@@ -101,3 +106,38 @@ def test_the_telegram_transport_benchmark_prints_cpu_per_message_for_each_http_l
     assert set(figures) == {"bare aiohttp", "PTB + HTTPXRequest", "PTB + AiohttpRequest", "TelegramChannel"}
     assert all(ms > 0 for ms in figures.values()), figures
     assert "x bare aiohttp" in run.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    found = set(children(pid))
+    for child in list(found):
+        found |= _descendants(child)
+    return found
+
+
+async def test_a_benchmark_stopped_with_sigterm_stops_every_process_it_started(tmp_path: Path) -> None:
+    """A SIGTERM (a supervisor, ``timeout``, ``kill``) stops the run and every process it started: the service's,
+    the vendors' and its Redis server, none left running beside the next measurement."""
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.run", "--size", "tiny", "--only", "urgent", "--json", tmp_path / "b.json"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started: set[int] = set()
+
+        def all_up() -> bool:  # the vendors and Redis first, then the service's web, urgent, general and clock
+            started.update(_descendants(bench.pid))
+            return len(started) >= 6
+
+        await until(all_up, timeout=60, what="the benchmark's processes")
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=60)
+    finally:
+        bench.kill()
+    assert bench.returncode == 128 + signal.SIGTERM, err
+    assert "stopped; the figures of the scenarios that ended are in" in err
+    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]

@@ -372,11 +372,12 @@ class _Cores:
     def __init__(self, stage: Stage, running: Service) -> None:
         assert stage.redis.process is not None and stage.vendors is not None
         self._pids = {name: p.pid for name, p in running.processes.items()}
-        self._pids |= {"redis": stage.redis.process.pid, "vendors": stage.vendors.pid, "load": os.getpid()}
+        self._pids |= {"redis": stage.redis.process.pid, "vendors": stage.vendors.pid}
         self._last, self._at = self._used(), time.monotonic()
 
     def _used(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(p) for p in (pid, *children(pid))) for name, pid in self._pids.items()}
+        used = {name: sum(cpu_seconds(p) for p in (pid, *children(pid))) for name, pid in self._pids.items()}
+        return used | {"load": cpu_seconds(os.getpid())}  # its own only: every other process here is its child
 
     def since_last(self) -> dict[str, float]:
         used, at = self._used(), time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -69,7 +70,9 @@ def test_every_scenario_runs_at_its_tiny_size_and_reports_against_its_baseline(t
         assert set(parts) == {"to_last_claim", "send_median", "send_longest", "last_answer_to_completed"}, done
         assert parts["to_last_claim"] > 0 and parts["send_longest"] >= parts["send_median"] > 0, done
     for where in ("idle", "backlog"):  # and where the host's cores went meanwhile
-        assert {"web", "urgent-0", "general-0", "redis", "vendors", "load"} <= set(done["detail"][f"cores_{where}"])
+        cores = done["detail"][f"cores_{where}"]
+        assert {"web", "urgent-0", "general-0", "redis", "vendors", "load"} <= set(cores), cores
+        assert 0 <= sum(cores.values()) <= 1.1 * (os.cpu_count() or 1), cores  # each process counted once
     [limits] = [t for m, t in targets.items() if m.startswith("POST to completed:")]
     assert limits == "ratio ≤ 1.02"
     waits = [f for f in result["figures"] if f["scenario"] == "8. replication wait"]  # its rows, and their waits

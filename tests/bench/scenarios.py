@@ -277,7 +277,7 @@ def now() -> float:
 URGENT_CHANNELS = ["sms"]
 
 
-#: The hops of an urgent alert's path, in order, each from the moment the previous one ended (``_hops``).
+#: The hops of an urgent alert's path, in order, each from the moment the previous one ended (``_where_time_went``).
 HOPS = ("intake", "to_fan_out", "to_first_claim", "to_provider")
 
 
@@ -285,8 +285,8 @@ async def _urgent_round(
     stage: Stage, runtime: Runtime, plp_id: str, count: int
 ) -> tuple[list[float], list[float], list[dict[str, float]]]:
     """Post ``count`` urgent alerts one a second (whether or not the previous one is done); return each one's
-    POST-to-first-provider-request and POST-to-completed, in seconds, and where its first request's time went
-    (``_hops``)."""
+    POST-to-first-provider-request and POST-to-completed, in seconds, and where its time went
+    (``_where_time_went``)."""
 
     async def one(n: int) -> tuple[float, float, dict[str, float]]:
         mark = f"Alerte {n}:"
@@ -296,8 +296,7 @@ async def _urgent_round(
         for channel in URGENT_CHANNELS:
             rows = await stage.vendor("GET", "/received", channel=channel, since=posted, text=mark)
             arrivals += [at for _, at in rows]
-        hops = _hops(runtime, alert_id, posted, min(arrivals)) | _completion(runtime, alert_id, posted, done)
-        return min(arrivals) - posted, done - posted, hops
+        return min(arrivals) - posted, done - posted, _where_time_went(runtime, alert_id, posted, min(arrivals), done)
 
     started = time.monotonic()
     tasks = []
@@ -310,43 +309,36 @@ async def _urgent_round(
     return [first for first, _, _ in results], [done for _, done, _ in results], [hops for _, _, hops in results]
 
 
-def _hops(runtime: Runtime, alert_id: str, posted: float, arrived: float) -> dict[str, float]:
-    """Where the time from the POST to the first provider request went, in milliseconds, from the service's own
-    timestamps: ``intake`` to the alert's acceptance (its ``created_at``), ``to_fan_out`` to its fan-out job
-    starting (``t_fanning_out``), ``to_first_claim`` to its first delivery claimed (the earliest ``t_sending``),
-    ``to_provider`` to the provider's receipt of the request. Every clock is this host's."""
+#: What an urgent alert's completion is made of (``_where_time_went``).
+COMPLETION = ("to_last_claim", "send_median", "send_longest", "last_answer_to_completed")
+
+
+def _where_time_went(runtime: Runtime, alert_id: str, posted: float, arrived: float, done: float) -> dict[str, float]:
+    """Where an urgent alert's time went, in milliseconds, from the service's own timestamps (every clock is this
+    host's), read in one pass over its deliveries.
+
+    To its first provider request (``HOPS``): ``intake`` to the alert's acceptance (its ``created_at``),
+    ``to_fan_out`` to its fan-out job starting (``t_fanning_out``), ``to_first_claim`` to its first delivery
+    claimed (the earliest ``t_sending``), ``to_provider`` to the provider's receipt of the request. To its
+    completion (``COMPLETION``): ``to_last_claim``, to its last delivery claimed; ``send_median`` and
+    ``send_longest``, from a delivery's claim to its provider's answer recorded (``t_sent``);
+    ``last_answer_to_completed``, from the last answer recorded to the alert marked completed.
+    """
     redis, keys = runtime.sync_redis, runtime.keys
     state = redis.hgetall(keys.alert_state(alert_id))
     refs = [str(ref) for ref in redis.zrange(keys.alert_deliveries(alert_id), 0, -1)]
     with redis.pipeline(transaction=False) as pipe:
         for ref in refs:
-            pipe.hget(keys.delivery(alert_id, ref), "t_sending")
-        claims = [float(t) for t in pipe.execute() if t]
-    moments = [posted, float(state["t_accepted"]), float(state["t_fanning_out"]), min(claims), arrived]
-    return {hop: 1000 * (moments[i + 1] - moments[i]) for i, hop in enumerate(HOPS)}
-
-
-#: What an urgent alert's completion is made of (``_completion``).
-COMPLETION = ("to_last_claim", "send_median", "send_longest", "last_answer_to_completed")
-
-
-def _completion(runtime: Runtime, alert_id: str, posted: float, done: float) -> dict[str, float]:
-    """What the time from the POST to the alert's completion is made of, in milliseconds: ``to_last_claim``, to
-    its last delivery claimed (the latest ``t_sending``); ``send_median`` and ``send_longest``, from a
-    delivery's claim to its provider's answer recorded (``t_sent``); ``last_answer_to_completed``, from the last
-    answer recorded to the alert marked completed."""
-    redis, keys = runtime.sync_redis, runtime.keys
-    refs = [str(ref) for ref in redis.zrange(keys.alert_deliveries(alert_id), 0, -1)]
-    with redis.pipeline(transaction=False) as pipe:
-        for ref in refs:
             pipe.hmget(keys.delivery(alert_id, ref), "t_sending", "t_sent")
-        moments = [(float(claimed), float(sent)) for claimed, sent in pipe.execute() if claimed and sent]
-    sends = [sent - claimed for claimed, sent in moments]
-    return {
-        "to_last_claim": 1000 * (max(claimed for claimed, _ in moments) - posted),
-        "send_median": 1000 * median(sends),
-        "send_longest": 1000 * max(sends),
-        "last_answer_to_completed": 1000 * (done - max(sent for _, sent in moments)),
+        sends = [(float(claimed), float(sent)) for claimed, sent in pipe.execute() if claimed and sent]
+    claims = [claimed for claimed, _ in sends]
+    moments = [posted, float(state["t_accepted"]), float(state["t_fanning_out"]), min(claims), arrived]
+    took = [sent - claimed for claimed, sent in sends]
+    return {hop: 1000 * (moments[i + 1] - moments[i]) for i, hop in enumerate(HOPS)} | {
+        "to_last_claim": 1000 * (max(claims) - posted),
+        "send_median": 1000 * median(took),
+        "send_longest": 1000 * max(took),
+        "last_answer_to_completed": 1000 * (done - max(sent for _, sent in sends)),
     }
 
 
